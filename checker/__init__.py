@@ -1,0 +1,30 @@
+"""virtlab: hands-on labs for "8.1 Virtualisation système", and the checker that grades them.
+
+>>> from checker import check
+>>> check("02")            # doctest: +SKIP   (a Report; in Jupyter it shows a scoreboard)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from checker.engine import check  # noqa: F401
+    from checker.model import Report  # noqa: F401
+
+__all__ = ["check", "Report", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so that `virtlab --help` and `virtlab list` start fast.
+    if name == "check":
+        from checker.engine import check
+
+        return check
+    if name == "Report":
+        from checker.model import Report
+
+        return Report
+    raise AttributeError(name)

@@ -1,0 +1,151 @@
+"""Finding and loading labs.
+
+Each lab is a folder ``labs/NN-slug/`` holding ``lab.toml`` (metadata and objectives),
+``instructions.fr.md`` / ``instructions.en.md``, ``checks/test_*.py`` (testinfra test
+modules) and ``solution.sh`` (the reference solution), optionally ``lifecycle.py``
+(``setup``/``cleanup`` for ``virtlab start``/``finish``).
+
+>>> lab = resolve("2")        # doctest: +SKIP
+>>> lab.id                    # doctest: +SKIP
+'02-install-kvm'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from checker.model import Lab, Objective, Text
+
+LAB_DIR_RE = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
+OBJECTIVE_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+class CatalogError(Exception):
+    """A lab file is malformed; the message names the file and the field."""
+
+
+class UnknownLab(LookupError):
+    def __init__(self, query: str, valid: list[str]):
+        self.query = query
+        self.valid = valid
+        super().__init__(f"unknown lab {query!r}; valid labs: {', '.join(valid)}")
+
+
+def labs_root() -> Path:
+    """Where the labs are: $VIRTLAB_LABS, the installed copy, or the source tree."""
+    env = os.environ.get("VIRTLAB_LABS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    installed = here / "labs"
+    if installed.is_dir():
+        return installed
+    return here.parent / "labs"
+
+
+def _text(raw: Any, where: str, field: str) -> Text:
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: field '{field}' must be a table with 'fr' and 'en' strings")
+    for lang in ("fr", "en"):
+        v = raw.get(lang)
+        if not isinstance(v, str) or not v.strip():
+            raise CatalogError(f"{where}: field '{field}.{lang}' is missing or empty")
+    return Text(fr=raw["fr"].strip(), en=raw["en"].strip())
+
+
+def _objective(raw: Any, where: str, index: int) -> Objective:
+    loc = f"objectives[{index}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: {loc} must be a table")
+    oid = raw.get("id")
+    if not isinstance(oid, str) or not OBJECTIVE_ID_RE.match(oid):
+        raise CatalogError(f"{where}: field '{loc}.id' must be a lowercase-dashed id, got {oid!r}")
+    loc = f"objectives[{index}] ({oid})"
+    points = raw.get("points")
+    if not isinstance(points, int) or isinstance(points, bool) or points < 1:
+        raise CatalogError(f"{where}: field '{loc}.points' must be a positive integer, got {points!r}")
+    section = raw.get("section")
+    if not isinstance(section, str) or not section.strip():
+        raise CatalogError(f"{where}: field '{loc}.section' is missing")
+    hints = [_text(raw.get("hint"), where, f"{loc}.hint")]
+    more = raw.get("more_hints", [])
+    if not isinstance(more, list):
+        raise CatalogError(f"{where}: field '{loc}.more_hints' must be a list")
+    hints += [_text(h, where, f"{loc}.more_hints[{i}]") for i, h in enumerate(more)]
+    return Objective(
+        id=oid, points=points, section=section.strip(),
+        title=_text(raw.get("title"), where, f"{loc}.title"), hints=tuple(hints),
+    )
+
+
+def load_lab(path: Path) -> Lab:
+    """Load and validate one lab folder."""
+    m = LAB_DIR_RE.match(path.name)
+    if not m:
+        raise CatalogError(f"{path}: a lab folder is named NN-slug (e.g. 02-install-kvm)")
+    meta_file = path / "lab.toml"
+    where = str(meta_file)
+    try:
+        raw = tomllib.loads(meta_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"{where}: file missing") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise CatalogError(f"{where}: not valid TOML: {e}") from None
+    if raw.get("id") != path.name:
+        raise CatalogError(f"{where}: field 'id' must be {path.name!r}, got {raw.get('id')!r}")
+    section = raw.get("section")
+    if not isinstance(section, str) or not section.strip():
+        raise CatalogError(f"{where}: field 'section' is missing")
+    objs_raw = raw.get("objectives")
+    if not isinstance(objs_raw, list) or not objs_raw:
+        raise CatalogError(f"{where}: field 'objectives' must be a non-empty list of tables")
+    objectives = tuple(_objective(o, where, i) for i, o in enumerate(objs_raw))
+    seen: set[str] = set()
+    for o in objectives:
+        if o.id in seen:
+            raise CatalogError(f"{where}: objective id {o.id!r} appears twice")
+        seen.add(o.id)
+    for lang in ("fr", "en"):
+        if not (path / f"instructions.{lang}.md").is_file():
+            raise CatalogError(f"{path / f'instructions.{lang}.md'}: file missing")
+    return Lab(
+        id=path.name,
+        number=int(m.group(1)),
+        title=_text(raw.get("title"), where, "title"),
+        section=section.strip(),
+        summary=_text(raw.get("summary"), where, "summary"),
+        objectives=objectives,
+        path=path,
+        has_lifecycle=(path / "lifecycle.py").is_file(),
+    )
+
+
+@lru_cache(maxsize=4)
+def _all_labs(root: Path) -> tuple[Lab, ...]:
+    if not root.is_dir():
+        raise CatalogError(f"{root}: labs folder not found (set VIRTLAB_LABS)")
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and LAB_DIR_RE.match(p.name))
+    return tuple(load_lab(p) for p in dirs)
+
+
+def all_labs() -> tuple[Lab, ...]:
+    return _all_labs(labs_root())
+
+
+def resolve(query: str | int | Lab) -> Lab:
+    """A lab by full id (``04-create-vm``), number (``04``, ``4``) or slug (``create-vm``)."""
+    if isinstance(query, Lab):
+        return query
+    labs = all_labs()
+    q = str(query).strip()
+    for lab in labs:
+        if q == lab.id or q == lab.slug:
+            return lab
+        if q.isdigit() and int(q) == lab.number:
+            return lab
+    raise UnknownLab(q, [lab.id for lab in labs])

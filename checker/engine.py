@@ -1,0 +1,267 @@
+"""Running a lab's checks against one target and building its Report.
+
+``check(lab, target) -> Report`` is a plain function: storage (progress, gradebook) and
+formats (text, json, junit, html) are consumers of its result.
+
+>>> from checker import check
+>>> report = check("02")                     # doctest: +SKIP
+>>> report.score, report.max_score           # doctest: +SKIP
+(14, 16)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from checker import __version__
+from checker.catalog import CatalogError, resolve
+from checker.dsl import CheckError, CheckFailed, CheckSkipped, Verdict
+from checker.model import Lab, ObjectiveResult, Report, Text
+from checker.probes.host import HostFacts
+from checker.probes.learner import Learner, default_learner
+from checker.probes.libvirt import LibvirtUnavailable, Virt, default_uri
+
+DEFAULT_HOST = "local://"
+
+
+class TargetUnreachable(Exception):
+    """The target host cannot be inspected at all (exit code 3)."""
+
+    def __init__(self, host: str, reason: str):
+        self.host = host
+        self.reason = reason
+        super().__init__(f"{host}: {reason}")
+
+
+class BadHostSpec(ValueError):
+    pass
+
+
+# --- loading check modules -------------------------------------------------------------
+
+_MODULES: dict[Path, list[ModuleType]] = {}
+
+
+def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
+    """Map objective id -> check function, from the lab's ``checks/test_*.py``."""
+    mods = _MODULES.get(lab.path)
+    if mods is None:
+        mods = []
+        files = sorted(lab.checks_path.glob("test_*.py"))
+        if not files:
+            raise CatalogError(f"{lab.checks_path}: no check module (test_*.py)")
+        for f in files:
+            name = f"virtlab_checks_{lab.id.replace('-', '_')}_{f.stem}"
+            spec = importlib.util.spec_from_file_location(name, f)
+            assert spec and spec.loader
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except Exception as e:
+                raise CatalogError(f"{f}: cannot be loaded: {type(e).__name__}: {e}") from None
+            mods.append(mod)
+        _MODULES[lab.path] = mods
+    found: dict[str, Callable[..., Any]] = {}
+    for mod in mods:
+        for _, fn in inspect.getmembers(mod, inspect.isfunction):
+            oid = getattr(fn, "virtlab_objective", None)
+            if oid is None:
+                continue
+            if oid in found:
+                raise CatalogError(f"{mod.__file__}: two checks for objective {oid!r}")
+            found[oid] = fn
+    ids = {o.id for o in lab.objectives}
+    unknown = sorted(set(found) - ids)
+    if unknown:
+        raise CatalogError(f"{lab.checks_path}: checks for objectives not in lab.toml: {unknown}")
+    missing = [o.id for o in lab.objectives if o.id not in found]
+    if missing:
+        raise CatalogError(f"{lab.checks_path}: no check for objectives {missing}")
+    return found
+
+
+# --- the target ------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """Where to check: a testinfra host spec, a libvirt URI and the learner."""
+
+    host: str = DEFAULT_HOST
+    connect: str | None = None
+    user: str | None = None
+    ssh_config: str | None = None
+    timeout: int | None = None
+
+    def libvirt_uri(self) -> str:
+        if self.connect:
+            return self.connect
+        if self.host.startswith("ssh://"):
+            u = urlsplit(self.host)
+            who = f"{u.username}@" if u.username else ""
+            port = f":{u.port}" if u.port else ""
+            return f"qemu+ssh://{who}{u.hostname}{port}/system"
+        return default_uri(None)
+
+
+_HOSTS: dict[tuple[str, str | None, int | None], Any] = {}
+
+
+def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = None) -> Any:
+    """A testinfra host, reused across runs in one process (notebook re-checks)."""
+    key = (spec, ssh_config, timeout)
+    if key in _HOSTS:
+        return _HOSTS[key]
+    if "://" not in spec:
+        raise BadHostSpec(
+            f"bad host spec {spec!r}: expected local://, ssh://[user@]host[:port] or ansible://name")
+    scheme = spec.split("://", 1)[0]
+    if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
+        raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
+                          "(expected local://, ssh://[user@]host[:port] or ansible://name)")
+    import testinfra
+
+    kwargs: dict[str, Any] = {}
+    if ssh_config:
+        kwargs["ssh_config"] = ssh_config
+    if timeout and scheme in ("ssh", "paramiko"):
+        kwargs["timeout"] = timeout
+    if scheme == "ssh":
+        kwargs.setdefault("controlpersist", 60)
+    try:
+        host = testinfra.get_host(spec, **kwargs)
+    except Exception as e:
+        raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
+    _HOSTS[key] = host
+    return host
+
+
+def ensure_reachable(host: Any, spec: str) -> None:
+    if spec.startswith("local://"):
+        return
+    try:
+        r = host.run("true")
+    except Exception as e:
+        raise TargetUnreachable(spec, f"{type(e).__name__}: {e}") from None
+    if r.rc != 0:
+        reason = (r.stderr or r.stdout or f"exit code {r.rc}").strip().splitlines()
+        raise TargetUnreachable(spec, reason[-1] if reason else f"exit code {r.rc}")
+
+
+# --- running -------------------------------------------------------------------------
+
+_CONNS: dict[str, Any] = {}
+
+
+def _virt_for(uri: str) -> Virt:
+    """A fresh fact cache per run, reusing a live read-only connection across runs."""
+    virt = Virt(uri)
+    conn = _CONNS.get(uri)
+    if conn is not None:
+        try:
+            if conn.isAlive():
+                virt._conn = conn
+        except Exception:
+            _CONNS.pop(uri, None)
+    return virt
+
+
+def resolve_lang(lang: str | None) -> str:
+    if lang in ("fr", "en"):
+        return lang
+    env = os.environ.get("LANG", "")
+    return "en" if env.startswith("en") else "fr"
+
+
+class Fixtures:
+    """What a check function may ask for, by parameter name."""
+
+    def __init__(self, lab: Lab, host: Any, virt: Virt, learner: Learner):
+        self.values: dict[str, Any] = {
+            "lab": lab, "host": host, "virt": virt, "learner": learner,
+            "facts": HostFacts(host),
+        }
+
+    def call(self, fn: Callable[..., Any], verdict: Verdict) -> None:
+        params = inspect.signature(fn).parameters
+        kwargs = {}
+        for name in params:
+            if name == "obj":
+                kwargs[name] = verdict
+            elif name in self.values:
+                kwargs[name] = self.values[name]
+            else:
+                raise CatalogError(f"{fn.__module__}.{fn.__name__}: unknown fixture {name!r}")
+        fn(**kwargs)
+
+
+PASS_MSG = Text("Objectif atteint.", "Objective met.")
+
+
+def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
+                  lang: str) -> ObjectiveResult:
+    o = lab.objective(oid)
+    v = Verdict(oid)
+    status = "pass"
+    message = PASS_MSG
+    try:
+        fx.call(fn, v)
+        message = v.message or PASS_MSG
+    except (CheckFailed, CheckSkipped, CheckError) as e:
+        status, message = e.status, e.message
+    except LibvirtUnavailable as e:
+        status, message = "error", e.message
+    except CatalogError:
+        raise
+    except Exception as e:  # a check must never crash the run: report it as an error
+        status = "error"
+        detail = f"{type(e).__name__}: {e}".strip()
+        message = Text(fr=f"Vérification impossible ({detail}).",
+                       en=f"Could not evaluate ({detail}).")
+    earned = o.points if status == "pass" else 0
+    show_hint = status in ("fail", "error")
+    return ObjectiveResult(
+        id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
+        status=status, message=message.get(lang), hint=o.hint.get(lang) if show_hint else "",
+        evidence=v.facts, hints_shown=1 if show_hint else 0)
+
+
+def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
+          user: str | None = None, lang: str | None = None, ssh_config: str | None = None,
+          timeout: int | None = None, only: list[str] | None = None) -> Report:
+    """Check one lab on one target and return its Report (never changes the target)."""
+    lab = resolve(lab)
+    lang = resolve_lang(lang)
+    target = Target(host=host, connect=connect, user=user, ssh_config=ssh_config, timeout=timeout)
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    checks = load_checks(lab)
+    testinfra_host = get_host(target.host, ssh_config, timeout)
+    ensure_reachable(testinfra_host, target.host)
+    learner_name = default_learner(user) if target.host.startswith("local://") else (
+        user or urlsplit(target.host).username or default_learner(None))
+    uri = target.libvirt_uri()
+    virt = _virt_for(uri)
+    fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
+    results = []
+    for o in lab.objectives:
+        if only and o.id not in only:
+            continue
+        results.append(run_objective(lab, o.id, checks[o.id], fx, lang))
+    if virt._conn is not None:
+        _CONNS[uri] = virt._conn
+    return Report(
+        lab=lab.id, title=lab.title.get(lang), host=target.host, libvirt_uri=uri,
+        user=learner_name, lang=lang, started_at=started.isoformat(timespec="seconds"),
+        duration_s=round(time.perf_counter() - t0, 3), checker_version=__version__,
+        objectives=tuple(results))

@@ -1,0 +1,185 @@
+"""The data that flows from a check to every report.
+
+A lab is loaded into :class:`Lab` / :class:`Objective` (from ``labs/NN-slug/lab.toml``);
+a run produces one frozen :class:`Report` holding one :class:`ObjectiveResult` per
+objective. Reporters (text, json, junit, html, notebook) only render a Report.
+
+>>> Text(fr="Bonjour", en="Hello").get("en")
+'Hello'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+LANGS = ("fr", "en")
+Status = Literal["pass", "fail", "error", "skip"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skip")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string a learner reads, in French and in English."""
+
+    fr: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.en if lang == "en" else self.fr
+
+    def format(self, **kwargs: Any) -> "Text":
+        return Text(self.fr.format(**kwargs), self.en.format(**kwargs))
+
+
+@dataclass(frozen=True)
+class Objective:
+    id: str
+    points: int
+    section: str
+    title: Text
+    hints: tuple[Text, ...]  # hints[0] is shown with a failure; later ones on request
+
+    @property
+    def hint(self) -> Text:
+        return self.hints[0]
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str  # "02-install-kvm"
+    number: int
+    title: Text
+    section: str
+    summary: Text
+    objectives: tuple[Objective, ...]
+    path: Path
+    has_lifecycle: bool = False
+
+    @property
+    def slug(self) -> str:
+        return self.id.split("-", 1)[1]
+
+    @property
+    def max_score(self) -> int:
+        return sum(o.points for o in self.objectives)
+
+    def objective(self, oid: str) -> Objective:
+        for o in self.objectives:
+            if o.id == oid:
+                return o
+        raise KeyError(oid)
+
+    def instructions(self, lang: str) -> str:
+        return (self.path / f"instructions.{lang}.md").read_text(encoding="utf-8")
+
+    @property
+    def checks_path(self) -> Path:
+        return self.path / "checks"
+
+
+@dataclass(frozen=True)
+class ObjectiveResult:
+    id: str
+    title: str
+    section: str
+    points: int
+    earned: int
+    status: Status
+    message: str
+    hint: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hints_shown: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "section": self.section,
+            "points": self.points,
+            "earned": self.earned,
+            "status": self.status,
+            "message": self.message,
+            "hint": self.hint,
+            "evidence": self.evidence,
+            "hints_shown": self.hints_shown,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of checking one lab on one target: the JSON contract, schema_version 1."""
+
+    lab: str
+    title: str
+    host: str
+    libvirt_uri: str
+    user: str
+    lang: str
+    started_at: str
+    duration_s: float
+    checker_version: str
+    objectives: tuple[ObjectiveResult, ...]
+
+    @property
+    def score(self) -> int:
+        return sum(o.earned for o in self.objectives if o.status != "skip")
+
+    @property
+    def max_score(self) -> int:
+        return sum(o.points for o in self.objectives if o.status != "skip")
+
+    @property
+    def passed(self) -> bool:
+        return all(o.status in ("pass", "skip") for o in self.objectives)
+
+    def counts(self) -> dict[str, int]:
+        c = {s: 0 for s in STATUSES}
+        for o in self.objectives:
+            c[o.status] += 1
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "lab": self.lab,
+            "title": self.title,
+            "host": self.host,
+            "libvirt_uri": self.libvirt_uri,
+            "user": self.user,
+            "lang": self.lang,
+            "score": self.score,
+            "max_score": self.max_score,
+            "passed": self.passed,
+            "started_at": self.started_at,
+            "duration_s": self.duration_s,
+            "checker_version": self.checker_version,
+            "objectives": [o.to_dict() for o in self.objectives],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Report":
+        objs = tuple(
+            ObjectiveResult(
+                id=o["id"], title=o["title"], section=o["section"], points=o["points"],
+                earned=o["earned"], status=o["status"], message=o["message"], hint=o["hint"],
+                evidence=o.get("evidence", {}), hints_shown=o.get("hints_shown", 0),
+            )
+            for o in d["objectives"]
+        )
+        return cls(
+            lab=d["lab"], title=d["title"], host=d["host"], libvirt_uri=d["libvirt_uri"],
+            user=d["user"], lang=d["lang"], started_at=d["started_at"],
+            duration_s=d["duration_s"], checker_version=d["checker_version"], objectives=objs,
+        )
+
+    def _repr_html_(self) -> str:  # Jupyter scoreboard
+        from checker.reporters import render
+
+        return render(self, "notebook")

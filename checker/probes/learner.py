@@ -1,0 +1,78 @@
+"""The learner whose work is checked, and running commands as that learner.
+
+The learner is ``--user NAME``, else ``SUDO_USER`` (run through sudo), else the user the
+checker runs as. Commands that must see the learner's own rights (``virsh`` against
+``qemu:///system``) run as that user: directly when the checker already is that user,
+through ``runuser`` when it runs as root. ``runuser`` starts a fresh login-like
+credential set from ``/etc/group``, so it shows what a new login of the learner gets.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+
+def default_learner(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user and sudo_user != "root":
+        return sudo_user
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+@dataclass
+class Learner:
+    """>>> Learner(host, "alice").run("virsh", "-c", "qemu:///system", "list")  # doctest: +SKIP"""
+
+    host: Any
+    name: str
+
+    @cached_property
+    def _connected_as(self) -> str:
+        try:
+            return self.host.user().name
+        except Exception:
+            return ""
+
+    @property
+    def exists(self) -> bool:
+        return self.host.user(self.name).exists
+
+    @property
+    def groups(self) -> list[str]:
+        """Groups the learner belongs to per the user database (what a new login gets)."""
+        u = self.host.user(self.name)
+        return list(u.groups) if u.exists else []
+
+    @property
+    def home(self) -> str:
+        return self.host.user(self.name).home
+
+    def run(self, *argv: str, env: dict[str, str] | None = None, login_shell: bool = False) -> Any:
+        """Run argv as the learner; arguments are quoted by testinfra, never pasted."""
+        envs = [f"{k}={v}" for k, v in (env or {}).items()]
+        me = self._connected_as
+        if login_shell:
+            # The learner's own shell start-up files decide (e.g. LIBVIRT_DEFAULT_URI):
+            # an interactive login bash reads ~/.profile and ~/.bashrc as a terminal would.
+            inner = shlex.join(argv)
+            if me == self.name:
+                return self.host.run(
+                    "env -i HOME=%s USER=%s LOGNAME=%s PATH=/usr/local/bin:/usr/bin:/bin "
+                    "bash -lic %s", self.home, self.name, self.name, inner)
+            return self.host.run("runuser -l %s -s /bin/bash -c %s", self.name, "exec bash -lic " + shlex.quote(inner))
+        if me == self.name:
+            prefix = ["env", *envs] if envs else []
+            return self.host.run(" ".join(["%s"] * (len(prefix) + len(argv))), *prefix, *argv)
+        args = ["runuser", "-u", self.name, "--", *(["env", *envs] if envs else []), *argv]
+        return self.host.run(" ".join(["%s"] * len(args)), *args)
+

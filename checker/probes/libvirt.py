@@ -1,0 +1,444 @@
+"""libvirt facts through libvirt-python on a read-only connection.
+
+Plain, typed classes: :class:`Virt` opens ``openReadOnly(uri)`` lazily and returns
+frozen records (:class:`DomainInfo`, :class:`NetworkInfo`, :class:`PoolInfo`,
+:class:`VolumeInfo`) parsed from libvirt's XML. Nothing here changes libvirt state.
+
+>>> virt = Virt("qemu:///system")                 # doctest: +SKIP
+>>> virt.domain("test-debian-12").vcpus           # doctest: +SKIP
+2
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from checker.model import Text
+
+DEFAULT_URI = "qemu:///system"
+
+
+def default_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+class LibvirtUnavailable(Exception):
+    """libvirt cannot be reached; ``message`` says why and how to fix it."""
+
+    def __init__(self, message: Text, kind: str):
+        self.message = message
+        self.kind = kind  # "daemon-down" | "denied" | "missing-lib" | "other"
+        super().__init__(message.en)
+
+
+def classify_error(uri: str, err: str) -> LibvirtUnavailable:
+    low = err.lower()
+    if "no such file" in low or "connection refused" in low or "failed to connect socket" in low:
+        return LibvirtUnavailable(Text(
+            fr=f"Le démon libvirt ne répond pas sur {uri} ({err.strip()}). "
+               "Démarrez-le : sudo systemctl start libvirtd",
+            en=f"The libvirt daemon does not answer on {uri} ({err.strip()}). "
+               "Start it: sudo systemctl start libvirtd"), "daemon-down")
+    if "permission denied" in low or "polkit" in low or "authentication" in low:
+        return LibvirtUnavailable(Text(
+            fr=f"Accès refusé à {uri} ({err.strip()}). Ajoutez l'utilisateur au groupe libvirt "
+               "(sudo usermod -aG libvirt $USER) puis ouvrez une nouvelle session.",
+            en=f"Access to {uri} denied ({err.strip()}). Add the user to group libvirt "
+               "(sudo usermod -aG libvirt $USER), then log in again."), "denied")
+    return LibvirtUnavailable(Text(
+        fr=f"Impossible de se connecter à {uri} : {err.strip()}",
+        en=f"Cannot connect to {uri}: {err.strip()}"), "other")
+
+
+# --- records -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Disk:
+    device: str  # disk | cdrom | floppy | lun
+    type: str  # file | volume | block | network
+    format: str | None
+    path: str | None  # source file or block device
+    pool: str | None  # for type='volume'
+    volume: str | None
+    target: str | None
+    bus: str | None
+
+
+@dataclass(frozen=True)
+class Interface:
+    type: str  # network | bridge | direct | user ...
+    network: str | None
+    bridge: str | None
+    model: str | None
+    mac: str | None
+    link_state: str  # up | down ('up' when absent)
+    filterref: str | None
+    portgroup: str | None = None
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    name: str
+    uuid: str
+    virt_type: str  # kvm | qemu
+    persistent: bool
+    active: bool
+    state: str  # running | paused | shutoff | ...
+    autostart: bool
+    vcpus: int
+    memory_kib: int
+    current_memory_kib: int
+    title: str
+    description: str
+    disks: tuple[Disk, ...]
+    interfaces: tuple[Interface, ...]
+    graphics: tuple[str, ...]  # vnc | spice ...
+    serials: int
+    consoles: int
+    snapshot_count: int
+    xml: str = field(repr=False, default="")
+
+    @property
+    def memory_mib(self) -> int:
+        return self.memory_kib // 1024
+
+
+@dataclass(frozen=True)
+class DhcpRange:
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class NetworkIP:
+    address: str | None
+    netmask: str | None
+    prefix: int | None
+    family: str
+    dhcp_ranges: tuple[DhcpRange, ...]
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    uuid: str
+    active: bool
+    persistent: bool
+    autostart: bool
+    forward_mode: str | None  # None = isolated (no <forward>)
+    bridge: str | None
+    ips: tuple[NetworkIP, ...]
+    xml: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    uuid: str
+    type: str
+    target_path: str | None
+    active: bool
+    persistent: bool
+    autostart: bool
+    xml: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    path: str
+    pool: str | None
+    format: str | None
+    capacity: int
+    allocation: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    network: str
+    mac: str
+    ip: str
+    prefix: int | None
+    hostname: str | None
+    expiry: int | None
+
+
+# --- XML parsing (pure) --------------------------------------------------------------
+
+STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
+          5: "shutoff", 6: "crashed", 7: "pmsuspended"}
+
+
+def _attr(el: ET.Element | None, name: str) -> str | None:
+    return el.get(name) if el is not None else None
+
+
+def parse_domain_xml(xml: str) -> dict[str, Any]:
+    root = ET.fromstring(xml)
+    devices = root.find("devices")
+    devs = devices if devices is not None else ET.Element("devices")
+    disks = []
+    for d in devs.findall("disk"):
+        src = d.find("source")
+        disks.append(Disk(
+            device=d.get("device", "disk"), type=d.get("type", "file"),
+            format=_attr(d.find("driver"), "type"),
+            path=(_attr(src, "file") or _attr(src, "dev")),
+            pool=_attr(src, "pool"), volume=_attr(src, "volume"),
+            target=_attr(d.find("target"), "dev"), bus=_attr(d.find("target"), "bus"),
+        ))
+    ifaces = []
+    for i in devs.findall("interface"):
+        src = i.find("source")
+        ifaces.append(Interface(
+            type=i.get("type", ""), network=_attr(src, "network"),
+            bridge=_attr(src, "bridge"),
+            model=_attr(i.find("model"), "type"), mac=_attr(i.find("mac"), "address"),
+            link_state=_attr(i.find("link"), "state") or "up",
+            filterref=_attr(i.find("filterref"), "filter"),
+            portgroup=_attr(src, "portgroup"),
+        ))
+    vcpu_el = root.find("vcpu")
+    mem_el = root.find("memory")
+    cur_el = root.find("currentMemory")
+
+    def kib(el: ET.Element | None) -> int:
+        if el is None or not (el.text or "").strip():
+            return 0
+        n = int(el.text.strip())
+        unit = (el.get("unit") or "KiB").lower()
+        factor = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024,
+                  "m": 1024, "mib": 1024, "mb": 1e6 / 1024, "g": 1024**2, "gib": 1024**2,
+                  "gb": 1e9 / 1024}.get(unit, 1)
+        return int(n * factor)
+
+    return dict(
+        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""),
+        virt_type=root.get("type", ""),
+        vcpus=int((vcpu_el.text or "1").strip()) if vcpu_el is not None else 1,
+        memory_kib=kib(mem_el), current_memory_kib=kib(cur_el) or kib(mem_el),
+        title=root.findtext("title", "") or "", description=root.findtext("description", "") or "",
+        disks=tuple(disks), interfaces=tuple(ifaces),
+        graphics=tuple(g.get("type", "") for g in devs.findall("graphics")),
+        serials=len(devs.findall("serial")), consoles=len(devs.findall("console")),
+    )
+
+
+def parse_network_xml(xml: str) -> dict[str, Any]:
+    root = ET.fromstring(xml)
+    fwd = root.find("forward")
+    ips = []
+    for ip in root.findall("ip"):
+        dhcp = ip.find("dhcp")
+        ranges = tuple(DhcpRange(r.get("start", ""), r.get("end", ""))
+                       for r in (dhcp.findall("range") if dhcp is not None else []))
+        prefix = ip.get("prefix")
+        ips.append(NetworkIP(
+            address=ip.get("address"), netmask=ip.get("netmask"),
+            prefix=int(prefix) if prefix and prefix.isdigit() else None,
+            family=ip.get("family", "ipv4"), dhcp_ranges=ranges))
+    return dict(
+        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""),
+        # <forward/> without mode means NAT in libvirt
+        forward_mode=(fwd.get("mode", "nat") if fwd is not None else None),
+        bridge=_attr(root.find("bridge"), "name"), ips=tuple(ips),
+    )
+
+
+# --- the probe -----------------------------------------------------------------------
+
+class Virt:
+    """Read-only libvirt facts for one URI, memoised for one run."""
+
+    def __init__(self, uri: str | None = None):
+        self.uri = default_uri(uri)
+        self._conn: Any = None
+        self._error: LibvirtUnavailable | None = None
+
+    @property
+    def conn(self) -> Any:
+        """The read-only connection; raises LibvirtUnavailable with the reason."""
+        if self._conn is not None:
+            return self._conn
+        if self._error is not None:
+            raise self._error
+        try:
+            import libvirt
+        except ImportError as e:  # pragma: no cover - the package depends on it
+            self._error = LibvirtUnavailable(Text(
+                fr=f"libvirt-python n'est pas installé ({e})",
+                en=f"libvirt-python is not installed ({e})"), "missing-lib")
+            raise self._error from None
+        libvirt.registerErrorHandler(lambda *_: None, None)  # no stderr noise
+        try:
+            self._conn = libvirt.openReadOnly(self.uri)
+        except libvirt.libvirtError as e:
+            self._error = classify_error(self.uri, str(e))
+            raise self._error from None
+        return self._conn
+
+    def reachable(self) -> tuple[bool, str]:
+        try:
+            self.conn
+            return True, ""
+        except LibvirtUnavailable as e:
+            return False, e.message.en
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+        self._conn = None
+
+    # domains
+    def _domain_info(self, dom: Any) -> DomainInfo:
+        xml = dom.XMLDesc(0)
+        facts = parse_domain_xml(xml)
+        state, _ = dom.state()
+        try:
+            snaps = dom.snapshotNum(0)
+        except Exception:
+            snaps = 0
+        return DomainInfo(
+            persistent=bool(dom.isPersistent()), active=bool(dom.isActive()),
+            state=STATES.get(state, str(state)), autostart=bool(dom.autostart()),
+            snapshot_count=snaps, xml=xml, **facts)
+
+    @cached_property
+    def domain_names(self) -> tuple[str, ...]:
+        return tuple(sorted(d.name() for d in self.conn.listAllDomains(0)))
+
+    def domain(self, name: str) -> DomainInfo | None:
+        if name in self._domains:
+            return self._domains[name]
+        import libvirt
+
+        try:
+            info = self._domain_info(self.conn.lookupByName(name))
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                info = None
+            else:
+                raise
+        self._domains[name] = info
+        return info
+
+    @cached_property
+    def _domains(self) -> dict[str, DomainInfo | None]:
+        return {}
+
+    def domains(self) -> list[DomainInfo]:
+        return [d for n in self.domain_names if (d := self.domain(n)) is not None]
+
+    def snapshot_names(self, name: str) -> list[str]:
+        dom = self.conn.lookupByName(name)
+        return sorted(dom.snapshotListNames(0))
+
+    # networks
+    @cached_property
+    def network_names(self) -> tuple[str, ...]:
+        return tuple(sorted(n.name() for n in self.conn.listAllNetworks(0)))
+
+    @cached_property
+    def _networks(self) -> dict[str, NetworkInfo | None]:
+        return {}
+
+    def network(self, name: str) -> NetworkInfo | None:
+        if name in self._networks:
+            return self._networks[name]
+        import libvirt
+
+        try:
+            net = self.conn.networkLookupByName(name)
+            xml = net.XMLDesc(0)
+            info: NetworkInfo | None = NetworkInfo(
+                active=bool(net.isActive()), persistent=bool(net.isPersistent()),
+                autostart=bool(net.autostart()), xml=xml, **parse_network_xml(xml))
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                raise
+            info = None
+        self._networks[name] = info
+        return info
+
+    def networks(self) -> list[NetworkInfo]:
+        return [n for x in self.network_names if (n := self.network(x)) is not None]
+
+    def leases(self, network: str) -> list[Lease]:
+        net = self.conn.networkLookupByName(network)
+        out = []
+        for le in net.DHCPLeases():
+            out.append(Lease(network=network, mac=le.get("mac", ""), ip=le.get("ipaddr", ""),
+                             prefix=le.get("prefix"), hostname=le.get("hostname"),
+                             expiry=le.get("expirytime")))
+        return out
+
+    # storage
+    @cached_property
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(sorted(p.name() for p in self.conn.listAllStoragePools(0)))
+
+    def pool(self, name: str) -> PoolInfo | None:
+        import libvirt
+
+        try:
+            p = self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise
+            return None
+        xml = p.XMLDesc(0)
+        root = ET.fromstring(xml)
+        return PoolInfo(
+            name=p.name(), uuid=root.findtext("uuid", ""), type=root.get("type", ""),
+            target_path=root.findtext("target/path"), active=bool(p.isActive()),
+            persistent=bool(p.isPersistent()), autostart=bool(p.autostart()), xml=xml)
+
+    def pools(self) -> list[PoolInfo]:
+        return [p for n in self.pool_names if (p := self.pool(n)) is not None]
+
+    def volume_by_path(self, path: str) -> VolumeInfo | None:
+        import libvirt
+
+        try:
+            vol = self.conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError:
+            return None
+        return self._volume(vol)
+
+    def volume(self, pool: str, name: str) -> VolumeInfo | None:
+        import libvirt
+
+        try:
+            vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
+        except libvirt.libvirtError:
+            return None
+        return self._volume(vol)
+
+    def _volume(self, vol: Any) -> VolumeInfo:
+        _type, capacity, allocation = vol.info()
+        try:
+            pool = vol.storagePoolLookupByVolume().name()
+        except Exception:
+            pool = None
+        fmt = None
+        try:
+            root = ET.fromstring(vol.XMLDesc(0))
+            fmt = _attr(root.find("target/format"), "type")
+        except Exception:
+            pass
+        return VolumeInfo(name=vol.name(), path=vol.path(), pool=pool, format=fmt,
+                          capacity=capacity, allocation=allocation)
+
+    def node_memory_bytes(self) -> int:
+        return int(self.conn.getInfo()[1]) * 1024 * 1024
+
+    def hypervisor_version(self) -> str:
+        v = self.conn.getVersion()
+        return f"{v // 1000000}.{(v // 1000) % 1000}.{v % 1000}"

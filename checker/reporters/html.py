@@ -1,0 +1,34 @@
+"""A self-contained HTML page (and the notebook scoreboard fragment), escaped by Jinja2."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from checker.model import Report
+from checker.reporters.text import ICON, LABELS
+
+EXTRA = {"fr": {"evidence": "Faits relevés", "generated": "Vérifié le"},
+         "en": {"evidence": "Evidence", "generated": "Checked on"}}
+
+
+@lru_cache(maxsize=1)
+def _env() -> Any:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(loader=PackageLoader("checker", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def _ctx(report: Report) -> dict[str, Any]:
+    lang = "en" if report.lang == "en" else "fr"
+    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang]}, "icons": ICON}
+
+
+def render(report: Report) -> str:
+    return _env().get_template("report.html.j2").render(**_ctx(report))
+
+
+def render_fragment(report: Report) -> str:
+    css = _env().get_template("report.css").render()
+    return f"<style>{css}</style>" + _env().get_template("scoreboard.html.j2").render(**_ctx(report))

@@ -1,0 +1,1 @@
+"""The labs, shipped inside the package as checker.labs (see pyproject.toml)."""
