@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from checker.model import Lab, Objective, Text
+from checker.model import LANGS, Lab, Objective, Text
 
 LAB_DIR_RE = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
 OBJECTIVE_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -84,7 +84,8 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
 
 
 def load_lab(path: Path) -> Lab:
-    """Load and validate one lab folder."""
+    """Load and validate one lab folder; a CatalogError names the file and the field."""
+    path = Path(path)
     m = LAB_DIR_RE.match(path.name)
     if not m:
         raise CatalogError(f"{path}: a lab folder is named NN-slug (e.g. 02-install-kvm)")
@@ -94,58 +95,95 @@ def load_lab(path: Path) -> Lab:
         raw = tomllib.loads(meta_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{where}: file missing") from None
+    except OSError as e:
+        raise CatalogError(f"{where}: cannot be read: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise CatalogError(f"{where}: not valid TOML: {e}") from None
-    if raw.get("id") != path.name:
-        raise CatalogError(f"{where}: field 'id' must be {path.name!r}, got {raw.get('id')!r}")
+    if "id" not in raw:
+        raise CatalogError(f"{where}: field 'id' is missing (expected {path.name!r})")
+    if raw["id"] != path.name:
+        raise CatalogError(f"{where}: field 'id' must be {path.name!r} (the folder's name), "
+                           f"got {raw['id']!r}")
+    title = _text(raw.get("title"), where, "title")
+    summary = _text(raw.get("summary"), where, "summary")
     section = raw.get("section")
     if not isinstance(section, str) or not section.strip():
-        raise CatalogError(f"{where}: field 'section' is missing")
+        raise CatalogError(f"{where}: field 'section' is missing or not a string")
     objs_raw = raw.get("objectives")
     if not isinstance(objs_raw, list) or not objs_raw:
-        raise CatalogError(f"{where}: field 'objectives' must be a non-empty list of tables")
+        raise CatalogError(f"{where}: field 'objectives' must be a non-empty list of tables "
+                           "([[objectives]])")
     objectives = tuple(_objective(o, where, i) for i, o in enumerate(objs_raw))
     seen: set[str] = set()
     for o in objectives:
         if o.id in seen:
-            raise CatalogError(f"{where}: objective id {o.id!r} appears twice")
+            raise CatalogError(f"{where}: field 'objectives.id': objective id {o.id!r} "
+                               "appears twice")
         seen.add(o.id)
-    for lang in ("fr", "en"):
+    for lang in LANGS:
         if not (path / f"instructions.{lang}.md").is_file():
-            raise CatalogError(f"{path / f'instructions.{lang}.md'}: file missing")
+            raise CatalogError(f"{path / f'instructions.{lang}.md'}: file missing "
+                               f"(the lab's instructions in {lang})")
     return Lab(
         id=path.name,
         number=int(m.group(1)),
-        title=_text(raw.get("title"), where, "title"),
+        title=title,
         section=section.strip(),
-        summary=_text(raw.get("summary"), where, "summary"),
+        summary=summary,
         objectives=objectives,
         path=path,
         has_lifecycle=(path / "lifecycle.py").is_file(),
     )
 
 
-@lru_cache(maxsize=4)
-def _all_labs(root: Path) -> tuple[Lab, ...]:
+def _lab_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         raise CatalogError(f"{root}: labs folder not found (set VIRTLAB_LABS)")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and LAB_DIR_RE.match(p.name))
-    return tuple(load_lab(p) for p in dirs)
+    numbers: dict[str, str] = {}
+    for d in dirs:
+        n = d.name[:2]
+        if n in numbers:
+            raise CatalogError(f"{root}: two labs numbered {n}: {numbers[n]} and {d.name}")
+        numbers[n] = d.name
+    return dirs
+
+
+@lru_cache(maxsize=32)
+def _load_cached(path: Path, mtime_ns: int) -> Lab:
+    return load_lab(path)
+
+
+def _load(path: Path) -> Lab:
+    try:
+        mtime = (path / "lab.toml").stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _load_cached(path, mtime)
 
 
 def all_labs() -> tuple[Lab, ...]:
-    return _all_labs(labs_root())
+    """Every lab under :func:`labs_root`, in order (a malformed one raises CatalogError)."""
+    return tuple(_load(p) for p in _lab_dirs(labs_root()))
+
+
+def lab_ids() -> list[str]:
+    """The ids of the labs present (folder names), without loading them."""
+    return [p.name for p in _lab_dirs(labs_root())]
 
 
 def resolve(query: str | int | Lab) -> Lab:
-    """A lab by full id (``04-create-vm``), number (``04``, ``4``) or slug (``create-vm``)."""
+    """A lab by full id (``04-create-vm``), number (``04``, ``4``) or slug (``create-vm``).
+
+    Only that lab is loaded, so one malformed lab does not block the others.
+    Raises :class:`UnknownLab` (listing the valid ids) when nothing matches.
+    """
     if isinstance(query, Lab):
         return query
-    labs = all_labs()
+    dirs = _lab_dirs(labs_root())
     q = str(query).strip()
-    for lab in labs:
-        if q == lab.id or q == lab.slug:
-            return lab
-        if q.isdigit() and int(q) == lab.number:
-            return lab
-    raise UnknownLab(q, [lab.id for lab in labs])
+    for d in dirs:
+        number, slug = d.name.split("-", 1)
+        if q == d.name or q == slug or (q.isdigit() and int(q) == int(number)):
+            return _load(d)
+    raise UnknownLab(q, [d.name for d in dirs])

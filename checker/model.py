@@ -11,6 +11,7 @@ objective. Reporters (text, json, junit, html, notebook) only render a Report.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,26 @@ SCHEMA_VERSION = 1
 LANGS = ("fr", "en")
 Status = Literal["pass", "fail", "error", "skip"]
 STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skip")
+
+#: The top-level keys of the JSON report, in order (the contract of the design README).
+REPORT_KEYS = ("schema_version", "lab", "title", "host", "libvirt_uri", "user", "lang",
+               "score", "max_score", "passed", "started_at", "duration_s", "checker_version",
+               "objectives")
+#: The keys of one objective in the JSON report.
+OBJECTIVE_KEYS = ("id", "title", "section", "points", "earned", "status", "message", "hint",
+                  "evidence", "hints_shown")
+
+
+def resolve_lang(lang: str | None = None) -> str:
+    """The learner's language: ``lang`` if given, else ``LANG`` (``en*`` -> en), else French.
+
+    >>> resolve_lang("en")
+    'en'
+    """
+    if lang in LANGS:
+        return lang  # type: ignore[return-value]
+    env = os.environ.get("LANG", "")
+    return "en" if env.startswith("en") else "fr"
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,14 @@ class ObjectiveResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     hints_shown: int = 0
 
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"objective {self.id!r}: status must be one of {STATUSES}, "
+                             f"got {self.status!r}")
+        if not 0 <= self.earned <= self.points:
+            raise ValueError(f"objective {self.id!r}: earned must be within 0..{self.points}, "
+                             f"got {self.earned}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -134,6 +163,7 @@ class Report:
 
     @property
     def passed(self) -> bool:
+        """Every objective that applies passed (skips do not count against the learner)."""
         return all(o.status in ("pass", "skip") for o in self.objectives)
 
     def counts(self) -> dict[str, int]:
@@ -165,6 +195,16 @@ class Report:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":
+        """The inverse of :meth:`to_dict` (score, max_score and passed are recomputed).
+
+        Raises ValueError on another ``schema_version`` or a missing key.
+        """
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported report schema_version {d.get('schema_version')!r} "
+                             f"(this checker reads {SCHEMA_VERSION})")
+        missing = [k for k in REPORT_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"report lacks keys {missing}")
         objs = tuple(
             ObjectiveResult(
                 id=o["id"], title=o["title"], section=o["section"], points=o["points"],
@@ -183,3 +223,7 @@ class Report:
         from checker.reporters import render
 
         return render(self, "notebook")
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        return cls.from_dict(json.loads(text))

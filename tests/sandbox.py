@@ -1,0 +1,438 @@
+"""A real libvirtd with QEMU (TCG) for the tests, isolated from the machine.
+
+The daemon runs in a private network namespace (every bridge, NAT rule and dnsmasq stays
+there) and a private mount namespace whose /etc/libvirt, /var/lib/libvirt, /run/libvirt,
+/var/log/libvirt and /var/cache/libvirt are folders of a temp dir: nothing of the
+machine's own libvirt state is read or written, and several sandboxes can run at once.
+Clients outside reach it through its socket, named in the URI
+(``qemu:///system?socket=/tmp/virtlab-sb-…/run/libvirt-sock``).
+
+The system D-Bus and polkitd must run before libvirtd, otherwise a non-root client gets
+"Unable to get system bus connection"; with them, Debian's polkit rule lets members of
+group ``libvirt`` in and refuses others, exactly as on a learner's Debian host. virtlogd
+must run before a domain starts. Everything started here is stopped by PID.
+
+>>> with Sandbox() as sb:                                  # doctest: +SKIP
+...     sb.conn().defineXML(sb.domain_xml("vm1"))
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any, Iterable
+from xml.sax.saxutils import escape, quoteattr
+
+DEFAULT_NETWORK_XML = Path("/usr/share/libvirt/networks/default.xml")
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after timeout; only for processes this module started."""
+    if not _pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            if not _pid_alive(pid):
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class SystemBus:
+    """The system D-Bus and polkitd, started only if not already running.
+
+    Several sandboxes may run at once (parallel test sessions): they share the bus, count
+    themselves in /run/virtlab-bus/users/, and the last one to leave stops what any of
+    them started (the PIDs recorded in /run/virtlab-bus/pids).
+    """
+
+    SOCKET = Path("/run/dbus/system_bus_socket")
+    STATE = Path("/run/virtlab-bus")
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def _lock(self) -> Any:
+        import fcntl
+
+        self.STATE.mkdir(parents=True, exist_ok=True)
+        (self.STATE / "users").mkdir(exist_ok=True)
+        f = open(self.STATE / "lock", "w")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return f
+
+    def _record(self, pid: int) -> None:
+        with open(self.STATE / "pids", "a") as f:
+            f.write(f"{pid}\n")
+
+    def _bus_answers(self) -> bool:
+        if not self.SOCKET.exists():
+            return False
+        r = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus",
+                            "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames"],
+                           capture_output=True, text=True, timeout=10)
+        return r.returncode == 0
+
+    def _polkit_answers(self) -> bool:
+        r = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus",
+                            "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner",
+                            "string:org.freedesktop.PolicyKit1"],
+                           capture_output=True, text=True, timeout=10)
+        return "boolean true" in r.stdout
+
+    def ensure(self) -> None:
+        with self._lock():
+            if not self._bus_answers():
+                Path("/run/dbus").mkdir(parents=True, exist_ok=True)
+                for stale in (self.SOCKET, Path("/run/dbus/pid")):  # left by a dead daemon
+                    if stale.exists():
+                        stale.unlink()
+                out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"],
+                                     capture_output=True, text=True, timeout=20)
+                if out.returncode != 0:
+                    raise SandboxError(f"dbus-daemon --system failed: {out.stderr.strip()}")
+                self._record(int(out.stdout.split()[0]))
+                self._wait(self._bus_answers, "the system D-Bus")
+            if not self._polkit_answers():
+                p = subprocess.Popen(["/usr/lib/polkit-1/polkitd", "--no-debug"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+                self._record(p.pid)
+                self._wait(self._polkit_answers, "polkitd")
+            (self.STATE / "users" / self.user).touch()
+
+    @staticmethod
+    def _wait(pred: Any, what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            time.sleep(0.1)
+        raise SandboxError(f"{what} did not come up within {timeout} s")
+
+    def stop(self) -> None:
+        with self._lock():
+            (self.STATE / "users" / self.user).unlink(missing_ok=True)
+            if any((self.STATE / "users").iterdir()):
+                return  # another sandbox still uses the bus
+            pids = (self.STATE / "pids")
+            for line in reversed(pids.read_text().split() if pids.exists() else []):
+                _stop_pid(int(line))
+            pids.unlink(missing_ok=True)
+
+
+class Sandbox:
+    """A private libvirtd; see the module docstring."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name or f"virtlab-sb-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
+        self.netns = self.name
+        self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir="/tmp"))
+        self.root.chmod(0o755)
+        self.etc = self.root / "etc"
+        self.lib = self.root / "lib"
+        self.run_dir = self.root / "run"
+        self.log_dir = self.root / "log"
+        self.cache_dir = self.root / "cache"
+        self.images_dir = self.lib / "images"
+        self.socket = self.run_dir / "libvirt-sock"
+        self.uri = f"qemu:///system?socket={self.socket}"
+        self.bus = SystemBus(self.name)
+        self._daemon: subprocess.Popen[bytes] | None = None
+        self._netns_made = False
+        self._conn: Any = None
+
+    # --- life -----------------------------------------------------------------------
+    def __enter__(self) -> "Sandbox":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def open(self) -> None:
+        for tool in ("libvirtd", "virtlogd", "ip", "unshare", "dbus-daemon", "qemu-system-x86_64"):
+            if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+                raise SandboxError(f"{tool} is not installed (run .ci/install)")
+        if os.geteuid() != 0:
+            raise SandboxError("the libvirt sandbox needs root (network and mount namespaces)")
+        shutil.copytree("/etc/libvirt", self.etc, symlinks=True)
+        self.lib.mkdir()
+        for sub in ("images", "qemu", "boot", "dnsmasq", "network"):
+            (self.lib / sub).mkdir(exist_ok=True)
+        (self.lib / "images").chmod(0o711)
+        for d in (self.run_dir, self.log_dir, self.cache_dir):
+            d.mkdir()
+        # qemu runs as libvirt-qemu: it must traverse to the images and its state dirs.
+        subprocess.run(["chown", "-R", "libvirt-qemu:kvm", str(self.lib / "qemu")], check=False)
+        Path("/run/libvirt").mkdir(exist_ok=True)  # mount point only (the real one stays empty)
+        self.bus.ensure()
+        subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+        self._netns_made = True
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
+        self.start()
+
+    def _launcher(self) -> list[str]:
+        mounts = [
+            (self.etc, "/etc/libvirt"), (self.lib, "/var/lib/libvirt"),
+            (self.run_dir, "/run/libvirt"), (self.log_dir, "/var/log/libvirt"),
+            (self.cache_dir, "/var/cache/libvirt"),
+        ]
+        script = ["set -e"]
+        for src, dst in mounts:
+            script.append(f"mkdir -p {dst}")
+            script.append(f"mount --bind {src} {dst}")
+        script.append(f"virtlogd --daemon --pid-file {self.root}/virtlogd.pid")
+        script.append(f"exec libvirtd --pid-file {self.root}/libvirtd.pid")
+        return ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation",
+                "private", "--", "bash", "-c", "\n".join(script)]
+
+    def start(self, timeout: float = 60) -> None:
+        """Start (or restart) the daemon and wait until it answers."""
+        if self._daemon and self._daemon.poll() is None:
+            return
+        log = open(self.root / "libvirtd.out", "ab")
+        self._daemon = subprocess.Popen(self._launcher(), stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._daemon.poll() is not None:
+                raise SandboxError("libvirtd exited at start:\n" + self.daemon_log())
+            if self.socket.exists():
+                r = subprocess.run(["virsh", "-c", self.uri, "version"], capture_output=True,
+                                   text=True, timeout=20)
+                if r.returncode == 0:
+                    return
+            time.sleep(0.1)
+        raise SandboxError(f"libvirtd did not answer within {timeout} s:\n" + self.daemon_log())
+
+    def stop(self) -> None:
+        """Stop the daemon alone (domains and networks keep running, as on a real host)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+        if self._daemon is not None:
+            _stop_pid(self._daemon.pid, timeout=20)
+            self._daemon = None
+
+    @property
+    def running(self) -> bool:
+        return self._daemon is not None and self._daemon.poll() is None
+
+    def close(self) -> None:
+        try:
+            if self.running:
+                self.reset(keep_default=False)
+        finally:
+            self.stop()
+            vl = _read_pid(self.root / "virtlogd.pid")
+            if vl:
+                _stop_pid(vl)
+            self._kill_leftovers()
+            if self._netns_made:
+                subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+                self._netns_made = False
+            self.bus.stop()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_leftovers(self) -> None:
+        """dnsmasq and qemu started by this sandbox's daemon, found by their pid files."""
+        for pidfile in list(self.run_dir.glob("network/*.pid")) + list(self.run_dir.glob("qemu/*.pid")):
+            pid = _read_pid(pidfile)
+            if pid:
+                _stop_pid(pid)
+
+    def daemon_log(self) -> str:
+        try:
+            return (self.root / "libvirtd.out").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    # --- use ------------------------------------------------------------------------
+    def conn(self) -> Any:
+        """A read-write connection for test set-up (the checker itself opens read-only)."""
+        import libvirt
+
+        if self._conn is not None:
+            try:
+                if self._conn.isAlive():
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+        libvirt.registerErrorHandler(lambda *_: None, None)
+        self._conn = libvirt.open(self.uri)
+        return self._conn
+
+    def netns_exec(self, argv: Iterable[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(["ip", "netns", "exec", self.netns, *argv], **kw)
+
+    def virsh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["virsh", "-c", self.uri, *args], capture_output=True, text=True,
+                           timeout=120)
+        if check and r.returncode != 0:
+            raise SandboxError(f"virsh {' '.join(args)}: {r.stderr.strip()}")
+        return r
+
+    def reset(self, keep_default: bool = True) -> None:
+        """Back to the state of a fresh Debian 12 install: network `default` defined as the
+        package ships it, inactive and not autostarted; no domain, no pool, no volume."""
+        import libvirt
+
+        c = self.conn()
+        for dom in c.listAllDomains(0):
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            except libvirt.libvirtError:
+                pass
+            try:
+                for snap in dom.listAllSnapshots(0):
+                    try:
+                        snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+                    except libvirt.libvirtError:
+                        pass
+                if dom.isPersistent():
+                    dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                      | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                      | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            except libvirt.libvirtError:
+                pass
+        for pool in c.listAllStoragePools(0):
+            try:
+                if pool.isActive():
+                    for vol in pool.listAllVolumes(0):
+                        try:
+                            vol.delete(0)
+                        except libvirt.libvirtError:
+                            pass
+                    pool.destroy()
+                if pool.isPersistent():
+                    pool.undefine()
+            except libvirt.libvirtError:
+                pass
+        for net in c.listAllNetworks(0):
+            try:
+                if net.isActive():
+                    net.destroy()
+                if net.isPersistent():
+                    net.undefine()
+            except libvirt.libvirtError:
+                pass
+        for f in self.images_dir.iterdir():
+            if f.is_file():
+                f.unlink()
+        if keep_default:
+            c.networkDefineXML(DEFAULT_NETWORK_XML.read_text())
+
+    def images(self, name: str) -> Path:
+        """Host path of a file the daemon sees as /var/lib/libvirt/images/NAME."""
+        return self.images_dir / name
+
+    # --- helpers for tests ------------------------------------------------------------
+    @staticmethod
+    def domain_xml(name: str, *, vcpus: int = 1, memory_mib: int = 256,
+                   disks: Iterable[dict[str, str]] = (), nics: Iterable[dict[str, str]] = (),
+                   graphics: str | None = None, serial: bool = False, title: str | None = None,
+                   description: str | None = None, kernel: str | None = None,
+                   initrd: str | None = None, cmdline: str | None = None) -> str:
+        """A TCG domain (<domain type='qemu'>): these machines have no usable VT-x.
+
+        disks: {"path": ..., "format": "qcow2"} or {"pool": ..., "volume": ...}
+        nics: {"network": name} or {"bridge": name}, plus optional "model", "link", "filter", "mac"
+        """
+        parts = [f"<domain type='qemu'><name>{escape(name)}</name>",
+                 f"<memory unit='MiB'>{memory_mib}</memory><vcpu>{vcpus}</vcpu>"]
+        if title is not None:
+            parts.append(f"<title>{escape(title)}</title>")
+        if description is not None:
+            parts.append(f"<description>{escape(description)}</description>")
+        os_el = "<os><type arch='x86_64' machine='pc'>hvm</type>"
+        if kernel:
+            os_el += f"<kernel>{escape(kernel)}</kernel>"
+            if initrd:
+                os_el += f"<initrd>{escape(initrd)}</initrd>"
+            if cmdline:
+                os_el += f"<cmdline>{escape(cmdline)}</cmdline>"
+        else:
+            os_el += "<boot dev='hd'/>"
+        parts.append(os_el + "</os>")
+        parts.append("<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><devices>")
+        parts.append("<emulator>/usr/bin/qemu-system-x86_64</emulator>")
+        for i, d in enumerate(disks):
+            dev = f"vd{chr(ord('a') + i)}"
+            fmt = d.get("format", "qcow2")
+            if "pool" in d:
+                parts.append(f"<disk type='volume' device='disk'><driver name='qemu' type={quoteattr(fmt)}/>"
+                             f"<source pool={quoteattr(d['pool'])} volume={quoteattr(d['volume'])}/>"
+                             f"<target dev='{dev}' bus='virtio'/></disk>")
+            else:
+                parts.append(f"<disk type='file' device='disk'><driver name='qemu' type={quoteattr(fmt)}/>"
+                             f"<source file={quoteattr(d['path'])}/><target dev='{dev}' bus='virtio'/></disk>")
+        for n in nics:
+            if "bridge" in n:
+                src = f"<source bridge={quoteattr(n['bridge'])}/>"
+                kind = "bridge"
+            else:
+                src = f"<source network={quoteattr(n.get('network', 'default'))}/>"
+                kind = "network"
+            extra = ""
+            if n.get("mac"):
+                extra += f"<mac address={quoteattr(n['mac'])}/>"
+            extra += f"<model type={quoteattr(n.get('model', 'virtio'))}/>"
+            if n.get("link"):
+                extra += f"<link state={quoteattr(n['link'])}/>"
+            if n.get("filter"):
+                extra += f"<filterref filter={quoteattr(n['filter'])}/>"
+            parts.append(f"<interface type='{kind}'>{src}{extra}</interface>")
+        if graphics:
+            parts.append(f"<graphics type={quoteattr(graphics)} autoport='yes' listen='127.0.0.1'/>")
+        if serial:
+            parts.append("<serial type='pty'><target port='0'/></serial>"
+                         "<console type='pty'><target type='serial' port='0'/></console>")
+        parts.append("<memballoon model='none'/></devices></domain>")
+        return "".join(parts)
