@@ -73,6 +73,7 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
             mods.append(mod)
         _MODULES[lab.path] = mods
     found: dict[str, Callable[..., Any]] = {}
+    ids = {o.id for o in lab.objectives}
     for mod in mods:
         for _, fn in inspect.getmembers(mod, inspect.isfunction):
             oid = getattr(fn, "virtlab_objective", None)
@@ -80,14 +81,14 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
                 continue
             if oid in found:
                 raise CatalogError(f"{mod.__file__}: two checks for objective {oid!r}")
+            if oid not in ids:
+                raise CatalogError(f"{mod.__file__}: {fn.__name__} checks objective {oid!r}, "
+                                   f"which is not in {lab.path / 'lab.toml'}")
             found[oid] = fn
-    ids = {o.id for o in lab.objectives}
-    unknown = sorted(set(found) - ids)
-    if unknown:
-        raise CatalogError(f"{lab.checks_path}: checks for objectives not in lab.toml: {unknown}")
     missing = [o.id for o in lab.objectives if o.id not in found]
     if missing:
-        raise CatalogError(f"{lab.checks_path}: no check for objectives {missing}")
+        raise CatalogError(f"{lab.path / 'lab.toml'}: objectives {missing} have no check "
+                           f"in {lab.checks_path}/test_*.py")
     return found
 
 
@@ -138,6 +139,9 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         kwargs["timeout"] = timeout
     if scheme == "ssh":
         kwargs.setdefault("controlpersist", 60)
+        # Never prompt (password, host key): a checker must fail fast, not hang on a prompt.
+        kwargs["ssh_extra_args"] = "-o BatchMode=yes"
+        kwargs.setdefault("timeout", 10)
     try:
         host = testinfra.get_host(spec, **kwargs)
     except Exception as e:
@@ -152,7 +156,12 @@ def ensure_reachable(host: Any, spec: str) -> None:
     try:
         r = host.run("true")
     except Exception as e:
-        raise TargetUnreachable(spec, f"{type(e).__name__}: {e}") from None
+        # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255.
+        res = e.args[0] if e.args else None
+        err = getattr(res, "stderr", None)
+        lines = [ln for ln in (err or "").strip().splitlines() if ln.strip()]
+        raise TargetUnreachable(
+            spec, lines[-1].strip() if lines else f"{type(e).__name__}: {e}") from None
     if r.rc != 0:
         reason = (r.stderr or r.stdout or f"exit code {r.rc}").strip().splitlines()
         raise TargetUnreachable(spec, reason[-1] if reason else f"exit code {r.rc}")
@@ -176,11 +185,7 @@ def _virt_for(uri: str) -> Virt:
     return virt
 
 
-def resolve_lang(lang: str | None) -> str:
-    if lang in ("fr", "en"):
-        return lang
-    env = os.environ.get("LANG", "")
-    return "en" if env.startswith("en") else "fr"
+from checker.model import resolve_lang  # noqa: E402,F401  (re-exported; lives in model)
 
 
 class Fixtures:

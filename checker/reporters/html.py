@@ -1,4 +1,9 @@
-"""A self-contained HTML page (and the notebook scoreboard fragment), escaped by Jinja2."""
+"""A self-contained HTML page (and the notebook scoreboard fragment), escaped by Jinja2.
+
+Every string of the report is escaped (autoescape is on for every template, whatever its
+name); the page loads nothing from elsewhere (its CSS is inlined), so it can be mailed or
+opened offline.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ def _env() -> Any:
 
 def _ctx(report: Report) -> dict[str, Any]:
     lang = "en" if report.lang == "en" else "fr"
-    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang]}, "icons": ICON}
+    colon = {"colon": " : " if lang == "fr" else ": "}  # French: a space before the colon
+    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang], **colon}, "icons": ICON}
 
 
 def render(report: Report) -> str:

@@ -1,9 +1,26 @@
-"""The terminal report: a table, in colour when the output is a terminal."""
+"""The terminal report, written for a learner reading an 80-100 column terminal.
+
+One block per objective: status and points on the first line with the objective's id,
+then its title, what was found, and the hint when it did not pass. Colour only when asked
+(``color=True``, the default when stdout is a terminal and ``NO_COLOR`` is unset).
+
+>>> print(render(report, color=False, width=80))      # doctest: +SKIP
+01-hardware — Is the hardware ready for virtualization?
+host: local://  ·  libvirt: qemu:///system  ·  learner: alice
+<BLANKLINE>
+✔ pass      cpu-virt-flags                                                  3/3
+            The CPU exposes VT-x (vmx) or AMD-V (svm)
+            The CPU exposes vmx: Intel VT-x is available.
+...
+"""
 
 from __future__ import annotations
 
-import io
+import os
+import re
+import shutil
 import sys
+import textwrap
 
 from checker.model import Report
 
@@ -15,38 +32,104 @@ LABELS = {
            "score": "Score", "host": "host", "user": "learner", "hint": "Hint",
            "pass": "pass", "fail": "fail", "error": "error", "skip": "skip"},
 }
+# Counts in the footer ("label : n" avoids French plural agreement).
+COUNT_LABELS = {
+    "fr": {"pass": "réussis", "fail": "échecs", "error": "erreurs", "skip": "sans objet"},
+    "en": {"pass": "passed", "fail": "failed", "error": "errors", "skip": "skipped"},
+}
+CLOSING = {
+    "fr": {"ok": "Tous les objectifs sont atteints. Bravo !",
+           "ko": "Corrigez les objectifs marqués ✘ ou !, puis relancez : virtlab check {lab}"},
+    "en": {"ok": "Every objective is met. Well done!",
+           "ko": "Fix the objectives marked ✘ or !, then run again: virtlab check {lab}"},
+}
 STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skip": "dim"}
 ICON = {"pass": "✔", "fail": "✘", "error": "!", "skip": "–"}
 
+_SGR = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "yellow": "33",
+        "cyan": "36"}
+MIN_WIDTH, MAX_WIDTH = 60, 100
+
+# Control characters (C0 but newline, DEL, C1) and bidirectional overrides: a string from
+# the learner's machine (a VM description, a file) must not drive the terminal.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(s: str) -> str:
+    """Text safe to print on a terminal: controls shown as ``\\xNN``, tabs as spaces.
+
+    >>> clean("a\\x1b[31mb\\tc")
+    'a\\\\x1b[31mb c'
+    """
+    s = s.replace("\r\n", "\n").replace("\t", " ")
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", s)
+
+
+def _wrap(s: str, width: int, indent: str = "") -> list[str]:
+    """Wrap each line of s to width; continuation lines start with indent."""
+    out: list[str] = []
+    for para in clean(s).split("\n"):
+        out += textwrap.wrap(para, width=width, subsequent_indent=indent,
+                             break_long_words=True, break_on_hyphens=False) or [""]
+    return out
+
+
+def default_width() -> int:
+    cols = shutil.get_terminal_size((80, 24)).columns
+    return max(MIN_WIDTH, min(MAX_WIDTH, cols))
+
 
 def render(report: Report, color: bool | None = None, width: int | None = None) -> str:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = LABELS["en" if report.lang == "en" else "fr"]
+    lang = "en" if report.lang == "en" else "fr"
+    t = LABELS[lang]
+    colon = " : " if lang == "fr" else ": "  # French typography: a space before the colon
     if color is None:
-        color = sys.stdout.isatty()
-    buf = io.StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=width or 100,
-                      highlight=False, emoji=False, color_system="standard" if color else None)
-    console.print(f"[bold]{escape(report.lab)}[/] — {escape(report.title)}")
-    console.print(f"{t['host']}: {escape(report.host)}  libvirt: {escape(report.libvirt_uri)}  "
-                  f"{t['user']}: {escape(report.user)}")
-    table = Table(show_lines=False, expand=True)
-    table.add_column(t["status"], no_wrap=True)
-    table.add_column(t["obj"], ratio=2)
-    table.add_column(t["pts"], justify="right", no_wrap=True)
-    table.add_column(t["detail"], ratio=3)
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    width = max(40, width or default_width())
+
+    def st(text: str, *styles: str) -> str:
+        if not color or not styles:
+            return text
+        return f"\x1b[{';'.join(_SGR[x] for x in styles)}m{text}\x1b[0m"
+
+    lines: list[str] = []
+    head = _wrap(f"{report.lab} — {report.title}", width)
+    lines += [st(h, "bold") for h in head]
+    meta = [f"{t['host']}{colon}{report.host}", f"libvirt{colon}{report.libvirt_uri}",
+            f"{t['user']}{colon}{report.user}"]
+    lines += _wrap("  ·  ".join(meta), width)
+    lines.append("")
+
+    present = {o.status for o in report.objectives} or {"pass"}
+    status_w = max(len(f"{ICON[s]} {t[s]}") for s in present) + 3
+    body_w = width - status_w
+    pad = " " * status_w
     for o in report.objectives:
-        st = f"[{STYLE[o.status]}]{ICON[o.status]} {t[o.status]}[/]"
-        detail = escape(o.message)
-        if o.hint:
-            detail += f"\n[italic]{t['hint']} : {escape(o.hint)}[/]" if report.lang == "fr" else \
-                f"\n[italic]{t['hint']}: {escape(o.hint)}[/]"
+        status = f"{ICON[o.status]} {t[o.status]}"
         pts = "—" if o.status == "skip" else f"{o.earned}/{o.points}"
-        table.add_row(st, f"[bold]{escape(o.id)}[/]\n{escape(o.title)}", pts, detail)
-    console.print(table)
-    style = "green" if report.passed else "red"
-    console.print(f"[bold {style}]{t['score']}: {report.score}/{report.max_score}[/]")
-    return buf.getvalue()
+        oid = clean(o.id).replace("\n", " ")
+        gap = body_w - len(oid) - len(pts)
+        first = st(oid, "bold") + " " * max(1, gap) + st(pts, STYLE[o.status])
+        lines.append(st(status.ljust(status_w), STYLE[o.status]) + first)
+        for ln in _wrap(o.title, body_w):
+            lines.append(pad + ln)
+        if o.message:
+            for ln in _wrap(o.message, body_w):
+                lines.append(pad + (st(ln, "dim") if o.status in ("pass", "skip") else ln))
+        if o.hint:
+            for ln in _wrap(f"→ {t['hint']}{colon}{o.hint}", body_w, indent="  "):
+                lines.append(pad + st(ln, "cyan"))
+        lines.append("")
+
+    lines.append("─" * width)
+    counts = report.counts()
+    cl = COUNT_LABELS[lang]
+    tally = "  ·  ".join(f"{cl[s]}{colon}{counts[s]}" for s in ("pass", "fail", "error", "skip")
+                         if counts[s])
+    score = f"{t['score']}{colon}{report.score}/{report.max_score}"
+    lines.append(st(score, "bold", "green" if report.passed else "red")
+                 + (f"  ·  {tally}" if tally else ""))
+    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab=clean(report.lab))
+    lines += _wrap(closing, width)
+    return "\n".join(ln.rstrip() for ln in lines) + "\n"
