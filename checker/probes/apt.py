@@ -23,6 +23,7 @@ instead of the machine's own ``/etc/apt``.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -143,14 +144,12 @@ def dearmor(text: str) -> bytes | None:
                   text, re.S)
     if not m:
         return None
-    body = m.group(1).strip().splitlines()
-    # headers ("Version: …") end at the first empty line, when there are any
-    if any(":" in x for x in body[:1]) and "" in [x.strip() for x in body]:
-        body = body[[x.strip() for x in body].index("") + 1:]
-    b64 = "".join(x.strip() for x in body if x.strip() and not x.strip().startswith("="))
+    # Armor headers ("Comment: …") hold a colon, base64 never does; "=XXXX" is the CRC.
+    b64 = "".join(x.strip() for x in m.group(1).splitlines()
+                  if x.strip() and ":" not in x and not x.strip().startswith("="))
     try:
         return base64.b64decode(b64, validate=False)
-    except (ValueError, base64.binascii.Error):
+    except (ValueError, binascii.Error):
         return None
 
 

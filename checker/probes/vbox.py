@@ -99,8 +99,35 @@ def _scan_quoted(lines: list[str], i: int, start: int) -> tuple[str, int, bool]:
         j += 1
 
 
+# Values VBoxManage prints with a bare %ls/%s, without escaping (VBoxManageInfo.cpp):
+# snapshot names and descriptions, NAT rules, attachment details of the adapters…
+RAW_KEY_RE = re.compile(
+    r"Snapshot(?:Name|Description)(?:-\d+)*|CurrentSnapshotName|VMStateFile|Forwarding\(\d+\)"
+    r"|natnet\d+|bridgeadapter\d+|intnet\d+|hostonlyadapter\d+|nat-network\d+"
+    r"|hostonly-network\d+|generic\d+|cloud-network\d+|uartmode\d+|lptmode\d+")
+
+
+def _key_at(line: str) -> tuple[str | None, int]:
+    """(key, index of the value) when ``line`` starts a ``key=value`` pair, else (None, 0)."""
+    if line.startswith('"'):
+        k, end, closed = _scan_key(line)
+        if closed and end < len(line) and line[end] == "=":
+            return k, end + 1
+        return None, 0
+    m = _BARE_KEY_RE.match(line)
+    if m and m.end() < len(line) and line[m.end()] == "=":
+        return m.group(0), m.end() + 1
+    return None, 0
+
+
 def parse_machinereadable(text: str) -> MachineReadable:
-    """Parse ``showvminfo --machinereadable`` (or ``snapshot list --machinereadable``)."""
+    """Parse ``showvminfo --machinereadable`` (or ``snapshot list --machinereadable``).
+
+    Escaped values (the rule of ``outputMachineReadableString``) are read with their
+    escapes; the few values VBoxManage prints raw (:data:`RAW_KEY_RE`) are taken as they
+    are, up to the last quote, and go on over the next lines until a line that starts a
+    new pair.
+    """
     if "\r\n" in text and text.count("\r\n") == text.count("\n"):
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
@@ -112,26 +139,26 @@ def parse_machinereadable(text: str) -> MachineReadable:
     i = 0
     while i < len(lines):
         line = lines[i]
-        key: str | None = None
-        rest_at = 0
-        if line.startswith('"'):
-            k, end, closed = _scan_key(line)
-            if closed and end < len(line) and line[end] == "=":
-                key, rest_at = k, end + 1
-        else:
-            m = _BARE_KEY_RE.match(line)
-            if m and m.end() < len(line) and line[m.end()] == "=":
-                key, rest_at = m.group(0), m.end() + 1
+        key, rest_at = _key_at(line)
         if key is None:
             stray.append(line)
             i += 1
             continue
-        if rest_at < len(line) and line[rest_at] == '"':
+        v: str | int
+        if rest_at < len(line) and line[rest_at] == '"' and RAW_KEY_RE.fullmatch(key):
+            parts = [line[rest_at + 1:]]
+            i += 1
+            while i < len(lines) and _key_at(lines[i])[0] is None:
+                parts.append(lines[i])
+                i += 1
+            raw = "\n".join(parts)
+            v = raw[:-1] if raw.endswith('"') else raw
+        elif rest_at < len(line) and line[rest_at] == '"':
             value, last, closed = _scan_quoted(lines, i, rest_at + 1)
             if not closed:
                 # An unterminated quote: keep only this line's text, the rest is read anew.
                 value, last = line[rest_at + 1:], i
-            v: str | int = value
+            v = value
             i = last + 1
         else:
             raw = line[rest_at:]
@@ -163,7 +190,7 @@ def _scan_key(line: str) -> tuple[str, int, bool]:
 
 _LIST_LINE_RE = re.compile(r'"(.*)" \{([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
                            r'[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}', re.S)
-_LIST_MAX_LINES = 64
+_LIST_MAX_LINES = 1024
 
 
 @dataclass(frozen=True)

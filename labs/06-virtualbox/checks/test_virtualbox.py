@@ -1,0 +1,421 @@
+"""Checks of lab 06-virtualbox (testinfra test module; see checker.dsl).
+
+VirtualBox registers VMs per user, so every ``VBoxManage`` command runs as the learner
+(``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read with
+``host.file`` (``checker.probes.apt``) under ``$VIRTLAB_APT_ROOT`` (default ``/``): the
+project's tests point it at a temp dir instead of the machine's own ``/etc/apt``.
+"""
+
+import os
+import re
+
+from checker.dsl import objective
+from checker.probes.apt import AptSources, read_keys
+from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for
+
+VM = "debian-vbox"
+GIB = 1024**3
+MIN_MEMORY_MIB = 1024
+HOST_KEEPS = 2 * GIB
+
+# Oracle's VirtualBox archive keys (oracle_vbox_2016.asc, and the older oracle_vbox.asc).
+ORACLE_FINGERPRINTS = frozenset({
+    "B9F8D658297AF3EFC18D5CDFA2F683C52980AECF",
+    "7B0FAB3A13B907435925D9C954422A4B98AB5139",
+})
+ORACLE_UID = "info@virtualbox.org"
+ORACLE_HOST = "download.virtualbox.org"
+FASTTRACK_HOST = "fasttrack.debian.net"
+# Installed by Debian's package fasttrack-archive-keyring (a Debian package, not apt-key).
+FASTTRACK_KEYRING = "/etc/apt/trusted.gpg.d/fasttrack-archive-keyring.gpg"
+APT_ROOT_ENV = "VIRTLAB_APT_ROOT"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def _unavailable(obj, e):
+    obj.evidence(vboxmanage=e.kind, detail=e.detail)
+    obj.error(fr=e.message.fr, en=e.message.en)
+
+
+def _vm(learner, obj):
+    """The VM debian-vbox, or the objective ends (error if VBoxManage cannot answer,
+    fail if the VM does not exist)."""
+    vb = vbox_for(learner)
+    try:
+        vm = vb.vm(VM)
+    except VBoxUnavailable as e:
+        _unavailable(obj, e)
+    if vm is None:
+        try:
+            names = [v.name for v in vb.list_vms()]
+        except VBoxUnavailable:
+            names = []
+        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
+        obj.fail(fr=f"La VM {VM} n'existe pas pour {learner.name} (objectif vbox-vm-created).",
+                 en=f"VM {VM} does not exist for {learner.name} (objective vbox-vm-created).")
+    obj.evidence(vm=vm.name, uuid=vm.uuid)
+    return vm
+
+
+def _quoted(names):
+    return ", ".join(repr(n) for n in names[:10]) + (" …" if len(names) > 10 else "")
+
+
+def _fr(x):
+    """A French decimal: 21,5."""
+    return f"{x:.1f}".replace(".", ",")
+
+
+def _loaded(host, modules, name):
+    return name in modules or host.file(f"/sys/module/{name}").is_directory
+
+
+# --- installation -----------------------------------------------------------------------
+
+def _signed_by_paths(value):
+    if "BEGIN PGP" in value:
+        return [], value
+    return [t for t in re.split(r"[,\s]+", value) if t], None
+
+
+@objective("vbox-source")
+def test_vbox_source(host, obj):
+    apt = AptSources(host, os.environ.get(APT_ROOT_ENV) or "/")
+    sources = [s for s in apt.sources() if s.enabled and "deb" in s.types]
+    oracle = [s for s in sources if any(ORACLE_HOST in u for u in s.uris)]
+    fasttrack = [s for s in sources if any(FASTTRACK_HOST in u for u in s.uris)]
+    legacy = [k for k in apt.legacy_keyrings()
+              if k.keys is not None and k.keys.has(ORACLE_FINGERPRINTS, ORACLE_UID)]
+    obj.evidence(oracle_sources=[s.to_evidence() for s in oracle],
+                 fasttrack_sources=[s.to_evidence() for s in fasttrack],
+                 oracle_key_in_legacy_keyrings=[k.path for k in legacy])
+    if legacy:
+        paths = ", ".join(k.path for k in legacy)
+        fix_fr, fix_en = [], []
+        if any(k.path == "/etc/apt/trusted.gpg" for k in legacy):
+            fix_fr.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
+            fix_en.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
+        for k in legacy:
+            if k.path != "/etc/apt/trusted.gpg":
+                fix_fr.append(f"sudo rm {k.path}")
+                fix_en.append(f"sudo rm {k.path}")
+        obj.fail(
+            fr=f"La clé d'Oracle a été ajoutée avec apt-key ({paths}) : apt lui fait confiance "
+               "pour TOUS les dépôts, et apt-key est obsolète. Corrigez : "
+               + " ; ".join(fix_fr) + ", puis gardez la clé dans "
+               "/usr/share/keyrings/oracle-virtualbox-2016.gpg et référencez-la avec "
+               "signed-by= dans la source de VirtualBox.",
+            en=f"Oracle's key was added with apt-key ({paths}): apt trusts it for EVERY "
+               "repository, and apt-key is deprecated. Fix: " + "; ".join(fix_en)
+               + ", then keep the key in /usr/share/keyrings/oracle-virtualbox-2016.gpg and "
+               "point to it with signed-by= in VirtualBox's source.")
+    if not oracle and not fasttrack:
+        obj.fail(
+            fr="Aucune source APT de VirtualBox (dépôt d'Oracle download.virtualbox.org ou "
+               "Debian Fast Track) dans /etc/apt/sources.list ni /etc/apt/sources.list.d/. "
+               "VirtualBox n'est pas dans l'archive de Debian 12 : ajoutez l'une des deux.",
+            en="No APT source for VirtualBox (Oracle's repository download.virtualbox.org or "
+               "Debian Fast Track) in /etc/apt/sources.list or /etc/apt/sources.list.d/. "
+               "VirtualBox is not in Debian 12's archive: add one of them.")
+    problems_fr, problems_en, good = [], [], []
+    for s in oracle:
+        at = f"{s.file} ({s.where})"
+        sb = s.signed_by
+        if not sb:
+            problems_fr.append(f"{at} : pas de signed-by=, apt ne sait pas quelle clé vérifie ce dépôt")
+            problems_en.append(f"{at}: no signed-by=, apt does not know which key verifies this repository")
+            continue
+        paths, inline = _signed_by_paths(sb)
+        if inline is not None:
+            keys = read_keys(inline.encode("utf-8", "replace"))
+            if keys.has(ORACLE_FINGERPRINTS, ORACLE_UID):
+                good.append(f"{at}: signed-by (inline key)")
+            else:
+                problems_fr.append(f"{at} : la clé en ligne de Signed-By n'est pas celle d'Oracle")
+                problems_en.append(f"{at}: the inline Signed-By key is not Oracle's")
+            continue
+        files = [p for p in paths if p.startswith("/")]
+        if not files:
+            problems_fr.append(f"{at} : signed-by={sb} ne désigne pas un fichier de trousseau")
+            problems_en.append(f"{at}: signed-by={sb} does not name a keyring file")
+            continue
+        ok_file = None
+        for p in files:
+            kr = apt.keyring(p)
+            if not kr.exists:
+                problems_fr.append(f"{at} : le trousseau {p} n'existe pas")
+                problems_en.append(f"{at}: keyring {p} does not exist")
+            elif not kr.readable or kr.keys is None:
+                problems_fr.append(f"{at} : le trousseau {p} est illisible")
+                problems_en.append(f"{at}: keyring {p} cannot be read")
+            elif kr.keys.armored and not p.endswith(".asc"):
+                problems_fr.append(f"{at} : {p} contient une clé ASCII (armored) ; apt l'ignore "
+                                   "sous ce nom : convertissez-la avec gpg --dearmor")
+                problems_en.append(f"{at}: {p} holds an ASCII-armored key; apt ignores it under "
+                                   "that name: convert it with gpg --dearmor")
+            elif not kr.keys.has(ORACLE_FINGERPRINTS, ORACLE_UID):
+                problems_fr.append(f"{at} : {p} ne contient pas la clé d'Oracle (2980AECF)")
+                problems_en.append(f"{at}: {p} does not hold Oracle's key (2980AECF)")
+            else:
+                ok_file = p
+        if ok_file:
+            good.append(f"{at}: signed-by={ok_file}")
+    for s in fasttrack:
+        at = f"{s.file} ({s.where})"
+        sb = s.signed_by
+        files = _signed_by_paths(sb)[0] if sb else []
+        found = [p for p in files if p.startswith("/") and apt.keyring(p).exists]
+        if sb and "BEGIN PGP" in sb:
+            good.append(f"{at}: Debian Fast Track, signed-by (inline key)")
+        elif found:
+            good.append(f"{at}: Debian Fast Track, signed-by={found[0]}")
+        elif not sb and apt.keyring(FASTTRACK_KEYRING).exists:
+            good.append(f"{at}: Debian Fast Track, key from package fasttrack-archive-keyring")
+        elif sb:
+            problems_fr.append(f"{at} : le trousseau {sb} n'existe pas")
+            problems_en.append(f"{at}: keyring {sb} does not exist")
+        else:
+            problems_fr.append(f"{at} : la clé de Fast Track manque : sudo apt install "
+                               "fasttrack-archive-keyring")
+            problems_en.append(f"{at}: Fast Track's key is missing: sudo apt install "
+                               "fasttrack-archive-keyring")
+    obj.evidence(trusted=good)
+    if not good:
+        obj.fail(fr="La source de VirtualBox n'est pas de confiance : " + " ; ".join(problems_fr) + ".",
+                 en="VirtualBox's source is not trusted: " + "; ".join(problems_en) + ".")
+    obj.ok(fr="Source de confiance : " + " ; ".join(good) + ".",
+           en="Trusted source: " + "; ".join(good) + ".")
+
+
+@objective("vbox-installed")
+def test_vbox_installed(learner, obj):
+    vb = vbox_for(learner)
+    try:
+        v = vb.version()
+    except VBoxUnavailable as e:
+        obj.evidence(vboxmanage=e.kind, detail=e.detail)
+        if e.kind == "missing":
+            obj.fail(fr="VBoxManage est introuvable : VirtualBox n'est pas installé. Il n'est pas "
+                        "dans l'archive de Debian 12 (apt install virtualbox échoue) : ajoutez le "
+                        "dépôt d'Oracle ou Debian Fast Track, puis sudo apt install virtualbox-7.0.",
+                     en="VBoxManage not found: VirtualBox is not installed. It is not in Debian "
+                        "12's archive (apt install virtualbox fails): add Oracle's repository or "
+                        "Debian Fast Track, then sudo apt install virtualbox-7.0.")
+        obj.error(fr=e.message.fr, en=e.message.en)
+    obj.evidence(version=v.raw)
+    if not v.at_least(7, 0):
+        obj.fail(fr=f"VirtualBox {v} est trop ancien (7.0 ou plus récent attendu ; 6.1 n'est plus "
+                    "maintenu) : sudo apt remove virtualbox-6.1 && sudo apt install virtualbox-7.0.",
+                 en=f"VirtualBox {v} is too old (7.0 or newer expected; 6.1 is end of life): "
+                    "sudo apt remove virtualbox-6.1 && sudo apt install virtualbox-7.0.")
+    obj.ok(fr=f"VirtualBox {v} est installé.", en=f"VirtualBox {v} is installed.")
+
+
+@objective("vbox-kernel-driver")
+def test_vbox_kernel_driver(host, facts, obj):
+    proc = facts.read("/proc/modules")
+    modules = facts.modules
+    loaded = _loaded(host, modules, "vboxdrv")
+    kvm = [m for m in ("kvm_intel", "kvm_amd") if _loaded(host, modules, m)]
+    vbox_mods = sorted(m for m in modules if m.startswith("vbox"))
+    obj.evidence(vboxdrv_loaded=loaded, proc_modules_readable=proc is not None,
+                 vbox_modules=vbox_mods, kvm_modules=kvm)
+    kvm_fr = kvm_en = ""
+    if kvm:
+        kvm_fr = (f" KVM tient aussi le processeur ({', '.join(kvm)} est chargé) : VirtualBox et KVM "
+                  "ne peuvent pas utiliser VT-x/AMD-V en même temps (erreur "
+                  "VERR_VMX_IN_VMX_ROOT_MODE). Arrêtez les VM KVM, puis sudo modprobe -r "
+                  f"{kvm[0]}.")
+        kvm_en = (f" KVM holds the CPU too ({', '.join(kvm)} is loaded): VirtualBox and KVM "
+                  "cannot use VT-x/AMD-V at the same time (error VERR_VMX_IN_VMX_ROOT_MODE). "
+                  f"Stop the KVM VMs, then sudo modprobe -r {kvm[0]}.")
+    if not loaded:
+        if proc is None:
+            obj.fail(fr="vboxdrv n'est pas chargé, et ce noyau n'a pas de /proc/modules : il ne "
+                        "peut pas charger de module (noyau sans modules, souvent une micro-VM "
+                        "ou un conteneur). VirtualBox demande un noyau Debian standard." + kvm_fr,
+                     en="vboxdrv is not loaded, and this kernel has no /proc/modules: it cannot "
+                        "load modules (a kernel without module support, often a micro-VM or a "
+                        "container). VirtualBox needs a standard Debian kernel." + kvm_en)
+        obj.fail(fr="Le module vboxdrv n'est pas chargé : sudo modprobe vboxdrv (paquet Oracle : "
+                    "sudo /sbin/vboxconfig le compile pour le noyau courant)." + kvm_fr,
+                 en="Module vboxdrv is not loaded: sudo modprobe vboxdrv (Oracle's package: "
+                    "sudo /sbin/vboxconfig builds it for the running kernel)." + kvm_en)
+    obj.ok(fr="vboxdrv est chargé." + kvm_fr, en="vboxdrv is loaded." + kvm_en)
+
+
+@objective("user-group-vboxusers")
+def test_user_group_vboxusers(host, learner, obj):
+    exists = learner.exists
+    group = host.group("vboxusers").exists
+    obj.evidence(learner=learner.name, learner_exists=exists, group_exists=group)
+    if not exists:
+        obj.error(fr=f"L'utilisateur {learner.name} n'existe pas sur cet hôte : précisez "
+                     "l'apprenant avec --user NOM.",
+                  en=f"User {learner.name} does not exist on this host: name the learner with "
+                     "--user NAME.")
+    groups = learner.groups
+    obj.evidence(groups=groups)
+    if not group:
+        obj.fail(fr="Le groupe vboxusers n'existe pas : le paquet de VirtualBox le crée ; "
+                    "installez-le d'abord, puis sudo usermod -aG vboxusers " + learner.name + ".",
+                 en="Group vboxusers does not exist: VirtualBox's package creates it; install "
+                    "it first, then sudo usermod -aG vboxusers " + learner.name + ".")
+    if "vboxusers" not in groups:
+        obj.fail(fr=f"{learner.name} n'est pas membre de vboxusers (groupes : {', '.join(groups)}). "
+                    f"sudo usermod -aG vboxusers {learner.name}, puis nouvelle session.",
+                 en=f"{learner.name} is not a member of vboxusers (groups: {', '.join(groups)}). "
+                    f"sudo usermod -aG vboxusers {learner.name}, then log in again.")
+    obj.ok(fr=f"{learner.name} est membre de vboxusers.",
+           en=f"{learner.name} is a member of vboxusers.")
+
+
+# --- the VM -----------------------------------------------------------------------------
+
+@objective("vbox-vm-created")
+def test_vbox_vm_created(learner, obj):
+    vb = vbox_for(learner)
+    try:
+        vm = vb.vm(VM)
+    except VBoxUnavailable as e:
+        _unavailable(obj, e)
+    if vm is None:
+        try:
+            names = [v.name for v in vb.list_vms()]
+        except VBoxUnavailable:
+            names = []
+        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
+        near = [n for n in names if n.strip().lower() == VM]
+        if near:
+            obj.fail(fr=f"Pas de VM {VM}, mais {near[0]!r} existe : les noms respectent la casse "
+                        "et les espaces. Renommez-la : VBoxManage modifyvm "
+                        f"{near[0]!r} --name {VM}.",
+                     en=f"No VM {VM}, but {near[0]!r} exists: names are case- and space-"
+                        f"sensitive. Rename it: VBoxManage modifyvm {near[0]!r} --name {VM}.")
+        seen_fr = f" (VM de {learner.name} : {_quoted(names)})" if names else ""
+        seen_en = f" ({learner.name}'s VMs: {_quoted(names)})" if names else ""
+        obj.fail(fr=f"Aucune VM nommée {VM} n'est enregistrée pour {learner.name}{seen_fr}.",
+                 en=f"No VM named {VM} is registered for {learner.name}{seen_en}.")
+    obj.evidence(vm=vm.name, uuid=vm.uuid, ostype=vm.ostype, state=vm.state)
+    if not is_debian_64(vm.ostype):
+        obj.fail(fr=f"{VM} existe mais son type est « {vm.ostype} », pas Debian 64 bits : "
+                    f"VBoxManage modifyvm {VM} --ostype Debian_64 (VM éteinte).",
+                 en=f"{VM} exists but its type is '{vm.ostype}', not Debian 64-bit: "
+                    f"VBoxManage modifyvm {VM} --ostype Debian_64 (VM powered off).")
+    obj.ok(fr=f"{VM} existe ({vm.ostype}).", en=f"{VM} exists ({vm.ostype}).")
+
+
+@objective("vbox-vm-resources")
+def test_vbox_vm_resources(learner, facts, obj):
+    vm = _vm(learner, obj)
+    host_mem, cores = facts.mem_total, facts.cores
+    obj.evidence(memory_mib=vm.memory_mib, cpus=vm.cpus, host_mem_bytes=host_mem,
+                 host_cores=cores)
+    if vm.memory_mib is None or vm.cpus is None:
+        obj.error(fr="showvminfo n'a pas donné la mémoire ou le nombre de vCPU de la VM.",
+                  en="showvminfo did not give the VM's memory or vCPU count.")
+    if not host_mem or not cores:
+        obj.error(fr="Impossible de lire la mémoire ou le nombre de cœurs de l'hôte "
+                     "(/proc/meminfo, nproc).",
+                  en="Cannot read the host's memory or core count (/proc/meminfo, nproc).")
+    left = host_mem - vm.memory_mib * 1024 * 1024
+    pf, pe = [], []
+    if vm.memory_mib < MIN_MEMORY_MIB:
+        pf.append(f"{vm.memory_mib} Mio de mémoire, il en faut au moins {MIN_MEMORY_MIB}")
+        pe.append(f"{vm.memory_mib} MiB of memory, at least {MIN_MEMORY_MIB} needed")
+    if left < HOST_KEEPS:
+        pf.append(f"il ne resterait que {_fr(left / GIB)} Gio à l'hôte (2 Gio au moins)")
+        pe.append(f"the host would keep only {left / GIB:.1f} GiB (2 GiB at least)")
+    if vm.cpus > cores:
+        pf.append(f"{vm.cpus} vCPU pour {cores} cœur(s) sur l'hôte")
+        pe.append(f"{vm.cpus} vCPUs for {cores} host core(s)")
+    if vm.cpus < 1:
+        pf.append("aucun vCPU")
+        pe.append("no vCPU")
+    if pf:
+        obj.fail(fr=f"{VM} : " + " ; ".join(pf) + ".", en=f"{VM}: " + "; ".join(pe) + ".")
+    obj.ok(fr=f"{vm.memory_mib} Mio et {vm.cpus} vCPU ; l'hôte garde {_fr(left / GIB)} Gio.",
+           en=f"{vm.memory_mib} MiB and {vm.cpus} vCPU(s); the host keeps {left / GIB:.1f} GiB.")
+
+
+@objective("vbox-vm-disk")
+def test_vbox_vm_disk(learner, obj):
+    vm = _vm(learner, obj)
+    disks = vm.disks
+    obj.evidence(disks=[{"controller": d.controller, "port": d.port, "device": d.device,
+                         "medium": d.medium, "format": d.extension} for d in disks])
+    vdi = [d for d in disks if d.extension == "vdi"]
+    if not disks:
+        obj.fail(fr=f"Aucun disque dur n'est attaché à {VM}.",
+                 en=f"No hard disk is attached to {VM}.")
+    if not vdi:
+        found = ", ".join(f"{d.medium} ({d.extension or '?'})" for d in disks)
+        obj.fail(fr=f"Le disque de {VM} n'est pas au format VDI : {found}. Convertissez-le : "
+                    "VBoxManage clonemedium disk ANCIEN NOUVEAU.vdi --format VDI, puis attachez "
+                    "la copie avec storageattach.",
+                 en=f"{VM}'s disk is not in VDI format: {found}. Convert it: VBoxManage "
+                    "clonemedium disk OLD NEW.vdi --format VDI, then attach the copy with "
+                    "storageattach.")
+    d = vdi[0]
+    obj.ok(fr=f"Disque VDI sur {d.controller} port {d.port} : {d.medium}.",
+           en=f"VDI disk on {d.controller} port {d.port}: {d.medium}.")
+
+
+_MODES_FR = {"nat": "NAT", "bridged": "accès par pont", "intnet": "réseau interne",
+             "hostonly": "réseau privé hôte", "natnetwork": "réseau NAT (NAT Network)",
+             "hostonlynetwork": "réseau privé hôte (host-only network)", "generic": "pilote générique",
+             "null": "non connectée", "none": "désactivée"}
+_MODES_EN = {"nat": "NAT", "bridged": "bridged", "intnet": "internal network",
+             "hostonly": "host-only network", "natnetwork": "NAT Network",
+             "hostonlynetwork": "host-only network (vmnet)", "generic": "generic driver",
+             "null": "not attached", "none": "disabled"}
+
+
+def _nic(learner, obj, index):
+    vm = _vm(learner, obj)
+    nic = vm.nic(index)
+    mode = nic.attachment if nic else "none"
+    obj.evidence(adapter=index, attachment=mode, network=nic.network if nic else "",
+                 all_adapters={n.index: n.attachment for n in vm.nics if n.enabled})
+    return nic, mode
+
+
+@objective("vbox-nic-nat")
+def test_vbox_nic_nat(learner, obj):
+    nic, mode = _nic(learner, obj, 1)
+    if mode != "nat":
+        obj.fail(fr=f"La carte 1 de {VM} est en mode « {_MODES_FR.get(mode, mode)} », pas NAT : "
+                    f"VBoxManage modifyvm {VM} --nic1 nat.",
+                 en=f"Adapter 1 of {VM} is '{_MODES_EN.get(mode, mode)}', not NAT: "
+                    f"VBoxManage modifyvm {VM} --nic1 nat.")
+    obj.ok(fr="La carte 1 est en NAT.", en="Adapter 1 is on NAT.")
+
+
+@objective("vbox-nic-private")
+def test_vbox_nic_private(learner, obj):
+    nic, mode = _nic(learner, obj, 2)
+    if mode not in ("hostonly", "intnet", "hostonlynetwork"):
+        obj.fail(fr=f"La carte 2 de {VM} est en mode « {_MODES_FR.get(mode, mode)} » : il faut un "
+                    f"réseau privé hôte (--nic2 hostonly --hostonlyadapter2 vboxnet0) ou un "
+                    f"réseau interne (--nic2 intnet --intnet2 labnet).",
+                 en=f"Adapter 2 of {VM} is '{_MODES_EN.get(mode, mode)}': it needs a host-only "
+                    "network (--nic2 hostonly --hostonlyadapter2 vboxnet0) or an internal "
+                    "network (--nic2 intnet --intnet2 labnet).")
+    obj.ok(fr=f"La carte 2 est en {_MODES_FR[mode]} ({nic.network}).",
+           en=f"Adapter 2 is on a {_MODES_EN[mode]} ({nic.network}).")
+
+
+@objective("vbox-snapshot")
+def test_vbox_snapshot(learner, obj):
+    _vm(learner, obj)
+    try:
+        snaps = vbox_for(learner).snapshots(VM)
+    except VBoxUnavailable as e:
+        _unavailable(obj, e)
+    obj.evidence(snapshots=[s.name for s in snaps])
+    if not snaps:
+        obj.fail(fr=f"{VM} n'a aucun instantané : VBoxManage snapshot {VM} take \"installation propre\".",
+                 en=f"{VM} has no snapshot: VBoxManage snapshot {VM} take \"clean install\".")
+    obj.ok(fr=f"{len(snaps)} instantané(s) : {_quoted([s.name for s in snaps])}.",
+           en=f"{len(snaps)} snapshot(s): {_quoted([s.name for s in snaps])}.")
