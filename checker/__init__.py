@@ -20,11 +20,22 @@ __all__ = ["check", "Report", "__version__"]
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `virtlab --help` and `virtlab list` start fast.
     if name == "check":
-        from checker.engine import check
-
-        return check
+        return _check_and_record
     if name == "Report":
         from checker.model import Report
 
         return Report
     raise AttributeError(name)
+
+
+def _check_and_record(lab: Any, host: str = "local://", **kwargs: Any) -> Any:
+    """check() for learners: the engine's check, then recorded in the progress store."""
+    from checker.engine import check as engine_check
+    from checker.progress import record
+
+    report = engine_check(lab, host, **kwargs)
+    record(report)
+    return report
+
+
+_check_and_record.__name__ = "check"

@@ -1,8 +1,10 @@
 """The ``virtlab`` command line (also ``python -m checker``).
 
 Exit codes of ``check``: 0 every objective passed; 1 at least one did not; 2 bad usage
-(unknown lab, bad option, unreadable file); 3 the target could not be inspected at all.
-Heavy modules are imported inside the commands so that ``--help`` and ``list`` start fast.
+(unknown lab, bad option, unreadable file); 3 the target could not be inspected at all;
+70 an internal error of the checker (a bug: ``VIRTLAB_DEBUG=1`` shows the traceback).
+Heavy modules (testinfra, libvirt, rich, jinja2) are imported inside the commands so that
+``--help`` and ``list`` start fast; ``tests/test_cli.py`` asserts it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
 class UsageError(Exception):
@@ -23,8 +26,8 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _lang(args: argparse.Namespace) -> str:
-    from checker.engine import resolve_lang
+def _lang(args: argparse.Namespace | None) -> str:
+    from checker.model import resolve_lang
 
     return resolve_lang(getattr(args, "lang", None))
 
@@ -36,10 +39,15 @@ def _tr(lang: str, fr: str, en: str) -> str:
 # --- commands --------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from checker.catalog import all_labs
+    from checker.catalog import CatalogError, lab_ids, resolve
 
     lang = _lang(args)
-    labs = all_labs()
+    labs, broken = [], []
+    for lab_id in lab_ids():
+        try:
+            labs.append(resolve(lab_id))
+        except CatalogError as e:  # list the others; say which one is broken, and why
+            broken.append(str(e))
     if args.format == "json":
         import json
 
@@ -48,12 +56,19 @@ def cmd_list(args: argparse.Namespace) -> int:
             "section": lab.section, "objectives": len(lab.objectives),
             "max_score": lab.max_score, "has_lifecycle": lab.has_lifecycle,
         } for lab in labs], ensure_ascii=False, indent=2))
-        return EXIT_OK
-    for lab in labs:
-        n = len(lab.objectives)
-        print(f"{lab.id:<22} {lab.title.get(lang)}  "
-              f"({n} {_tr(lang, 'objectifs', 'objectives')}, {lab.max_score} pts; {lab.section})")
-    return EXIT_OK
+    else:
+        w = max((len(lab.id) for lab in labs), default=0) + 2
+        for lab in labs:
+            n = len(lab.objectives)
+            print(f"{lab.id:<{w}}{lab.title.get(lang)}")
+            print(f"{'':<{w}}{n} {_tr(lang, 'objectifs', 'objectives')} · {lab.max_score} points"
+                  f" · {lab.section}")
+        print()
+        print(_tr(lang, "Détails : virtlab show NN · vérifier : virtlab check NN",
+                  "Details: virtlab show NN · check: virtlab check NN"))
+    for msg in broken:
+        _say(_tr(lang, f"virtlab : lab mal formé : {msg}", f"virtlab: malformed lab: {msg}"))
+    return EXIT_USAGE if broken else EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -61,14 +76,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     lab = resolve(args.lab)
     lang = _lang(args)
+    import textwrap
+
+    from checker.reporters.text import default_width
+
+    width = default_width()
     print(f"{lab.id} — {lab.title.get(lang)}")
-    print(f"{_tr(lang, 'Section du cours', 'Course section')}: {lab.section}")
+    print(f"{_tr(lang, 'Section du cours :', 'Course section:')} {lab.section}")
     print()
     print(lab.summary.get(lang))
     print()
     print(_tr(lang, "Objectifs :", "Objectives:"))
+    id_w = max(len(o.id) for o in lab.objectives) + 2
+    lead = 2 + id_w + len("99 pts  ")
     for o in lab.objectives:
-        print(f"  {o.id:<24} {o.points:>2} pts  {o.title.get(lang)}")
+        title = textwrap.wrap(o.title.get(lang), width=max(30, width - lead),
+                              break_on_hyphens=False) or [""]
+        print(f"  {o.id:<{id_w}}{o.points:>2} pts  {title[0]}")
+        for more in title[1:]:
+            print(" " * lead + more)
     print()
     print(_tr(lang, f"Vérifier : virtlab check {lab.id}", f"Check: virtlab check {lab.id}"))
     if lab.has_lifecycle:
@@ -76,13 +102,68 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _writable(path: str, lang: str) -> None:
+    """Refuse an --output path that cannot be written, before spending time on the check."""
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise UsageError(_tr(lang, f"impossible d'écrire {path} : c'est un dossier",
+                             f"cannot write {path}: it is a directory"))
+    if not os.path.isdir(parent):
+        raise UsageError(_tr(lang, f"impossible d'écrire {path} : le dossier {parent} n'existe pas",
+                             f"cannot write {path}: folder {parent} does not exist"))
+    if not os.access(target if os.path.exists(target) else parent, os.W_OK):
+        raise UsageError(_tr(lang, f"impossible d'écrire {path} : permission refusée",
+                             f"cannot write {path}: permission denied"))
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from checker.progress import store_path, summary
+
+    lang = _lang(args)
+    rows = summary(lang)
+    if args.format == "json":
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(_tr(lang, f"Progression (enregistrée dans {store_path()})",
+              f"Progress (stored in {store_path()})"))
+    for r in rows:
+        if r.best_score is None:
+            state = _tr(lang, "jamais vérifié", "never checked")
+        else:
+            state = _tr(lang, f"meilleur score {r.best_score}/{r.max_score}, dernière vérification {r.last_check}",
+                        f"best score {r.best_score}/{r.max_score}, last check {r.last_check}")
+        print(f"{r.lab:<24} {state}")
+        if r.left and r.best_score is not None:
+            print("    " + _tr(lang, "reste : ", "left: ") + ", ".join(r.left))
+        elif r.best_score is not None:
+            print("    " + _tr(lang, "tout est réussi", "all done"))
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from checker.catalog import resolve
+
+    lang = _lang(args)
+    resolve(args.lab)  # an unknown lab is bad usage: say so before anything else
+    if args.output:
+        _writable(args.output, lang)
+    if getattr(args, "watch", False):
+        from checker.watch import watch_terminal
+
+        return watch_terminal(args.lab, args.host, connect=args.connect, user=args.user,
+                              lang=args.lang, fmt=args.format)
     from checker.engine import check
+    from checker.progress import record
     from checker.reporters import render
 
     report = check(args.lab, args.host, connect=args.connect, user=args.user,
                    lang=args.lang, ssh_config=getattr(args, "ssh_config", None),
                    timeout=args.timeout)
+    record(report)
     opts: dict[str, Any] = {}
     if args.format == "text" and args.output:
         opts["color"] = False
@@ -92,7 +173,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(out)
         except OSError as e:
-            raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
+            raise UsageError(_tr(lang, f"impossible d'écrire {args.output} : {e.strerror}",
+                                 f"cannot write {args.output}: {e.strerror}")) from None
         if args.format != "text":
             print(render(report, "text"), end="")
     else:
@@ -139,7 +221,75 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return subprocess.call(["bash", "-eu", str(script)], env=env, cwd=str(lab.path))
 
 
+def _ask_tty(lang: str):
+    """A yes/no question on the terminal, or None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(question: str) -> bool:
+        try:
+            answer = input(question + _tr(lang, " [o/N] ", " [y/N] "))
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes", "o", "oui")
+    return ask
+
+
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    """virtlab start / finish LAB: build or remove the lab's scene (checker.lifecycle)."""
+    from checker.catalog import resolve
+    from checker.lifecycle import run
+
+    lab = resolve(args.lab)
+    lang = _lang(args)
+    return run(lab, args.command, args.connect, yes=args.yes, lang=lang, ask=_ask_tty(lang))
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    """virtlab hint LAB OBJECTIVE: the next level of hint, recorded for the report."""
+    from checker import hints
+    from checker.catalog import resolve
+
+    lab = resolve(args.lab)
+    lang = _lang(args)
+    try:
+        obj = lab.objective(args.objective)
+    except KeyError:
+        raise UsageError(_tr(
+            lang, f"{lab.id} n'a pas d'objectif {args.objective!r}. Objectifs : "
+                  + ", ".join(o.id for o in lab.objectives),
+            f"{lab.id} has no objective {args.objective!r}. Objectives: "
+            + ", ".join(o.id for o in lab.objectives))) from None
+    try:
+        level = hints.reveal(lab, obj)
+    except OSError as e:
+        raise UsageError(_tr(lang, f"impossible d'enregistrer l'indice : {e}",
+                             f"cannot record the hint: {e}")) from None
+    total = len(obj.hints)
+    print(f"{lab.id} / {obj.id} — {obj.title.get(lang)}")
+    for i, h in enumerate(obj.hints[:level], 1):
+        print(_tr(lang, f"  Indice {i}/{total} : ", f"  Hint {i}/{total}: ") + h.get(lang))
+    if level >= total:
+        print(_tr(lang, "C'était le dernier indice. Relisez les instructions : virtlab show "
+                        f"{lab.id}", f"That was the last hint. Read the instructions again: "
+                                     f"virtlab show {lab.id}"))
+    else:
+        print(_tr(lang, f"Indice suivant : virtlab hint {lab.id} {obj.id}",
+                  f"Next hint: virtlab hint {lab.id} {obj.id}"))
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 second, got {n}")
+    return n
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -174,10 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user", metavar="NAME", help="the learner (default: SUDO_USER, else you)")
     sp.add_argument("--format", choices=("text", "json", "junit", "html"), default="text")
     sp.add_argument("--output", metavar="FILE", help="write the report to FILE")
-    sp.add_argument("--timeout", type=int, default=None, metavar="S",
+    sp.add_argument("--timeout", type=_positive_int, default=None, metavar="S",
                     help="connect timeout for remote hosts, in seconds")
     lang_opt(sp)
+    sp.add_argument("--watch", action="store_true",
+                    help="keep checking as you work (libvirt events; Ctrl-C to stop)")
     sp.set_defaults(func=cmd_check)
+
+    sp = sub.add_parser("progress", help="your labs: best scores, last check, what is left")
+    sp.add_argument("--format", choices=("text", "json"), default="text")
+    lang_opt(sp)
+    sp.set_defaults(func=cmd_progress)
 
     sp = sub.add_parser("solve", help="apply a lab's reference solution (instructors, tests)")
     sp.add_argument("lab", metavar="LAB")
@@ -187,10 +344,38 @@ def build_parser() -> argparse.ArgumentParser:
     lang_opt(sp)
     sp.set_defaults(func=cmd_solve)
 
+    for verb, text in (("start", "build the lab's scene (labs with setup; says what, asks)"),
+                       ("finish", "remove what the lab's start made (asks)")):
+        sp = sub.add_parser(verb, help=text)
+        sp.add_argument("lab", metavar="LAB")
+        sp.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+        sp.add_argument("--connect", metavar="URI",
+                        help="libvirt URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system)")
+        lang_opt(sp)
+        sp.set_defaults(func=cmd_lifecycle)
+
+    sp = sub.add_parser("hint", help="the next level of hint for one objective")
+    sp.add_argument("lab", metavar="LAB")
+    sp.add_argument("objective", metavar="OBJECTIVE")
+    lang_opt(sp)
+    sp.set_defaults(func=cmd_hint)
+
+    sp = sub.add_parser("grade", help="grade a class's hosts over SSH: gradebook, CSV/HTML/JSON")
+    from checker.grade.command import add_arguments as grade_arguments
+
+    grade_arguments(sp)
+    sp.set_defaults(func=cmd_grade)
+
     sp = sub.add_parser("build", help="regenerate notebooks and site pages from labs/")
     sp.add_argument("--check", action="store_true", help="fail (exit 1) if a committed output is stale")
     sp.set_defaults(func=cmd_build)
     return p
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from checker.grade.command import run
+
+    return run(args)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -208,13 +393,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from checker.catalog import CatalogError, UnknownLab
 
+    lang = _lang(args)
     try:
         return int(args.func(args) or 0)
     except UnknownLab as e:
-        _say(f"virtlab: unknown lab {e.query!r}. Valid labs: {', '.join(e.valid)}")
+        _say(_tr(lang, f"virtlab : lab inconnu {e.query!r}. Labs valides : {', '.join(e.valid)} "
+                       "(virtlab list)",
+                 f"virtlab: unknown lab {e.query!r}. Valid labs: {', '.join(e.valid)} "
+                 "(virtlab list)"))
         return EXIT_USAGE
     except CatalogError as e:
-        _say(f"virtlab: malformed lab: {e}")
+        _say(_tr(lang, f"virtlab : lab mal formé : {e}", f"virtlab: malformed lab: {e}"))
         return EXIT_USAGE
     except UsageError as e:
         _say(f"virtlab: {e}")
@@ -222,6 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("virtlab: interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`virtlab list | head`): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
     except Exception as e:
         from checker.engine import BadHostSpec, TargetUnreachable
 
@@ -229,9 +425,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"virtlab: {e}")
             return EXIT_USAGE
         if isinstance(e, TargetUnreachable):
-            _say(f"virtlab: cannot inspect {e.host}: {e.reason}")
+            _say(_tr(lang, f"virtlab : impossible d'inspecter {e.host} : {e.reason}",
+                     f"virtlab: cannot inspect {e.host}: {e.reason}"))
             return EXIT_UNREACHABLE
-        raise
+        if os.environ.get("VIRTLAB_DEBUG"):
+            raise
+        _say(f"virtlab: internal error: {type(e).__name__}: {e}\n"
+             "virtlab: this is a bug of the checker; VIRTLAB_DEBUG=1 shows the details.")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

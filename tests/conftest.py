@@ -98,3 +98,15 @@ def virtlab() -> Callable[..., subprocess.CompletedProcess[str]]:
 def statuses(report: Any) -> dict[str, str]:
     """{objective id: status} of a Report."""
     return {o.id: o.status for o in report.objectives}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_progress_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Checks record progress under VIRTLAB_DATA: keep the tests' records out of ~/.local."""
+    old = os.environ.get("VIRTLAB_DATA")
+    os.environ["VIRTLAB_DATA"] = str(tmp_path_factory.mktemp("virtlab-data"))
+    yield
+    if old is None:
+        os.environ.pop("VIRTLAB_DATA", None)
+    else:
+        os.environ["VIRTLAB_DATA"] = old

@@ -1,0 +1,117 @@
+"""The learner's progress: every check recorded in a small local SQLite store.
+
+The store lives under the XDG data directory (``$XDG_DATA_HOME/virtlab/progress.sqlite``,
+default ``~/.local/share/virtlab/``); ``$VIRTLAB_DATA`` overrides the folder. Recording is
+best effort: a read-only home never makes a check fail.
+
+>>> record(report)                 # doctest: +SKIP
+>>> [row.lab for row in summary()] # doctest: +SKIP
+['01-hardware', '02-install-kvm', ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from checker.model import Report
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY,
+    lab TEXT NOT NULL,
+    host TEXT NOT NULL,
+    user TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    max_score INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checks_lab ON checks(lab, id);
+"""
+
+
+def data_dir() -> Path:
+    env = os.environ.get("VIRTLAB_DATA")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "virtlab"
+
+
+def store_path() -> Path:
+    return data_dir() / "progress.sqlite"
+
+
+def _connect(create: bool) -> sqlite3.Connection | None:
+    path = store_path()
+    if not create and not path.exists():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=5)
+    db.executescript(SCHEMA)
+    return db
+
+
+def record(report: Report) -> bool:
+    """Store one check; False (and nothing raised) when the store cannot be written."""
+    try:
+        db = _connect(create=True)
+        assert db is not None
+        with closing(db), db:
+            db.execute(
+                "INSERT INTO checks (lab, host, user, started_at, score, max_score, passed, report)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (report.lab, report.host, report.user, report.started_at, report.score,
+                 report.max_score, int(report.passed), report.to_json(indent=None)))
+        return True
+    except (OSError, sqlite3.Error):
+        return False
+
+
+@dataclass(frozen=True)
+class LabProgress:
+    lab: str
+    title: str
+    checks: int
+    best_score: int | None
+    max_score: int
+    last_check: str | None
+    left: tuple[str, ...]  # objectives not passed at the last check (or all, never checked)
+
+
+def summary(lang: str = "fr") -> list[LabProgress]:
+    """One row per lab of the catalogue, checked or not."""
+    from checker.catalog import all_labs
+
+    rows: dict[str, tuple[int, int, str, str]] = {}
+    try:
+        db = _connect(create=False)
+    except (OSError, sqlite3.Error):
+        db = None
+    if db is not None:
+        with closing(db):
+            for lab, n, best, last_id in db.execute(
+                    "SELECT lab, COUNT(*), MAX(score), MAX(id) FROM checks GROUP BY lab"):
+                started, rep = db.execute(
+                    "SELECT started_at, report FROM checks WHERE id = ?", (last_id,)).fetchone()
+                rows[lab] = (n, best, started, rep)
+    out = []
+    for lab in all_labs():
+        if lab.id in rows:
+            n, best, started, rep = rows[lab.id]
+            try:
+                objs = json.loads(rep)["objectives"]
+                left = tuple(o["id"] for o in objs if o["status"] in ("fail", "error"))
+            except (ValueError, KeyError, TypeError):
+                left = ()
+            out.append(LabProgress(lab.id, lab.title.get(lang), n, best, lab.max_score, started, left))
+        else:
+            out.append(LabProgress(lab.id, lab.title.get(lang), 0, None, lab.max_score, None,
+                                   tuple(o.id for o in lab.objectives)))
+    return out
