@@ -222,7 +222,11 @@ class Sandbox:
         for src, dst in mounts:
             script.append(f"mkdir -p {dst}")
             script.append(f"mount --bind {src} {dst}")
-        script.append(f"virtlogd --daemon --pid-file {self.root}/virtlogd.pid")
+        # stop() ends libvirtd alone: a restart reuses the virtlogd still running (a second
+        # one would fail on its pid file and, under set -e, abort the start).
+        vl_pid = f"{self.root}/virtlogd.pid"
+        script.append(f'if ! {{ [ -s {vl_pid} ] && kill -0 "$(cat {vl_pid})" 2>/dev/null; }}; then '
+                      f"virtlogd --daemon --pid-file {vl_pid}; fi")
         script.append(f"exec libvirtd --pid-file {self.root}/libvirtd.pid")
         return ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation",
                 "private", "--", "bash", "-c", "\n".join(script)]

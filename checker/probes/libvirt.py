@@ -37,13 +37,15 @@ class LibvirtUnavailable(Exception):
 
 def classify_error(uri: str, err: str) -> LibvirtUnavailable:
     low = err.lower()
-    if "no such file" in low or "connection refused" in low or "failed to connect socket" in low:
+    denied = "permission denied" in low or "polkit" in low or "authentication" in low
+    if not denied and ("no such file" in low or "connection refused" in low
+                       or "failed to connect socket" in low):
         return LibvirtUnavailable(Text(
             fr=f"Le démon libvirt ne répond pas sur {uri} ({err.strip()}). "
                "Démarrez-le : sudo systemctl start libvirtd",
             en=f"The libvirt daemon does not answer on {uri} ({err.strip()}). "
                "Start it: sudo systemctl start libvirtd"), "daemon-down")
-    if "permission denied" in low or "polkit" in low or "authentication" in low:
+    if denied:
         return LibvirtUnavailable(Text(
             fr=f"Accès refusé à {uri} ({err.strip()}). Ajoutez l'utilisateur au groupe libvirt "
                "(sudo usermod -aG libvirt $USER) puis ouvrez une nouvelle session.",
@@ -155,6 +157,25 @@ class VolumeInfo:
     format: str | None
     capacity: int
     allocation: int
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What the hypervisor reports for one disk of a domain (``virsh domblkinfo``), bytes."""
+
+    capacity: int  # the size the guest sees
+    allocation: int  # host space in use
+    physical: int  # size of the file / device on the host
+
+
+class VolumeUnreadable(Exception):
+    """libvirt knows the volume but cannot read it (file gone or unreadable since the last
+    pool refresh); ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -297,8 +318,8 @@ class Virt:
         self._conn = None
 
     # domains
-    def _domain_info(self, dom: Any) -> DomainInfo:
-        xml = dom.XMLDesc(0)
+    def _domain_info(self, dom: Any, flags: int = 0) -> DomainInfo:
+        xml = dom.XMLDesc(flags)
         facts = parse_domain_xml(xml)
         state, _ = dom.state()
         try:
@@ -339,6 +360,43 @@ class Virt:
     def snapshot_names(self, name: str) -> list[str]:
         dom = self.conn.lookupByName(name)
         return sorted(dom.snapshotListNames(0))
+
+    def domain_config(self, name: str) -> DomainInfo | None:
+        """The persistent definition of a domain (``virsh dumpxml --inactive``): what
+        ``virsh edit``, ``virsh setvcpus --config`` or ``virt-xml`` change, and what the
+        next boot uses. For a shut-off or transient domain it equals :meth:`domain`."""
+        if name in self._configs:
+            return self._configs[name]
+        import libvirt
+
+        try:
+            dom = self.conn.lookupByName(name)
+            if dom.isActive() and dom.isPersistent():
+                info: DomainInfo | None = self._domain_info(
+                    dom, libvirt.VIR_DOMAIN_XML_INACTIVE)
+            else:
+                info = self.domain(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            info = None
+        self._configs[name] = info
+        return info
+
+    @cached_property
+    def _configs(self) -> dict[str, DomainInfo | None]:
+        return {}
+
+    def block_info(self, name: str, disk: str) -> BlockInfo | None:
+        """Capacity and allocation of one disk (its target ``vda`` or its source path) as
+        the hypervisor sees it; None when libvirt cannot tell (disk unknown, file gone)."""
+        import libvirt
+
+        try:
+            cap, alloc, phys = self.conn.lookupByName(name).blockInfo(disk, 0)
+        except libvirt.libvirtError:
+            return None
+        return BlockInfo(capacity=int(cap), allocation=int(alloc), physical=int(phys))
 
     # networks
     @cached_property
@@ -422,7 +480,17 @@ class Virt:
         return self._volume(vol)
 
     def _volume(self, vol: Any) -> VolumeInfo:
-        _type, capacity, allocation = vol.info()
+        """Raises VolumeUnreadable when libvirt lists the volume but cannot read it."""
+        import libvirt
+
+        try:
+            _type, capacity, allocation = vol.info()
+        except libvirt.libvirtError as e:
+            try:
+                path = vol.path()
+            except libvirt.libvirtError:
+                path = vol.name()
+            raise VolumeUnreadable(path, str(e).strip()) from None
         try:
             pool = vol.storagePoolLookupByVolume().name()
         except Exception:

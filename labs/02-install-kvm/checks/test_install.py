@@ -1,0 +1,342 @@
+"""Checks of lab 02-install-kvm (testinfra test module; see checker.dsl).
+
+Packages are read with testinfra's ``host.package`` (dpkg on Debian), groups from the user
+database (``learner.groups``: what a new login gets), libvirt through the read-only
+``virt`` connection, and the learner's own access by running ``virsh`` as the learner.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+from checker.dsl import objective
+from checker.probes.libvirt import LibvirtUnavailable
+
+#: objective id -> the Debian 12 packages it needs. The course's `qemu-kvm` is only a
+#: virtual package on bookworm: the real one is qemu-system-x86.
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "pkg-qemu-system": ("qemu-system-x86",),
+    "pkg-libvirt-daemon": ("libvirt-daemon-system",),
+    "pkg-libvirt-clients": ("libvirt-clients",),
+    "pkg-bridge-utils": ("bridge-utils",),
+    "pkg-virtinst": ("virtinst",),
+    "pkg-virt-manager": ("virt-manager", "virt-viewer"),
+}
+
+#: `dpkg -S /usr/bin/virt-host-validate` on Debian 12 says libvirt-clients (not virtinst).
+HOST_VALIDATE_PACKAGE = "libvirt-clients"
+
+C_LOCALE = {"LC_ALL": "C"}  # virsh and virt-host-validate translate their messages
+
+
+def _packages(host, obj, oid):
+    names = PACKAGES[oid]
+    versions = {}
+    for name in names:
+        pkg = host.package(name)
+        versions[name] = pkg.version if pkg.is_installed else None
+    obj.evidence(packages=versions)
+    missing = [n for n, v in versions.items() if v is None]
+    if missing:
+        listed = " ".join(missing)
+        obj.fail(fr=f"Paquet(s) non installé(s) : {listed}. Installez : sudo apt install {listed}",
+                 en=f"Package(s) not installed: {listed}. Install: sudo apt install {listed}")
+    found = ", ".join(f"{n} {v}" for n, v in versions.items())
+    obj.ok(fr=f"Installé : {found}.", en=f"Installed: {found}.")
+
+
+@objective("pkg-qemu-system")
+def test_pkg_qemu_system(host, obj):
+    _packages(host, obj, "pkg-qemu-system")
+
+
+@objective("pkg-libvirt-daemon")
+def test_pkg_libvirt_daemon(host, obj):
+    _packages(host, obj, "pkg-libvirt-daemon")
+
+
+@objective("pkg-libvirt-clients")
+def test_pkg_libvirt_clients(host, obj):
+    _packages(host, obj, "pkg-libvirt-clients")
+
+
+@objective("pkg-bridge-utils")
+def test_pkg_bridge_utils(host, obj):
+    _packages(host, obj, "pkg-bridge-utils")
+
+
+@objective("pkg-virtinst")
+def test_pkg_virtinst(host, obj):
+    _packages(host, obj, "pkg-virtinst")
+
+
+@objective("pkg-virt-manager")
+def test_pkg_virt_manager(host, obj):
+    _packages(host, obj, "pkg-virt-manager")
+
+
+# --- the daemon ----------------------------------------------------------------------
+
+START_FR = "Démarrez-le : sudo systemctl start libvirtd (ou sudo systemctl enable --now libvirtd)."
+START_EN = "Start it: sudo systemctl start libvirtd (or sudo systemctl enable --now libvirtd)."
+
+
+@objective("libvirtd-active")
+def test_libvirtd_active(virt, obj):
+    obj.evidence(uri=virt.uri)
+    try:
+        conn = virt.conn
+        lib = conn.getLibVersion()  # a round trip: a cached connection may be stale
+        obj.evidence(libvirt_version=f"{lib // 1000000}.{(lib // 1000) % 1000}.{lib % 1000}",
+                     hypervisor_version=virt.hypervisor_version())
+    except LibvirtUnavailable as e:
+        obj.evidence(reason=e.kind, error=e.message.en)
+        if e.kind == "denied":
+            # The daemon answered (to refuse us): it is running.
+            obj.ok(fr=f"Le démon libvirt répond sur {virt.uri} (accès refusé à ce compte).",
+                   en=f"The libvirt daemon answers on {virt.uri} (access denied to this account).")
+            return
+        if e.kind == "daemon-down" and "permission denied" in e.message.en.lower():
+            # The socket exists but this account may not open it (unix_sock_group).
+            obj.error(fr=f"Le socket de libvirt refuse ce compte ({e.message.fr}) : lancez la "
+                         "vérification avec sudo, ou depuis un compte du groupe libvirt.",
+                      en=f"libvirt's socket refuses this account ({e.message.en}): run the "
+                         "check with sudo, or from an account in group libvirt.")
+        if e.kind == "daemon-down":
+            obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}. {START_FR}",
+                     en=f"The libvirt daemon does not answer on {virt.uri}. {START_EN}")
+        obj.error(fr=e.message.fr, en=e.message.en)
+    except Exception as e:  # libvirtError on a connection that died since it was opened
+        obj.evidence(error=str(e))
+        obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({e}). {START_FR}",
+                 en=f"The libvirt daemon no longer answers on {virt.uri} ({e}). {START_EN}")
+    obj.ok(fr=f"libvirt {obj.facts['libvirt_version']} répond sur {virt.uri}.",
+           en=f"libvirt {obj.facts['libvirt_version']} answers on {virt.uri}.")
+
+
+def _systemctl_is_enabled(host, unit):
+    r = host.run("systemctl is-enabled %s", unit)
+    return (r.stdout.strip() or r.stderr.strip() or f"rc={r.rc}").splitlines()[0]
+
+
+@objective("libvirtd-enabled")
+def test_libvirtd_enabled(host, facts, obj):
+    obj.evidence(systemd=facts.has_systemd)
+    if not facts.has_systemd:
+        obj.skip(fr="systemd n'est pas le système d'init de cette machine (conteneur ?) : "
+                    "rien ne démarre libvirtd au boot, l'objectif ne s'applique pas.",
+                 en="systemd is not this machine's init (a container?): nothing starts "
+                    "libvirtd at boot, the objective does not apply.")
+    service = _systemctl_is_enabled(host, "libvirtd.service")
+    socket = _systemctl_is_enabled(host, "libvirtd.socket")
+    obj.evidence(**{"libvirtd.service": service, "libvirtd.socket": socket})
+    if service == "enabled":
+        obj.ok(fr="libvirtd.service est activé au démarrage.",
+               en="libvirtd.service is enabled at boot.")
+        return
+    if socket == "enabled":
+        obj.ok(fr="libvirtd.socket est activé : le démon démarre à la première connexion.",
+               en="libvirtd.socket is enabled: the daemon starts on the first connection.")
+        return
+    obj.fail(fr=f"libvirtd ne démarre pas avec la machine (libvirtd.service : {service}, "
+                f"libvirtd.socket : {socket}). Activez-le : sudo systemctl enable --now libvirtd",
+             en=f"libvirtd does not start at boot (libvirtd.service: {service}, "
+                f"libvirtd.socket: {socket}). Enable it: sudo systemctl enable --now libvirtd")
+
+
+# --- the learner ---------------------------------------------------------------------
+
+def _learner_exists(learner, obj):
+    obj.evidence(learner=learner.name)
+    if learner.name == "root":
+        obj.fail(fr="L'apprenant est root, qui a déjà tous les droits : lancez la vérification "
+                    "en tant que vous-même (sans sudo), ou avec --user VOTRE_NOM.",
+                 en="The learner is root, who has every right already: run the check as "
+                    "yourself (without sudo), or with --user YOUR_NAME.")
+    if not learner.exists:
+        obj.fail(fr=f"Utilisateur introuvable : {learner.name!r} n'existe pas sur cette machine "
+                    "(vérifiez --user).",
+                 en=f"User not found: {learner.name!r} does not exist on this machine "
+                    "(check --user).")
+
+
+def _group_member(host, learner, obj, group):
+    _learner_exists(learner, obj)
+    groups = learner.groups
+    exists = host.group(group).exists
+    obj.evidence(groups=groups, group_exists=exists)
+    if group in groups:
+        obj.ok(fr=f"{learner.name} est membre du groupe {group}.",
+               en=f"{learner.name} is a member of group {group}.")
+        return
+    if not exists:
+        obj.fail(fr=f"Le groupe {group} n'existe pas : installez d'abord les paquets "
+                    "(libvirt-daemon-system le crée).",
+                 en=f"Group {group} does not exist: install the packages first "
+                    "(libvirt-daemon-system creates it).")
+    obj.fail(fr=f"{learner.name} n'est pas membre du groupe {group}. "
+                f"Ajoutez-le : sudo usermod -aG {group} {learner.name}",
+             en=f"{learner.name} is not a member of group {group}. "
+                f"Add them: sudo usermod -aG {group} {learner.name}")
+
+
+@objective("user-group-libvirt")
+def test_user_group_libvirt(host, learner, obj):
+    _group_member(host, learner, obj, "libvirt")
+
+
+@objective("user-group-kvm")
+def test_user_group_kvm(host, learner, obj):
+    _group_member(host, learner, obj, "kvm")
+
+
+def on_host_uri(uri: str) -> str:
+    """The URI the learner uses on the checked host itself.
+
+    A remote URI (``qemu+ssh://alice@pc12/system``) names that host's own
+    ``qemu:///system``; a local one (possibly with ``?socket=``) is kept as it is.
+
+    >>> on_host_uri("qemu+ssh://alice@pc12/system")
+    'qemu:///system'
+    >>> on_host_uri("qemu:///system?socket=/tmp/s")
+    'qemu:///system?socket=/tmp/s'
+    >>> on_host_uri("qemu+ssh://alice@pc12:22/system?socket=/tmp/s&no_tty=1")
+    'qemu:///system?socket=/tmp/s'
+    """
+    u = urlsplit(uri)
+    if u.netloc or "+" in u.scheme:
+        # keep ?socket=: it names the daemon's socket on that host (the test sandbox's
+        # is not at the default path); drop the transport's own parameters
+        sock = [v for k, v in parse_qsl(u.query) if k == "socket"]
+        query = f"?socket={sock[-1]}" if sock else ""
+        return f"{u.scheme.split('+', 1)[0]}://{u.path or '/system'}{query}"
+    return uri
+
+
+DAEMON_DOWN_RE = re.compile(r"no such file or directory|connection refused|failed to connect socket",
+                            re.IGNORECASE)
+DENIED_RE = re.compile(r"authentication (unavailable|failed)|polkit|permission denied|"
+                       r"access denied", re.IGNORECASE)
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+@objective("virsh-system-access")
+def test_virsh_system_access(host, virt, learner, obj):
+    _learner_exists(learner, obj)
+    uri = on_host_uri(virt.uri)
+    obj.evidence(uri=uri)
+    if not host.exists("virsh"):
+        obj.fail(fr="virsh n'est pas installé : sudo apt install libvirt-clients",
+                 en="virsh is not installed: sudo apt install libvirt-clients")
+    r = learner.run("virsh", "-c", uri, "list", "--all", env=C_LOCALE)
+    err = _last_error(r.stderr)
+    obj.evidence(rc=r.rc, stderr=err)
+    if r.rc == 0:
+        rows = [ln for ln in r.stdout.splitlines()[2:] if ln.strip()]
+        obj.evidence(domains=len(rows))
+        obj.ok(fr=f"{learner.name} liste les VM de {uri} sans sudo ({len(rows)} VM).",
+               en=f"{learner.name} lists the VMs of {uri} without sudo ({len(rows)} VMs).")
+        return
+    # Denial first: a socket restricted to group libvirt answers "Failed to connect socket
+    # to '...': Permission denied", which also looks like a daemon-down message.
+    if DENIED_RE.search(r.stderr):
+        db_groups = learner.groups
+        # The groups of a session like the one virsh ran in: the user database's when the
+        # checker runs as root (runuser logs in afresh), the learner's own session otherwise.
+        s = learner.run("id", "-Gn")
+        session_groups = s.stdout.split() if s.rc == 0 else []
+        obj.evidence(groups=db_groups, session_groups=session_groups)
+        if "libvirt" not in db_groups:
+            obj.fail(fr=f"Accès refusé à {uri} : {learner.name} n'est pas dans le groupe libvirt "
+                        f"({err}). Ajoutez-le : sudo usermod -aG libvirt {learner.name}, puis "
+                        "ouvrez une nouvelle session.",
+                     en=f"Access to {uri} denied: {learner.name} is not in group libvirt "
+                        f"({err}). Add them: sudo usermod -aG libvirt {learner.name}, then log "
+                        "in again.")
+        if "libvirt" not in session_groups:
+            obj.fail(fr=f"Accès refusé à {uri} : {learner.name} est bien dans le groupe libvirt, "
+                        "mais cette session date d'avant l'ajout au groupe. Ouvrez une nouvelle "
+                        "session (déconnexion/reconnexion), ou tapez newgrp libvirt dans ce "
+                        "terminal.",
+                     en=f"Access to {uri} denied: {learner.name} is in group libvirt, but this "
+                        "session predates the group change. Log out and in again, or type "
+                        "newgrp libvirt in this terminal.")
+        obj.fail(fr=f"Accès refusé à {uri} alors que {learner.name} est dans le groupe libvirt "
+                    f"({err}). Vérifiez auth_unix_rw et unix_sock_group dans "
+                    "/etc/libvirt/libvirtd.conf, et la règle polkit "
+                    "/usr/share/polkit-1/rules.d/60-libvirt.rules.",
+                 en=f"Access to {uri} denied although {learner.name} is in group libvirt "
+                    f"({err}). Check auth_unix_rw and unix_sock_group in "
+                    "/etc/libvirt/libvirtd.conf, and the polkit rule "
+                    "/usr/share/polkit-1/rules.d/60-libvirt.rules.")
+    if DAEMON_DOWN_RE.search(r.stderr):
+        obj.error(fr=f"Le démon libvirt ne répond pas sur {uri} ({err}) : l'accès de "
+                     f"{learner.name} ne peut pas être vérifié. {START_FR}",
+                  en=f"The libvirt daemon does not answer on {uri} ({err}): {learner.name}'s "
+                     f"access cannot be checked. {START_EN}")
+    obj.fail(fr=f"virsh -c {uri} list --all échoue pour {learner.name} : {err or r.rc}",
+             en=f"virsh -c {uri} list --all fails for {learner.name}: {err or r.rc}")
+
+
+# --- virt-host-validate ---------------------------------------------------------------
+
+VALIDATE_LINE_RE = re.compile(
+    r"^\s*(?P<driver>[A-Z]+):\s+Checking\s+(?P<what>.*?)\s*:\s*"
+    r"(?P<result>PASS|WARN|FAIL)(?:\s*\((?P<detail>.*)\))?\s*$")
+
+
+def parse_host_validate(text: str) -> list[dict[str, str]]:
+    """The result lines of ``virt-host-validate`` (C locale).
+
+    >>> parse_host_validate("  QEMU: Checking if device /dev/net/tun exists    : PASS")
+    [{'driver': 'QEMU', 'what': 'if device /dev/net/tun exists', 'result': 'PASS', 'detail': ''}]
+    """
+    out = []
+    for line in text.splitlines():
+        m = VALIDATE_LINE_RE.match(line)
+        if m:
+            d = m.groupdict()
+            d["detail"] = d["detail"] or ""
+            out.append(d)
+    return out
+
+
+def is_hardware_line(what: str) -> bool:
+    """Lines about VT-x/AMD-V and /dev/kvm: lab 01 grades them, not this lab."""
+    return "hardware virtualization" in what or "/dev/kvm" in what
+
+
+@objective("host-validate")
+def test_host_validate(host, obj):
+    if not host.exists("virt-host-validate"):
+        obj.fail(fr=f"virt-host-validate est introuvable : il vient avec {HOST_VALIDATE_PACKAGE} "
+                    f"(sudo apt install {HOST_VALIDATE_PACKAGE}).",
+                 en=f"virt-host-validate is not found: it comes with {HOST_VALIDATE_PACKAGE} "
+                    f"(sudo apt install {HOST_VALIDATE_PACKAGE}).")
+    r = host.run("env LC_ALL=C virt-host-validate qemu")
+    checks = parse_host_validate(r.stdout)
+    obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])
+    if not checks:
+        detail = _last_error(r.stderr) or _last_error(r.stdout) or f"rc={r.rc}"
+        obj.error(fr=f"virt-host-validate qemu n'a rendu aucun résultat lisible ({detail}).",
+                  en=f"virt-host-validate qemu gave no readable result ({detail}).")
+    failed = [c for c in checks if c["result"] == "FAIL" and not is_hardware_line(c["what"])]
+    ignored = [c["what"] for c in checks if c["result"] == "FAIL" and is_hardware_line(c["what"])]
+    warns = [c["what"] for c in checks if c["result"] == "WARN"]
+    obj.evidence(failed=[f"{c['what']}: {c['detail']}" for c in failed],
+                 ignored_hardware_failures=ignored, warnings=warns)
+    if failed:
+        listed = " ; ".join(f"{c['what']} ({c['detail']})" if c["detail"] else c["what"]
+                            for c in failed)
+        obj.fail(fr=f"virt-host-validate qemu signale {len(failed)} échec(s) : {listed}",
+                 en=f"virt-host-validate qemu reports {len(failed)} failure(s): {listed}")
+    note_fr = (f" Ligne(s) matérielle(s) en échec ignorée(s), voir le lab 01 : {len(ignored)}."
+               if ignored else "")
+    note_en = (f" Failed hardware line(s) left to lab 01: {len(ignored)}." if ignored else "")
+    obj.ok(fr=f"{len(checks)} vérifications, aucun échec, {len(warns)} avertissement(s).{note_fr}",
+           en=f"{len(checks)} checks, no failure, {len(warns)} warning(s).{note_en}")
