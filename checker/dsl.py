@@ -21,6 +21,8 @@ The same module runs under ``virtlab check`` (fast in-process runner) and under 
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Callable, NoReturn
 
 from checker.model import Text
@@ -51,6 +53,10 @@ class CheckError(Outcome):
 def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Bind a check function to objective ``oid`` of its lab."""
 
+    if not isinstance(oid, str) or not re.match(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", oid):
+        raise ValueError(f"@objective({oid!r}): an objective id is lowercase-dashed, "
+                         "e.g. 'dev-kvm'")
+
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.virtlab_objective = oid  # type: ignore[attr-defined]
         return fn
@@ -59,6 +65,8 @@ def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no NaN/Infinity
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     if isinstance(v, dict):

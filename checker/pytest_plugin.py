@@ -2,9 +2,14 @@
 
     pytest --hosts=ssh://alice@pc12 --virtlab-user=alice labs/02-install-kvm/checks
 
-gives the lab's check functions the fixtures ``virt``, ``learner``, ``facts`` and ``obj``
-besides testinfra's ``host``; a failed objective is a failed test, a ``skip`` a skipped
-one, and the terminal summary shows the score per lab.
+gives the lab's check functions the fixtures ``virt``, ``learner``, ``facts``, ``lab`` and
+``obj`` besides testinfra's ``host``; a failed objective is a failed test (its message in
+French and English instead of a traceback), an ``obj.skip()`` a skipped one, and the
+terminal summary shows the score per lab and host.
+
+The plugin is loaded in every pytest session of an environment where virtlab is installed:
+it does nothing to tests that are not lab checks (functions marked by ``@objective``), and
+imports nothing heavy until a lab check asks for a fixture.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from typing import Any
 import pytest
 
 from checker.dsl import CheckSkipped, Verdict
+
+_LAB_PROP = "virtlab_lab"
+_OBJ_PROP = "objective"
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -27,6 +35,11 @@ def pytest_addoption(parser: Any) -> None:
 def _is_check(item: Any) -> bool:
     fn = getattr(item, "function", None)
     return fn is not None and hasattr(fn, "virtlab_objective")
+
+
+def _lab_dir(item: Any) -> Path:
+    # labs/NN-slug/checks/test_x.py -> labs/NN-slug
+    return Path(str(item.path)).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +78,7 @@ def facts(host: Any) -> Any:
 def lab(request: Any) -> Any:
     from checker.catalog import load_lab
 
-    return load_lab(Path(str(request.node.fspath)).parent.parent)
+    return load_lab(_lab_dir(request.node))
 
 
 class _PytestVerdict(Verdict):
@@ -75,46 +88,65 @@ class _PytestVerdict(Verdict):
 
 @pytest.fixture
 def obj(request: Any) -> Verdict:
-    v = _PytestVerdict(getattr(request.function, "virtlab_objective", request.node.name))
-    request.node.user_properties.append(("virtlab_verdict", v))
-    return v
+    return _PytestVerdict(getattr(request.function, "virtlab_objective", request.node.name))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     outcome = yield
-    rep = outcome.get_result()
     if not _is_check(item) or call.when != "call":
         return
-    if call.excinfo is not None and call.excinfo.errisinstance(CheckSkipped):
+    rep = outcome.get_result()
+    oid = item.function.virtlab_objective
+    # Plain strings only: user_properties travel to --junitxml and to xdist workers.
+    rep.user_properties.append((_OBJ_PROP, oid))
+    rep.user_properties.append((_LAB_PROP, str(_lab_dir(item))))
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, CheckSkipped):
         rep.outcome = "skipped"
-        rep.longrepr = (str(item.fspath), 0, f"Skipped: {call.excinfo.value}")
-    rep.user_properties.append(("objective", item.function.virtlab_objective))
-    if call.excinfo is not None and hasattr(call.excinfo.value, "message"):
-        msg = call.excinfo.value.message
-        rep.longrepr = f"{item.function.virtlab_objective}: {msg.fr}\n{msg.en}"
+        rep.longrepr = (str(item.path), 0, f"Skipped: {exc.message.fr} / {exc.message.en}")
+    elif exc is not None and hasattr(exc, "message") and hasattr(exc.message, "fr"):
+        # obj.fail()/obj.error(): the learner's message, not a traceback of the check.
+        rep.longrepr = f"{oid}: {exc.message.fr}\n{oid}: {exc.message.en}"
+
+
+def _host_of(nodeid: str) -> str:
+    # test_x.py::test_y[ssh://pc12] -> ssh://pc12 (testinfra's parametrisation id)
+    if nodeid.endswith("]") and "[" in nodeid:
+        return nodeid[nodeid.rindex("[") + 1:-1]
+    return "local://"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from checker.catalog import CatalogError, load_lab
 
-    scores: dict[str, list[int]] = {}
+    labs: dict[str, Any] = {}
+    scores: dict[tuple[str, str], list[int]] = {}
     for status in ("passed", "failed", "skipped"):
         for rep in terminalreporter.stats.get(status, []):
+            if getattr(rep, "when", None) != "call":
+                continue
             props = dict(getattr(rep, "user_properties", []))
-            oid = props.get("objective")
-            if not oid or rep.when != "call" and status != "skipped":
+            oid, lab_dir = props.get(_OBJ_PROP), props.get(_LAB_PROP)
+            if not oid or not lab_dir:
+                continue
+            if lab_dir not in labs:
+                try:
+                    labs[lab_dir] = load_lab(Path(lab_dir))
+                except (CatalogError, OSError):
+                    labs[lab_dir] = None
+            lab = labs[lab_dir]
+            if lab is None:
                 continue
             try:
-                lab = load_lab(Path(str(rep.fspath)).parent.parent)
-            except (CatalogError, OSError):
+                pts = lab.objective(oid).points
+            except KeyError:
                 continue
-            pts = lab.objective(oid).points
-            s = scores.setdefault(f"{lab.id} [{getattr(rep, 'nodeid', '').split('[')[-1].rstrip(']')}]", [0, 0])
-            if status != "skipped":
+            s = scores.setdefault((lab.id, _host_of(rep.nodeid)), [0, 0])
+            if status != "skipped":  # a skipped objective counts neither way
                 s[1] += pts
                 s[0] += pts if status == "passed" else 0
     if scores:
         terminalreporter.section("virtlab scores")
-        for k, (got, total) in sorted(scores.items()):
-            terminalreporter.write_line(f"{k}: {got}/{total}")
+        for (lab_id, host), (got, total) in sorted(scores.items()):
+            terminalreporter.write_line(f"{lab_id} [{host}]: {got}/{total}")

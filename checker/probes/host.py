@@ -1,8 +1,10 @@
 """Host facts, read through testinfra's host object (works on local://, ssh://, ansible://).
 
-Probes state facts and never judge. Parsers are pure functions so that host variants
-this machine cannot produce (Intel with vmx, AMD, BIOS-disabled) are tested on recorded
-``/proc/cpuinfo`` contents.
+Probes state facts and never judge. Parsers are pure functions, and :class:`HostFacts`
+can read a *recorded* host (``root``: a folder holding copies of the files it reads and
+the outputs of the commands it runs), so that host variants this machine cannot produce
+(Intel with vmx, AMD with svm, VT-x disabled in the BIOS) go through the same probe and
+check code in tests (``tests/fixtures/hosts/``).
 
 >>> parse_cpuinfo("processor : 0\\nflags : fpu vmx sse\\n").flags
 frozenset({'fpu', 'sse', 'vmx'})
@@ -10,6 +12,7 @@ frozenset({'fpu', 'sse', 'vmx'})
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -72,7 +75,12 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-BIOS_DISABLED_RE = re.compile(r"(kvm|vmx|svm).*disabled by bios", re.IGNORECASE)
+# The kernel's words, depending on its version and the vendor:
+#   "kvm: disabled by bios", "kvm: support for 'kvm_amd' disabled by bios" (kvm, up to 6.x),
+#   "x86/cpu: VMX (outside TXT) disabled by BIOS" (feat_ctl, 5.6+),
+#   "kvm_intel: VMX not enabled (by BIOS) in MSR_IA32_FEAT_CTL" (kvm_intel, 6.x).
+BIOS_DISABLED_RE = re.compile(
+    r"(kvm|vmx|svm).*(disabled by bios|not enabled \(by bios\))", re.IGNORECASE)
 
 
 def bios_disabled_in(dmesg: str) -> bool:
@@ -86,15 +94,37 @@ class HostFacts:
     >>> facts.cpu.virt_flag                                    # doctest: +SKIP
     """
 
-    def __init__(self, host: Any):
+    def __init__(self, host: Any, root: str | os.PathLike[str] | None = None):
         self.host = host
+        #: A recorded host: files are read under root, command outputs from root/commands/.
+        self.root = os.fspath(root).rstrip("/") if root else ""
+
+    def __repr__(self) -> str:
+        return f"<HostFacts {self.root or getattr(self.host.backend, 'hostname', 'host')}>"
+
+    def path(self, path: str) -> str:
+        """Where ``path`` of the inspected host is read (under ``root`` for a recorded host)."""
+        return f"{self.root}{path}" if self.root else path
 
     def read(self, path: str) -> str | None:
-        f = self.host.file(path)
+        """The content of a file of the host, or None when missing or unreadable."""
+        f = self.host.file(self.path(path))
         try:
             return f.content_string if f.exists else None
         except Exception:  # unreadable (permissions): the caller reports it
             return None
+
+    def command(self, name: str, command: str, *args: str) -> tuple[int, str]:
+        """(exit code, stdout) of a read-only command, its arguments quoted by testinfra.
+
+        On a recorded host, the recorded output ``root/commands/NAME``; (1, "") when
+        nothing was recorded (as if the command had failed).
+        """
+        if self.root:
+            out = self.read(f"/commands/{name}")
+            return (0, out) if out is not None else (1, "")
+        r = self.host.run(command, *args)
+        return r.rc, r.stdout
 
     @cached_property
     def cpu(self) -> CpuInfo:
@@ -115,33 +145,38 @@ class HostFacts:
     @cached_property
     def cores(self) -> int:
         """CPUs usable by the host (nproc), falling back on /proc/cpuinfo."""
-        r = self.host.run("nproc")
-        if r.rc == 0 and r.stdout.strip().isdigit():
-            return int(r.stdout.strip())
+        rc, out = self.command("nproc", "nproc")
+        if rc == 0 and out.strip().isdigit():
+            return int(out.strip())
         return self.cpu.count
 
     @cached_property
     def has_systemd(self) -> bool:
         # sd_booted(): systemd is PID 1 when /run/systemd/system exists.
-        return self.host.file("/run/systemd/system").is_directory
+        return self.host.file(self.path("/run/systemd/system")).is_directory
 
     @cached_property
     def dmesg(self) -> str | None:
         """The kernel log when readable (dmesg may be restricted to root)."""
-        r = self.host.run("dmesg")
-        return r.stdout if r.rc == 0 else None
+        rc, out = self.command("dmesg", "dmesg")
+        return out if rc == 0 else None
+
+    def module_loaded(self, name: str) -> bool:
+        """A kernel module is loaded or built in (built-ins have no line in /proc/modules
+        but do appear under /sys/module)."""
+        return name in self.modules or self.host.file(self.path(f"/sys/module/{name}")).is_directory
 
     def nearest_existing(self, path: str) -> str:
         p = path.rstrip("/") or "/"
-        while p != "/" and not self.host.file(p).exists:
+        while p != "/" and not self.host.file(self.path(p)).exists:
             p = p.rsplit("/", 1)[0] or "/"
         return p
 
     def free_bytes(self, path: str) -> tuple[str, int | None]:
         """(the path measured, bytes free there) for path or its nearest existing parent."""
         where = self.nearest_existing(path)
-        r = self.host.run("df -B1 --output=avail %s", where)
-        lines = r.stdout.split()
-        if r.rc == 0 and len(lines) >= 2 and lines[-1].isdigit():
+        rc, out = self.command("df", "df -B1 --output=avail %s", self.path(where))
+        lines = out.split()
+        if rc == 0 and len(lines) >= 2 and lines[-1].isdigit():
             return where, int(lines[-1])
         return where, None

@@ -64,7 +64,8 @@ class Learner:
         if login_shell:
             # The learner's own shell start-up files decide (e.g. LIBVIRT_DEFAULT_URI):
             # an interactive login bash reads ~/.profile and ~/.bashrc as a terminal would.
-            inner = shlex.join(argv)
+            # env is applied after the start-up files, so it wins over them.
+            inner = shlex.join(["env", *envs, *argv] if envs else argv)
             if me == self.name:
                 return self.host.run(
                     "env -i HOME=%s USER=%s LOGNAME=%s PATH=/usr/local/bin:/usr/bin:/bin "

@@ -11,18 +11,26 @@ from functools import lru_cache
 from typing import Any
 
 from checker.model import Report
-from checker.reporters.text import ICON, LABELS
+from checker.reporters.text import ICON, LABELS, clean
 
 EXTRA = {"fr": {"evidence": "Faits relevés", "generated": "Vérifié le"},
          "en": {"evidence": "Evidence", "generated": "Checked on"}}
+
+
+def _finalize(v: Any) -> Any:
+    # Markup (e.g. the output of |tojson) is already safe, controls included.
+    return clean(v) if isinstance(v, str) and not hasattr(v, "__html__") else v
 
 
 @lru_cache(maxsize=1)
 def _env() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    # finalize: control characters and bidi overrides from the learner's machine are shown
+    # as \xNN (as in the text report) before Jinja2 escapes the markup characters.
     return Environment(loader=PackageLoader("checker", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True))
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       finalize=_finalize)
 
 
 def _ctx(report: Report) -> dict[str, Any]:

@@ -17,6 +17,8 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def _x(s: object) -> str:
+    if isinstance(s, bool):
+        s = str(s).lower()
     return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", str(s))
 
 

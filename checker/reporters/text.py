@@ -22,7 +22,7 @@ import shutil
 import sys
 import textwrap
 
-from checker.model import Report
+from checker.model import STATUSES, Report
 
 LABELS = {
     "fr": {"obj": "Objectif", "pts": "Points", "status": "État", "detail": "Constat / indice",
@@ -46,6 +46,7 @@ CLOSING = {
 STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skip": "dim"}
 ICON = {"pass": "✔", "fail": "✘", "error": "!", "skip": "–"}
 
+NBSP = "\u00a0"
 _SGR = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "yellow": "33",
         "cyan": "36"}
 MIN_WIDTH, MAX_WIDTH = 60, 100
@@ -75,6 +76,24 @@ def _wrap(s: str, width: int, indent: str = "") -> list[str]:
     return out
 
 
+def _pack(items: list[str], width: int, sep: str = "  ·  ") -> list[str]:
+    """Items on as few lines as fit, never splitting one unless it alone is too long."""
+    lines: list[str] = []
+    cur = ""
+    for item in (clean(i).replace("\n", " ") for i in items):
+        if cur and len(cur) + len(sep) + len(item) <= width:
+            cur += sep + item
+            continue
+        if cur:
+            lines.append(cur)
+        wrapped = _wrap(item, width, indent="  ")
+        lines += wrapped[:-1]
+        cur = wrapped[-1]
+    if cur:
+        lines.append(cur)
+    return lines
+
+
 def default_width() -> int:
     cols = shutil.get_terminal_size((80, 24)).columns
     return max(MIN_WIDTH, min(MAX_WIDTH, cols))
@@ -98,7 +117,7 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
     lines += [st(h, "bold") for h in head]
     meta = [f"{t['host']}{colon}{report.host}", f"libvirt{colon}{report.libvirt_uri}",
             f"{t['user']}{colon}{report.user}"]
-    lines += _wrap("  ·  ".join(meta), width)
+    lines += _pack(meta, width)
     lines.append("")
 
     present = {o.status for o in report.objectives} or {"pass"}
@@ -125,11 +144,15 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
     lines.append("─" * width)
     counts = report.counts()
     cl = COUNT_LABELS[lang]
-    tally = "  ·  ".join(f"{cl[s]}{colon}{counts[s]}" for s in ("pass", "fail", "error", "skip")
-                         if counts[s])
     score = f"{t['score']}{colon}{report.score}/{report.max_score}"
-    lines.append(st(score, "bold", "green" if report.passed else "red")
-                 + (f"  ·  {tally}" if tally else ""))
-    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab=clean(report.lab))
-    lines += _wrap(closing, width)
+    footer = _pack([score] + [f"{cl[s]}{colon}{counts[s]}" for s in STATUSES if counts[s]],
+                   width)
+    # The score, first on the line, in colour.
+    footer[0] = st(score, "bold", "green" if report.passed else "red") + footer[0][len(score):]
+    lines += footer
+    # The command to run again stays on one line (no-break spaces while wrapping).
+    cmd = f"virtlab check {clean(report.lab)}".replace(" ", NBSP)
+    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab="\0").replace(
+        "virtlab check \0", cmd)
+    lines += [ln.replace(NBSP, " ") for ln in _wrap(closing, width)]
     return "\n".join(ln.rstrip() for ln in lines) + "\n"

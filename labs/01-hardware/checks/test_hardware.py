@@ -48,14 +48,9 @@ def test_cpu_virt_flags(facts, obj):
            "the BIOS/UEFI (look there for VT-x / AMD-V / SVM)." + tcg_en)
 
 
-def _loaded(host, facts, name):
-    # Built-in modules have no line in /proc/modules but do appear under /sys/module.
-    return name in facts.modules or host.file(f"/sys/module/{name}").is_directory
-
-
 @objective("kvm-modules")
-def test_kvm_modules(host, facts, obj):
-    found = {m: _loaded(host, facts, m) for m in ("kvm", "kvm_intel", "kvm_amd")}
+def test_kvm_modules(facts, obj):
+    found = {m: facts.module_loaded(m) for m in ("kvm", "kvm_intel", "kvm_amd")}
     others = sorted(m for m in facts.modules if m.startswith("kvm"))
     obj.evidence(loaded=found, other_kvm_modules=others)
     if not found["kvm"]:
