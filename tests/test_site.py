@@ -1,0 +1,313 @@
+"""The site: `mkdocs build --strict`, then the built site served on 127.0.0.1 and opened in
+headless Chromium (Debian's `chromium` + `chromium-driver`).
+
+Chromium runs with a fresh profile, no background networking, and a host resolver that
+resolves nothing but loopback: a page that tried to load a third-party resource would log
+an error here, and the test fails on any console error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def need(path: str, what: str) -> None:
+    """A missing tool fails the test in CI and skips it, visibly, elsewhere."""
+    if shutil.which(path) is None:
+        msg = f"{what} not found at {path} (Debian packages chromium, chromium-driver)"
+        if IN_CI:
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+
+
+# --- build and serve -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                        str(out)], cwd=REPO, capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout}\n{r.stderr}"
+    assert "WARNING" not in r.stderr, r.stderr
+    return out
+
+
+def test_mkdocs_build_strict_passes_and_builds_both_languages(built_site):
+    for page in ("index.html", "install/index.html", "reference/index.html",
+                 "instructor/index.html", "labs/01-hardware/index.html"):
+        assert (built_site / page).is_file(), page
+        assert (built_site / "en" / page).is_file(), f"en/{page}"
+    fr = (built_site / "index.html").read_text("utf-8")
+    en = (built_site / "en" / "index.html").read_text("utf-8")
+    assert '<html lang="fr"' in fr and '<html lang="en"' in en
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(built_site):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(built_site)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(base, timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"http.server did not start on {base}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()  # our own child, by its PID
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    need(CHROMIUM, "Chromium")
+    need(CHROMEDRIVER, "chromedriver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    # Never let Selenium Manager look for drivers online or send statistics.
+    os.environ["SE_OFFLINE"] = "true"
+    os.environ["SE_AVOID_STATS"] = "true"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--disable-extensions",
+                 f"--user-data-dir={profile}", "--window-size=1280,900",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                 "--lang=fr-FR"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def load(driver, url: str) -> list[dict]:
+    """Open url, wait until it is fully loaded, return the console entries it produced."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("browser")  # drain
+    driver.get(url)
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+    time.sleep(0.3)  # let the search worker fetch its index; errors surface in the log
+    return driver.get_log("browser")
+
+
+def pages(site: Path) -> list[str]:
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+
+
+def url_of(base: str, rel: str) -> str:
+    return base + (rel[: -len("index.html")] if rel.endswith("index.html") else rel)
+
+
+# --- the browser -------------------------------------------------------------------------
+
+def test_every_page_loads_without_console_errors(built_site, server, browser):
+    problems = []
+    for rel in pages(built_site):
+        url = url_of(server, rel)
+        entries = load(browser, url)
+        bad = [e for e in entries if e["level"] in ("SEVERE", "WARNING")]
+        if bad:
+            problems.append((url, bad))
+        h1 = browser.execute_script("return document.querySelector('h1') && "
+                                    "document.querySelector('h1').textContent")
+        assert h1, f"{url} has no title"
+    assert problems == [], json.dumps(problems, indent=2, ensure_ascii=False)
+
+
+def test_language_switcher_leads_from_a_french_lab_page_to_the_same_page_in_english(
+        server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert load(browser, server + "labs/01-hardware/") == []
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith(
+        "Lab 01 · Le matériel est-il prêt")
+    button = browser.find_element(By.CSS_SELECTOR, ".md-header__option .md-select button")
+    button.click()  # the menu opens on focus
+    link = browser.find_element(By.CSS_SELECTOR, '.md-select__link[hreflang="en"]')
+    WebDriverWait(browser, 5).until(lambda d: link.is_displayed())
+    link.click()
+    WebDriverWait(browser, 10).until(lambda d: "/en/" in d.current_url)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+    assert urlsplit(browser.current_url).path == "/en/labs/01-hardware/"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith(
+        "Lab 01 · Is the hardware ready for virtualization?")
+    # And back.
+    back = browser.find_element(By.CSS_SELECTOR, '.md-select__link[hreflang="fr"]')
+    assert urlsplit(back.get_attribute("href")).path == "/labs/01-hardware/"
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def search_box(browser, base: str, lang_prefix: str, query: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert load(browser, base + lang_prefix) == []
+    box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
+    if not box.is_displayed():  # narrow layout: the search opens from the header icon
+        next(e for e in browser.find_elements(By.CSS_SELECTOR, "label[for='__search']")
+             if e.is_displayed()).click()
+        WebDriverWait(browser, 5).until(lambda d: box.is_displayed())
+    box.click()
+    box.send_keys(query)
+    WebDriverWait(browser, 15).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
+    return [a.get_attribute("href") for a in
+            browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a")]
+
+
+@pytest.mark.parametrize("prefix, word", [("", "pont"), ("", "NAT"), ("en/", "NAT"),
+                                          ("en/", "pont")])
+def test_search_box_finds_words_in_both_languages(server, browser, prefix, word):
+    hrefs = search_box(browser, server, prefix, word)
+    assert hrefs, f"no result for {word!r}"
+    # The English site's results include English pages, the French site's French pages.
+    paths = [urlsplit(h).path for h in hrefs]
+    if prefix == "en/":
+        assert any(p.startswith("/en/") for p in paths), paths
+    else:
+        assert any(not p.startswith("/en/") for p in paths), paths
+
+
+def test_search_index_holds_nat_and_pont_in_each_language(built_site):
+    index = json.loads((built_site / "search" / "search_index.json").read_text("utf-8"))
+    assert set(index["config"]["lang"]) == {"fr", "en"}
+    docs = index["docs"]
+    for word in ("NAT", "pont"):
+        hits = [d["location"] for d in docs if word in d["text"]]
+        fr = [loc for loc in hits if not loc.startswith("en/")]
+        en = [loc for loc in hits if loc.startswith("en/")]
+        assert fr, f"{word!r} not in the French pages of the index"
+        assert en, f"{word!r} not in the English pages of the index"
+
+
+def test_screenshots_of_home_and_a_lab_page(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = {"site-home.png": server, "site-lab-01.png": server + "labs/01-hardware/",
+             "site-lab-01-en.png": server + "en/labs/01-hardware/"}
+    for name, url in shots.items():
+        assert load(browser, url) == []
+        browser.set_window_size(1280, 900)
+        out = ARTIFACTS / name
+        assert browser.save_screenshot(str(out))
+        assert out.stat().st_size > 10_000  # a real rendering, not a blank page
+    # The whole lab page (tabs, admonitions, the example report), for a human to judge.
+    load(browser, server + "labs/01-hardware/")
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(int(height) + 100, 12_000))
+    assert browser.save_screenshot(str(ARTIFACTS / "site-lab-01-full.png"))
+    browser.set_window_size(1280, 900)
+
+
+# --- the links -----------------------------------------------------------------------------
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []  # (tag, url)
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        for key in ("href", "src"):
+            if a.get(key):
+                self.refs.append((tag, a[key]))
+
+
+def _parse(text: str) -> _Links:
+    p = _Links()
+    p.feed(text)
+    return p
+
+
+def test_internal_links_resolve_and_nothing_loads_from_elsewhere(built_site, server):
+    fetched: dict[str, tuple[int, _Links | None]] = {}
+
+    def fetch(url: str) -> tuple[int, _Links | None]:
+        if url not in fetched:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    body = r.read()
+                    ctype = r.headers.get("Content-Type", "")
+                    fetched[url] = (r.status, _parse(body.decode("utf-8")) if "html" in ctype
+                                    else None)
+            except urllib.error.HTTPError as e:
+                fetched[url] = (e.code, None)
+        return fetched[url]
+
+    broken, foreign = [], []
+    for rel in pages(built_site):
+        page_url = url_of(server, rel)
+        status, parsed = fetch(page_url)
+        assert status == 200 and parsed is not None, page_url
+        for tag, ref in parsed.refs:
+            target = urljoin(page_url, ref)
+            parts = urlsplit(target)
+            if parts.scheme in ("mailto", "javascript", "data"):
+                continue
+            if parts.netloc != urlsplit(server).netloc:
+                if tag != "a":  # a resource (script, style, image) from another host
+                    foreign.append((page_url, ref))
+                continue
+            doc, frag = urldefrag(target)
+            code, target_parsed = fetch(doc)
+            if code != 200:
+                broken.append((page_url, ref, code))
+            elif frag and target_parsed is not None and frag not in target_parsed.ids:
+                broken.append((page_url, ref, f"no id {frag!r}"))
+    assert foreign == [], foreign
+    assert broken == [], broken
+    assert len(fetched) > 10
