@@ -130,6 +130,8 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
         raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
                           "(expected local://, ssh://[user@]host[:port] or ansible://name)")
+    if scheme in ("ssh", "paramiko"):
+        _check_ssh_spec(spec)
     import testinfra
 
     kwargs: dict[str, Any] = {}
@@ -148,6 +150,17 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
     _HOSTS[key] = host
     return host
+
+
+def _check_ssh_spec(spec: str) -> None:
+    """ssh://[user@]host[:port]: a host name, no blanks, a port in 1..65535."""
+    u = urlsplit(spec)
+    try:
+        port = u.port
+    except ValueError:
+        raise BadHostSpec(f"bad host spec {spec!r}: the port must be a number in 1..65535") from None
+    if not u.hostname or any(c.isspace() for c in spec) or port == 0:
+        raise BadHostSpec(f"bad host spec {spec!r}: expected ssh://[user@]host[:port]")
 
 
 def ensure_reachable(host: Any, spec: str) -> None:
@@ -179,6 +192,9 @@ def _virt_for(uri: str) -> Virt:
     if conn is not None:
         try:
             if conn.isAlive():
+                # isAlive() stays True after the daemon stopped, until a call fails: one
+                # cheap round trip, so that a dead daemon is reported as such.
+                conn.getVersion()
                 virt._conn = conn
         except Exception:
             _CONNS.pop(uri, None)
@@ -214,7 +230,9 @@ PASS_MSG = Text("Objectif atteint.", "Objective met.")
 
 
 def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
-                  lang: str) -> ObjectiveResult:
+                  lang: str, hints_level: int = 0) -> ObjectiveResult:
+    """``hints_level``: hint levels the learner asked for (checker.hints); the report shows
+    the deepest one seen and counts them in ``hints_shown``."""
     o = lab.objective(oid)
     v = Verdict(oid)
     status = "pass"
@@ -235,10 +253,12 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
                        en=f"Could not evaluate ({detail}).")
     earned = o.points if status == "pass" else 0
     show_hint = status in ("fail", "error")
+    shown = max(hints_level, 1) if show_hint else hints_level
+    hint = o.hints[min(shown, len(o.hints)) - 1].get(lang) if show_hint else ""
     return ObjectiveResult(
         id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
-        status=status, message=message.get(lang), hint=o.hint.get(lang) if show_hint else "",
-        evidence=v.facts, hints_shown=1 if show_hint else 0)
+        status=status, message=message.get(lang), hint=hint,
+        evidence=v.facts, hints_shown=shown)
 
 
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
@@ -258,11 +278,17 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     uri = target.libvirt_uri()
     virt = _virt_for(uri)
     fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
+    hint_levels: dict[str, int] = {}
+    if target.host.startswith("local://"):  # the learner's hints file is on this host
+        from checker.hints import levels
+
+        hint_levels = levels(lab.id, learner_name)
     results = []
     for o in lab.objectives:
         if only and o.id not in only:
             continue
-        results.append(run_objective(lab, o.id, checks[o.id], fx, lang))
+        results.append(run_objective(lab, o.id, checks[o.id], fx, lang,
+                                     hint_levels.get(o.id, 0)))
     if virt._conn is not None:
         _CONNS[uri] = virt._conn
     return Report(

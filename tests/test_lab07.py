@@ -1,0 +1,246 @@
+"""Lab 07-troubleshooting against a real libvirtd: the broken scene fails every objective,
+the reference fix scores full marks, each objective broken alone fails alone, `finish`
+leaves nothing named lab07-* and nothing else changed; progressive hints are recorded."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+
+from checker.catalog import resolve
+from checker.engine import check
+from conftest import run_virtlab, statuses
+
+LAB = "07-troubleshooting"
+WEB_MAC = "52:54:00:07:00:01"
+
+
+def lab07_objects(sb: Any) -> dict[str, list[str]]:
+    c = sb.conn()
+    return {
+        "domains": sorted(d.name() for d in c.listAllDomains(0) if d.name().startswith("lab07-")),
+        "networks": sorted(n.name() for n in c.listAllNetworks(0) if n.name().startswith("lab07-")),
+        "pools": sorted(p.name() for p in c.listAllStoragePools(0) if p.name().startswith("lab07-")),
+    }
+
+
+def start(sb: Any) -> None:
+    r = run_virtlab("start", LAB, "--yes", "--connect", sb.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def solve(sb: Any) -> None:
+    r = run_virtlab("solve", LAB, "--yes", "--connect", sb.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def report(sb: Any, lang: str = "en") -> Any:
+    return check(LAB, connect=sb.uri, lang=lang)
+
+
+@pytest.fixture
+def scene(clean_sandbox: Any, tmp_path: Any, monkeypatch: Any) -> Any:
+    """A fresh broken scene (hints state kept out of the real home)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    start(clean_sandbox)
+    return clean_sandbox
+
+
+@pytest.mark.integration
+def test_start_builds_a_scene_where_every_objective_fails(scene: Any) -> None:
+    rep = report(scene)
+    assert set(statuses(rep).values()) == {"fail"}, statuses(rep)
+    assert rep.score == 0 and rep.max_score == resolve(LAB).max_score
+    assert lab07_objects(scene) == {"domains": ["lab07-db", "lab07-web"],
+                                    "networks": ["lab07-net"], "pools": ["lab07-pool"]}
+    web = scene.conn().lookupByName("lab07-web")
+    root = ET.fromstring(web.XMLDesc(0))
+    assert root.get("type") in ("qemu", "kvm")
+    assert int(root.findtext("memory")) <= 256 * 1024
+    assert web.snapshotNum(0) == 5
+    vol = scene.conn().storageVolLookupByPath("/var/lib/libvirt/lab07-pool/lab07-web.qcow2")
+    _type, capacity, allocation = vol.info()
+    assert allocation < capacity  # thin
+
+
+@pytest.mark.integration
+def test_reference_fix_scores_full_marks_then_finish_leaves_only_what_was_there(
+        clean_sandbox: Any) -> None:
+    sb = clean_sandbox
+    c = sb.conn()
+    c.defineXML(sb.domain_xml("test-debian-12", nics=[{"network": "default"}]))
+    before = c.lookupByName("test-debian-12").XMLDesc(0)
+    nets_before = {n.name(): n.XMLDesc(0) for n in c.listAllNetworks(0)}
+    start(sb)
+    solve(sb)
+    rep = report(sb)
+    assert rep.passed and rep.score == rep.max_score, statuses(rep)
+
+    r = run_virtlab("finish", LAB, "--yes", "--connect", sb.uri, "--lang", "en")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab07_objects(sb) == {"domains": [], "networks": [], "pools": []}
+    assert "lab07-isolated" in r.stdout  # made by the learner, named lab07-*: removed too
+    assert c.lookupByName("test-debian-12").XMLDesc(0) == before
+    assert {n.name(): n.XMLDesc(0) for n in c.listAllNetworks(0)} == nets_before
+    assert not any(p.name.startswith("lab07-") for p in sb.lib.iterdir())
+
+
+# --- each objective broken alone fails alone --------------------------------------------
+
+def _edit_web_config(sb: Any, fn: Any) -> None:
+    import libvirt
+
+    dom = sb.conn().lookupByName("lab07-web")
+    root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    fn(root.find("devices/interface"))
+    sb.conn().defineXML(ET.tostring(root, encoding="unicode"))
+
+
+def _drop_filter(iface: ET.Element) -> None:
+    iface.remove(iface.find("filterref"))
+
+
+BREAKS: dict[str, Any] = {
+    "net-restored": lambda sb: sb.virsh("net-autostart", "lab07-net", "--disable"),
+    "vm-link-up": lambda sb: sb.virsh("domif-setlink", "lab07-web", WEB_MAC, "down"),
+    "vm-nic-virtio": lambda sb: _edit_web_config(
+        sb, lambda i: i.find("model").set("type", "e1000")),
+    "vm-running": lambda sb: sb.virsh("destroy", "lab07-web"),
+    "snapshots-pruned": lambda sb: sb.virsh("snapshot-create-as", "lab07-web", "extra"),
+    "db-isolated": lambda sb: sb.virsh("detach-interface", "lab07-db", "network", "--config")
+    and sb.virsh("attach-interface", "lab07-db", "network", "default", "--config"),
+    "nic-filtered": lambda sb: _edit_web_config(sb, _drop_filter),
+}
+
+
+def test_every_objective_has_a_break() -> None:
+    assert set(BREAKS) == {o.id for o in resolve(LAB).objectives}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("oid", sorted(BREAKS))
+def test_each_objective_broken_alone_fails_alone(scene: Any, oid: str) -> None:
+    solve(scene)
+    assert report(scene).passed
+    BREAKS[oid](scene)
+    st = statuses(report(scene))
+    assert st[oid] == "fail", st
+    assert {k for k, v in st.items() if v != "pass"} == {oid}, st
+
+
+@pytest.mark.integration
+def test_a_fix_made_live_only_is_not_enough(scene: Any) -> None:
+    scene.virsh("net-start", "lab07-net")
+    scene.virsh("start", "lab07-web")
+    scene.virsh("domif-setlink", "lab07-web", WEB_MAC, "up")  # live, not --config
+    rep = report(scene)
+    res = {o.id: o for o in rep.objectives}
+    assert res["vm-link-up"].status == "fail"
+    assert "next boot" in res["vm-link-up"].message
+    assert res["vm-link-up"].evidence["live"][0]["link_state"] == "up"
+    assert res["vm-link-up"].evidence["config"][0]["link_state"] == "down"
+
+
+@pytest.mark.integration
+def test_db_on_a_missing_network_is_not_isolated(scene: Any) -> None:
+    import libvirt
+
+    dom = scene.conn().lookupByName("lab07-db")
+    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).replace(
+        "network='lab07-net'", "network='lab07-nowhere'")
+    scene.conn().defineXML(xml)
+    res = {o.id: o for o in report(scene).objectives}
+    assert res["db-isolated"].status == "fail"
+    assert "lab07-nowhere" in res["db-isolated"].message
+    assert "does not exist" in res["db-isolated"].message
+
+
+@pytest.mark.integration
+def test_a_renamed_vm_is_named_as_a_candidate(scene: Any) -> None:
+    scene.virsh("domrename", "lab07-web", "web")
+    res = {o.id: o for o in report(scene).objectives}
+    for oid in ("vm-link-up", "vm-nic-virtio", "vm-running", "snapshots-pruned", "nic-filtered"):
+        assert res[oid].status == "fail"
+        assert "cannot be found" in res[oid].message
+        assert "web" in res[oid].evidence["candidates"], res[oid].evidence
+        assert "virsh domrename web lab07-web" in res[oid].message
+
+    # start will not delete the disk of a VM not named lab07-*; finish keeps it too.
+    r = run_virtlab("start", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "used by VM web" in r.stdout and "Nothing was changed" in r.stderr
+    r = run_virtlab("finish", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "disk of VM web" in r.stdout
+    web = scene.conn().lookupByName("web")
+    path = ET.fromstring(web.XMLDesc(0)).find("devices/disk/source").get("file")
+    assert scene.conn().storageVolLookupByPath(path) is not None
+    assert lab07_objects(scene) == {"domains": [], "networks": [], "pools": ["lab07-pool"]}
+
+
+# --- progressive hints -----------------------------------------------------------------
+
+@pytest.mark.integration
+def test_hints_progress_and_the_report_counts_them(scene: Any, tmp_path: Any) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    lab = resolve(LAB)
+    hints = lab.objective("vm-link-up").hints
+    assert len(hints) == 3
+
+    rep = report(scene)
+    first = {o.id: o for o in rep.objectives}["vm-link-up"]
+    assert (first.hints_shown, first.hint) == (1, hints[0].en)
+
+    r = run_virtlab("hint", "07", "vm-link-up", "--lang", "en", env=env)
+    assert r.returncode == 0, r.stderr
+    assert hints[0].en in r.stdout and hints[1].en in r.stdout and hints[2].en not in r.stdout
+    assert "virtlab hint 07-troubleshooting vm-link-up" in r.stdout
+    res = {o.id: o for o in report(scene).objectives}
+    assert (res["vm-link-up"].hints_shown, res["vm-link-up"].hint) == (2, hints[1].en)
+    assert res["vm-nic-virtio"].hints_shown == 1  # the others are untouched
+
+    for _ in range(3):  # asking past the last level stays at the last level
+        r = run_virtlab("hint", LAB, "vm-link-up", "--lang", "en", env=env)
+    assert "last hint" in r.stdout
+    state = json.loads((tmp_path / "xdg" / "virtlab" / "hints.json").read_text())
+    assert state["labs"][LAB] == {"vm-link-up": 3}
+
+    # the JSON report (what instructors read) carries the count, even once it passes
+    solve(scene)
+    r = run_virtlab("check", LAB, "--connect", scene.uri, "--format", "json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    objs = {o["id"]: o for o in json.loads(r.stdout)["objectives"]}
+    assert objs["vm-link-up"]["status"] == "pass" and objs["vm-link-up"]["hints_shown"] == 3
+    assert objs["vm-nic-virtio"]["hints_shown"] == 0
+
+
+def test_hint_for_an_unknown_objective_lists_the_valid_ones(tmp_path: Any) -> None:
+    r = run_virtlab("hint", "07", "no-such-thing", "--lang", "en",
+                    env={"XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 2
+    assert "no-such-thing" in r.stderr and "vm-link-up" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "virtlab").exists()
+
+
+def test_hints_state_survives_garbage(tmp_path: Any, monkeypatch: Any) -> None:
+    from checker import hints
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    path = hints.state_path()
+    assert path == tmp_path / "virtlab" / "hints.json"
+    assert hints.levels(LAB) == {}
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert hints.levels(LAB) == {}
+    lab = resolve(LAB)
+    assert hints.reveal(lab, lab.objective("net-restored")) == 2
+    assert hints.levels(LAB) == {"net-restored": 2}
+    path.write_text(json.dumps({"version": 1, "labs": {LAB: {"net-restored": "x",
+                                                             "vm-running": True}}}))
+    assert hints.levels(LAB) == {}
+    assert hints.shown(0, failing=True) == 1 and hints.shown(0, failing=False) == 0
+    assert hints.shown(3, failing=False) == 3
