@@ -1,0 +1,404 @@
+"""Checks of lab 05-networks (testinfra test module; see checker.dsl).
+
+libvirt state through ``virt`` (read-only); the host bridge through testinfra's ``host``
+(``/sys/class/net/br0/...``), its persistent declaration through
+``checker.probes.ifupdown``.
+"""
+
+import ipaddress
+
+from checker.dsl import objective
+from checker.probes.ifupdown import bridge_declarations, summarize
+
+NAT = "mon-reseau-prive"
+ISOLATED = "reseau-isole"
+BRIDGE = "br0"
+NAT_VM = "test-debian-12"
+BRIDGE_VM = "web-server-prod"
+WANT_BRIDGE = "virbr1"
+WANT_ADDR = ipaddress.ip_interface("192.168.100.1/24")
+WANT_RANGE = ("192.168.100.100", "192.168.100.200")
+IFF_UP = 0x1
+
+
+def _names(virt, lang):
+    return ", ".join(virt.network_names) or ("aucun" if lang == "fr" else "none")
+
+
+def _nat(virt, obj):
+    net = virt.network(NAT)
+    obj.evidence(network=NAT, exists=net is not None)
+    if net is None:
+        obj.fail(fr=f"Le réseau {NAT} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+                    "Définissez-le : virsh net-define mon-reseau.xml",
+                 en=f"Network {NAT} does not exist (networks present: {_names(virt, 'en')}). "
+                    "Define it: virsh net-define mon-reseau.xml")
+    return net
+
+
+def _ip_iface(ip):
+    """The IPv4 interface (address/prefix) of a network <ip>, or None if unusable."""
+    try:
+        if ip.prefix is not None:
+            return ipaddress.ip_interface(f"{ip.address}/{ip.prefix}")
+        if ip.netmask:
+            return ipaddress.ip_interface(f"{ip.address}/{ip.netmask}")
+        return ipaddress.ip_interface(f"{ip.address}")
+    except (ValueError, TypeError):
+        return None
+
+
+def _ranges(net):
+    """[(start, end)] of the IPv4 DHCP ranges of a network, as ip_address objects."""
+    out = []
+    for ip in net.ips:
+        if ip.family not in ("ipv4", ""):
+            continue
+        for r in ip.dhcp_ranges:
+            try:
+                out.append((ipaddress.IPv4Address(r.start), ipaddress.IPv4Address(r.end)))
+            except ValueError:
+                continue
+    return out
+
+
+@objective("net-nat-defined")
+def test_net_nat_defined(virt, obj):
+    net = _nat(virt, obj)
+    obj.evidence(forward_mode=net.forward_mode, persistent=net.persistent)
+    if net.forward_mode is None:
+        obj.fail(fr=f"{NAT} n'a pas d'élément <forward> : c'est un réseau isolé, pas NAT. "
+                    "Ajoutez <forward mode='nat'/> (virsh net-edit).",
+                 en=f"{NAT} has no <forward> element: it is isolated, not NAT. "
+                    "Add <forward mode='nat'/> (virsh net-edit).")
+    if net.forward_mode != "nat":
+        obj.fail(fr=f"{NAT} est en mode <forward mode='{net.forward_mode}'/>, attendu 'nat'.",
+                 en=f"{NAT} is in <forward mode='{net.forward_mode}'/> mode, expected 'nat'.")
+    obj.ok(fr=f"{NAT} existe, en mode NAT.", en=f"{NAT} exists, in NAT mode.")
+
+
+@objective("net-nat-addressing")
+def test_net_nat_addressing(virt, obj):
+    net = _nat(virt, obj)
+    v4 = [ip for ip in net.ips if ip.family in ("ipv4", "")]
+    addrs = [_ip_iface(ip) for ip in v4]
+    ranges = _ranges(net)
+    obj.evidence(bridge=net.bridge,
+                 ipv4=[str(a) if a else f"{ip.address} (invalid)" for a, ip in zip(addrs, v4)],
+                 ipv6=[ip.address for ip in net.ips if ip.family == "ipv6"],
+                 dhcp_ranges=[f"{s}-{e}" for s, e in ranges])
+    fr, en = [], []
+    if net.bridge != WANT_BRIDGE:
+        fr.append(f"pont {net.bridge or '(aucun)'} au lieu de {WANT_BRIDGE}")
+        en.append(f"bridge {net.bridge or '(none)'} instead of {WANT_BRIDGE}")
+    if not net.ips:
+        fr.append("aucun élément <ip> (pas d'adresse ni de DHCP)")
+        en.append("no <ip> element (no address, no DHCP)")
+    elif not v4:
+        fr.append("seulement de l'IPv6 : il faut l'adresse IPv4 192.168.100.1/24")
+        en.append("IPv6 only: the IPv4 address 192.168.100.1/24 is needed")
+    elif WANT_ADDR not in addrs:
+        found = ", ".join(str(a) for a in addrs if a) or "?"
+        fr.append(f"adresse {found} au lieu de {WANT_ADDR}")
+        en.append(f"address {found} instead of {WANT_ADDR}")
+    want = tuple(ipaddress.IPv4Address(x) for x in WANT_RANGE)
+    if v4 and not ranges:
+        fr.append("aucune plage DHCP (<dhcp><range .../></dhcp>)")
+        en.append("no DHCP range (<dhcp><range .../></dhcp>)")
+    elif ranges and ranges != [want]:
+        found = ", ".join(f"{s}–{e}" for s, e in ranges)
+        fr.append(f"plage DHCP {found} au lieu de {WANT_RANGE[0]}–{WANT_RANGE[1]}")
+        en.append(f"DHCP range {found} instead of {WANT_RANGE[0]}–{WANT_RANGE[1]}")
+    if fr:
+        obj.fail(fr=f"{NAT} : " + " ; ".join(fr) + ".", en=f"{NAT}: " + "; ".join(en) + ".")
+    obj.ok(fr=f"{NAT} : pont {WANT_BRIDGE}, {WANT_ADDR}, DHCP {WANT_RANGE[0]}–{WANT_RANGE[1]}.",
+           en=f"{NAT}: bridge {WANT_BRIDGE}, {WANT_ADDR}, DHCP {WANT_RANGE[0]}–{WANT_RANGE[1]}.")
+
+
+@objective("net-nat-active")
+def test_net_nat_active(virt, obj):
+    net = _nat(virt, obj)
+    obj.evidence(active=net.active)
+    if not net.active:
+        obj.fail(fr=f"{NAT} est défini mais arrêté : virsh net-start {NAT}",
+                 en=f"{NAT} is defined but stopped: virsh net-start {NAT}")
+    obj.ok(fr=f"{NAT} est actif.", en=f"{NAT} is active.")
+
+
+@objective("net-nat-autostart")
+def test_net_nat_autostart(virt, obj):
+    net = _nat(virt, obj)
+    obj.evidence(autostart=net.autostart, persistent=net.persistent)
+    if not net.persistent:
+        obj.fail(fr=f"{NAT} est transitoire (créé par virsh net-create) : il ne peut pas démarrer "
+                    "automatiquement. Définissez-le : virsh net-define mon-reseau.xml, puis "
+                    f"virsh net-autostart {NAT}.",
+                 en=f"{NAT} is transient (made by virsh net-create): it cannot autostart. "
+                    f"Define it: virsh net-define mon-reseau.xml, then virsh net-autostart {NAT}.")
+    if not net.autostart:
+        obj.fail(fr=f"{NAT} ne démarre pas avec le démon : virsh net-autostart {NAT}",
+                 en=f"{NAT} does not start with the daemon: virsh net-autostart {NAT}")
+    obj.ok(fr=f"{NAT} démarre automatiquement.", en=f"{NAT} starts automatically.")
+
+
+@objective("net-isolated")
+def test_net_isolated(virt, obj):
+    net = virt.network(ISOLATED)
+    obj.evidence(network=ISOLATED, exists=net is not None)
+    if net is None:
+        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {_names(virt, 'fr')}).",
+                 en=f"Network {ISOLATED} does not exist (networks present: {_names(virt, 'en')}).")
+    obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
+    if net.forward_mode is not None:
+        obj.fail(fr=f"{ISOLATED} a <forward mode='{net.forward_mode}'/> : ses VM sortent vers "
+                    "l'extérieur. Un réseau isolé n'a aucun élément <forward> (virsh net-edit).",
+                 en=f"{ISOLATED} has <forward mode='{net.forward_mode}'/>: its VMs reach the "
+                    "outside. An isolated network has no <forward> element (virsh net-edit).")
+    if not net.active:
+        obj.fail(fr=f"{ISOLATED} est bien isolé mais arrêté : virsh net-start {ISOLATED}",
+                 en=f"{ISOLATED} is isolated but stopped: virsh net-start {ISOLATED}")
+    obj.ok(fr=f"{ISOLATED} est isolé (pas de <forward>) et actif.",
+           en=f"{ISOLATED} is isolated (no <forward>) and active.")
+
+
+def _sys(host, name):
+    f = host.file(f"/sys/class/net/{BRIDGE}/{name}")
+    try:
+        return f.content_string.strip() if f.exists else None
+    except Exception:
+        return None
+
+
+@objective("host-bridge")
+def test_host_bridge(host, obj):
+    exists = host.interface(BRIDGE).exists
+    obj.evidence(bridge=BRIDGE, exists=exists)
+    if not exists:
+        obj.fail(fr=f"Pas d'interface {BRIDGE} sur l'hôte (ip link show {BRIDGE}). "
+                    f"Créez le pont : brctl addbr {BRIDGE} (ou ip link add {BRIDGE} type bridge).",
+                 en=f"No interface {BRIDGE} on the host (ip link show {BRIDGE}). "
+                    f"Create the bridge: brctl addbr {BRIDGE} (or ip link add {BRIDGE} type bridge).")
+    is_bridge = host.file(f"/sys/class/net/{BRIDGE}/bridge").is_directory
+    obj.evidence(is_bridge=is_bridge)
+    if not is_bridge:
+        obj.fail(fr=f"{BRIDGE} existe mais n'est pas un pont (pas de /sys/class/net/{BRIDGE}/bridge).",
+                 en=f"{BRIDGE} exists but is not a bridge (no /sys/class/net/{BRIDGE}/bridge).")
+    flags_s, operstate = _sys(host, "flags"), _sys(host, "operstate")
+    try:
+        flags = int(flags_s or "0", 16)
+    except ValueError:
+        flags = 0
+    brif = host.file(f"/sys/class/net/{BRIDGE}/brif")
+    try:
+        ports = sorted(brif.listdir()) if brif.is_directory else []
+    except Exception:
+        ports = []
+    obj.evidence(flags=flags_s, admin_up=bool(flags & IFF_UP), operstate=operstate, ports=ports)
+    if not flags & IFF_UP:
+        obj.fail(fr=f"{BRIDGE} est désactivé (state DOWN) : ip link set {BRIDGE} up",
+                 en=f"{BRIDGE} is down (state DOWN): ip link set {BRIDGE} up")
+    if not ports:
+        obj.fail(fr=f"{BRIDGE} n'a aucun port : brctl show le montre vide. Ajoutez l'interface "
+                    f"physique : brctl addif {BRIDGE} eth0 (ou ip link set eth0 master {BRIDGE}).",
+                 en=f"{BRIDGE} has no port: brctl show shows it empty. Add the physical "
+                    f"interface: brctl addif {BRIDGE} eth0 (or ip link set eth0 master {BRIDGE}).")
+    if operstate != "up":
+        # Administratively up with ports is what the lab asks; no carrier yet is only noted
+        # (ports without link, or still in the bridge's forward delay after creation).
+        obj.ok(fr=f"{BRIDGE} est activé, ports : {', '.join(ports)} (operstate {operstate} : "
+                  f"aucun port n'a encore de lien, voir ip link show master {BRIDGE}).",
+               en=f"{BRIDGE} is up, ports: {', '.join(ports)} (operstate {operstate}: no port "
+                  f"has a link yet, see ip link show master {BRIDGE}).")
+        return
+    obj.ok(fr=f"{BRIDGE} est actif, ports : {', '.join(ports)}.",
+           en=f"{BRIDGE} is up, ports: {', '.join(ports)}.")
+
+
+@objective("host-bridge-persistent")
+def test_host_bridge_persistent(host, obj):
+    d = bridge_declarations(host)
+    mine = d.named(BRIDGE)
+    cfg = d.interfaces
+    obj.evidence(declarations=summarize(d.bridges),
+                 interfaces_files=list(cfg.files) if cfg else [],
+                 unreadable=d.unreadable, problems=d.problems[:10])
+    at_boot = [b for b in mine if b.at_boot]
+    if at_boot:
+        b = at_boot[0]
+        where = {"ifupdown": "ifupdown", "networkmanager": "NetworkManager",
+                 "networkd": "systemd-networkd"}[b.kind]
+        obj.ok(fr=f"{BRIDGE} est déclaré de façon permanente ({where}, {b.file}).",
+               en=f"{BRIDGE} is declared persistently ({where}, {b.file}).")
+        return
+    if mine:
+        b = mine[0]
+        if b.kind == "ifupdown":
+            obj.fail(fr=f"{BRIDGE} est déclaré ({b.file}) mais aucune ligne « auto {BRIDGE} » ne "
+                        "le lance au démarrage : ajoutez-la au-dessus de son stanza iface.",
+                     en=f"{BRIDGE} is declared ({b.file}) but no 'auto {BRIDGE}' line brings it "
+                        "up at boot: add one above its iface stanza.")
+        obj.fail(fr=f"{BRIDGE} est déclaré ({b.file}) mais avec autoconnect=false : il ne "
+                    "démarrera pas seul.",
+                 en=f"{BRIDGE} is declared ({b.file}) but with autoconnect=false: it will not "
+                    "come up by itself.")
+    plain = cfg.iface(BRIDGE) if cfg else []
+    if plain:
+        obj.fail(fr=f"{plain[0].file}:{plain[0].line} déclare iface {BRIDGE} sans "
+                    "bridge_ports : ifupdown n'en fera pas un pont. Ajoutez « bridge_ports eth0 » "
+                    "(paquet bridge-utils).",
+                 en=f"{plain[0].file}:{plain[0].line} declares iface {BRIDGE} without "
+                    "bridge_ports: ifupdown will not make it a bridge. Add 'bridge_ports eth0' "
+                    "(package bridge-utils).")
+    others = sorted({b.name for b in d.bridges})
+    files = ", ".join(cfg.files) if cfg and cfg.files else ""
+    extra_fr = f" Ponts déclarés : {', '.join(others)}." if others else ""
+    extra_en = f" Bridges declared: {', '.join(others)}." if others else ""
+    idir = host.file("/etc/network/interfaces.d")
+    try:
+        unread = [f"/etc/network/interfaces.d/{n}" for n in sorted(idir.listdir())
+                  if cfg and f"/etc/network/interfaces.d/{n}" not in cfg.files] \
+            if idir.is_directory else []
+    except Exception:
+        unread = []
+    if unread:
+        obj.evidence(not_read=unread)
+        extra_fr += (f" Fichiers non lus par ifupdown : {', '.join(unread[:3])} (il faut la ligne "
+                     "« source /etc/network/interfaces.d/* » dans /etc/network/interfaces, et des "
+                     "noms sans point pour source-directory).")
+        extra_en += (f" Files not read by ifupdown: {', '.join(unread[:3])} (it needs the line "
+                     "'source /etc/network/interfaces.d/*' in /etc/network/interfaces, and names "
+                     "without a dot for source-directory).")
+    if d.unreadable:
+        extra_fr += f" Illisibles sans root : {', '.join(d.unreadable[:3])}."
+        extra_en += f" Unreadable without root: {', '.join(d.unreadable[:3])}."
+    obj.fail(fr=f"{BRIDGE} n'est déclaré nulle part : il disparaîtra au redémarrage (fichiers "
+                f"ifupdown lus : {files or 'aucun'} ; ni NetworkManager ni systemd-networkd).{extra_fr} "
+                f"Créez /etc/network/interfaces.d/{BRIDGE} avec auto {BRIDGE} / iface {BRIDGE} "
+                "inet dhcp / bridge_ports eth0.",
+             en=f"{BRIDGE} is declared nowhere: it will vanish at reboot (ifupdown files read: "
+                f"{files or 'none'}; neither NetworkManager nor systemd-networkd).{extra_en} "
+                f"Create /etc/network/interfaces.d/{BRIDGE} with auto {BRIDGE} / iface {BRIDGE} "
+                "inet dhcp / bridge_ports eth0.")
+
+
+def _domain(virt, obj, name):
+    dom = virt.domain(name)
+    obj.evidence(domain=name, exists=dom is not None)
+    if dom is None:
+        names = ", ".join(virt.domain_names)
+        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names or 'aucune'}).",
+                 en=f"VM {name} does not exist (VMs present: {names or 'none'}).")
+    return dom
+
+
+def _nics(dom):
+    return [{"type": i.type, "source": i.network or i.bridge, "model": i.model, "mac": i.mac}
+            for i in dom.interfaces]
+
+
+@objective("vm-nic-nat")
+def test_vm_nic_nat(virt, obj):
+    dom = _domain(virt, obj, NAT_VM)
+    obj.evidence(interfaces=_nics(dom))
+    on = [i for i in dom.interfaces if i.type == "network" and i.network == NAT]
+    if not on:
+        obj.fail(fr=f"{NAT_VM} n'a aucune interface sur {NAT} (virsh domiflist {NAT_VM}).",
+                 en=f"{NAT_VM} has no interface on {NAT} (virsh domiflist {NAT_VM}).")
+    if not any(i.model == "virtio" for i in on):
+        models = ", ".join(i.model or "?" for i in on)
+        obj.fail(fr=f"L'interface de {NAT_VM} sur {NAT} est de modèle {models}, pas virtio : "
+                    "changez <model type='virtio'/> (virsh edit, ou virt-manager › Carte réseau).",
+                 en=f"{NAT_VM}'s interface on {NAT} has model {models}, not virtio: "
+                    "set <model type='virtio'/> (virsh edit, or virt-manager › NIC).")
+    obj.ok(fr=f"{NAT_VM} a une interface virtio sur {NAT}.",
+           en=f"{NAT_VM} has a virtio interface on {NAT}.")
+
+
+@objective("vm-nic-bridge")
+def test_vm_nic_bridge(virt, obj):
+    dom = _domain(virt, obj, BRIDGE_VM)
+    obj.evidence(interfaces=_nics(dom))
+
+    def on_br0(i):
+        if i.type == "bridge":
+            return i.bridge == BRIDGE
+        # a libvirt network of mode 'bridge' wrapping br0 is the same wire
+        if i.type == "network" and i.network:
+            net = virt.network(i.network)
+            return net is not None and net.forward_mode == "bridge" and net.bridge == BRIDGE
+        return False
+
+    on = [i for i in dom.interfaces if on_br0(i)]
+    if not on:
+        obj.fail(fr=f"{BRIDGE_VM} n'a aucune interface de type bridge sur {BRIDGE} "
+                    f"(virsh domiflist {BRIDGE_VM}) : attendu <interface type='bridge'> "
+                    f"<source bridge='{BRIDGE}'/>.",
+                 en=f"{BRIDGE_VM} has no interface of type bridge on {BRIDGE} "
+                    f"(virsh domiflist {BRIDGE_VM}): expected <interface type='bridge'> "
+                    f"<source bridge='{BRIDGE}'/>.")
+    if not any(i.model == "virtio" for i in on):
+        models = ", ".join(i.model or "?" for i in on)
+        obj.fail(fr=f"L'interface de {BRIDGE_VM} sur {BRIDGE} est de modèle {models}, pas virtio.",
+                 en=f"{BRIDGE_VM}'s interface on {BRIDGE} has model {models}, not virtio.")
+    obj.ok(fr=f"{BRIDGE_VM} a une interface virtio sur le pont {BRIDGE}.",
+           en=f"{BRIDGE_VM} has a virtio interface on bridge {BRIDGE}.")
+
+
+@objective("vm-nic-isolated")
+def test_vm_nic_isolated(virt, obj):
+    found = [d.name for d in virt.domains()
+             if any(i.type == "network" and i.network == ISOLATED for i in d.interfaces)]
+    obj.evidence(network=ISOLATED, domains=found)
+    if not found:
+        obj.fail(fr=f"Aucune VM n'a d'interface sur {ISOLATED}.",
+                 en=f"No VM has an interface on {ISOLATED}.")
+    obj.ok(fr=f"Sur {ISOLATED} : {', '.join(found)}.", en=f"On {ISOLATED}: {', '.join(found)}.")
+
+
+@objective("vm-dhcp-lease")
+def test_vm_dhcp_lease(virt, obj):
+    dom = _domain(virt, obj, NAT_VM)
+    macs = {i.mac.lower() for i in dom.interfaces
+            if i.type == "network" and i.network == NAT and i.mac}
+    obj.evidence(state=dom.state, macs=sorted(macs))
+    if not macs:
+        obj.fail(fr=f"{NAT_VM} n'a pas d'interface sur {NAT} : pas de bail possible.",
+                 en=f"{NAT_VM} has no interface on {NAT}: no lease possible.")
+    net = _nat(virt, obj)
+    # libvirt keeps the leases of a stopped network until they expire (its status file):
+    # a guest that got its address keeps it; net-nat-active grades the network itself.
+    obj.evidence(network_active=net.active)
+    leases = virt.leases(NAT)
+    ranges = _ranges(net)
+    obj.evidence(leases=[{"mac": le.mac, "ip": le.ip, "hostname": le.hostname,
+                          "expiry": le.expiry} for le in leases],
+                 dhcp_ranges=[f"{s}-{e}" for s, e in ranges])
+    mine = [le for le in leases if le.mac.lower() in macs]
+    if not mine:
+        run_fr = "" if dom.active else f" La VM est arrêtée ({dom.state}) : virsh start {NAT_VM}."
+        run_en = "" if dom.active else f" The VM is not running ({dom.state}): virsh start {NAT_VM}."
+        if not net.active:
+            run_fr += f" {NAT} est arrêté : son serveur DHCP ne répond pas (virsh net-start {NAT})."
+            run_en += f" {NAT} is stopped: its DHCP server does not answer (virsh net-start {NAT})."
+        obj.fail(fr=f"Aucun bail DHCP de {NAT} pour {NAT_VM} (MAC {', '.join(sorted(macs))}) "
+                    f"dans virsh net-dhcp-leases {NAT}.{run_fr} Son système doit demander une "
+                    "adresse par DHCP.",
+                 en=f"No DHCP lease of {NAT} for {NAT_VM} (MAC {', '.join(sorted(macs))}) in "
+                    f"virsh net-dhcp-leases {NAT}.{run_en} Its OS must ask for an address "
+                    "over DHCP.")
+
+    def inside(ip):
+        try:
+            a = ipaddress.IPv4Address(ip)
+        except ValueError:
+            return False
+        return any(s <= a <= e for s, e in ranges)
+
+    good = [le for le in mine if inside(le.ip)]
+    if not good:
+        obj.fail(fr=f"{NAT_VM} a le bail {', '.join(le.ip for le in mine)}, hors de la plage "
+                    f"DHCP de {NAT}.",
+                 en=f"{NAT_VM} holds lease {', '.join(le.ip for le in mine)}, outside the DHCP "
+                    f"range of {NAT}.")
+    obj.ok(fr=f"{NAT_VM} a obtenu {good[0].ip} (MAC {good[0].mac}) de {NAT}.",
+           en=f"{NAT_VM} got {good[0].ip} (MAC {good[0].mac}) from {NAT}.")
