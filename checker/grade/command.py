@@ -1,0 +1,271 @@
+"""``virtlab grade``: the command-line side of grading a class.
+
+    virtlab grade 01 02 --inventory classe.ini --ssh-config prof_ssh_config \\
+        --csv notes.csv --html classe.html
+    virtlab grade --retry-unreachable --csv notes.csv     # hosts that were off last time
+    virtlab grade --resume                                 # finish an interrupted run
+
+Exit codes: 0 every host graded (whatever the scores); 3 at least one host could not be graded
+(unreachable, timeout, error: listed at the end and in the exports); 2 bad usage; 130
+interrupted (every host already graded is kept: ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE, EXIT_NOT_ALL, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+class GradeUsageError(Exception):
+    pass
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from checker.grade.runner import DEFAULT_WORKERS  # light module: no testinfra import
+
+    sp.add_argument("labs", metavar="LAB", nargs="*",
+                    help="lab ids or numbers (may be left out with --resume/--retry-unreachable)")
+    who = sp.add_mutually_exclusive_group()
+    who.add_argument("--hosts", metavar="SPEC,...", action="append",
+                     help="learner hosts: ssh://user@host[:port], comma-separated (the SSH user "
+                          "is the learner)")
+    who.add_argument("--inventory", metavar="FILE",
+                     help="Ansible inventory (INI or YAML); host variables virtlab_learner "
+                          "(else ansible_user) and email")
+    sp.add_argument("--ssh-config", metavar="FILE",
+                    help="ssh_config for the class (keys, known_hosts); default ~/.ssh/config")
+    sp.add_argument("--workers", type=int, metavar="N",
+                    help=f"hosts graded at once (default {DEFAULT_WORKERS})")
+    sp.add_argument("--timeout", type=int, metavar="S",
+                    help="SSH connect timeout per host, seconds (default 10)")
+    sp.add_argument("--host-timeout", type=float, metavar="S",
+                    help="the most one host may take, all labs together (default 120)")
+    sp.add_argument("--connect", metavar="URI",
+                    help="libvirt URI template on each host, with {user} {host} {port} "
+                         "(default qemu+ssh://{user}@{host}:{port}/system)")
+    sp.add_argument("--db", metavar="FILE",
+                    help="gradebook (default $XDG_DATA_HOME/virtlab/gradebook.sqlite)")
+    sp.add_argument("--csv", metavar="FILE", help="write grades for the LMS (Moodle CSV import)")
+    sp.add_argument("--json", metavar="FILE", help="write every result as JSON")
+    sp.add_argument("--html", metavar="FILE", help="write the class report (HTML)")
+    sp.add_argument("--retry-unreachable", action="store_true",
+                    help="grade again only the hosts that failed to connect in the last run")
+    sp.add_argument("--resume", action="store_true",
+                    help="grade the hosts an interrupted last run did not reach")
+    sp.add_argument("--lang", choices=("fr", "en"), help="language of messages (default fr)")
+
+
+def _tr(lang: str, fr: str, en: str) -> str:
+    return en if lang == "en" else fr
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    for opt in ("csv", "json", "html"):
+        path = getattr(args, opt)
+        if path:
+            parent = Path(path).resolve().parent
+            if not parent.is_dir():
+                raise GradeUsageError(f"--{opt} {path}: directory {parent} does not exist")
+            if Path(path).is_dir():
+                raise GradeUsageError(f"--{opt} {path} is a directory")
+
+
+def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None = None) -> Any:
+    from checker.grade.grading import GradeOptions
+
+    o = GradeOptions(**{k: v for k, v in (stored or {}).items()
+                        if k in GradeOptions.__dataclass_fields__})
+    o.lang = lang
+    for name, attr in (("ssh_config", "ssh_config"), ("timeout", "timeout"),
+                       ("host_timeout", "host_timeout"), ("workers", "workers"),
+                       ("connect", "connect")):
+        v = getattr(args, attr)
+        if v is not None:
+            setattr(o, name, v)
+    if o.workers < 1:
+        raise GradeUsageError(f"--workers {o.workers}: must be at least 1")
+    if o.timeout < 1:
+        raise GradeUsageError(f"--timeout {o.timeout}: must be at least 1 second")
+    if o.host_timeout <= 0:
+        raise GradeUsageError(f"--host-timeout {o.host_timeout:g}: must be positive")
+    if o.ssh_config and not Path(o.ssh_config).is_file():
+        raise GradeUsageError(f"--ssh-config {o.ssh_config}: no such file")
+    if o.ssh_config:
+        o.ssh_config = str(Path(o.ssh_config).resolve())
+    for key in ("{user}", "{host}"):
+        if key not in o.connect and "+ssh" in o.connect.split("://", 1)[0]:
+            raise GradeUsageError(f"--connect {o.connect}: a qemu+ssh template needs {key}")
+    try:
+        o.connect.format(user="u", host="h", port=22)
+    except (KeyError, IndexError, ValueError) as e:
+        raise GradeUsageError(f"--connect {o.connect}: bad template ({e}); "
+                              "use {user}, {host} and {port}") from None
+    return o
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing when stdout is not one."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.bar: Any = None
+        self.task: Any = None
+        self.failed = 0
+        if sys.stdout.isatty():
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(_tr(lang, "[red]{task.fields[failed]} non évalué(s)",
+                               "[red]{task.fields[failed]} not graded")),
+                TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), transient=False)
+
+    def start(self, run_id: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task(_tr(self.lang, f"Évaluation #{run_id}",
+                                              f"Grading #{run_id}"), total=total, failed=0)
+
+    def host(self, outcome: Any) -> None:
+        if any(r["status"] != "graded" for r in outcome.results):
+            self.failed += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, failed=self.failed)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from checker.catalog import resolve
+    from checker.model import resolve_lang
+    from checker.grade.gradebook import Gradebook, GradebookError, default_path
+    from checker.grade.targets import TargetError, from_inventory, from_specs
+
+    lang = resolve_lang(args.lang)
+    say = lambda fr, en: print(_tr(lang, fr, en), file=sys.stderr)  # noqa: E731
+    try:
+        _check_outputs(args)
+        labs = [resolve(x).id for x in args.labs]
+        if len(set(labs)) != len(labs):
+            raise GradeUsageError(f"a lab is given twice: {' '.join(args.labs)}")
+        db_path = Path(args.db) if args.db else default_path()
+        gb = Gradebook(db_path)
+    except (GradeUsageError, GradebookError) as e:
+        print(f"virtlab grade: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        continuing = args.resume or args.retry_unreachable
+        if continuing:
+            if args.hosts or args.inventory:
+                raise GradeUsageError("--resume and --retry-unreachable take the hosts of the last "
+                                      "run: do not give --hosts or --inventory")
+            last = gb.last_run(labs or None)
+            if last is None:
+                raise GradeUsageError(f"no earlier run{' of ' + ' '.join(labs) if labs else ''} "
+                                      f"in {db_path}: nothing to resume or retry")
+            root = gb.chain(last.id)[0]
+            labs = list(root.labs)
+            options = _options(args, lang if args.lang else last.lang, last.options)
+            lang = options.lang
+            targets = gb.pending(last.id, missing=args.resume,
+                                 failed_to_connect=args.retry_unreachable)
+            kind = "resume" if args.resume else "retry"
+            if not targets:
+                say(f"Rien à refaire : chaque hôte de l'exécution #{last.id} a été évalué.",
+                    f"Nothing to do: every host of run #{last.id} was graded.")
+                run_id = last.id
+            else:
+                run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict(),
+                                      parent_id=last.id, kind=kind)
+        else:
+            if not labs:
+                raise GradeUsageError("which lab? give at least one LAB (e.g. 01 or 01-hardware)")
+            if args.inventory:
+                targets = from_inventory(args.inventory)
+            elif args.hosts:
+                targets = from_specs([s for h in args.hosts for s in h.split(",")])
+            else:
+                raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
+                                      "--inventory FILE")
+            options = _options(args, lang)
+            run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict())
+    except (GradeUsageError, TargetError) as e:
+        print(f"virtlab grade: {e}", file=sys.stderr)
+        gb.close()
+        return EXIT_USAGE
+
+    from checker.grade.grading import grade
+
+    progress = _Progress(lang)
+    t0 = time.monotonic()
+    # SIGTERM (a closed session, a scheduler) ends the run like Ctrl-C: workers stopped,
+    # the run marked interrupted, every host already graded kept.
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if targets:
+            grade(gb, labs, targets, options, run_id=run_id,
+                  on_start=progress.start, on_host=progress.host)
+    except KeyboardInterrupt:
+        progress.stop()
+        db_opt = f" --db {args.db}" if args.db else ""
+        say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
+            f"Reprendre : virtlab grade --resume{db_opt}",
+            f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
+            f"Continue with: virtlab grade --resume{db_opt}")
+        gb.close()
+        return EXIT_INTERRUPTED
+    finally:
+        progress.stop()
+        signal.signal(signal.SIGTERM, old_term)
+    view = gb.class_view(run_id)
+    from checker.grade import exports
+
+    for fmt in ("csv", "json", "html"):
+        path = getattr(args, fmt)
+        if path:
+            try:
+                exports.write(view, path, fmt)
+            except OSError as e:
+                print(f"virtlab grade: cannot write {path}: {e.strerror}", file=sys.stderr)
+                gb.close()
+                return EXIT_USAGE
+    gb.close()
+    _summary(view, lang, time.monotonic() - t0, db_path)
+    all_graded = all(lab in row.results and row.results[lab].status == "graded"
+                     for row in view.rows for lab in view.labs)
+    return EXIT_OK if all_graded else EXIT_NOT_ALL
+
+
+def _summary(view: Any, lang: str, elapsed: float, db_path: Path) -> None:
+    not_done = []
+    for row in view.rows:
+        rs = [row.results.get(lab) for lab in view.labs]
+        bad = next((r for r in rs if r is None or r.status != "graded"), "ok")
+        if bad != "ok":
+            not_done.append((row, bad))
+    n = len(view.rows)
+    print(_tr(lang, f"Exécution #{view.run.id} : {n - len(not_done)}/{n} hôte(s) évalué(s) "
+                    f"en {elapsed:.1f} s — carnet de notes : {db_path}",
+              f"Run #{view.run.id}: {n - len(not_done)}/{n} host(s) graded in {elapsed:.1f} s "
+              f"— gradebook: {db_path}"))
+    for row, r in not_done:
+        status, reason = (r.status, r.reason) if r is not None else ("missing", "")
+        print(f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}".rstrip())
+    if not_done:
+        print(_tr(lang, "Réessayer ces hôtes : virtlab grade --retry-unreachable (ou --resume)",
+                  "Retry those hosts: virtlab grade --retry-unreachable (or --resume)"))

@@ -1,0 +1,303 @@
+"""The gradebook: every grading run and every host's results, in SQLite, behind one class.
+
+    >>> gb = Gradebook("gradebook.sqlite")                           # doctest: +SKIP
+    >>> run = gb.start_run(["01-hardware"], roster, lang="fr")       # doctest: +SKIP
+    >>> gb.record(run, outcome)          # one transaction per host  # doctest: +SKIP
+    >>> gb.finish_run(run, "complete")                               # doctest: +SKIP
+    >>> view = gb.class_view(run)        # what the exports render    # doctest: +SKIP
+
+Every run is kept: when it started and ended, how it ended (``running`` while it goes, then
+``complete`` or ``interrupted``; a run whose process died stays ``running``), the checker's
+version, its labs, options and roster (the class), and for each host and lab the outcome,
+its reason and the full Report JSON (per-objective results with their evidence), with the
+objectives also in their own table for queries.
+
+A run may continue another: ``--resume`` grades the hosts of the last run that have no result
+yet (an interrupted run), ``--retry-unreachable`` the hosts whose last outcome was
+``unreachable`` or ``timeout``. Such a run stores its own time and results and points at the
+run it continues (``parent_id``); :meth:`Gradebook.class_view` follows that chain back to the
+first run and takes, for each learner and lab, the latest outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from checker import __version__
+from checker.grade.targets import HostTarget
+
+SCHEMA_VERSION = 1
+CONNECTION_FAILURES = ("unreachable", "timeout")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    parent_id INTEGER REFERENCES runs(id),
+    kind TEXT NOT NULL,                 -- grade | resume | retry
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,               -- running | complete | interrupted
+    checker_version TEXT NOT NULL,
+    labs TEXT NOT NULL,                 -- JSON list of lab ids
+    lang TEXT NOT NULL,
+    options TEXT NOT NULL               -- JSON: ssh_config, timeout, connect, workers...
+);
+CREATE TABLE IF NOT EXISTS roster (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    learner TEXT NOT NULL,
+    email TEXT NOT NULL,
+    target TEXT NOT NULL,               -- JSON HostTarget
+    PRIMARY KEY (run_id, host)
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    host TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    status TEXT NOT NULL,               -- graded | unreachable | timeout | error
+    reason TEXT NOT NULL,
+    score INTEGER,
+    max_score INTEGER,
+    graded_at TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    report TEXT,                        -- JSON Report (schema_version 1) when graded
+    UNIQUE (run_id, host, lab)
+);
+CREATE TABLE IF NOT EXISTS objective_results (
+    result_id INTEGER NOT NULL REFERENCES results(id),
+    objective TEXT NOT NULL,
+    status TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    earned INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    evidence TEXT NOT NULL,             -- JSON
+    PRIMARY KEY (result_id, objective)
+);
+CREATE INDEX IF NOT EXISTS results_host ON results (host, lab);
+"""
+
+
+class GradebookError(Exception):
+    pass
+
+
+def default_path() -> Path:
+    """``$XDG_DATA_HOME/virtlab/gradebook.sqlite`` (``~/.local/share/...`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "virtlab" / "gradebook.sqlite"
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    parent_id: int | None
+    kind: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    checker_version: str
+    labs: tuple[str, ...]
+    lang: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    run_id: int
+    host: str
+    lab: str
+    status: str
+    reason: str
+    score: int | None
+    max_score: int | None
+    graded_at: str
+    duration_s: float
+    report: dict[str, Any] | None
+
+
+@dataclass
+class LearnerRow:
+    target: HostTarget
+    results: dict[str, StoredResult] = field(default_factory=dict)  # lab -> latest
+
+
+@dataclass
+class ClassView:
+    """A class's latest outcomes across a run and the runs it continues."""
+
+    run: Run
+    runs: list[Run]  # the chain, first run first
+    labs: tuple[str, ...]
+    rows: list[LearnerRow]
+
+
+class Gradebook:
+    """SQLite gradebook; one instance per process, used from one thread."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers (reports) never block a run
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            with self.db:
+                self.db.executescript(_SCHEMA)
+                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                    (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise GradebookError(
+                        f"{self.path}: gradebook schema {row[0]} is newer than this virtlab "
+                        f"understands ({SCHEMA_VERSION}); upgrade virtlab")
+        except sqlite3.DatabaseError as e:
+            raise GradebookError(f"cannot open gradebook {self.path}: {e}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs -------------------------------------------------------------------------
+    def start_run(self, labs: Iterable[str], roster: list[HostTarget], *, lang: str,
+                  options: dict[str, Any] | None = None, parent_id: int | None = None,
+                  kind: str = "grade") -> int:
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (parent_id, kind, started_at, status, checker_version, labs,"
+                " lang, options) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (parent_id, kind, _now(), __version__, json.dumps(list(labs)), lang,
+                 json.dumps(options or {})))
+            run_id = int(cur.lastrowid or 0)
+            self.db.executemany(
+                "INSERT INTO roster VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, i, t.host, t.learner, t.email, json.dumps(t.to_dict()))
+                 for i, t in enumerate(roster)])
+        return run_id
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET status=?, finished_at=? WHERE id=?",
+                            (status, _now(), run_id))
+
+    def _run(self, row: tuple[Any, ...]) -> Run:
+        return Run(id=row[0], parent_id=row[1], kind=row[2], started_at=row[3],
+                   finished_at=row[4], status=row[5], checker_version=row[6],
+                   labs=tuple(json.loads(row[7])), lang=row[8], options=json.loads(row[9]))
+
+    _RUN_COLS = ("id, parent_id, kind, started_at, finished_at, status, checker_version, labs,"
+                 " lang, options")
+
+    def run(self, run_id: int) -> Run:
+        row = self.db.execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise GradebookError(f"{self.path}: no run {run_id}")
+        return self._run(row)
+
+    def runs(self) -> list[Run]:
+        return [self._run(r) for r in
+                self.db.execute(f"SELECT {self._RUN_COLS} FROM runs ORDER BY id")]
+
+    def last_run(self, labs: Iterable[str] | None = None) -> Run | None:
+        """The most recent run (of exactly these labs, when given)."""
+        want = sorted(labs) if labs else None
+        for run in reversed(self.runs()):
+            if want is None or sorted(run.labs) == want:
+                return run
+        return None
+
+    def chain(self, run_id: int) -> list[Run]:
+        """The run and those it continues, first run first."""
+        out: list[Run] = []
+        rid: int | None = run_id
+        while rid is not None:
+            r = self.run(rid)
+            out.append(r)
+            rid = r.parent_id
+        return out[::-1]
+
+    def roster(self, run_id: int) -> list[HostTarget]:
+        """The class of a run: the roster of the first run of its chain."""
+        root = self.chain(run_id)[0].id
+        return [HostTarget.from_dict(json.loads(r[0])) for r in self.db.execute(
+            "SELECT target FROM roster WHERE run_id=? ORDER BY position", (root,))]
+
+    # -- results ----------------------------------------------------------------------
+    def record(self, run_id: int, host: str, results: list[dict[str, Any]],
+               duration_s: float = 0.0) -> None:
+        """Store one host's outcome for every lab, in one transaction (commit per host)."""
+        when = _now()
+        with self.db:
+            for res in results:
+                rep = res.get("report")
+                score = max_score = None
+                if rep:
+                    score, max_score = rep.get("score"), rep.get("max_score")
+                cur = self.db.execute(
+                    "INSERT INTO results (run_id, host, lab, status, reason, score,"
+                    " max_score, graded_at, duration_s, report) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, host, res["lab"], res["status"], res.get("reason") or "", score,
+                     max_score, when, float(rep.get("duration_s", duration_s)) if rep else duration_s,
+                     json.dumps(rep, ensure_ascii=False) if rep else None))
+                rid = cur.lastrowid
+                for o in (rep or {}).get("objectives", []):
+                    self.db.execute(
+                        "INSERT INTO objective_results VALUES (?,?,?,?,?,?,?)",
+                        (rid, o["id"], o["status"], o["points"], o["earned"], o["message"],
+                         json.dumps(o.get("evidence", {}), ensure_ascii=False)))
+
+    def latest(self, run_id: int) -> dict[tuple[str, str], StoredResult]:
+        """(host, lab) -> the latest result along the run's chain."""
+        ids = [r.id for r in self.chain(run_id)]
+        marks = ",".join("?" * len(ids))
+        out: dict[tuple[str, str], StoredResult] = {}
+        for row in self.db.execute(
+                "SELECT run_id, host, lab, status, reason, score, max_score, graded_at,"
+                f" duration_s, report FROM results WHERE run_id IN ({marks}) ORDER BY id", ids):
+            out[(row[1], row[2])] = StoredResult(
+                run_id=row[0], host=row[1], lab=row[2], status=row[3], reason=row[4],
+                score=row[5], max_score=row[6], graded_at=row[7], duration_s=row[8],
+                report=json.loads(row[9]) if row[9] else None)
+        return out
+
+    def pending(self, run_id: int, *, missing: bool, failed_to_connect: bool) -> list[HostTarget]:
+        """Hosts of the run's class still to grade: never graded (``missing``: an
+        interrupted run) and/or whose last outcome was unreachable/timeout."""
+        labs = self.run(run_id).labs
+        latest = self.latest(run_id)
+        out = []
+        for t in self.roster(run_id):
+            rs = [latest.get((t.host, lab)) for lab in labs]
+            if missing and any(r is None for r in rs):
+                out.append(t)
+            elif failed_to_connect and any(r is not None and r.status in CONNECTION_FAILURES
+                                           for r in rs):
+                out.append(t)
+        return out
+
+    def class_view(self, run_id: int) -> ClassView:
+        chain = self.chain(run_id)
+        run = chain[-1]
+        labs = chain[0].labs
+        latest = self.latest(run_id)
+        rows = []
+        for t in self.roster(run_id):
+            row = LearnerRow(target=t)
+            for lab in labs:
+                if (t.host, lab) in latest:
+                    row.results[lab] = latest[(t.host, lab)]
+            rows.append(row)
+        return ClassView(run=run, runs=chain, labs=labs, rows=rows)

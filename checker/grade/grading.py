@@ -1,0 +1,87 @@
+"""Grading a class: targets in, a gradebook run out. A consumer of ``check()``.
+
+    >>> from checker.grade import Gradebook, GradeOptions, grade, from_specs
+    >>> gb = Gradebook("class.sqlite")                                          # doctest: +SKIP
+    >>> run_id = grade(gb, ["01-hardware"], from_specs(["ssh://alice@pc12"]),
+    ...                GradeOptions(ssh_config="class_ssh_config"))             # doctest: +SKIP
+    >>> gb.class_view(run_id).rows[0].results["01-hardware"].score             # doctest: +SKIP
+    7
+
+Each host is checked by a worker process (``checker.grade.runner``) calling
+``checker.engine.check()`` once per lab over the run's SSH set-up
+(``checker.grade.sshconf``), and its outcome is committed to the gradebook as soon as it
+arrives: an interrupted run keeps every host already graded.
+
+libvirt over SSH: the read-only libvirt connection is libvirt's own ``qemu+ssh://`` transport,
+opened by the worker with the learner's SSH identity and riding the host's shared SSH
+connection (the workers' ``ssh`` is the run's wrapper, see ``checker.grade.sshconf``). Chosen
+over ``virsh`` run through testinfra because it reuses the libvirt probes unchanged (the API's
+XML, not parsed virsh output), needs nothing on the learner's host beyond sshd, key
+authentication and group ``libvirt`` (libvirt's ``virt-ssh-helper``, or ``nc`` when the URI
+names a ``socket``), and is the fastest. Measured on loopback (2 cores, 3 domains; open, list,
+read every domain's XML; median of 6): qemu+ssh on the shared connection 40 ms, qemu+ssh with
+its own SSH handshake 250 ms, ``virsh list`` + ``virsh dumpxml`` per domain over testinfra
+125 ms.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from checker.grade.gradebook import Gradebook
+from checker.grade.runner import DEFAULT_WORKERS, Job, Outcome, WorkerPool
+from checker.grade.sshconf import SshSetup
+from checker.grade.targets import HostTarget
+
+DEFAULT_CONNECT = "qemu+ssh://{user}@{host}:{port}/system"
+
+
+@dataclass
+class GradeOptions:
+    ssh_config: str | None = None
+    timeout: int = 10  # SSH connect timeout, s
+    host_timeout: float = 120.0  # the most one host may take, all its labs together, s
+    workers: int = DEFAULT_WORKERS
+    connect: str = DEFAULT_CONNECT  # libvirt URI template: {user} {host} {port}
+    lang: str = "fr"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
+          options: GradeOptions, *, run_id: int | None = None,
+          on_start: Callable[[int, int], None] | None = None,
+          on_host: Callable[[Outcome], None] | None = None) -> int:
+    """Grade ``targets`` on ``labs`` into run ``run_id`` (a new run when None).
+
+    The run ends ``complete``; on KeyboardInterrupt it is marked ``interrupted`` (the hosts
+    already recorded stay) and the interrupt propagates.
+    """
+    if run_id is None:
+        run_id = gradebook.start_run(labs, targets, lang=options.lang, options=options.to_dict())
+    if on_start:
+        on_start(run_id, len(targets))
+    ssh = SshSetup(options.ssh_config, options.timeout)
+    jobs = [Job(host=t.host, payload={
+        "host": t.host, "spec": t.spec, "user": t.learner, "labs": list(labs),
+        "connect": t.libvirt_uri(options.connect),
+        "ssh_config": str(ssh.config), "timeout": options.timeout, "lang": options.lang,
+    }) for t in targets]
+    pool = WorkerPool(workers=options.workers, host_timeout=options.host_timeout,
+                      logdir=ssh.dir, env=ssh.path_env(dict(os.environ)))
+    status = "interrupted"
+    try:
+        for outcome in pool.run(jobs):
+            gradebook.record(run_id, outcome.host, outcome.results, outcome.duration_s)
+            if on_host:
+                on_host(outcome)
+        status = "complete"
+    finally:
+        try:
+            gradebook.finish_run(run_id, status)
+        finally:
+            ssh.close()
+    return run_id

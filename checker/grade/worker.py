@@ -1,0 +1,103 @@
+"""A grading worker: ``python -m checker.grade.worker``, driven by :mod:`checker.grade.runner`.
+
+It reads one JSON job per line on stdin (one host, its labs) and answers one JSON line per
+job on its original stdout; anything else printed goes to stderr. Between jobs it keeps the
+engine's caches (imported checks, testinfra hosts), so a worker pays its imports once.
+
+A job::
+
+    {"host": "...", "spec": "ssh://alice@pc12", "user": "alice", "labs": ["01-hardware"],
+     "connect": "qemu+ssh://...", "ssh_config": "/tmp/vlg-x/ssh_config", "timeout": 10,
+     "lang": "fr"}
+
+its answer::
+
+    {"host": "...", "results": [{"lab": "01-hardware", "status": "graded",
+                                 "reason": "", "report": {...Report.to_dict()...}}]}
+
+``status`` is ``graded`` (a Report exists, whatever its score), ``unreachable`` (SSH could not
+connect or log in), ``timeout`` (the connection timed out) or ``error`` (the checker could not
+run the lab there; the reason says why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+TIMEOUT_MARKERS = ("timed out", "timeout")
+
+
+def classify_unreachable(exc: BaseException) -> tuple[str, str]:
+    """(``unreachable`` | ``timeout``, one-line reason) from the engine's TargetUnreachable."""
+    text = ""
+    ctx = exc.__context__
+    result = ctx.args[0] if ctx is not None and ctx.args else None
+    stderr = getattr(result, "stderr", None)
+    if isinstance(stderr, str) and stderr.strip():
+        text = stderr
+    if not text:
+        text = getattr(exc, "reason", "") or str(exc)
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    reason = lines[-1] if lines else "unreachable"
+    low = " ".join(lines).lower()
+    status = "timeout" if any(m in low for m in TIMEOUT_MARKERS) else "unreachable"
+    return status, reason[:500]
+
+
+def grade_host(job: dict[str, Any]) -> dict[str, Any]:
+    from checker.catalog import CatalogError
+    from checker.engine import BadHostSpec, TargetUnreachable, check
+
+    results: list[dict[str, Any]] = []
+    down: tuple[str, str] | None = None
+    for lab in job["labs"]:
+        if down is not None:  # same host, same connection failure: do not wait twice
+            results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
+            continue
+        try:
+            report = check(lab, job["spec"], connect=job.get("connect"), user=job.get("user"),
+                           lang=job.get("lang"), ssh_config=job.get("ssh_config"),
+                           timeout=job.get("timeout"))
+        except TargetUnreachable as e:
+            down = classify_unreachable(e)
+            results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
+            continue
+        except (BadHostSpec, CatalogError) as e:
+            results.append({"lab": lab, "status": "error", "reason": str(e), "report": None})
+            continue
+        except Exception as e:  # never lose the other labs or hosts to one crash
+            results.append({"lab": lab, "status": "error",
+                            "reason": f"{type(e).__name__}: {e}"[:500], "report": None})
+            continue
+        results.append({"lab": lab, "status": "graded", "reason": "", "report": report.to_dict()})
+    return {"host": job["host"], "results": results}
+
+
+def main() -> int:
+    # The protocol owns the original stdout; stray prints (a check, a library) go to stderr.
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import checker.engine  # noqa: F401  (pay the imports before saying ready)
+    import testinfra  # noqa: F401
+
+    proto.write(json.dumps({"ready": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            answer = grade_host(job)
+        except Exception as e:  # pragma: no cover - grade_host already catches per lab
+            answer = {"host": job.get("host"), "results": [
+                {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}",
+                 "report": None} for lab in job.get("labs", [])]}
+        proto.write(json.dumps(answer, ensure_ascii=False, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

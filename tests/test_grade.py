@@ -1,0 +1,367 @@
+"""virtlab grade against real hosts: a real sshd on loopback, real learner accounts.
+
+The class: learners whose state differs (in group kvm or not; for lab 02 also libvirt), a
+port where nothing listens (unreachable), a listener that accepts and never answers (the
+hanging host), a learner whose login never returns (hangs after the connection), and for lab
+02 the sandbox's libvirtd read over SSH (qemu+ssh, riding the host's shared connection).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cannot_run, run_virtlab
+from sshd import HangingListener, LearnerUsers, Sshd, SshdError, dead_port
+
+pytestmark = pytest.mark.integration
+
+LAB1 = "01-hardware"
+TIMEOUT = 3  # --timeout for the class: the hanging host costs this much
+
+
+@pytest.fixture(scope="module")
+def sshd():
+    if os.geteuid() != 0:
+        cannot_run("grading tests start sshd and create learner users: they need root")
+    try:
+        server = Sshd().start()
+    except (SshdError, OSError, subprocess.SubprocessError) as e:
+        cannot_run(f"cannot start sshd: {e}")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def learners(sshd):
+    users = LearnerUsers(sshd)
+    made = {"kvm": users.add("kvm", groups=("kvm",)), "plain": users.add("plain")}
+    # a learner whose login shell never returns: SSH connects, no command ever ends
+    hang = sshd.dir / "hang-shell"
+    pids = sshd.dir / "hang-pids"
+    hang.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 120\n")
+    hang.chmod(0o755)
+    made["stuck"] = users.add("stuck")
+    subprocess.run(["usermod", "-s", str(hang), made["stuck"]], check=True)
+    yield made
+    if pids.exists():
+        for pid in pids.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+    users.remove_all()
+
+
+@pytest.fixture(scope="module")
+def hanging():
+    h = HangingListener()
+    yield h
+    h.close()
+
+
+def grade(*args: str, db: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_virtlab("grade", *args, "--db", str(db), timeout=timeout)
+
+
+def rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    c = sqlite3.connect(db)
+    try:
+        return c.execute(sql, params).fetchall()
+    finally:
+        c.close()
+
+
+def lingering() -> set[int]:
+    """PIDs of processes that belong to a grading run (workers, shared ssh connections)."""
+    out = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"/tmp/vlg-" in cmd or b"checker.grade.worker" in cmd:
+                out.add(int(p.name))
+    return out
+
+
+def local_statuses(lab: str, user: str) -> dict[str, str]:
+    """The same lab checked on this machine for the same learner, without SSH."""
+    from checker.engine import check
+
+    return {o.id: o.status for o in check(lab, "local://", user=user, lang="en").objectives}
+
+
+# --- one class, lab 01 ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def class_run(sshd, learners, hanging, tmp_path_factory):
+    """One grading of lab 01: two learners, the unreachable and the hanging host."""
+    tmp = tmp_path_factory.mktemp("grade01")
+    before = lingering()
+    specs = [f"ssh://ghost@127.0.0.1:{dead_port()}", f"ssh://hang@127.0.0.1:{hanging.port}",
+             sshd.spec(learners["kvm"]), sshd.spec(learners["plain"])]
+    t0 = time.monotonic()
+    r = grade(LAB1, "--hosts", ",".join(specs), "--ssh-config", str(sshd.ssh_config),
+              "--timeout", str(TIMEOUT), "--workers", "2", "--lang", "en",
+              "--csv", str(tmp / "grades.csv"), "--json", str(tmp / "class.json"),
+              "--html", str(tmp / "class.html"), db=tmp / "gb.sqlite")
+    wall = time.monotonic() - t0
+    time.sleep(0.5)
+    return {"r": r, "wall": wall, "tmp": tmp, "specs": specs, "db": tmp / "gb.sqlite",
+            "left": lingering() - before}
+
+
+def test_every_learner_gets_the_score_of_what_they_did(class_run, learners):
+    r = class_run["r"]
+    assert r.returncode == 3, r.stdout + r.stderr  # two hosts could not be graded
+    doc = json.loads((class_run["tmp"] / "class.json").read_text())
+    by = {x["learner"]: x["results"][LAB1] for x in doc["learners"]}
+    kvm, plain = by[learners["kvm"]], by[learners["plain"]]
+    assert kvm["status"] == plain["status"] == "graded"
+    ks = {o["id"]: o["status"] for o in kvm["report"]["objectives"]}
+    ps = {o["id"]: o["status"] for o in plain["report"]["objectives"]}
+    # /dev/kvm is rw for group kvm: the one thing these two learners did differently
+    assert ks["dev-kvm"] == "pass" and ps["dev-kvm"] == "fail"
+    assert kvm["score"] - plain["score"] == 2
+    # and over SSH each learner gets exactly what a local check of the same user gets
+    assert ks == local_statuses(LAB1, learners["kvm"])
+    assert ps == local_statuses(LAB1, learners["plain"])
+    assert kvm["report"]["user"] == learners["kvm"]
+
+
+def test_unreachable_and_hanging_hosts_are_recorded_with_the_reason(class_run):
+    got = {h: (s, why, d) for h, s, why, d in rows(
+        class_run["db"], "SELECT host, status, reason, duration_s FROM results")}
+    dead, hang = class_run["specs"][:2]
+    assert got[dead][0] == "unreachable" and "refused" in got[dead][1].lower()
+    assert got[hang][0] == "timeout" and "timed out" in got[hang][1].lower()
+    assert got[hang][2] <= TIMEOUT + 2  # it cost its connect timeout, not more
+
+
+def test_a_hanging_host_delays_no_other_host(class_run):
+    # 2 workers, the dead and the hanging host first: the learners were graded meanwhile
+    assert class_run["wall"] < TIMEOUT + 12, class_run["wall"]
+    durations = rows(class_run["db"], "SELECT host, duration_s FROM results WHERE status='graded'")
+    assert len(durations) == 2 and all(d < TIMEOUT for _, d in durations), durations
+
+
+def test_the_run_leaves_no_worker_nor_ssh_connection_behind(class_run):
+    assert class_run["left"] == set()
+    assert not list(Path("/tmp").glob("vlg-*/ssh_config"))  # the run's ssh set-up is gone
+    assert rows(class_run["db"], "SELECT status, finished_at IS NOT NULL FROM runs") == [("complete", 1)]
+
+
+def test_no_progress_bar_when_stdout_is_not_a_terminal(class_run):
+    out = class_run["r"].stdout
+    assert "━" not in out and "\x1b[" not in out
+    assert out.startswith("Run #1: 2/4 host(s) graded")
+
+
+def test_the_csv_reimports_for_moodle(class_run, learners):
+    with open(class_run["tmp"] / "grades.csv", encoding="utf-8", newline="") as f:
+        data = list(csv.reader(f))
+    assert data[0] == ["username", "email", LAB1, f"{LAB1} feedback"]
+    body = {row[0]: row for row in data[1:]}
+    assert set(body) == {"ghost", "hang", learners["kvm"], learners["plain"]}
+    assert body["ghost"][2] == "" and "unreachable" in body["ghost"][3]
+    assert int(body[learners["kvm"]][2]) == int(body[learners["plain"]][2]) + 2
+    assert "dev-kvm" in body[learners["plain"]][3]
+    assert "dev-kvm" not in body[learners["kvm"]][3]
+    for row in data:
+        assert all(not c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in row)
+
+
+def test_the_html_class_report_lists_everyone(class_run, learners):
+    html = (class_run["tmp"] / "class.html").read_text(encoding="utf-8")
+    for name in (learners["kvm"], learners["plain"], "ghost", "hang"):
+        assert name in html
+    assert "<svg" in html and "Taux de réussite" in html and "Pass rate" in html
+    assert "banner exchange" in html  # the hanging host, with its reason
+
+
+def test_a_host_that_hangs_after_login_is_stopped_at_its_deadline(sshd, learners, tmp_path):
+    t0 = time.monotonic()
+    r = grade(LAB1, "--hosts", f"{sshd.spec(learners['stuck'])},{sshd.spec(learners['kvm'])}",
+              "--ssh-config", str(sshd.ssh_config), "--host-timeout", "4", "--workers", "2",
+              db=tmp_path / "gb.sqlite")
+    wall = time.monotonic() - t0
+    assert r.returncode == 3, r.stdout + r.stderr
+    got = dict(rows(tmp_path / "gb.sqlite", "SELECT host, status FROM results"))
+    assert got[sshd.spec(learners["stuck"])] == "timeout"
+    assert got[sshd.spec(learners["kvm"])] == "graded"
+    assert wall < 4 + 10, wall
+
+
+def test_host_keys_are_checked(sshd, learners, tmp_path):
+    """Batch mode with host-key checking on: an unknown host key is refused, not asked."""
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(sshd.ssh_config.read_text().replace(str(sshd.known_hosts), str(tmp_path / "empty")))
+    r = grade(LAB1, "--hosts", sshd.spec(learners["kvm"]), "--ssh-config", str(cfg),
+              db=tmp_path / "gb.sqlite", timeout=60)
+    assert r.returncode == 3
+    (status, reason), = rows(tmp_path / "gb.sqlite", "SELECT status, reason FROM results")
+    assert status == "unreachable" and "host key verification failed" in reason.lower()
+
+
+# --- inventory ------------------------------------------------------------------------
+
+def test_an_ansible_inventory_grades_the_same_and_feeds_the_export(sshd, learners, tmp_path):
+    inv = tmp_path / "classe.yml"
+    evil = '=HYPERLINK("http://evil.example","x")<script>alert(1)</script>'
+    inv.write_text(
+        "all:\n  hosts:\n"
+        f"    pc-kvm:\n      ansible_host: 127.0.0.1\n      ansible_port: {sshd.port}\n"
+        f"      ansible_user: {learners['kvm']}\n      email: kvm@example.org\n"
+        f"    pc-plain:\n      ansible_host: 127.0.0.1\n      ansible_port: {sshd.port}\n"
+        f"      ansible_user: {learners['plain']}\n      email: '{evil}'\n", encoding="utf-8")
+    r = grade(LAB1, "--inventory", str(inv), "--ssh-config", str(sshd.ssh_config),
+              "--csv", str(tmp_path / "g.csv"), "--html", str(tmp_path / "c.html"),
+              db=tmp_path / "gb.sqlite")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = {h: (s, score) for h, s, score in rows(tmp_path / "gb.sqlite",
+                                                 "SELECT host, status, score FROM results")}
+    assert got["pc-kvm"][0] == got["pc-plain"][0] == "graded"
+    assert got["pc-kvm"][1] == got["pc-plain"][1] + 2
+    with open(tmp_path / "g.csv", encoding="utf-8", newline="") as f:
+        data = {row[0]: row for row in csv.reader(f)}
+    assert data[learners["kvm"]][1] == "kvm@example.org"
+    assert data[learners["plain"]][1] == "'" + evil  # neutralised, not lost
+    html = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+# --- interrupted, resumed, retried ------------------------------------------------------
+
+def test_an_interrupted_run_keeps_its_hosts_and_resumes(sshd, learners, tmp_path):
+    users = LearnerUsers(sshd, prefix=f"{learners['kvm'].split('-')[0]}r")
+    try:
+        names = [users.add(f"r{i}") for i in range(6)]
+        specs = [sshd.spec(n) for n in names] + [sshd.spec(learners["stuck"])]
+        db = tmp_path / "gb.sqlite"
+        before = lingering()
+        p = subprocess.Popen(
+            [sys.executable, "-m", "checker", "grade", LAB1, "--hosts", ",".join(specs),
+             "--ssh-config", str(sshd.ssh_config), "--workers", "1", "--host-timeout", "60",
+             "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if db.exists() and rows(db, "SELECT count(*) FROM results")[0][0] >= 2:
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 130, out + err
+        assert "--resume" in err
+        (status,), = rows(db, "SELECT status FROM runs")
+        assert status == "interrupted"
+        done = {h for h, in rows(db, "SELECT host FROM results")}
+        assert 2 <= len(done) < len(specs)
+        time.sleep(0.5)
+        assert lingering() - before == set()
+        # resume: only the hosts not graded yet, into a new run continuing the first
+        r = grade("--resume", "--host-timeout", "3", "--csv", str(tmp_path / "g.csv"), db=db)
+        assert r.returncode == 3, r.stdout + r.stderr  # the stuck learner times out
+        runs = rows(db, "SELECT id, parent_id, kind, status FROM runs ORDER BY id")
+        assert [(k, s) for _, _, k, s in runs] == [("grade", "interrupted"), ("resume", "complete")]
+        assert runs[1][1] == runs[0][0]
+        second = {h for h, in rows(db, "SELECT host FROM results WHERE run_id=?", runs[1][0])}
+        assert second == set(specs) - done  # nothing graded twice
+        with open(tmp_path / "g.csv", encoding="utf-8", newline="") as f:
+            data = {row[0]: row for row in csv.reader(f)}
+        assert all(data[n][2].isdigit() for n in names)  # the whole class is in the export
+    finally:
+        users.remove_all()
+
+
+def test_retry_unreachable_regrades_only_the_hosts_that_failed_to_connect(sshd, tmp_path):
+    users = LearnerUsers(sshd)
+    try:
+        good, late = users.add("good"), users.add("late")
+        (sshd.keys_dir / late).unlink()  # cannot log in yet: Permission denied (publickey)
+        db = tmp_path / "gb.sqlite"
+        hosts = f"{sshd.spec(good)},{sshd.spec(late)}"
+        r = grade(LAB1, "--hosts", hosts, "--ssh-config", str(sshd.ssh_config), db=db)
+        assert r.returncode == 3
+        first = dict(rows(db, "SELECT host, status FROM results"))
+        assert first == {sshd.spec(good): "graded", sshd.spec(late): "unreachable"}
+        sshd.authorize(late)  # the learner fixed their access
+        r = grade("--retry-unreachable", "--csv", str(tmp_path / "g.csv"), db=db)
+        assert r.returncode == 0, r.stdout + r.stderr
+        second = rows(db, "SELECT host, status FROM results WHERE run_id=2")
+        assert second == [(sshd.spec(late), "graded")]
+        with open(tmp_path / "g.csv", encoding="utf-8", newline="") as f:
+            data = {row[0]: row for row in csv.reader(f)}
+        assert data[good][2].isdigit() and data[late][2].isdigit()
+        r = grade("--retry-unreachable", db=db)
+        assert r.returncode == 0 and "Rien à refaire" in r.stderr
+    finally:
+        users.remove_all()
+
+
+# --- labs 02-04: libvirt over SSH ------------------------------------------------------
+
+HOSTILE_TITLE = '<img src=x onerror=alert(1)>" onmouseover="alert(2)'
+
+
+def test_labs_02_to_04_read_libvirt_over_the_same_ssh_access(sshd, clean_sandbox, tmp_path):
+    """Several labs at once; the libvirt side through qemu+ssh as each learner."""
+    sb = clean_sandbox
+    sb.conn().defineXML(sb.domain_xml("test-debian-12", title=HOSTILE_TITLE))
+    users = LearnerUsers(sshd)
+    try:
+        ok, none = users.add("lv", groups=("libvirt", "kvm")), users.add("nolv")
+        conf = users.home(ok) / ".config" / "libvirt" / "libvirt.conf"
+        conf.parent.mkdir(parents=True)
+        conf.write_text('uri_default = "qemu:///system"\n')
+        subprocess.run(["chown", "-R", f"{ok}:{ok}", str(users.home(ok) / ".config")], check=True)
+        uri = "qemu+ssh://{user}@{host}:{port}/system?socket=" + str(sb.socket)
+        r = grade("02", "03", "04", "--hosts", f"{sshd.spec(ok)},{sshd.spec(none)}",
+                  "--ssh-config", str(sshd.ssh_config), "--connect", uri,
+                  "--json", str(tmp_path / "c.json"), "--html", str(tmp_path / "c.html"),
+                  "--csv", str(tmp_path / "g.csv"), "--lang", "en", db=tmp_path / "gb.sqlite")
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads((tmp_path / "c.json").read_text())
+        st = {(x["learner"], lab): {o["id"]: o["status"] for o in res["report"]["objectives"]}
+              for x in doc["learners"] for lab, res in x["results"].items()}
+        rep = {x["learner"]: x["results"]["02-install-kvm"]["report"] for x in doc["learners"]}
+        lab2, lab3, lab4 = "02-install-kvm", "03-libvirt-basics", "04-create-vm"
+        # the daemon was reached over SSH; the report shows the plain URI
+        assert st[ok, lab2]["libvirtd-active"] == st[none, lab2]["libvirtd-active"] == "pass"
+        assert rep[ok]["libvirt_uri"] == (f"qemu+ssh://{ok}@127.0.0.1:{sshd.port}/system"
+                                          f"?socket={sb.socket}")
+        # what each learner did
+        for oid in ("user-group-libvirt", "user-group-kvm"):
+            assert (st[ok, lab2][oid], st[none, lab2][oid]) == ("pass", "fail"), oid
+        assert (st[ok, lab3]["user-default-uri"], st[none, lab3]["user-default-uri"]) == \
+            ("pass", "fail")
+        # libvirt read as the learner: only the member of group libvirt may read it
+        assert st[ok, lab4]["vm-defined"] == "pass"
+        assert st[none, lab4]["vm-defined"] == "error"
+        assert st[ok, lab4]["vm-description"] == "pass"
+        # the VM title (learner-controlled) is in a message: escaped in the HTML
+        html = (tmp_path / "c.html").read_text(encoding="utf-8")
+        assert "onerror=alert(1)" in html and "<img src=x" not in html
+        assert 'onmouseover="alert(2)' not in html
+        with open(tmp_path / "g.csv", encoding="utf-8", newline="") as f:
+            data = list(csv.reader(f))
+        assert data[0] == ["username", "email", lab2, f"{lab2} feedback", lab3,
+                           f"{lab3} feedback", lab4, f"{lab4} feedback"]
+        assert int(data[1][2]) > int(data[2][2])
+        # virsh as the learner on their host, against the daemon of the URI (its socket kept)
+        assert (st[ok, lab2]["virsh-system-access"], st[none, lab2]["virsh-system-access"]) == \
+            ("pass", "fail"), [o["message"] for o in rep[ok]["objectives"]
+                               if o["id"] == "virsh-system-access"]
+    finally:
+        users.remove_all()
