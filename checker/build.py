@@ -103,6 +103,9 @@ T = {
                     "cellule vérifie votre travail ; relancez-la autant que vous voulez.",
         "nb_check": "Exécutez cette cellule pour vérifier votre travail (relancez-la après "
                     "chaque étape) :",
+        "nb_watch": "Pour un tableau qui se met à jour tout seul pendant que vous travaillez "
+                    "(événements libvirt), lancez cette cellule ; `w.stop()` l'arrête :",
+        "nb_progress": "Votre progression (chaque vérification est enregistrée) :",
         "nb_en_link": "*English version: [below](#English-version).*",
         "nb_index_title": "virtlab : les labs du chapitre 8.1 « Virtualisation système »",
         "nb_index_intro": "Un notebook par lab. Chaque notebook suit les instructions du lab "
@@ -133,6 +136,9 @@ T = {
                     "(<kbd>Shift</kbd>+<kbd>Enter</kbd>) and change nothing. The last cell "
                     "checks your work; run it as often as you like.",
         "nb_check": "Run this cell to check your work (run it again after each step):",
+        "nb_watch": "For a scoreboard that updates itself while you work (libvirt events), "
+                    "run this cell; `w.stop()` stops it:",
+        "nb_progress": "Your progress (every check is recorded):",
         "nb_en_link": "",
         "nb_index_title": "virtlab: the labs of chapter 8.1 \"Virtualisation système\"",
         "nb_index_intro": "One notebook per lab. Each follows the lab's instructions and ends "
@@ -370,7 +376,11 @@ def lab_notebook(lab: Lab) -> str:
                     cells.append(code(ch.source, id=cid("code")))
                 else:
                     cells.append(md(ch.source, id=cid("md")))
-        cells.append(md(f"## {t['check']}\n\n{t['nb_check']}", id=cid("md")))
+        # Live scoreboard first, then the check cell: each half ends with its check.
+        cells.append(md(f"## {t['check']}\n\n{t['nb_watch']}", id=f"{lang}-watch-md"))
+        cells.append(code(f'from checker.watch import watch\nw = watch("{lab.id}", lang="{lang}")',
+                          id=f"{lang}-watch"))
+        cells.append(md(t["nb_check"], id=cid("md")))
         cells.append(code(f'from checker import check\ncheck("{lab.id}", lang="{lang}")',
                           id=f"{lang}-check"))
     return _dump(_notebook(cells, lab.id))
@@ -386,6 +396,9 @@ def index_notebook(labs: tuple[Lab, ...]) -> str:
             f"# {t['nb_index_title']}", t["nb_index_intro"],
             lab_map(labs, lang, "{id}.ipynb")])
         cells.append(v4.new_markdown_cell(text, id=f"{lang}-map"))
+        cells.append(v4.new_markdown_cell(t["nb_progress"], id=f"{lang}-progress-md"))
+        cells.append(v4.new_code_cell(f'from checker.progress import show\nshow(lang="{lang}")',
+                                      id=f"{lang}-progress"))
     return _dump(_notebook(cells, None))
 
 

@@ -115,3 +115,38 @@ def summary(lang: str = "fr") -> list[LabProgress]:
             out.append(LabProgress(lab.id, lab.title.get(lang), 0, None, lab.max_score, None,
                                    tuple(o.id for o in lab.objectives)))
     return out
+
+
+class ProgressTable:
+    """``show()`` in a notebook: the progress summary as an HTML table."""
+
+    HEAD = {"fr": ("Lab", "Meilleur score", "Dernière vérification", "Reste à faire", "jamais vérifié"),
+            "en": ("Lab", "Best score", "Last check", "Left to do", "never checked")}
+
+    def __init__(self, lang: str = "fr"):
+        self.lang = "en" if lang == "en" else "fr"
+        self.rows = summary(self.lang)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        h = self.HEAD[self.lang]
+        out = ["<table class='vl-progress'><thead><tr>"]
+        out += [f"<th>{escape(x)}</th>" for x in h[:4]]
+        out.append("</tr></thead><tbody>")
+        for r in self.rows:
+            best = f"{r.best_score}/{r.max_score}" if r.best_score is not None else h[4]
+            left = ", ".join(r.left) if r.best_score is not None else "—"
+            out.append(f"<tr><td><strong>{escape(r.lab)}</strong><br>{escape(r.title)}</td>"
+                       f"<td>{escape(best)}</td><td>{escape(r.last_check or '—')}</td>"
+                       f"<td>{escape(left) or '✔'}</td></tr>")
+        out.append("</tbody></table>")
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{r.lab}: {r.best_score if r.best_score is not None else '-'}/{r.max_score}"
+                         for r in self.rows)
+
+
+def show(lang: str = "fr") -> ProgressTable:
+    return ProgressTable(lang)

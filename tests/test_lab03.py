@@ -1,0 +1,353 @@
+"""Lab 03-libvirt-basics against the real libvirt sandbox and real Unix users.
+
+The reference solution is applied once (``virtlab solve 03``) to an empty sandbox; then each
+case breaks exactly one part of that solved state, checks, and restores it, and the
+checker must fail exactly the objective(s) that part stands for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from checker.engine import check
+from conftest import run_virtlab, statuses
+
+pytestmark = pytest.mark.integration
+
+LAB = "03"
+OBJECTIVES = ("default-network-active", "default-network-autostart", "default-pool-active",
+              "default-pool-autostart", "user-default-uri", "config-backup")
+ALL_PASS = {o: "pass" for o in OBJECTIVES}
+IMAGES = "/var/lib/libvirt/images"
+ODD = ["r\u00e9seau \"cit\u00e9\" $(id) `id`", "x'; touch vl-pwned #", "\u65e5\u672c \u00e9t\u00e9"]
+
+
+def _by_id(report: Any) -> dict[str, Any]:
+    return {o.id: o for o in report.objectives}
+
+
+def _useradd(groups: tuple[str, ...] = ("libvirt",)) -> str:
+    name = f"vl{uuid.uuid4().hex[:8]}"
+    for g in groups:
+        subprocess.run(["groupadd", "-f", g], check=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", ",".join(groups), name],
+                   check=True, capture_output=True)
+    return name
+
+
+def _home(user: str) -> Path:
+    import pwd
+
+    return Path(pwd.getpwnam(user).pw_dir)
+
+
+def libvirt_state(sb: Any) -> dict[str, Any]:
+    """Every domain (live and inactive XML, snapshots), network, pool and volume, as XML."""
+    import libvirt
+
+    c = sb.conn()
+    state: dict[str, Any] = {}
+    for d in c.listAllDomains(0):
+        state[f"domain:{d.name()}"] = (
+            d.XMLDesc(0), d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), d.state(), d.autostart(),
+            sorted((s.getName(), s.getXMLDesc(0)) for s in d.listAllSnapshots(0)))
+    for n in c.listAllNetworks(0):
+        state[f"network:{n.name()}"] = (n.XMLDesc(0), n.isActive(), n.autostart())
+    for p in c.listAllStoragePools(0):
+        vols = sorted((v.name(), v.XMLDesc(0)) for v in p.listAllVolumes(0)) if p.isActive() else []
+        state[f"pool:{p.name()}"] = (p.XMLDesc(0), p.isActive(), p.autostart(), vols)
+    return state
+
+
+def home_state(home: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every path under a home with its mode, mtime and content (files)."""
+    out: dict[str, tuple[int, int, bytes]] = {}
+    for p in [home, *sorted(home.rglob("*"))]:
+        st = p.lstat()
+        out[str(p)] = (st.st_mode, st.st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+    return out
+
+
+def processes_of(user: str) -> list[str]:
+    r = subprocess.run(["ps", "-o", "pid=,args=", "-u", user], capture_output=True, text=True)
+    return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+
+
+# --- from an empty sandbox -------------------------------------------------------------
+
+def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_sandbox, make_user):
+    user = make_user(groups=("libvirt",))
+    report = check(LAB, connect=clean_sandbox.uri, user=user, lang="fr")
+    assert statuses(report) == {o: "fail" for o in OBJECTIVES}
+    o = _by_id(report)
+    assert "sudo virsh net-start default" in o["default-network-active"].message
+    assert "Aucun pool `default`" in o["default-pool-active"].message
+    assert "pool-define-as default dir --target /var/lib/libvirt/images" in o["default-pool-active"].message
+    assert "qemu:///session" in o["user-default-uri"].message
+    assert o["config-backup"].message.endswith("~/virtlab/backup/default-network.xml")
+    for r in report.objectives:
+        assert r.hint, r.id
+
+
+def test_an_unknown_learner_is_an_error_not_a_traceback(clean_sandbox):
+    report = check(LAB, connect=clean_sandbox.uri, user="no-such-learner-vl", lang="en")
+    s = statuses(report)
+    assert s["user-default-uri"] == s["config-backup"] == "error"
+    assert "no-such-learner-vl does not exist" in _by_id(report)["config-backup"].message
+
+
+# --- the solved state ------------------------------------------------------------------
+
+class Solved:
+    def __init__(self, sb: Any, user: str):
+        self.sb, self.user, self.home = sb, user, _home(user)
+
+    def check(self, lang: str = "en") -> Any:
+        return check(LAB, connect=self.sb.uri, user=self.user, lang=lang)
+
+    def virsh(self, *args: str) -> str:
+        return self.sb.virsh(*args).stdout
+
+
+@pytest.fixture(scope="module")
+def solved(sandbox: Any) -> Iterator[Solved]:
+    """`virtlab solve 03` applied to an empty sandbox, for a learner in group libvirt."""
+    if not sandbox.running:
+        sandbox.start()
+    sandbox.reset()
+    user = _useradd()
+    try:
+        r = run_virtlab("solve", LAB, "--yes", "--user", user, "--connect", sandbox.uri)
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield Solved(sandbox, user)
+    finally:
+        if not sandbox.running:
+            sandbox.start()
+        sandbox.reset()
+        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
+
+
+def test_the_reference_solution_scores_full_marks(solved, virtlab):
+    r = virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
+                "--format", "json", "--lang", "en")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["score"] == report["max_score"] == 10
+    assert {o["id"]: o["status"] for o in report["objectives"]} == ALL_PASS
+    ev = {o["id"]: o["evidence"] for o in report["objectives"]}
+    assert ev["user-default-uri"]["virsh_uri"] == solved.sb.uri
+    assert ev["user-default-uri"]["source"].startswith("uri_default")
+    assert ev["config-backup"]["uuid"] == ev["config-backup"]["live_uuid"]
+    # What the learner owns stays the learner's.
+    for rel in (".config", ".config/libvirt", ".config/libvirt/libvirt.conf", "virtlab",
+                "virtlab/backup", "virtlab/backup/default-network.xml"):
+        assert (solved.home / rel).owner() == solved.user, rel
+
+
+def test_checking_changes_nothing(solved):
+    before, home_before = libvirt_state(solved.sb), home_state(solved.home)
+    assert statuses(solved.check()) == ALL_PASS
+    assert statuses(solved.check("fr")) == ALL_PASS
+    assert libvirt_state(solved.sb) == before
+    # `virsh uri` as the learner neither starts a session daemon nor writes ~/.cache.
+    assert home_state(solved.home) == home_before
+    assert processes_of(solved.user) == []
+
+
+def test_solving_twice_is_harmless(solved, virtlab):
+    r = virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert statuses(solved.check()) == ALL_PASS
+
+
+# --- break one thing at a time ---------------------------------------------------------
+
+def _other_folder_pool(s: Solved) -> Callable[[], None]:
+    s.virsh("pool-destroy", "default")
+    s.virsh("pool-undefine", "default")
+    s.virsh("pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/elsewhere")
+    s.virsh("pool-build", "default")
+    s.virsh("pool-start", "default")
+    s.virsh("pool-autostart", "default")
+
+    def restore() -> None:
+        s.virsh("pool-destroy", "default")
+        s.virsh("pool-undefine", "default")
+        s.virsh("pool-define-as", "default", "dir", "--target", IMAGES)
+        s.virsh("pool-start", "default")
+        s.virsh("pool-autostart", "default")
+    return restore
+
+
+def _images_pool(s: Solved) -> Callable[[], None]:
+    """What virt-install leaves when given a path in the folder and no pool `default`."""
+    s.virsh("pool-destroy", "default")
+    s.virsh("pool-undefine", "default")
+    s.virsh("pool-define-as", "images", "dir", "--target", IMAGES)
+    s.virsh("pool-start", "images")
+    s.virsh("pool-autostart", "images")
+
+    def restore() -> None:
+        s.virsh("pool-destroy", "images")
+        s.virsh("pool-undefine", "images")
+        s.virsh("pool-define-as", "default", "dir", "--target", IMAGES)
+        s.virsh("pool-start", "default")
+        s.virsh("pool-autostart", "default")
+    return restore
+
+
+def _move_away(s: Solved, rel: str) -> Callable[[], None]:
+    src = s.home / rel
+    dst = src.with_name(src.name + ".vl-away")
+    src.rename(dst)
+    return lambda: dst.rename(src)
+
+
+def _rewrite(s: Solved, rel: str, content: str | bytes) -> Callable[[], None]:
+    path = s.home / rel
+    old = path.read_bytes()
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return lambda: path.write_bytes(old)
+
+
+def _backup_of_another_network(s: Solved) -> Callable[[], None]:
+    s.sb.conn().networkDefineXML(
+        "<network><name>autre</name><bridge name='virbr9'/>"
+        "<ip address='192.168.99.1' netmask='255.255.255.0'/></network>")
+    restore_file = _rewrite(s, "virtlab/backup/default-network.xml",
+                            s.virsh("net-dumpxml", "autre"))
+
+    def restore() -> None:
+        restore_file()
+        s.virsh("net-undefine", "autre")
+    return restore
+
+
+def _toggle(s: Solved, off: tuple[str, ...], on: tuple[str, ...]) -> Callable[[], None]:
+    s.virsh(*off)
+    return lambda: s.virsh(*on)
+
+
+BREAKS: dict[str, tuple[Callable[[Solved], Callable[[], None]], set[str], str]] = {
+    # name: (break it -> restore, the objectives that must fail, a phrase of the message)
+    "network default stopped": (
+        lambda s: _toggle(s, ("net-destroy", "default"), ("net-start", "default")),
+        {"default-network-active"}, "net-start default"),
+    "network default not autostarted": (
+        lambda s: _toggle(s, ("net-autostart", "default", "--disable"), ("net-autostart", "default")),
+        {"default-network-autostart"}, "net-autostart default"),
+    "pool default stopped": (
+        lambda s: _toggle(s, ("pool-destroy", "default"), ("pool-start", "default")),
+        {"default-pool-active"}, "pool-start default"),
+    "pool default not autostarted": (
+        lambda s: _toggle(s, ("pool-autostart", "default", "--disable"), ("pool-autostart", "default")),
+        {"default-pool-autostart"}, "pool-autostart default"),
+    "pool images instead of default": (
+        _images_pool, {"default-pool-active", "default-pool-autostart"}, "pool `images`"),
+    "pool default on another folder": (
+        _other_folder_pool, {"default-pool-active"}, "/var/lib/libvirt/elsewhere"),
+    "no ~/.config/libvirt": (
+        lambda s: _move_away(s, ".config/libvirt"), {"user-default-uri"}, "qemu:///session"),
+    "uri_default is the session": (
+        lambda s: _rewrite(s, ".config/libvirt/libvirt.conf", 'uri_default = "qemu:///session"\n'),
+        {"user-default-uri"}, "qemu:///session"),
+    "no backup": (
+        lambda s: _move_away(s, "virtlab/backup/default-network.xml"), {"config-backup"},
+        "does not exist"),
+    "backup of another network": (
+        _backup_of_another_network, {"config-backup"}, "network `autre`"),
+    "backup not XML": (
+        lambda s: _rewrite(s, "virtlab/backup/default-network.xml", "<network><name>default"),
+        {"config-backup"}, "not well-formed XML"),
+    "backup empty": (
+        lambda s: _rewrite(s, "virtlab/backup/default-network.xml", ""),
+        {"config-backup"}, "is empty"),
+    "backup not UTF-8": (
+        lambda s: _rewrite(s, "virtlab/backup/default-network.xml", b"\xff\xfe<\x00n\x00"),
+        {"config-backup"}, "UTF-8"),
+    "backup of a domain": (
+        lambda s: _rewrite(s, "virtlab/backup/default-network.xml",
+                           "<domain type='qemu'><name>default</name></domain>"),
+        {"config-backup"}, "not a <network>"),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAKS))
+def test_breaking_one_part_fails_exactly_its_objective(solved, case):
+    brk, failing, phrase = BREAKS[case]
+    restore = brk(solved)
+    try:
+        report = solved.check()
+    finally:
+        restore()
+    expected = {o: ("fail" if o in failing else "pass") for o in OBJECTIVES}
+    assert statuses(report) == expected, {o.id: o.message for o in report.objectives}
+    for oid in failing:
+        assert phrase in _by_id(report)[oid].message
+    assert statuses(solved.check()) == ALL_PASS, "the restore did not restore"
+
+
+def test_the_default_uri_may_come_from_the_shell_profile(solved):
+    restore_conf = _move_away(solved, ".config/libvirt")
+    bashrc = solved.home / ".bashrc"
+    old = bashrc.read_bytes()
+    bashrc.write_bytes(old + f"\nexport LIBVIRT_DEFAULT_URI='{solved.sb.uri}'\n".encode())
+    try:
+        report = solved.check()
+    finally:
+        bashrc.write_bytes(old)
+        restore_conf()
+    o = _by_id(report)["user-default-uri"]
+    assert o.status == "pass", o.message
+    assert o.evidence["source"] == "LIBVIRT_DEFAULT_URI"
+    assert o.evidence["env_uri"] == solved.sb.uri
+
+
+def test_odd_names_elsewhere_in_libvirt_do_not_disturb(solved, tmp_path):
+    c = solved.sb.conn()
+    from xml.sax.saxutils import escape
+
+    made_nets, made_pools, made_doms = [], [], []
+    try:
+        for i, name in enumerate(ODD):
+            net = c.networkDefineXML(f"<network><name>{escape(name)}</name>"
+                                     f"<bridge name='vlodd{i}'/></network>")
+            made_nets.append(net)
+            folder = tmp_path / f"pool{i}"
+            folder.mkdir()
+            pool = c.storagePoolDefineXML(
+                f"<pool type='dir'><name>{escape(name)}</name><target><path>{folder}</path>"
+                "</target></pool>", 0)
+            made_pools.append(pool)
+            made_doms.append(c.defineXML(solved.sb.domain_xml(name)))
+        report = solved.check()
+        assert statuses(report) == ALL_PASS, {o.id: o.message for o in report.objectives}
+        assert not (Path.cwd() / "vl-pwned").exists()
+        assert not (solved.home / "vl-pwned").exists()
+    finally:
+        for obj in made_doms + made_nets + made_pools:
+            obj.undefine()
+
+
+def test_a_stopped_daemon_is_an_error_that_says_so(solved):
+    solved.sb.stop()
+    try:
+        report = solved.check()
+    finally:
+        solved.sb.start()
+    s = statuses(report)
+    for oid in ("default-network-active", "default-network-autostart", "default-pool-active",
+                "default-pool-autostart", "config-backup"):
+        assert s[oid] == "error", (oid, s[oid])
+        assert "does not answer" in _by_id(report)[oid].message
+    # The learner's configuration is still there to read.
+    assert s["user-default-uri"] == "pass"
+    assert statuses(solved.check()) == ALL_PASS

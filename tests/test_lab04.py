@@ -1,0 +1,425 @@
+"""Lab 04-create-vm against the real libvirt sandbox (QEMU/TCG domains).
+
+The reference solutions of labs 03 and 04 are applied once to an empty sandbox; then each
+case breaks exactly one part of the VM `test-debian-12` (or of its surroundings), checks,
+and restores it. The checker judges the VM's persistent definition, so most changes are
+made to it alone (as `virsh edit` or `--config` would, fast); a few are applied the way a
+learner's restart would (stop, redefine, start), so that the running VM agrees too.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from checker.engine import check
+from checker.probes.host import HostFacts
+from conftest import run_virtlab, statuses
+
+pytestmark = pytest.mark.integration
+
+LAB = "04"
+VM = "test-debian-12"
+OBJECTIVES = ("vm-defined", "vm-vcpus", "vm-memory", "vm-disk-qcow2", "vm-disk-thin",
+              "vm-nic-virtio", "vm-console", "vm-description", "vm-running", "vm-snapshot")
+ALL_PASS = {o: "pass" for o in OBJECTIVES}
+ODD = ["vm \"cit\u00e9e\" $(id) `id`", "x'; touch vl-pwned #", "\u65e5\u672c \u00e9t\u00e9"]
+
+
+def _by_id(report: Any) -> dict[str, Any]:
+    return {o.id: o for o in report.objectives}
+
+
+def _messages(report: Any) -> dict[str, str]:
+    return {o.id: f"{o.status}: {o.message}" for o in report.objectives}
+
+
+def libvirt_state(sb: Any) -> dict[str, Any]:
+    """Every domain (live and inactive XML, snapshots), network, pool and volume, as XML."""
+    import libvirt
+
+    c = sb.conn()
+    state: dict[str, Any] = {}
+    for d in c.listAllDomains(0):
+        state[f"domain:{d.name()}"] = (
+            d.XMLDesc(0), d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), d.state(), d.autostart(),
+            sorted((s.getName(), s.getXMLDesc(0)) for s in d.listAllSnapshots(0)))
+    for n in c.listAllNetworks(0):
+        state[f"network:{n.name()}"] = (n.XMLDesc(0), n.isActive(), n.autostart())
+    for p in c.listAllStoragePools(0):
+        vols = sorted((v.name(), v.XMLDesc(0)) for v in p.listAllVolumes(0)) if p.isActive() else []
+        state[f"pool:{p.name()}"] = (p.XMLDesc(0), p.isActive(), p.autostart(), vols)
+    return state
+
+
+# --- no VM at all --------------------------------------------------------------------------
+
+def test_no_vm_fails_every_objective_and_lists_the_vms_that_exist(clean_sandbox):
+    c = clean_sandbox.conn()
+    for name in ODD:
+        c.defineXML(clean_sandbox.domain_xml(name))
+    fr = check(LAB, connect=clean_sandbox.uri, user="root", lang="fr")
+    en = check(LAB, connect=clean_sandbox.uri, user="root", lang="en")
+    assert statuses(fr) == statuses(en) == {o: "fail" for o in OBJECTIVES}
+    for o in fr.objectives:
+        assert o.message.startswith(f"VM `{VM}` introuvable ; VM existantes : "), o.message
+        for name in ODD:
+            assert f"`{name}`" in o.message
+        assert o.hint
+    for o in en.objectives:
+        assert o.message.startswith(f"VM `{VM}` not found; existing VMs: "), o.message
+
+
+def test_no_vm_on_an_empty_libvirt_says_none(clean_sandbox):
+    report = check(LAB, connect=clean_sandbox.uri, user="root", lang="fr")
+    assert {o.message for o in report.objectives} == {
+        f"VM `{VM}` introuvable ; VM existantes : aucune."}
+
+
+# --- the solved state ------------------------------------------------------------------
+
+class Solved:
+    def __init__(self, sb: Any, user: str):
+        self.sb, self.user = sb, user
+
+    def check(self, lang: str = "en", lab: str = LAB) -> Any:
+        return check(lab, connect=self.sb.uri, user=self.user, lang=lang)
+
+    def virsh(self, *args: str) -> str:
+        return self.sb.virsh(*args).stdout
+
+    @property
+    def dom(self) -> Any:
+        return self.sb.conn().lookupByName(VM)
+
+    def config(self) -> str:
+        import libvirt
+
+        return self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+
+@pytest.fixture(scope="module")
+def solved(sandbox: Any) -> Iterator[Solved]:
+    """`virtlab solve 03` then `virtlab solve 04` on an empty sandbox."""
+    if not sandbox.running:
+        sandbox.start()
+    sandbox.reset()
+    user = f"vl{uuid.uuid4().hex[:8]}"
+    subprocess.run(["groupadd", "-f", "libvirt"], check=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", "libvirt", user], check=True,
+                   capture_output=True)
+    try:
+        for lab in ("03", "04"):
+            r = run_virtlab("solve", lab, "--yes", "--user", user, "--connect", sandbox.uri)
+            assert r.returncode == 0, r.stdout + r.stderr
+        yield Solved(sandbox, user)
+    finally:
+        if not sandbox.running:
+            sandbox.start()
+        sandbox.reset()
+        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
+
+
+def test_the_reference_solutions_score_full_marks_on_both_labs(solved, virtlab):
+    r = virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
+                "--format", "json", "--lang", "fr")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["score"] == report["max_score"] == 14
+    assert {o["id"]: o["status"] for o in report["objectives"]} == ALL_PASS
+    ev = {o["id"]: o["evidence"] for o in report["objectives"]}
+    assert ev["vm-disk-qcow2"]["volume_pool"] == "default"
+    assert ev["vm-disk-thin"]["allocation"] < ev["vm-disk-thin"]["capacity"]
+    lab03 = solved.check(lab="03")
+    assert all(o.status == "pass" for o in lab03.objectives), _messages(lab03)
+    # A TCG domain: this machine has no VT-x (the solution chose --virt-type qemu itself).
+    assert ET.fromstring(solved.config()).get("type") in ("qemu", "kvm")
+
+
+def test_checking_changes_nothing(solved):
+    before = libvirt_state(solved.sb)
+    assert statuses(solved.check()) == ALL_PASS
+    assert statuses(solved.check("fr")) == ALL_PASS
+    assert libvirt_state(solved.sb) == before
+
+
+def test_solving_twice_is_harmless(solved, virtlab):
+    r = virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert statuses(solved.check()) == ALL_PASS
+    assert len(solved.dom.listAllSnapshots(0)) == 1
+
+
+# --- break one thing at a time -------------------------------------------------------------
+
+def _wait_state(s: Solved, active: bool) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while bool(s.dom.isActive()) != active and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _redefine(s: Solved, edit: Callable[[ET.Element], None], restart: bool = False) -> Callable[[], None]:
+    """Change the VM's definition; with restart, apply it by a stop and a start."""
+    original = s.config()
+    root = ET.fromstring(original)
+    edit(root)
+    c = s.sb.conn()
+
+    def apply(xml: str) -> None:
+        if restart and s.dom.isActive():
+            s.dom.destroy()
+            _wait_state(s, False)
+        c.defineXML(xml)
+        if restart:
+            s.dom.create()
+
+    apply(ET.tostring(root, encoding="unicode"))
+    return lambda: apply(original)
+
+
+def _devices(root: ET.Element) -> ET.Element:
+    devices = root.find("devices")
+    assert devices is not None
+    return devices
+
+
+def _set_text(tag: str, text: str) -> Callable[[ET.Element], None]:
+    def edit(root: ET.Element) -> None:
+        for t in tag.split(","):
+            el = root.find(t)
+            if el is not None:
+                el.text = text
+                el.set("unit", "MiB") if t in ("memory", "currentMemory") else None
+    return edit
+
+
+def _drop(*tags: str) -> Callable[[ET.Element], None]:
+    def edit(root: ET.Element) -> None:
+        for parent in (root, _devices(root)):
+            for tag in tags:
+                for el in parent.findall(tag):
+                    parent.remove(el)
+    return edit
+
+
+def _first_disk_to(path: str, fmt: str) -> Callable[[ET.Element], None]:
+    def edit(root: ET.Element) -> None:
+        disk = _devices(root).find("disk[@device='disk']")
+        assert disk is not None
+        disk.find("driver").set("type", fmt)
+        src = disk.find("source")
+        for k in list(src.attrib):
+            del src.attrib[k]
+        src.set("file", path)
+        bs = disk.find("backingStore")
+        if bs is not None:
+            disk.remove(bs)
+    return edit
+
+
+def _nic_model(model: str) -> Callable[[ET.Element], None]:
+    def edit(root: ET.Element) -> None:
+        for nic in _devices(root).findall("interface"):
+            nic.find("model").set("type", model)
+    return edit
+
+
+def _disk_elsewhere(s: Solved) -> Callable[[], None]:
+    outside = s.sb.lib / "outside"
+    outside.mkdir(exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(outside / "vm.qcow2"), "64M"],
+                   check=True)
+    # Restarted: the disk's allocation is then read from the running VM (not a volume).
+    return _redefine(s, _first_disk_to("/var/lib/libvirt/outside/vm.qcow2", "qcow2"), restart=True)
+
+
+def _raw_disk(s: Solved) -> Callable[[], None]:
+    # --allocation 0: a sparse raw file, so only the format is wrong (vol-create-as would
+    # otherwise allocate the whole raw volume).
+    s.virsh("vol-create-as", "default", "raw.img", "64M", "--allocation", "0", "--format", "raw")
+    restore = _redefine(s, _first_disk_to("/var/lib/libvirt/images/raw.img", "raw"))
+
+    def undo() -> None:
+        restore()
+        s.virsh("vol-delete", "--pool", "default", "raw.img")
+    return undo
+
+
+def _preallocated_disk(s: Solved) -> Callable[[], None]:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=full",
+                    str(s.sb.images("full.qcow2")), "64M"], check=True)
+    s.virsh("pool-refresh", "default")
+    restore = _redefine(s, _first_disk_to("/var/lib/libvirt/images/full.qcow2", "qcow2"))
+
+    def undo() -> None:
+        restore()
+        s.virsh("vol-delete", "--pool", "default", "full.qcow2")
+    return undo
+
+
+def _big_autostart_neighbour(s: Solved) -> Callable[[], None]:
+    """A VM defined with autostart but not started, sized to leave the host < 2 GiB."""
+    host_mib = HostFacts(_local_host()).mem_total // (1024 * 1024)
+    dom = s.sb.conn().defineXML(s.sb.domain_xml("gros-voisin", memory_mib=host_mib - 1024))
+    dom.setAutostart(1)
+    return dom.undefine
+
+
+def _local_host() -> Any:
+    import testinfra
+
+    return testinfra.get_host("local://")
+
+
+def _shut_off(s: Solved) -> Callable[[], None]:
+    s.dom.destroy()
+    return lambda: s.dom.create()
+
+
+def _no_snapshot(s: Solved) -> Callable[[], None]:
+    names = [sn.getName() for sn in s.dom.listAllSnapshots(0)]
+    for n in names:
+        s.virsh("snapshot-delete", VM, n)
+    return lambda: s.virsh("snapshot-create-as", VM, "initial", "Etat initial")
+
+
+def _transient(s: Solved) -> Callable[[], None]:
+    original = s.config()
+    s.virsh("undefine", VM, "--snapshots-metadata")
+    return lambda: s.sb.conn().defineXML(original)
+
+
+def _no_title(s: Solved) -> Callable[[], None]:
+    # Restarted: the running VM's own title and description count too.
+    return _redefine(s, _drop("title", "description"), restart=True)
+
+
+BREAKS: dict[str, tuple[Callable[[Solved], Callable[[], None]], set[str], str]] = {
+    # name: (break it -> restore, the objectives that must fail, a phrase of the message)
+    "transient VM": (_transient, {"vm-defined"}, "transient"),
+    "3 vCPUs on a 2-core host": (
+        lambda s: _redefine(s, _set_text("vcpu", "3")), {"vm-vcpus"}, "3 vCPUs"),
+    "256 MiB": (
+        lambda s: _redefine(s, _set_text("memory,currentMemory", "256")), {"vm-memory"},
+        "256 MiB"),
+    "an autostart VM leaves the host under 2 GiB": (
+        _big_autostart_neighbour, {"vm-memory"}, "`gros-voisin`"),
+    "raw disk": (_raw_disk, {"vm-disk-qcow2"}, "is raw"),
+    "disk outside the pool": (_disk_elsewhere, {"vm-disk-qcow2"}, "not a volume libvirt knows"),
+    "fully preallocated qcow2": (_preallocated_disk, {"vm-disk-thin"}, "preallocated"),
+    "no disk": (lambda s: _redefine(s, _drop("disk")), {"vm-disk-qcow2", "vm-disk-thin"},
+                "has no disk"),
+    "e1000 NIC": (lambda s: _redefine(s, _nic_model("e1000"), restart=True), {"vm-nic-virtio"},
+                  "e1000"),
+    "no NIC": (lambda s: _redefine(s, _drop("interface")), {"vm-nic-virtio"},
+               "no network interface"),
+    "no console": (lambda s: _redefine(s, _drop("graphics", "serial", "console")),
+                   {"vm-console"}, "no VNC/SPICE display"),
+    "no title nor description": (_no_title, {"vm-description"}, "neither title nor description"),
+    "shut off": (_shut_off, {"vm-running"}, "shutoff"),
+    "no snapshot": (_no_snapshot, {"vm-snapshot"}, "no snapshot"),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAKS))
+def test_breaking_one_part_fails_exactly_its_objective(solved, case):
+    brk, failing, phrase = BREAKS[case]
+    restore = brk(solved)
+    try:
+        report = solved.check()
+    finally:
+        restore()
+    expected = {o: ("fail" if o in failing else "pass") for o in OBJECTIVES}
+    assert statuses(report) == expected, _messages(report)
+    for oid in failing:
+        assert phrase in _by_id(report)[oid].message, _by_id(report)[oid].message
+    after = solved.check()
+    assert statuses(after) == ALL_PASS, _messages(after)
+
+
+def test_a_change_not_yet_applied_is_judged_on_the_definition_and_says_restart(solved):
+    # As `virsh setvcpus test-debian-12 2 --config --maximum` on the running VM (1 vCPU).
+    restore = _redefine(solved, _set_text("vcpu", "2"))
+    try:
+        en, fr = solved.check(), solved.check("fr")
+    finally:
+        restore()
+    o = _by_id(en)["vm-vcpus"]
+    assert o.status == "pass"
+    assert o.evidence["vcpus"] == 2 and o.evidence["live_vcpus"] == 1
+    assert "restart it to apply it" in o.message
+    assert "redémarrez-la" in _by_id(fr)["vm-vcpus"].message
+
+
+def test_a_description_set_on_the_running_vm_only_counts(solved):
+    restore = _redefine(solved, _drop("title", "description"), restart=True)  # live = config
+    try:
+        solved.virsh("desc", VM, "--live", "Seulement en marche")
+        report = solved.check()
+    finally:
+        restore()
+    o = _by_id(report)["vm-description"]
+    assert o.status == "pass" and o.evidence["in_config"] is False
+
+
+def test_dozens_of_disks_are_fine_when_the_first_is_right(solved):
+    def add_disks(root: ET.Element) -> None:
+        devices = _devices(root)
+        for i in range(40):
+            d = ET.SubElement(devices, "disk", type="file", device="disk")
+            ET.SubElement(d, "driver", name="qemu", type="qcow2")
+            ET.SubElement(d, "source", file=f"/var/lib/libvirt/images/extra{i}.qcow2")
+            ET.SubElement(d, "target", dev=f"sd{chr(97 + i // 26)}{chr(97 + i % 26)}", bus="scsi")
+
+    restore = _redefine(solved, add_disks, restart=False)
+    try:
+        report = solved.check()
+    finally:
+        restore()
+    assert statuses(report) == ALL_PASS, _messages(report)
+    assert _by_id(report)["vm-disk-qcow2"].evidence["disks"] == 41
+
+
+def test_a_volume_deleted_behind_libvirts_back_is_a_clear_failure(solved):
+    solved.virsh("vol-create-as", "default", "gone.qcow2", "64M", "--format", "qcow2")
+    restore = _redefine(solved, _first_disk_to("/var/lib/libvirt/images/gone.qcow2", "qcow2"),
+                        restart=False)
+    solved.sb.images("gone.qcow2").unlink()
+    try:
+        report = solved.check()
+    finally:
+        restore()
+        solved.virsh("pool-refresh", "default")
+    o = _by_id(report)
+    assert o["vm-disk-qcow2"].status == "fail"
+    assert "pool-refresh default" in o["vm-disk-qcow2"].message
+    assert o["vm-disk-thin"].status == "fail"
+    assert statuses(solved.check()) == ALL_PASS
+
+
+def test_odd_names_elsewhere_in_libvirt_do_not_disturb(solved):
+    from xml.sax.saxutils import escape
+
+    c = solved.sb.conn()
+    made = []
+    try:
+        for i, name in enumerate(ODD):
+            made.append(c.defineXML(solved.sb.domain_xml(name, memory_mib=64)))
+            made[-1].setAutostart(1)
+            made.append(c.networkDefineXML(f"<network><name>{escape(name)}</name>"
+                                           f"<bridge name='vlodd{i}'/></network>"))
+        report = solved.check()
+        assert statuses(report) == ALL_PASS, _messages(report)
+        counted = _by_id(report)["vm-memory"].evidence["domains_counted"]
+        assert set(ODD) <= set(counted)
+    finally:
+        for obj in made:
+            obj.undefine()
