@@ -278,11 +278,10 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     uri = target.libvirt_uri()
     virt = _virt_for(uri)
     fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
-    hint_levels: dict[str, int] = {}
-    if target.host.startswith("local://"):  # the learner's hints file is on this host
-        from checker.hints import levels
+    from checker.hints import levels
 
-        hint_levels = levels(lab.id, learner_name)
+    # The learner's hints file lives on the learner's machine: read it there.
+    hint_levels = levels(lab.id, learner_name, host=testinfra_host)
     results = []
     for o in lab.objectives:
         if only and o.id not in only:

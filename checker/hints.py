@@ -65,13 +65,37 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def levels(lab_id: str, user: str | None = None) -> dict[str, int]:
-    """{objective id: hint levels asked for} of one lab (empty when none)."""
-    raw = _read(state_path(user))["labs"].get(lab_id, {})
+def parse_levels(text: str, lab_id: str) -> dict[str, int]:
+    """{objective id: levels} of one lab from a hints file's text (empty when malformed)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    labs = data.get("labs") if isinstance(data, dict) else None
+    raw = labs.get(lab_id, {}) if isinstance(labs, dict) else {}
     if not isinstance(raw, dict):
         return {}
     return {str(k): v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)
             and v > 0}
+
+
+def levels(lab_id: str, user: str | None = None, host: Any = None) -> dict[str, int]:
+    """{objective id: hint levels asked for} of one lab (empty when none).
+
+    With a testinfra ``host`` (a learner's machine graded over SSH), the learner's file is
+    read there, through the same connection as every other fact.
+    """
+    if host is not None and host.backend.NAME != "local":
+        try:
+            home = host.user(user).home if user else host.user().home
+            f = host.file(f"{home}/.local/share/virtlab/{FILENAME}")
+            return parse_levels(f.content_string, lab_id) if f.exists else {}
+        except Exception:  # unreadable: counts as no hint asked
+            return {}
+    try:
+        return parse_levels(state_path(user).read_text(encoding="utf-8"), lab_id)
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def reveal(lab: Lab, objective: Objective, user: str | None = None) -> int:

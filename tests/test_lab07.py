@@ -244,3 +244,33 @@ def test_hints_state_survives_garbage(tmp_path: Any, monkeypatch: Any) -> None:
     assert hints.levels(LAB) == {}
     assert hints.shown(0, failing=True) == 1 and hints.shown(0, failing=False) == 0
     assert hints.shown(3, failing=False) == 3
+
+
+def test_hints_seen_on_a_remote_learner_host_are_read_there(tmp_path):
+    """hints_shown of a host graded over SSH comes from the learner's file on that host."""
+    import json
+
+    import testinfra
+
+    from checker.hints import levels
+
+    home = tmp_path / "home"
+    (home / ".local/share/virtlab").mkdir(parents=True)
+    (home / ".local/share/virtlab/hints.json").write_text(json.dumps(
+        {"version": 1, "labs": {"07-troubleshooting": {"vm-link-up": 3, "bad": "x"}}}))
+
+    class Remote:
+        """A testinfra host seen as remote (NAME != local) whose user's home is tmp."""
+
+        def __init__(self):
+            self._h = testinfra.get_host("local://")
+            self.backend = type("B", (), {"NAME": "ssh"})()
+
+        def user(self, name=None):
+            return type("U", (), {"home": str(home)})()
+
+        def file(self, path):
+            return self._h.file(path)
+
+    assert levels("07-troubleshooting", "alice", host=Remote()) == {"vm-link-up": 3}
+    assert levels("03-libvirt-basics", "alice", host=Remote()) == {}
