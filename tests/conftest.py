@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -57,27 +58,57 @@ def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     sandbox.reset()
 
 
+def add_user(groups: tuple[str, ...] | list[str] = (), shell: str = "/bin/bash") -> str:
+    """A real Unix user (home made) in ``groups`` (made if missing); remove with remove_user."""
+    if os.geteuid() != 0:
+        cannot_run("creating users needs root")
+    name = f"vl{uuid.uuid4().hex[:8]}"
+    cmd = ["useradd", "-m", "-s", shell, name]
+    if groups:
+        for g in groups:
+            subprocess.run(["groupadd", "-f", g], check=True)
+        cmd[1:1] = ["-G", ",".join(groups)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return name
+
+
+def remove_user(name: str) -> None:
+    subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+
+
 @pytest.fixture
 def make_user() -> Iterator[Callable[..., str]]:
     """make_user(groups=("libvirt",)) -> the name of a real user, removed after the test."""
     made: list[str] = []
 
     def make(groups: tuple[str, ...] | list[str] = (), shell: str = "/bin/bash") -> str:
-        if os.geteuid() != 0:
-            cannot_run("creating users needs root")
-        name = f"vl{uuid.uuid4().hex[:8]}"
-        cmd = ["useradd", "-m", "-s", shell, name]
-        if groups:
-            for g in groups:
-                subprocess.run(["groupadd", "-f", g], check=True)
-            cmd[1:1] = ["-G", ",".join(groups)]
-        subprocess.run(cmd, check=True, capture_output=True)
-        made.append(name)
-        return name
+        made.append(add_user(groups, shell))
+        return made[-1]
 
     yield make
     for name in made:
-        subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+        remove_user(name)
+
+
+@contextmanager
+def solved_state(sb: Sandbox, labs: tuple[str, ...],
+                 groups: tuple[str, ...] = ("libvirt",)) -> Iterator[str]:
+    """An empty sandbox, a new learner in ``groups``, and ``virtlab solve`` of each lab
+    applied for that learner; yields the learner; everything undone after."""
+    if not sb.running:
+        sb.start()
+    sb.reset()
+    user = add_user(groups)
+    try:
+        for lab in labs:
+            r = run_virtlab("solve", lab, "--yes", "--user", user, "--connect", sb.uri)
+            assert r.returncode == 0, r.stdout + r.stderr
+        yield user
+    finally:
+        if not sb.running:
+            sb.start()
+        sb.reset()
+        remove_user(user)
 
 
 def run_virtlab(*args: str, env: dict[str, str] | None = None, input: str | None = None,

@@ -8,17 +8,14 @@ checker must fail exactly the objective(s) that part stands for.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from checker.engine import check
-from conftest import run_virtlab, statuses
+from conftest import solved_state, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +29,6 @@ ODD = ["r\u00e9seau \"cit\u00e9\" $(id) `id`", "x'; touch vl-pwned #", "\u65e5\u
 
 def _by_id(report: Any) -> dict[str, Any]:
     return {o.id: o for o in report.objectives}
-
-
-def _useradd(groups: tuple[str, ...] = ("libvirt",)) -> str:
-    name = f"vl{uuid.uuid4().hex[:8]}"
-    for g in groups:
-        subprocess.run(["groupadd", "-f", g], check=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", ",".join(groups), name],
-                   check=True, capture_output=True)
-    return name
 
 
 def _home(user: str) -> Path:
@@ -120,19 +108,8 @@ class Solved:
 @pytest.fixture(scope="module")
 def solved(sandbox: Any) -> Iterator[Solved]:
     """`virtlab solve 03` applied to an empty sandbox, for a learner in group libvirt."""
-    if not sandbox.running:
-        sandbox.start()
-    sandbox.reset()
-    user = _useradd()
-    try:
-        r = run_virtlab("solve", LAB, "--yes", "--user", user, "--connect", sandbox.uri)
-        assert r.returncode == 0, r.stdout + r.stderr
+    with solved_state(sandbox, (LAB,)) as user:
         yield Solved(sandbox, user)
-    finally:
-        if not sandbox.running:
-            sandbox.start()
-        sandbox.reset()
-        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
 
 
 def test_the_reference_solution_scores_full_marks(solved, virtlab):

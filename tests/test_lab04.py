@@ -9,10 +9,8 @@ learner's restart would (stop, redefine, start), so that the running VM agrees t
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
-import uuid
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterator
 
@@ -20,7 +18,7 @@ import pytest
 
 from checker.engine import check
 from checker.probes.host import HostFacts
-from conftest import run_virtlab, statuses
+from conftest import solved_state, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -107,23 +105,8 @@ class Solved:
 @pytest.fixture(scope="module")
 def solved(sandbox: Any) -> Iterator[Solved]:
     """`virtlab solve 03` then `virtlab solve 04` on an empty sandbox."""
-    if not sandbox.running:
-        sandbox.start()
-    sandbox.reset()
-    user = f"vl{uuid.uuid4().hex[:8]}"
-    subprocess.run(["groupadd", "-f", "libvirt"], check=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", "libvirt", user], check=True,
-                   capture_output=True)
-    try:
-        for lab in ("03", "04"):
-            r = run_virtlab("solve", lab, "--yes", "--user", user, "--connect", sandbox.uri)
-            assert r.returncode == 0, r.stdout + r.stderr
+    with solved_state(sandbox, ("03", "04")) as user:
         yield Solved(sandbox, user)
-    finally:
-        if not sandbox.running:
-            sandbox.start()
-        sandbox.reset()
-        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
 
 
 def test_the_reference_solutions_score_full_marks_on_both_labs(solved, virtlab):
