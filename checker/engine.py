@@ -11,8 +11,10 @@ formats (text, json, junit, html) are consumers of its result.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import inspect
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +30,8 @@ from checker.dsl import CheckError, CheckFailed, CheckSkipped, Verdict
 from checker.model import Lab, ObjectiveResult, Report, Text
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner, default_learner
-from checker.probes.libvirt import LibvirtUnavailable, Virt, default_uri
+from checker.probes.libvirt import (DAEMON_GONE, LibvirtUnavailable, Virt, classify_error,
+                                    default_uri)
 
 DEFAULT_HOST = "local://"
 
@@ -147,19 +150,49 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         host = testinfra.get_host(spec, **kwargs)
     except Exception as e:
         raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
+    if scheme == "local":
+        _set_local_encoding(host)
     _HOSTS[key] = host
     return host
+
+
+def _set_local_encoding(host: Any) -> None:
+    """testinfra learns a host's encoding, the first time a command prints non-ASCII, by
+    starting ``python3 -c 'import locale; ...'`` there (~0.1 s, a third of a check). On
+    local:// that child inherits our environment, so it answers what we know already."""
+    import locale
+
+    enc = locale.getpreferredencoding(False)
+    if enc == "ANSI_X3.4-1968":  # testinfra's own rule: plain ASCII (no LANG) means UTF-8
+        enc = "UTF-8"
+    if getattr(host.backend, "_encoding", "absent") is None:
+        host.backend._encoding = enc
+
+
+SSH_HOST_RE = re.compile(r"^(?!-)[\w.\-:%]+$")
 
 
 def _check_ssh_spec(spec: str) -> None:
     """ssh://[user@]host[:port]: a host name, no blanks, a port in 1..65535."""
     u = urlsplit(spec)
+    if u.password is not None:
+        # never echo it: the spec is printed and stored in reports
+        shown = spec.replace(f":{u.password}@", ":***@", 1)
+        raise BadHostSpec(f"bad host spec {shown!r}: no password in a host spec (it would be "
+                          "shown in reports); use SSH keys")
     try:
         port = u.port
     except ValueError:
         raise BadHostSpec(f"bad host spec {spec!r}: the port must be a number in 1..65535") from None
     if not u.hostname or any(c.isspace() for c in spec) or port == 0:
         raise BadHostSpec(f"bad host spec {spec!r}: expected ssh://[user@]host[:port]")
+    # ssh reads a host (or user) starting with "-" as an option: "-oProxyCommand=..." would
+    # run a local command. Only host-name characters are accepted.
+    host = urlsplit(spec).netloc.rpartition("@")[2]
+    host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.split(":")[0]
+    if not SSH_HOST_RE.match(host) or (u.username or "").startswith("-"):
+        raise BadHostSpec(f"bad host spec {spec!r}: a host name is letters, digits, '.', '-' "
+                          "and '_' (not starting with '-'), or an IP address")
 
 
 def ensure_reachable(host: Any, spec: str) -> None:
@@ -182,6 +215,18 @@ def ensure_reachable(host: Any, spec: str) -> None:
 # --- running -------------------------------------------------------------------------
 
 _CONNS: dict[str, Any] = {}
+
+
+@atexit.register
+def _close_connections() -> None:
+    """Close cached libvirt connections before the interpreter tears modules down (libvirt's
+    own __del__ would otherwise run too late and print an ignored exception)."""
+    while _CONNS:
+        _, conn = _CONNS.popitem()
+        try:
+            conn.close()
+        except Exception:
+            pass
 
 
 def _virt_for(uri: str) -> Virt:
@@ -227,6 +272,32 @@ class Fixtures:
 
 PASS_MSG = Text("Objectif atteint.", "Objective met.")
 
+def _could_not_evaluate(e: BaseException) -> Text:
+    detail = f"{type(e).__name__}: {e}".strip()
+    if len(detail) > 500:
+        detail = detail[:500] + "…"
+    return Text(fr=f"Vérification impossible ({detail}).", en=f"Could not evaluate ({detail}).")
+
+
+def _lost(e: BaseException, fx: "Fixtures") -> Text | None:
+    """A clear message when the check lost its libvirt daemon or its SSH connection midway."""
+    virt = fx.values.get("virt")
+    if type(e).__name__ == "libvirtError" and virt is not None:
+        low = str(e).lower()
+        if any(m in low for m in DAEMON_GONE):
+            # the cached connection is dead: the next check opens a fresh one
+            _CONNS.pop(virt.uri, None)
+            return classify_error(virt.uri, str(e).strip().splitlines()[-1]).message
+    res = e.args[0] if isinstance(e, RuntimeError) and e.args else None
+    if getattr(res, "exit_status", None) == 255 and hasattr(res, "stderr"):
+        # testinfra's ssh backend: ssh itself failed (exit 255), the command never ran
+        lines = [ln.strip() for ln in (res.stderr or "").splitlines() if ln.strip()]
+        why = lines[-1] if lines else "ssh exit 255"
+        return Text(fr=f"Connexion SSH à l'hôte perdue pendant la vérification ({why}) ; "
+                       "vérifiez à nouveau.",
+                    en=f"SSH connection to the host lost during the check ({why}); check again.")
+    return None
+
 
 def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
                   lang: str, hints_level: int = 0) -> ObjectiveResult:
@@ -247,9 +318,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
         raise
     except Exception as e:  # a check must never crash the run: report it as an error
         status = "error"
-        detail = f"{type(e).__name__}: {e}".strip()
-        message = Text(fr=f"Vérification impossible ({detail}).",
-                       en=f"Could not evaluate ({detail}).")
+        message = _lost(e, fx) or _could_not_evaluate(e)
     earned = o.points if status == "pass" else 0
     show_hint = status in ("fail", "error")
     shown = max(hints_level, 1) if show_hint else hints_level

@@ -267,6 +267,9 @@ class Sandbox:
         return self._daemon is not None and self._daemon.poll() is None
 
     def close(self) -> None:
+        import atexit
+
+        atexit.unregister(self._close_conn)
         try:
             if self.running:
                 self.reset(keep_default=False)
@@ -308,7 +311,18 @@ class Sandbox:
                 pass
         libvirt.registerErrorHandler(lambda *_: None, None)
         self._conn = libvirt.open(self.uri)
+        import atexit
+
+        atexit.register(self._close_conn)  # before module teardown, not in libvirt's __del__
         return self._conn
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
 
     def netns_exec(self, argv: Iterable[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
         kw.setdefault("capture_output", True)
