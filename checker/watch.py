@@ -178,13 +178,59 @@ class Watcher:
 
 # --- front ends --------------------------------------------------------------------------
 
+REASONS = {
+    "fr": {"start": "première vérification", "interval": "revérification périodique",
+           "daemon-down": "le démon libvirt ne répond plus", "reconnected": "démon libvirt revenu",
+           "event": "événement libvirt", "next": "Prochaine étape", "quit": "Ctrl-C pour quitter"},
+    "en": {"start": "first check", "interval": "periodic re-check",
+           "daemon-down": "the libvirt daemon stopped answering",
+           "reconnected": "libvirt daemon back", "event": "libvirt event", "next": "Next step",
+           "quit": "Ctrl-C to quit"},
+}
+
+
+def live_view(u: Update) -> Any:
+    """One screen: a line per objective, the score, the next step (fits a terminal)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from checker.reporters.text import ICON, LABELS, STYLE, clean
+
+    r = u.report
+    lang = "en" if r.lang == "en" else "fr"
+    t, why = LABELS[lang], REASONS[lang]
+    table = Table(box=None, pad_edge=False, expand=True, show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(no_wrap=True, justify="right")
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    for o in r.objectives:
+        pts = "—" if o.status == "skip" else f"{o.earned}/{o.points}"
+        table.add_row(Text(f"{ICON[o.status]} {t[o.status]}", style=STYLE[o.status]),
+                      clean(o.id), pts, clean(o.message.splitlines()[0] if o.message else ""))
+    head = Text(f"{clean(r.lab)} — {clean(r.title)}", style="bold")
+    score = Text(f"{t['score']} : {r.score}/{r.max_score}" if lang == "fr"
+                 else f"{t['score']}: {r.score}/{r.max_score}",
+                 style="bold green" if r.passed else "bold red")
+    parts: list[Any] = [head, table, score]
+    todo = next((o for o in r.objectives if o.status in ("fail", "error")), None)
+    if todo is not None and todo.hint:
+        parts.append(Text(f"{why['next']} ({todo.id}) : {clean(todo.hint)}" if lang == "fr"
+                          else f"{why['next']} ({todo.id}): {clean(todo.hint)}", style="italic"))
+    kind = u.reason.split(":", 1)
+    reason = why.get(kind[0], u.reason) + (f" ({kind[1]})" if len(kind) > 1 else "")
+    stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
+    parts.append(Text(f"[{stamp}] {reason} — {why['quit']}", style="dim"))
+    return Group(*parts)
+
+
 def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None,
                    lang: str | None, fmt: str = "text") -> int:
-    """``virtlab check LAB --watch``: a live table on a terminal, JSON lines otherwise."""
+    """``virtlab check LAB --watch``: a live view on a terminal, JSON lines otherwise."""
     import json
+    import os
     import sys
-
-    from checker.reporters import render
 
     live_ctx: Any = None
     if sys.stdout.isatty() and fmt == "text":
@@ -192,26 +238,19 @@ def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None
         from rich.live import Live
         from rich.text import Text
 
-        console = Console()
-        live_ctx = Live(Text(""), console=console, refresh_per_second=8, screen=False)
+        live_ctx = Live(Text("…"), console=Console(), refresh_per_second=8,
+                        vertical_overflow="visible")
 
     last: list[Report] = []
 
     def show(u: Update) -> None:
         last[:] = [u.report]
         if live_ctx is not None:
-            from rich.text import Text
-
-            stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
-            body = render(u.report, "text", color=True)
-            live_ctx.update(Text.from_ansi(body + f"\n[{stamp}] {u.reason} — Ctrl-C")
-                            )
+            live_ctx.update(live_view(u))
         else:
             line = {"at": round(u.at, 3), "reason": u.reason, **u.report.to_dict()}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             sys.stdout.flush()
-
-    import os
 
     interval = float(os.environ.get("VIRTLAB_WATCH_INTERVAL", "5"))
     w = Watcher(lab, host, connect=connect, user=user, lang=lang, interval=interval,
