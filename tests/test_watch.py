@@ -108,3 +108,29 @@ def test_daemon_restart_is_reported_and_survived(clean_sandbox, tmp_path):
     finally:
         w.stop()
     assert "Traceback" not in w.p.stderr.read()
+
+
+def test_the_live_view_fits_one_line_per_objective_and_names_the_next_step():
+    """The terminal view of --watch: one line each (long messages cut), score, next step."""
+    from rich.console import Console
+
+    from checker.model import ObjectiveResult, Report
+    from checker.watch import Update, live_view
+
+    objs = (
+        ObjectiveResult("vm-defined", "t", "s", 2, 2, "pass", "ok " * 80, ""),
+        ObjectiveResult("vm-running", "t", "s", 1, 0, "fail", "shut off\nsecond line",
+                        "virsh start test-debian-12"),
+    )
+    r = Report("04-create-vm", "Créer", "local://", "qemu:///system", "u", "fr",
+               "2026-11-26T10:00:00+00:00", 0.1, "0", objs)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(live_view(Update(r, "event:domain-lifecycle", 0.0)))
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("04-create-vm")
+    assert sum("vm-defined" in ln for ln in lines) == 1 and "…" in lines[1]
+    assert any(ln.startswith("✘ échec") and "shut off" in ln for ln in lines)
+    assert "second line" not in console.export_text()
+    assert any("Score : 2/3" in ln for ln in lines)
+    assert any("Prochaine étape (vm-running)" in ln for ln in lines)
+    assert "domain-lifecycle" in lines[-1]
