@@ -16,6 +16,10 @@ after one warm-up run:
 and the ratios of ``virtlab check`` to the plain pytest run and to virt-host-validate.
 Targets come from design/README.md ("Performance targets"). Exit status 1 when a target
 is missed. Run it from anywhere; it uses the interpreter it is run with.
+
+``benchmarks/run_all.py`` imports :func:`timed`, :func:`in_process` and :class:`Row`; it
+also runs ``bench_check.py --recheck NN`` in a fresh process (inside a network namespace
+for lab 05), which prints the in-process re-check times as JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,8 +62,13 @@ def virtlab_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "checker"]
 
 
-def timed(argv: list[str], n: int, env: dict[str, str], ok_codes: tuple[int, ...]) -> list[float]:
+def timed(argv: list[str], n: int, env: dict[str, str] | None, ok_codes: tuple[int, ...],
+          prefix: list[str] | None = None) -> list[float]:
+    """Wall times of ``n`` fresh runs of ``argv`` after one uncounted warm-up run.
+
+    ``prefix`` goes before argv (e.g. ``ip netns exec NS``) and is timed with it."""
     times = []
+    argv = (prefix or []) + argv
     for i in range(n + 1):  # the first run warms the page cache and is not counted
         t0 = time.perf_counter()
         r = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
@@ -71,19 +81,40 @@ def timed(argv: list[str], n: int, env: dict[str, str], ok_codes: tuple[int, ...
     return times
 
 
-def in_process(lab: str, n: int, connect: str | None) -> list[float]:
+def in_process(lab: str, n: int, connect: str | None, user: str | None = None) -> list[float]:
+    """Times of ``n`` re-checks in this process, after a first (uncounted) check."""
     sys.path.insert(0, str(REPO))
     # The engine's check: the same as checker.check() in a notebook, minus recording the
     # result in the learner's progress store (a benchmark must not write there).
     from checker.engine import check
 
-    check(lab, connect=connect)  # the first check of a kernel loads modules and connects
+    check(lab, connect=connect, user=user)  # a kernel's first check loads modules, connects
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        check(lab, connect=connect)
+        check(lab, connect=connect, user=user)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def recheck_argv(lab: str, n: int, connect: str | None, user: str | None = None) -> list[str]:
+    """The command that measures :func:`in_process` in a fresh process (see ``--recheck``)."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--recheck", lab, "-n", str(n)]
+    if connect:
+        argv += ["--connect", connect]
+    if user:
+        argv += ["--user", user]
+    return argv
+
+
+def print_table(rows: list[Row], out: Any = sys.stdout) -> None:
+    name_w = max(len(r.name) for r in rows)
+    print(f"{'command':<{name_w}}  {'median':>8}  {'min':>7}  {'max':>7}  {'target':>7}  ", file=out)
+    for r in rows:
+        verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
+        tgt = f"{r.target:.2f}" if r.target is not None else "-"
+        print(f"{r.name:<{name_w}}  {r.median:8.3f}  {min(r.times):7.3f}  {max(r.times):7.3f}"
+              f"  {tgt:>7}  {verdict}", file=out)
 
 
 def lab_dir(num: str) -> Path | None:
@@ -99,7 +130,13 @@ def main() -> int:
     ap.add_argument("--labs", default=None, help="labs to check, e.g. 01,02 (default: 01 and 02 if present)")
     ap.add_argument("--connect", default=None, metavar="URI", help="libvirt URI for the checks")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--user", default=None, metavar="NAME", help="the learner to check")
+    ap.add_argument("--recheck", default=None, metavar="LAB",
+                    help="only time in-process re-checks of LAB and print them as JSON")
     args = ap.parse_args()
+    if args.recheck:
+        print(json.dumps(in_process(args.recheck, args.n, args.connect, args.user)))
+        return 0
 
     env = dict(os.environ)
     env.pop("VIRTLAB_LABS", None)
@@ -124,9 +161,11 @@ def main() -> int:
         check_argv = vl + ["check", lab, "--format", "json"]
         if args.connect:
             check_argv += ["--connect", args.connect]
+        if args.user:
+            check_argv += ["--user", args.user]
         c = Row(f"virtlab check {lab}", timed(check_argv, args.n, env, (0, 1)), 0.6)
         rows.append(c)
-        rows.append(Row(f"re-check {lab} in-process", in_process(lab, args.n, args.connect), 0.15,
+        rows.append(Row(f"re-check {lab} in-process", in_process(lab, args.n, args.connect, args.user), 0.15,
                         "a notebook kernel's second check"))
         py = Row(f"pytest --hosts=local:// {d.relative_to(REPO)}/checks", timed(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
@@ -139,15 +178,9 @@ def main() -> int:
         vhv_row = Row("virt-host-validate qemu", timed([vhv, "qemu"], args.n, env, any_codes))
         rows.append(vhv_row)
 
-    name_w = max(len(r.name) for r in rows)
     print(f"{sys.platform}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"{args.n} runs each (medians; a warm-up run first)\n")
-    print(f"{'command':<{name_w}}  {'median':>8}  {'min':>7}  {'max':>7}  {'target':>7}  ")
-    for r in rows:
-        verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
-        tgt = f"{r.target:.2f}" if r.target is not None else "-"
-        print(f"{r.name:<{name_w}}  {r.median:8.3f}  {min(r.times):7.3f}  {max(r.times):7.3f}"
-              f"  {tgt:>7}  {verdict}")
+    print_table(rows)
     print()
     for c, py in pairs:
         if py is not None:

@@ -15,7 +15,7 @@ group kvm, then measures, wall clock, each a fresh ``virtlab grade`` process:
   default (``checker.grade.runner.DEFAULT_WORKERS``) was chosen.
 
 Targets (design/README.md): 60 hosts within 60 s on 2 cores, at least 4x faster than the
-baseline. Exit status 1 when a target is missed.
+baseline. Exit status 1 when a target is missed. ``benchmarks/run_all.py`` calls :func:`run`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -59,6 +61,93 @@ def baseline(specs: list[str], sshd: Sshd, lab_dir: Path) -> float:
     return dt
 
 
+@dataclass
+class GradeResult:
+    lab: str
+    hosts: int
+    workers: int
+    totals: dict[int, float] = field(default_factory=dict)  # class size -> seconds
+    sweep: dict[int, float] = field(default_factory=dict)   # workers -> seconds
+    baseline_hosts: int = 0
+    baseline_s: float = 0.0           # measured, on baseline_hosts hosts
+    baseline_full_s: float = 0.0      # for `hosts` hosts (extrapolated unless all measured)
+    setup_s: float = 0.0
+
+    @property
+    def ours(self) -> float:
+        return self.totals[self.hosts]
+
+    @property
+    def speedup(self) -> float:
+        return self.baseline_full_s / self.ours
+
+    @property
+    def extrapolated(self) -> bool:
+        return self.baseline_hosts != self.hosts
+
+    @property
+    def ok(self) -> bool:
+        return self.ours <= 60 and self.speedup >= 4
+
+
+def run(hosts: int = 60, lab: str = "01", sizes: str | list[int] = "10,30,60",
+        baseline_hosts: int = 10, workers: int | None = None, sweep: str = "",
+        out: Any = sys.stdout) -> GradeResult:
+    """Set up sshd and ``hosts`` learners, measure, remove them all (even on Ctrl-C)."""
+    if os.geteuid() != 0:
+        raise PermissionError("run as root: the benchmark starts sshd and creates learner users")
+    sys.path.insert(0, str(REPO))
+    from checker.catalog import resolve
+    from checker.grade.runner import DEFAULT_WORKERS
+
+    def say(*a: Any) -> None:
+        print(*a, file=out, flush=True)
+
+    lab_ = resolve(lab)
+    if isinstance(sizes, str):
+        sizes = [int(x) for x in sizes.split(",") if x.strip()]
+    sizes = sorted({min(n, hosts) for n in sizes} | {hosts})
+    res = GradeResult(lab_.id, hosts, workers or DEFAULT_WORKERS)
+    say(f"lab {lab_.id}, {hosts} learner hosts on one loopback sshd, {os.cpu_count()} CPUs, "
+        f"workers {res.workers}")
+    with Sshd() as sshd, tempfile.TemporaryDirectory(prefix="vl-bench-") as tmp:
+        users = LearnerUsers(sshd)
+        try:
+            t0 = time.perf_counter()
+            specs = [sshd.spec(users.add(f"b{i:02d}", groups=("kvm",) if i % 2 else ()))
+                     for i in range(hosts)]
+            res.setup_s = time.perf_counter() - t0
+            say(f"set-up: {hosts} users in {res.setup_s:.1f} s")
+            say("\nvirtlab grade (a fresh process each time):")
+            say(f"  {'hosts':>5}  {'total s':>8}  {'s/host':>7}")
+            for n in sizes:
+                dt = grade(specs[:n], sshd, lab_.id, Path(tmp), workers)
+                res.totals[n] = dt
+                say(f"  {n:>5}  {dt:>8.2f}  {dt / n:>7.3f}")
+            if sweep:
+                say(f"\nworker counts, {hosts} hosts:")
+                for w in [int(x) for x in sweep.split(",")]:
+                    dt = grade(specs, sshd, lab_.id, Path(tmp), w)
+                    res.sweep[w] = dt
+                    say(f"  workers {w:>3}: {dt:6.2f} s")
+            nb = min(baseline_hosts, hosts)
+            say(f"\nplain pytest --hosts, host after host ({nb} hosts):")
+            res.baseline_hosts = nb
+            res.baseline_s = baseline(specs[:nb], sshd, lab_.checks_path)
+            res.baseline_full_s = res.baseline_s / nb * hosts
+            how = "measured" if nb == hosts else f"extrapolated from {nb} hosts (serial: linear)"
+            say(f"  {nb} hosts: {res.baseline_s:.2f} s ({res.baseline_s / nb:.3f} s/host); "
+                f"{hosts} hosts: {res.baseline_full_s:.1f} s ({how})")
+            say(f"\n{hosts} hosts: virtlab grade {res.ours:.2f} s vs plain pytest "
+                f"{res.baseline_full_s:.1f} s: {res.speedup:.1f}x faster")
+            if nb in res.totals:
+                say(f"{nb} hosts, both measured: virtlab grade {res.totals[nb]:.2f} s vs plain "
+                    f"pytest {res.baseline_s:.2f} s: {res.baseline_s / res.totals[nb]:.1f}x faster")
+        finally:
+            users.remove_all()
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=60)
@@ -71,54 +160,12 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root: the benchmark starts sshd and creates learner users", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(REPO))
-    from checker.catalog import resolve
-    from checker.grade.runner import DEFAULT_WORKERS
-
-    lab = resolve(a.lab)
-    sizes = sorted({min(int(x), a.hosts) for x in a.sizes.split(",") if x.strip()})
-    print(f"lab {lab.id}, {a.hosts} learner hosts on one loopback sshd, {os.cpu_count()} CPUs, "
-          f"workers {a.workers or DEFAULT_WORKERS}")
-    ok = True
-    with Sshd() as sshd, tempfile.TemporaryDirectory(prefix="vl-bench-") as tmp:
-        users = LearnerUsers(sshd)
-        try:
-            t0 = time.perf_counter()
-            specs = [sshd.spec(users.add(f"b{i:02d}", groups=("kvm",) if i % 2 else ()))
-                     for i in range(a.hosts)]
-            print(f"set-up: {a.hosts} users in {time.perf_counter() - t0:.1f} s")
-            print("\nvirtlab grade (a fresh process each time):")
-            print(f"  {'hosts':>5}  {'total s':>8}  {'s/host':>7}")
-            results = {}
-            for n in sizes:
-                dt = grade(specs[:n], sshd, lab.id, Path(tmp), a.workers)
-                results[n] = dt
-                print(f"  {n:>5}  {dt:>8.2f}  {dt / n:>7.3f}")
-            if a.sweep:
-                print(f"\nworker counts, {a.hosts} hosts:")
-                for w in [int(x) for x in a.sweep.split(",")]:
-                    dt = grade(specs, sshd, lab.id, Path(tmp), w)
-                    print(f"  workers {w:>3}: {dt:6.2f} s")
-            nb = min(a.baseline_hosts, a.hosts)
-            print(f"\nplain pytest --hosts, host after host ({nb} hosts):")
-            bt = baseline(specs[:nb], sshd, lab.checks_path)
-            full = bt / nb * a.hosts
-            how = "measured" if nb == a.hosts else f"extrapolated from {nb} hosts (serial: linear)"
-            print(f"  {nb} hosts: {bt:.2f} s ({bt / nb:.3f} s/host); "
-                  f"{a.hosts} hosts: {full:.1f} s ({how})")
-            ours = results.get(a.hosts) or grade(specs, sshd, lab.id, Path(tmp), a.workers)
-            speedup = full / ours
-            print(f"\n{a.hosts} hosts: virtlab grade {ours:.2f} s vs plain pytest {full:.1f} s: "
-                  f"{speedup:.1f}x faster")
-            if ours > 60:
-                print("TARGET MISSED: more than 60 s for the class")
-                ok = False
-            if speedup < 4:
-                print("TARGET MISSED: less than 4x faster than plain pytest")
-                ok = False
-        finally:
-            users.remove_all()
-    return 0 if ok else 1
+    res = run(a.hosts, a.lab, a.sizes, a.baseline_hosts, a.workers, a.sweep)
+    if res.ours > 60:
+        print("TARGET MISSED: more than 60 s for the class")
+    if res.speedup < 4:
+        print("TARGET MISSED: less than 4x faster than plain pytest")
+    return 0 if res.ok else 1
 
 
 if __name__ == "__main__":
