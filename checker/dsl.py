@@ -28,14 +28,34 @@ from typing import Any, Callable, NoReturn
 from checker.model import Text
 
 
+# What one objective may carry into a report (and the gradebook, the class report): the
+# learner's machine decides the sizes (a VM description of megabytes, a tool printing a flood
+# of lines), so evidence and messages are cut to these bounds, saying how much was left out.
+MAX_MESSAGE_CHARS = 2000
+MAX_EVIDENCE_CHARS = 4000
+MAX_EVIDENCE_ITEMS = 200
+
+
+def _cut(s: str, limit: int) -> str:
+    if len(s) <= limit:
+        return s
+    return f"{s[:limit]}… (+{len(s) - limit} chars)"
+
+
+def _bounded(message: Text) -> Text:
+    if len(message.fr) <= MAX_MESSAGE_CHARS and len(message.en) <= MAX_MESSAGE_CHARS:
+        return message
+    return Text(_cut(message.fr, MAX_MESSAGE_CHARS), _cut(message.en, MAX_MESSAGE_CHARS))
+
+
 class Outcome(Exception):
     """Raised by a check to end it with a status other than pass."""
 
     status = "fail"
 
     def __init__(self, message: Text):
-        self.message = message
-        super().__init__(message.en)
+        self.message = _bounded(message)
+        super().__init__(self.message.en)
 
 
 class CheckFailed(Outcome, AssertionError):
@@ -65,16 +85,27 @@ def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _jsonable(v: Any) -> Any:
+    """A JSON-able copy of ``v``, bounded: long strings and long lists are cut (see
+    MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS) with a marker saying how much was left out."""
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)  # JSON has no NaN/Infinity
-    if isinstance(v, (str, int, float, bool)) or v is None:
+    if isinstance(v, str):
+        return _cut(v, MAX_EVIDENCE_CHARS)
+    if isinstance(v, (int, float, bool)) or v is None:
         return v
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        out = {_cut(str(k), 200): _jsonable(x)
+               for k, x in list(v.items())[:MAX_EVIDENCE_ITEMS]}
+        if len(v) > MAX_EVIDENCE_ITEMS:
+            out["…"] = f"+{len(v) - MAX_EVIDENCE_ITEMS} more"
+        return out
     if isinstance(v, (list, tuple, set, frozenset)):
-        items = [_jsonable(x) for x in v]
-        return sorted(items, key=str) if isinstance(v, (set, frozenset)) else items
-    return str(v)
+        seq = sorted(v, key=str) if isinstance(v, (set, frozenset)) else list(v)
+        items = [_jsonable(x) for x in seq[:MAX_EVIDENCE_ITEMS]]
+        if len(seq) > MAX_EVIDENCE_ITEMS:
+            items.append(f"… (+{len(seq) - MAX_EVIDENCE_ITEMS} more)")
+        return items
+    return _cut(str(v), MAX_EVIDENCE_CHARS)
 
 
 class Verdict:
@@ -91,7 +122,7 @@ class Verdict:
 
     def ok(self, fr: str, en: str) -> None:
         """The message shown when the objective passes."""
-        self.message = Text(fr, en)
+        self.message = _bounded(Text(fr, en))
 
     def fail(self, fr: str, en: str) -> NoReturn:
         """The learner's state does not meet the objective: say what was expected and found."""

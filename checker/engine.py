@@ -28,6 +28,7 @@ from checker import __version__
 from checker.catalog import CatalogError, resolve
 from checker.dsl import CheckError, CheckFailed, CheckSkipped, Verdict
 from checker.model import Lab, ObjectiveResult, Report, Text
+from checker.probes import ssh_lost
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner, default_learner
 from checker.probes.libvirt import (DAEMON_GONE, LibvirtUnavailable, Virt, classify_error,
@@ -288,10 +289,9 @@ def _lost(e: BaseException, fx: "Fixtures") -> Text | None:
             # the cached connection is dead: the next check opens a fresh one
             _CONNS.pop(virt.uri, None)
             return classify_error(virt.uri, str(e).strip().splitlines()[-1]).message
-    res = e.args[0] if isinstance(e, RuntimeError) and e.args else None
-    if getattr(res, "exit_status", None) == 255 and hasattr(res, "stderr"):
+    if ssh_lost(e):
         # testinfra's ssh backend: ssh itself failed (exit 255), the command never ran
-        lines = [ln.strip() for ln in (res.stderr or "").splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in (e.args[0].stderr or "").splitlines() if ln.strip()]
         why = lines[-1] if lines else "ssh exit 255"
         return Text(fr=f"Connexion SSH à l'hôte perdue pendant la vérification ({why}) ; "
                        "vérifiez à nouveau.",

@@ -305,7 +305,8 @@ class Sandbox:
 
         if self._conn is not None:
             try:
-                if self._conn.isAlive():
+                # isAlive() stays true after the daemon died, until a call fails.
+                if self._conn.isAlive() and self._conn.getVersion():
                     return self._conn
             except libvirt.libvirtError:
                 pass

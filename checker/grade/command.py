@@ -7,12 +7,15 @@
 
 Exit codes: 0 every host graded (whatever the scores); 3 at least one host could not be graded
 (unreachable, timeout, error: listed at the end and in the exports); 2 bad usage; 130
-interrupted (every host already graded is kept: ``--resume`` continues).
+interrupted (every host already graded is kept: ``--resume`` continues). A gradebook that
+cannot be read or written (damaged, foreign, disk full) is exit 2 with the reason; the hosts
+recorded before it failed are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import time
@@ -98,6 +101,9 @@ def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None 
         raise GradeUsageError(f"--ssh-config {o.ssh_config}: no such file")
     if o.ssh_config:
         o.ssh_config = str(Path(o.ssh_config).resolve())
+        if any(c in o.ssh_config for c in '"\n\r'):
+            raise GradeUsageError(f"--ssh-config {o.ssh_config!r}: a path with a double quote "
+                                  "or a line break cannot be included in an ssh_config")
     for key in ("{user}", "{host}"):
         if key not in o.connect and "+ssh" in o.connect.split("://", 1)[0]:
             raise GradeUsageError(f"--connect {o.connect}: a qemu+ssh template needs {key}")
@@ -204,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                                       "--inventory FILE")
             options = _options(args, lang)
             run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict())
-    except (GradeUsageError, TargetError) as e:
+    except (GradeUsageError, TargetError, GradebookError) as e:
         print(f"virtlab grade: {e}", file=sys.stderr)
         gb.close()
         return EXIT_USAGE
@@ -212,7 +218,11 @@ def run(args: argparse.Namespace) -> int:
     from checker.grade.grading import grade
 
     progress = _Progress(lang)
+    db_opt = f" --db {shlex.quote(args.db)}" if args.db else ""
+    outs = [(fmt, getattr(args, fmt)) for fmt in ("csv", "json", "html") if getattr(args, fmt)]
+    again = "".join(f" --{fmt} {shlex.quote(path)}" for fmt, path in outs)
     t0 = time.monotonic()
+    stage = "grading"  # then "exports": what an interrupt or a gradebook error stopped
     # SIGTERM (a closed session, a scheduler) ends the run like Ctrl-C: workers stopped,
     # the run marked interrupted, every host already graded kept.
     old_term = signal.signal(signal.SIGTERM, _interrupt)
@@ -220,31 +230,46 @@ def run(args: argparse.Namespace) -> int:
         if targets:
             grade(gb, labs, targets, options, run_id=run_id,
                   on_start=progress.start, on_host=progress.host)
-    except KeyboardInterrupt:
+        stage = "exports"
         progress.stop()
-        db_opt = f" --db {args.db}" if args.db else ""
-        say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
-            f"Reprendre : virtlab grade --resume{db_opt}",
-            f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
-            f"Continue with: virtlab grade --resume{db_opt}")
-        gb.close()
-        return EXIT_INTERRUPTED
-    finally:
-        progress.stop()
-        signal.signal(signal.SIGTERM, old_term)
-    view = gb.class_view(run_id)
-    from checker.grade import exports
+        from checker.grade import exports
 
-    for fmt in ("csv", "json", "html"):
-        path = getattr(args, fmt)
-        if path:
+        view = gb.class_view(run_id)
+        for fmt, path in outs:
             try:
                 exports.write(view, path, fmt)
             except OSError as e:
                 print(f"virtlab grade: cannot write {path}: {e.strerror}", file=sys.stderr)
-                gb.close()
                 return EXIT_USAGE
-    gb.close()
+    except KeyboardInterrupt:
+        progress.stop()
+        if stage == "exports":
+            say(f"Interrompu pendant l'écriture des exports. Toutes les notes sont enregistrées "
+                f"(exécution #{run_id}). Réécrire les exports : "
+                f"virtlab grade --resume{db_opt}{again}",
+                f"Interrupted while writing the exports. Every grade is recorded "
+                f"(run #{run_id}). Write the exports again: virtlab grade --resume{db_opt}{again}")
+        else:
+            say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
+                f"Reprendre : virtlab grade --resume{db_opt}",
+                f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
+                f"Continue with: virtlab grade --resume{db_opt}")
+        return EXIT_INTERRUPTED
+    except GradebookError as e:
+        # e.g. the disk filled up: every host recorded before stays; the others are pending.
+        progress.stop()
+        print(f"virtlab grade: {e}", file=sys.stderr)
+        say(f"Arrêt : le carnet de notes ne peut plus être lu ou écrit. Les hôtes déjà "
+            f"enregistrés sont conservés (exécution #{run_id}). Après correction (place "
+            f"disque…), reprendre : virtlab grade --resume{db_opt}{again}",
+            f"Stopped: the gradebook cannot be read or written. The hosts already recorded "
+            f"are kept (run #{run_id}). Once fixed (disk space…), continue with: "
+            f"virtlab grade --resume{db_opt}{again}")
+        return EXIT_USAGE
+    finally:
+        progress.stop()
+        signal.signal(signal.SIGTERM, old_term)
+        gb.close()
     _summary(view, lang, time.monotonic() - t0, db_path)
     all_graded = all(lab in row.results and row.results[lab].status == "graded"
                      for row in view.rows for lab in view.labs)

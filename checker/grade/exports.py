@@ -17,8 +17,8 @@ column                 content
 In Moodle, map ``username`` (or ``email``) to the user field of the same name, each lab column
 to its grade item (maximum = the lab's points, ``virtlab show LAB``) and each feedback column
 to that item's feedback. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return is prefixed with ``'`` so that no spreadsheet evaluates it as a formula; line breaks
-inside a cell become spaces.
+return (also after leading blanks) is prefixed with ``'`` so that no spreadsheet evaluates it
+as a formula; line breaks inside a cell become spaces.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -58,7 +59,11 @@ def neutralise(value: Any) -> str:
     s = "" if value is None else str(value)
     if s.startswith(FORMULA_PREFIXES):
         s = "'" + s
-    return s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    # a spreadsheet that trims blanks on import would see " =…" (or "\n=…") as a formula
+    if s[:1].isspace() and s.lstrip().startswith(FORMULA_PREFIXES):
+        s = "'" + s
+    return s
 
 
 def _lang(view: ClassView) -> str:
@@ -303,7 +308,19 @@ def to_html(view: ClassView) -> str:
 
 
 def write(view: ClassView, path: str | Path, fmt: str) -> None:
+    """Write one export whole or not at all: a temporary file next to ``path``, renamed over
+    it once complete (an interrupt or a full disk never leaves a truncated export)."""
     text = {"csv": to_csv, "json": to_json, "html": to_html}[fmt](view)
-    # utf-8 without BOM; newline="" keeps the CSV's CRLF as written
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.virtlab-tmp")
+    try:
+        # utf-8 without BOM; newline="" keeps the CSV's CRLF as written
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise

@@ -21,13 +21,14 @@ first run and takes, for each learner and lab, the latest outcome.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from checker import __version__
 from checker.grade.targets import HostTarget
@@ -87,7 +88,41 @@ CREATE INDEX IF NOT EXISTS results_host ON results (host, lab);
 
 
 class GradebookError(Exception):
-    pass
+    """The gradebook cannot be opened, read or written (damaged, not a gradebook, disk full,
+    read-only); the message names the file and says why."""
+
+
+# The columns each table must have: a SQLite file of another schema (another program's
+# database, an older layout) is refused at open, not half-used.
+_COLUMNS = {
+    "meta": {"key", "value"},
+    "runs": {"id", "parent_id", "kind", "started_at", "finished_at", "status", "checker_version",
+             "labs", "lang", "options"},
+    "roster": {"run_id", "position", "host", "learner", "email", "target"},
+    "results": {"id", "run_id", "host", "lab", "status", "reason", "score", "max_score",
+                "graded_at", "duration_s", "report"},
+    "objective_results": {"result_id", "objective", "status", "points", "earned", "message",
+                          "evidence"},
+}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _db_errors(fn: _F) -> _F:
+    """SQLite errors of a gradebook method (disk full, damaged file, locked) become a
+    GradebookError naming the file: a clear message for the instructor, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "Gradebook", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise GradebookError(f"gradebook {self.path}: {e}") from None
+        except (ValueError, TypeError, KeyError) as e:  # a row that is not what we wrote
+            raise GradebookError(f"gradebook {self.path}: unexpected content "
+                                 f"({type(e).__name__}: {e})") from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def default_path() -> Path:
@@ -151,27 +186,71 @@ class Gradebook:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GradebookError(f"cannot create the folder of gradebook {self.path}: "
+                                 f"{e.strerror}") from None
+        try:
             self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")  # readers (reports) never block a run
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            with self.db:
-                self.db.executescript(_SCHEMA)
-                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                                    (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise GradebookError(
-                        f"{self.path}: gradebook schema {row[0]} is newer than this virtlab "
-                        f"understands ({SCHEMA_VERSION}); upgrade virtlab")
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             raise GradebookError(f"cannot open gradebook {self.path}: {e}") from None
+        try:
+            self._open()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            low = str(e).lower()
+            why = ("" if any(w in low for w in ("full", "readonly", "read-only", "locked"))
+                   else " (a damaged, truncated or foreign file? restore a copy or give "
+                        "another --db)")
+            raise GradebookError(f"cannot open gradebook {self.path}: {e}{why}") from None
+        except GradebookError:
+            self.db.close()
+            raise
+
+    def _open(self) -> None:
+        # A damaged file (truncated, overwritten) or another program's database is refused
+        # before anything is written in it (reads only until the checks pass).
+        bad = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        if bad != ["ok"]:
+            raise GradebookError(f"{self.path}: the gradebook is damaged ({'; '.join(bad)}); "
+                                 "restore a copy or give another --db")
+        tables = sorted(r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"))
+        if tables and "meta" not in tables:
+            raise GradebookError(f"{self.path} is not a virtlab gradebook (it holds tables "
+                                 f"{', '.join(tables[:8])}); give another --db")
+        have = {name: {c[1] for c in self.db.execute(f"PRAGMA table_info({name})")}
+                for name in _COLUMNS}
+        for name, cols in _COLUMNS.items():
+            if have[name] and not cols <= have[name]:
+                missing = ", ".join(sorted(cols - have[name]))
+                raise GradebookError(f"{self.path} is not a virtlab gradebook (its table "
+                                     f"{name!r} has no column {missing}); give another --db")
+        row = (self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+               if have["meta"] else None)
+        if row is not None:
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise GradebookError(f"{self.path} is not a virtlab gradebook (schema version "
+                                     f"{row[0]!r})") from None
+            if version > SCHEMA_VERSION:
+                raise GradebookError(
+                    f"{self.path}: gradebook schema {version} is newer than this virtlab "
+                    f"understands ({SCHEMA_VERSION}); upgrade virtlab")
+        self.db.execute("PRAGMA journal_mode=WAL")  # readers (reports) never block a run
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self.db:
+            self.db.executescript(_SCHEMA)
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
 
     # -- runs -------------------------------------------------------------------------
+    @_db_errors
     def start_run(self, labs: Iterable[str], roster: list[HostTarget], *, lang: str,
                   options: dict[str, Any] | None = None, parent_id: int | None = None,
                   kind: str = "grade") -> int:
@@ -188,6 +267,7 @@ class Gradebook:
                  for i, t in enumerate(roster)])
         return run_id
 
+    @_db_errors
     def finish_run(self, run_id: int, status: str) -> None:
         with self.db:
             self.db.execute("UPDATE runs SET status=?, finished_at=? WHERE id=?",
@@ -201,12 +281,14 @@ class Gradebook:
     _RUN_COLS = ("id, parent_id, kind, started_at, finished_at, status, checker_version, labs,"
                  " lang, options")
 
+    @_db_errors
     def run(self, run_id: int) -> Run:
         row = self.db.execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise GradebookError(f"{self.path}: no run {run_id}")
         return self._run(row)
 
+    @_db_errors
     def runs(self) -> list[Run]:
         return [self._run(r) for r in
                 self.db.execute(f"SELECT {self._RUN_COLS} FROM runs ORDER BY id")]
@@ -229,6 +311,7 @@ class Gradebook:
             rid = r.parent_id
         return out[::-1]
 
+    @_db_errors
     def roster(self, run_id: int) -> list[HostTarget]:
         """The class of a run: the roster of the first run of its chain."""
         root = self.chain(run_id)[0].id
@@ -236,6 +319,7 @@ class Gradebook:
             "SELECT target FROM roster WHERE run_id=? ORDER BY position", (root,))]
 
     # -- results ----------------------------------------------------------------------
+    @_db_errors
     def record(self, run_id: int, host: str, results: list[dict[str, Any]],
                duration_s: float = 0.0) -> None:
         """Store one host's outcome for every lab, in one transaction (commit per host)."""
@@ -259,6 +343,7 @@ class Gradebook:
                         (rid, o["id"], o["status"], o["points"], o["earned"], o["message"],
                          json.dumps(o.get("evidence", {}), ensure_ascii=False)))
 
+    @_db_errors
     def latest(self, run_id: int) -> dict[tuple[str, str], StoredResult]:
         """(host, lab) -> the latest result along the run's chain."""
         ids = [r.id for r in self.chain(run_id)]

@@ -27,8 +27,11 @@ its own SSH handshake 250 ms, ``virsh list`` + ``virsh dumpxml`` per domain over
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from checker.grade.gradebook import Gradebook
 from checker.grade.runner import DEFAULT_WORKERS, Job, Outcome, WorkerPool
@@ -80,8 +83,29 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
                 on_host(outcome)
         status = "complete"
     finally:
-        try:
-            gradebook.finish_run(run_id, status)
-        finally:
-            ssh.close()
+        # A second Ctrl-C here must not leave the run "running" nor shared SSH
+        # connections behind: it is held until the run is closed, then raised.
+        with _interrupts_deferred():
+            try:
+                gradebook.finish_run(run_id, status)
+            finally:
+                ssh.close()
     return run_id
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM during a short critical section; raise KeyboardInterrupt after it
+    if one came. Only the main thread can set handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if got:
+        raise KeyboardInterrupt

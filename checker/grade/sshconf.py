@@ -24,10 +24,18 @@ would show the run's temporary path in every message.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+
+def _cfg_quote(path: str) -> str:
+    """A path as one ssh_config argument (a folder name may hold blanks)."""
+    if any(c in path for c in '"\n\r'):
+        raise ValueError(f"unusable path for ssh_config: {path!r}")
+    return f'"{path}"' if any(c.isspace() for c in path) or "#" in path else path
 
 
 class SshSetup:
@@ -54,11 +62,11 @@ class SshSetup:
             "ServerAliveCountMax 3",
         ]
         if self.user_config:
-            lines.append(f"Include {self.user_config}")
+            lines.append(f"Include {_cfg_quote(self.user_config)}")
         else:
             home_cfg = Path.home() / ".ssh" / "config"
             if home_cfg.is_file():
-                lines.append(f"Include {home_cfg}")
+                lines.append(f"Include {_cfg_quote(str(home_cfg))}")
             if Path("/etc/ssh/ssh_config").is_file():
                 lines.append("Include /etc/ssh/ssh_config")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -68,7 +76,8 @@ class SshSetup:
             "#!/bin/sh\n"
             "# first on the workers' PATH: libvirt's qemu+ssh transport runs `ssh`, and gets the\n"
             "# run's config (batch mode, shared connection); testinfra passes the same -F anyway\n"
-            f"exec {ssh} -F {self.config} -o ConnectTimeout={self.timeout} \"$@\"\n",
+            f"exec {shlex.quote(ssh)} -F {shlex.quote(str(self.config))} "
+            f"-o ConnectTimeout={int(self.timeout)} \"$@\"\n",
             encoding="utf-8")
         self.wrapper.chmod(0o755)
 

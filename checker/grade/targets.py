@@ -21,6 +21,7 @@ the SSH destination::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -66,6 +67,14 @@ class HostTarget:
 
 
 SPEC_HELP = "expected ssh://user@host[:port] (the SSH user is the learner)"
+HOST_HELP = ("a host name is letters, digits, '.', '-' and '_', not starting with '-' (ssh "
+             "would read it as an option), or an IP address")
+_HOST_RE = re.compile(r"^(?!-)[\w.\-:%\[\]]+$")
+
+
+def _safe_host(name: str) -> bool:
+    """A host name, IPv4 or IPv6 address; nothing ssh could take for an option."""
+    return bool(_HOST_RE.match(name))
 
 
 def from_specs(specs: list[str]) -> list[HostTarget]:
@@ -80,16 +89,24 @@ def from_specs(specs: list[str]) -> list[HostTarget]:
                               "for other connections use --inventory FILE")
         try:
             u = urlsplit(spec)
+        except ValueError as e:
+            raise TargetError(f"bad host spec {spec!r}: {e}; {SPEC_HELP}") from None
+        if u.password is not None:
+            shown = spec.replace(f":{u.password}@", ":***@", 1)  # never echo a secret
+            raise TargetError(f"bad host spec {shown!r}: passwords are not accepted "
+                              "(grading runs in SSH batch mode: use key authentication)")
+        try:
             port = u.port
         except ValueError as e:
             raise TargetError(f"bad host spec {spec!r}: {e}; {SPEC_HELP}") from None
+        if port == 0:
+            raise TargetError(f"bad host spec {spec!r}: port 0; {SPEC_HELP}")
         if not u.hostname:
             raise TargetError(f"bad host spec {spec!r}: no host name; {SPEC_HELP}")
         if not u.username:
             raise TargetError(f"bad host spec {spec!r}: no user, so no learner; {SPEC_HELP}")
-        if u.password:
-            raise TargetError(f"bad host spec {spec!r}: passwords are not accepted "
-                              "(grading runs in SSH batch mode: use key authentication)")
+        if not _safe_host(u.hostname) or u.username.startswith("-"):
+            raise TargetError(f"bad host spec {spec!r}: {HOST_HELP}")
         if u.path not in ("", "/") or u.query or u.fragment:
             raise TargetError(f"bad host spec {spec!r}: unexpected path or options; {SPEC_HELP}")
         out.setdefault(spec, HostTarget(host=spec, spec=spec, learner=u.username,
@@ -143,11 +160,17 @@ def from_inventory(path: str) -> list[HostTarget]:
         try:
             port_n = int(port) if port not in (None, "") else None
         except (TypeError, ValueError):
+            port_n = 0
+        if port_n is not None and not 1 <= port_n <= 65535:
             raise TargetError(f"inventory {path}: host {name!r}: ansible_port {port!r} "
-                              "is not a number") from None
+                              "is not a port number (1 to 65535)")
+        ssh_host = str(hv.get("ansible_host") or name)
+        if not _safe_host(ssh_host) or login.startswith("-") or learner.startswith("-"):
+            raise TargetError(f"inventory {path}: host {name!r} ({ssh_host!r}): {HOST_HELP}; "
+                              "users do not start with '-' either")
         out.append(HostTarget(
             host=name, spec=f"ansible://{name}?ansible_inventory={inv}", learner=learner,
             email=str(hv.get("email") or hv.get("virtlab_email") or ""),
-            ssh_user=login or learner, ssh_host=str(hv.get("ansible_host") or name),
+            ssh_user=login or learner, ssh_host=ssh_host,
             ssh_port=port_n))
     return out

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.probes import ssh_lost
+
 APT_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -247,7 +249,9 @@ class AptSources:
             if not f.is_file:
                 return None
             return f.content_string
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return None
 
     def _listdir(self, d: str) -> list[str]:
@@ -256,7 +260,9 @@ class AptSources:
             if not f.is_directory:
                 return []
             return sorted(f.listdir())
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return []
 
     def source_files(self) -> list[str]:
@@ -275,17 +281,23 @@ class AptSources:
             out += parse_deb822(text, p) if p.endswith(".sources") else parse_one_line(text, p)
         return out
 
-    def keyring(self, p: str) -> Keyring:
+    def keyring(self, p: str, listed: bool = False) -> Keyring:
+        """``listed``: ``p`` was just read in its directory's listing, so it exists (one
+        command less per file: a check re-reads every keyring of trusted.gpg.d)."""
         f = self.host.file(self.path(p))
         try:
-            exists = f.exists
-        except Exception:
+            exists = listed or f.exists
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             exists = False
         if not exists:
             return Keyring(p, False, False, None)
         try:
             content = f.content
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return Keyring(p, True, False, None)
         return Keyring(p, True, True, read_keys(content))
 
@@ -297,5 +309,5 @@ class AptSources:
             out.append(main)
         for name in self._listdir("/etc/apt/trusted.gpg.d"):
             if APT_NAME_RE.fullmatch(name) and name.endswith((".gpg", ".asc")):
-                out.append(self.keyring(f"/etc/apt/trusted.gpg.d/{name}"))
+                out.append(self.keyring(f"/etc/apt/trusted.gpg.d/{name}", listed=True))
         return out

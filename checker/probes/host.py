@@ -16,7 +16,9 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterable
+
+from checker.probes import ssh_lost
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,26 @@ def bios_disabled_in(dmesg: str) -> bool:
     return bool(BIOS_DISABLED_RE.search(dmesg))
 
 
+def parse_dpkg_query(text: str) -> dict[str, str]:
+    """{package: version} of the installed packages in ``dpkg-query -W -f
+    '${Package}\\t${Status}\\t${Version}\\n'`` output (names without the :arch qualifier).
+
+    >>> parse_dpkg_query("virtinst\\tinstall ok installed\\t1:4.1.0-2\\n"
+    ...                  "gone\\tdeinstall ok config-files\\t1.0\\n")
+    {'virtinst': '1:4.1.0-2'}
+    """
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        name, status, version = parts
+        st = status.split()
+        if st[:1] and st[0] in ("install", "hold") and st[1:3] == ["ok", "installed"]:
+            out[name.split(":", 1)[0]] = version
+    return out
+
+
 class HostFacts:
     """Facts about one host, memoised for one run.
 
@@ -111,7 +133,9 @@ class HostFacts:
         f = self.host.file(self.path(path))
         try:
             return f.content_string if f.exists else None
-        except Exception:  # unreadable (permissions): the caller reports it
+        except Exception as e:  # unreadable (permissions): the caller reports it
+            if ssh_lost(e):
+                raise
             return None
 
     def command(self, name: str, command: str, *args: str) -> tuple[int, str]:
@@ -160,6 +184,26 @@ class HostFacts:
         """The kernel log when readable (dmesg may be restricted to root)."""
         rc, out = self.command("dmesg", "dmesg")
         return out if rc == 0 else None
+
+    def package_versions(self, names: Iterable[str]) -> dict[str, str | None]:
+        """The installed version of each Debian package, None when not installed.
+
+        One ``dpkg-query`` for all the names (each run reads the whole dpkg database: ~8 ms
+        here, where testinfra's ``host.package(n)`` runs two per package); memoised for the
+        run, so a lab may ask for all its packages at once and read them objective by
+        objective. Same rule as testinfra's ``is_installed``: status ``install|hold ok
+        installed``.
+        """
+        memo: dict[str, str | None] = self.__dict__.setdefault("_packages", {})
+        want = [n for n in dict.fromkeys(names) if n not in memo]
+        if want:
+            fmt = "${Package}\t${Status}\t${Version}\n"
+            rc, out = self.command("dpkg-query", "dpkg-query -W -f %s" + " %s" * len(want),
+                                   fmt, *want)
+            found = parse_dpkg_query(out)
+            for n in want:
+                memo[n] = found.get(n)
+        return {n: memo[n] for n in names}
 
     def module_loaded(self, name: str) -> bool:
         """A kernel module is loaded or built in (built-ins have no line in /proc/modules

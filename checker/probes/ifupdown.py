@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from checker.probes import ssh_lost
+
 INTERFACES = "/etc/network/interfaces"
 NM_DIR = "/etc/NetworkManager/system-connections"
 NETWORKD_DIR = "/etc/systemd/network"
@@ -395,7 +397,9 @@ def bridge_declarations(host: Any) -> Declarations:
             if not f.exists or f.is_directory:
                 return None
             return f.content_string
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return None
 
     def listdir(path: str) -> list[str] | None:
@@ -404,7 +408,9 @@ def bridge_declarations(host: Any) -> Declarations:
             if not f.is_directory:
                 return None
             return list(f.listdir())
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return None
 
     out = Declarations()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from checker.probes import ssh_lost
+
 
 def default_learner(explicit: str | None = None) -> str:
     if explicit:
@@ -40,20 +42,23 @@ class Learner:
     def _connected_as(self) -> str:
         try:
             return self.host.user().name
-        except Exception:
+        except Exception as e:
+            if ssh_lost(e):
+                raise
             return ""
 
-    @property
+    # A Learner lives for one check run (the engine makes one per run): the user database
+    # is read once per run, not once per objective (each read is a process on the host).
+    @cached_property
     def exists(self) -> bool:
         return self.host.user(self.name).exists
 
-    @property
+    @cached_property
     def groups(self) -> list[str]:
         """Groups the learner belongs to per the user database (what a new login gets)."""
-        u = self.host.user(self.name)
-        return list(u.groups) if u.exists else []
+        return list(self.host.user(self.name).groups) if self.exists else []
 
-    @property
+    @cached_property
     def home(self) -> str:
         return self.host.user(self.name).home
 

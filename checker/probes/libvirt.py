@@ -35,11 +35,17 @@ class LibvirtUnavailable(Exception):
         super().__init__(message.en)
 
 
+# libvirt errors meaning no daemon answers: never started, or stopped (killed) while a
+# connection was open.
+DAEMON_GONE = ("no such file", "connection refused", "failed to connect socket",
+               "end of file while reading data", "cannot recv data", "cannot write data",
+               "broken pipe", "connection reset", "client socket is closed")
+
+
 def classify_error(uri: str, err: str) -> LibvirtUnavailable:
     low = err.lower()
     denied = "permission denied" in low or "polkit" in low or "authentication" in low
-    if not denied and ("no such file" in low or "connection refused" in low
-                       or "failed to connect socket" in low):
+    if not denied and any(m in low for m in DAEMON_GONE):
         return LibvirtUnavailable(Text(
             fr=f"Le démon libvirt ne répond pas sur {uri} ({err.strip()}). "
                "Démarrez-le : sudo systemctl start libvirtd",
@@ -198,8 +204,44 @@ def _attr(el: ET.Element | None, name: str) -> str | None:
     return el.get(name) if el is not None else None
 
 
+# libvirt's memory units (case-insensitive), in bytes; the XML libvirt writes uses KiB.
+_UNIT_BYTES = {"b": 1, "bytes": 1}
+for _i, _p in enumerate("kmgtpe", 1):
+    _UNIT_BYTES.update({_p: 1024**_i, f"{_p}ib": 1024**_i, f"{_p}b": 1000**_i})
+_MAX_DIGITS = 30  # beyond any real size; also keeps int() clear of its 4300-digit limit
+
+
+def _count(text: str | None) -> int | None:
+    """A non-negative whole number written in ASCII digits, else None (malformed)."""
+    t = (text or "").strip()
+    if not t or len(t) > _MAX_DIGITS or not t.isascii() or not t.isdigit():
+        return None
+    return int(t)
+
+
+def _kib(el: ET.Element | None) -> int:
+    """A memory element in KiB; 0 when absent or malformed (odd unit, not a number)."""
+    if el is None:
+        return 0
+    n = _count(el.text)
+    factor = _UNIT_BYTES.get((el.get("unit") or "KiB").strip().lower())
+    if n is None or factor is None:
+        return 0
+    return n * factor // 1024
+
+
+def _root(xml: str, what: str) -> ET.Element:
+    try:
+        return ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise ValueError(f"not {what} XML: {e}") from None
+
+
 def parse_domain_xml(xml: str) -> dict[str, Any]:
-    root = ET.fromstring(xml)
+    """Facts of a domain's XML. Missing or malformed values never raise: a number that is not
+    one (odd unit, negative, not digits, absurdly long) reads as 0 (memory) or 0 vCPU, which
+    the checks then report as wrong; only XML that is not well-formed raises ValueError."""
+    root = _root(xml, "libvirt domain")
     devices = root.find("devices")
     devs = devices if devices is not None else ET.Element("devices")
     disks = []
@@ -224,24 +266,18 @@ def parse_domain_xml(xml: str) -> dict[str, Any]:
             portgroup=_attr(src, "portgroup"),
         ))
     vcpu_el = root.find("vcpu")
+    if vcpu_el is None or not (vcpu_el.text or "").strip():
+        vcpus = 1  # libvirt's default
+    else:
+        vcpus = _count(vcpu_el.text) or 0
     mem_el = root.find("memory")
     cur_el = root.find("currentMemory")
-
-    def kib(el: ET.Element | None) -> int:
-        if el is None or not (el.text or "").strip():
-            return 0
-        n = int(el.text.strip())
-        unit = (el.get("unit") or "KiB").lower()
-        factor = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024,
-                  "m": 1024, "mib": 1024, "mb": 1e6 / 1024, "g": 1024**2, "gib": 1024**2,
-                  "gb": 1e9 / 1024}.get(unit, 1)
-        return int(n * factor)
 
     return dict(
         name=root.findtext("name", ""), uuid=root.findtext("uuid", ""),
         virt_type=root.get("type", ""),
-        vcpus=int((vcpu_el.text or "1").strip()) if vcpu_el is not None else 1,
-        memory_kib=kib(mem_el), current_memory_kib=kib(cur_el) or kib(mem_el),
+        vcpus=vcpus,
+        memory_kib=_kib(mem_el), current_memory_kib=_kib(cur_el) or _kib(mem_el),
         title=root.findtext("title", "") or "", description=root.findtext("description", "") or "",
         disks=tuple(disks), interfaces=tuple(ifaces),
         graphics=tuple(g.get("type", "") for g in devs.findall("graphics")),
@@ -250,17 +286,18 @@ def parse_domain_xml(xml: str) -> dict[str, Any]:
 
 
 def parse_network_xml(xml: str) -> dict[str, Any]:
-    root = ET.fromstring(xml)
+    """Facts of a network's XML; a malformed prefix reads as None (as if absent); only XML
+    that is not well-formed raises ValueError."""
+    root = _root(xml, "libvirt network")
     fwd = root.find("forward")
     ips = []
     for ip in root.findall("ip"):
         dhcp = ip.find("dhcp")
         ranges = tuple(DhcpRange(r.get("start", ""), r.get("end", ""))
                        for r in (dhcp.findall("range") if dhcp is not None else []))
-        prefix = ip.get("prefix")
         ips.append(NetworkIP(
             address=ip.get("address"), netmask=ip.get("netmask"),
-            prefix=int(prefix) if prefix and prefix.isdigit() else None,
+            prefix=_count(ip.get("prefix")),
             family=ip.get("family", "ipv4"), dhcp_ranges=ranges))
     return dict(
         name=root.findtext("name", ""), uuid=root.findtext("uuid", ""),
