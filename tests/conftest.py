@@ -141,3 +141,36 @@ def _private_progress_store(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         os.environ.pop("VIRTLAB_DATA", None)
     else:
         os.environ["VIRTLAB_DATA"] = old
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[Any]:
+    """A real sshd on 127.0.0.1 (its own host key and config), for remote grading tests."""
+    from sshd import Sshd, SshdError
+
+    if os.geteuid() != 0:
+        cannot_run("tests over SSH start sshd and create learner users: they need root")
+    try:
+        server = Sshd().start()
+    except (SshdError, OSError, subprocess.SubprocessError) as e:
+        cannot_run(f"cannot start sshd: {e}")
+    yield server
+    server.close()
+
+
+def libvirt_state(sb: Any) -> dict[str, Any]:
+    """Every domain (live and inactive XML, snapshots), network, pool and volume, as XML."""
+    import libvirt
+
+    c = sb.conn()
+    state: dict[str, Any] = {}
+    for d in c.listAllDomains(0):
+        state[f"domain:{d.name()}"] = (
+            d.XMLDesc(0), d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), d.state(), d.autostart(),
+            sorted((s.getName(), s.getXMLDesc(0)) for s in d.listAllSnapshots(0)))
+    for n in c.listAllNetworks(0):
+        state[f"network:{n.name()}"] = (n.XMLDesc(0), n.isActive(), n.autostart())
+    for p in c.listAllStoragePools(0):
+        vols = sorted((v.name(), v.XMLDesc(0)) for v in p.listAllVolumes(0)) if p.isActive() else []
+        state[f"pool:{p.name()}"] = (p.XMLDesc(0), p.isActive(), p.autostart(), vols)
+    return state

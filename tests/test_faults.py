@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cannot_run, run_virtlab, solved_state
-from sshd import LearnerUsers, Sshd, SshdError, dead_port
+from sshd import LearnerUsers, Sshd, dead_port
 
 pytestmark = pytest.mark.integration
 
@@ -167,18 +167,6 @@ def wait_for(pred, timeout: float = 60, every: float = 0.01) -> None:
 
 
 # --- a class on a private sshd -----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sshd():
-    if os.geteuid() != 0:
-        cannot_run("fault tests start sshd and create learner users: they need root")
-    try:
-        server = Sshd().start()
-    except (SshdError, OSError, subprocess.SubprocessError) as e:
-        cannot_run(f"cannot start sshd: {e}")
-    yield server
-    server.close()
-
 
 @pytest.fixture(scope="module")
 def slow_class(sshd):

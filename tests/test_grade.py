@@ -20,25 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cannot_run, run_virtlab
-from sshd import HangingListener, LearnerUsers, Sshd, SshdError, dead_port
+from conftest import REPO, run_virtlab
+from sshd import HangingListener, LearnerUsers, dead_port
 
 pytestmark = pytest.mark.integration
 
 LAB1 = "01-hardware"
 TIMEOUT = 3  # --timeout for the class: the hanging host costs this much
-
-
-@pytest.fixture(scope="module")
-def sshd():
-    if os.geteuid() != 0:
-        cannot_run("grading tests start sshd and create learner users: they need root")
-    try:
-        server = Sshd().start()
-    except (SshdError, OSError, subprocess.SubprocessError) as e:
-        cannot_run(f"cannot start sshd: {e}")
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import string
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -36,7 +34,7 @@ from checker.grade.targets import HostTarget, TargetError, from_inventory, from_
 from checker.model import Lab
 from checker.probes.apt import dearmor, parse_deb822, parse_one_line, read_keys
 from checker.probes.libvirt import parse_domain_xml, parse_network_xml
-from conftest import REPO, run_virtlab
+from conftest import run_virtlab
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

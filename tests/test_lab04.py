@@ -18,7 +18,7 @@ import pytest
 
 from checker.engine import check
 from checker.probes.host import HostFacts
-from conftest import solved_state, statuses
+from conftest import libvirt_state, solved_state, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -36,24 +36,6 @@ def _by_id(report: Any) -> dict[str, Any]:
 
 def _messages(report: Any) -> dict[str, str]:
     return {o.id: f"{o.status}: {o.message}" for o in report.objectives}
-
-
-def libvirt_state(sb: Any) -> dict[str, Any]:
-    """Every domain (live and inactive XML, snapshots), network, pool and volume, as XML."""
-    import libvirt
-
-    c = sb.conn()
-    state: dict[str, Any] = {}
-    for d in c.listAllDomains(0):
-        state[f"domain:{d.name()}"] = (
-            d.XMLDesc(0), d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), d.state(), d.autostart(),
-            sorted((s.getName(), s.getXMLDesc(0)) for s in d.listAllSnapshots(0)))
-    for n in c.listAllNetworks(0):
-        state[f"network:{n.name()}"] = (n.XMLDesc(0), n.isActive(), n.autostart())
-    for p in c.listAllStoragePools(0):
-        vols = sorted((v.name(), v.XMLDesc(0)) for v in p.listAllVolumes(0)) if p.isActive() else []
-        state[f"pool:{p.name()}"] = (p.XMLDesc(0), p.isActive(), p.autostart(), vols)
-    return state
 
 
 # --- no VM at all --------------------------------------------------------------------------

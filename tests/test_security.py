@@ -30,7 +30,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import uuid
 import xml.etree.ElementTree as ET
@@ -45,7 +44,7 @@ from checker.grade.exports import FORMULA_PREFIXES, neutralise, to_csv, to_html
 from checker.grade.gradebook import ClassView, LearnerRow, Run, StoredResult
 from checker.grade.sshconf import SshSetup
 from checker.grade.targets import HostTarget, TargetError, from_specs
-from conftest import REPO, cannot_run, run_virtlab
+from conftest import REPO, run_virtlab
 
 TOKEN = f"vlpwn{uuid.uuid4().hex[:8]}"
 
@@ -392,20 +391,6 @@ def test_a_password_in_a_host_spec_is_refused_and_never_echoed(tmp_path):
         assert r.returncode == 2
         assert "S3cr3t-pw" not in r.stdout + r.stderr
     assert b"S3cr3t-pw" not in (tmp_path / "gb.sqlite").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def sshd():
-    from sshd import Sshd, SshdError
-
-    if os.geteuid() != 0:
-        cannot_run("grading tests start sshd and create learner users: they need root")
-    try:
-        server = Sshd().start()
-    except (SshdError, OSError, subprocess.SubprocessError) as e:
-        cannot_run(f"cannot start sshd: {e}")
-    yield server
-    server.close()
 
 
 @pytest.mark.integration
