@@ -146,8 +146,12 @@ def test_net_isolated(virt, obj):
     net = virt.network(ISOLATED)
     obj.evidence(network=ISOLATED, exists=net is not None)
     if net is None:
-        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {_names(virt, 'fr')}).",
-                 en=f"Network {ISOLATED} does not exist (networks present: {_names(virt, 'en')}).")
+        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+                    f"Définissez-le sans <forward> : virsh net-define reseau-isole.xml, puis "
+                    f"virsh net-start {ISOLATED}.",
+                 en=f"Network {ISOLATED} does not exist (networks present: {_names(virt, 'en')}). "
+                    f"Define it without <forward>: virsh net-define reseau-isole.xml, then "
+                    f"virsh net-start {ISOLATED}.")
     obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
     if net.forward_mode is not None:
         obj.fail(fr=f"{ISOLATED} a <forward mode='{net.forward_mode}'/> : ses VM sortent vers "
@@ -286,8 +290,12 @@ def _domain(virt, obj, name):
     obj.evidence(domain=name, exists=dom is not None)
     if dom is None:
         names = ", ".join(virt.domain_names)
-        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names or 'aucune'}).",
-                 en=f"VM {name} does not exist (VMs present: {names or 'none'}).")
+        make_fr = ("créez-la comme au lab 04" if name == NAT_VM else
+                   "créez-la avec virt-install (instructions, section 5)")
+        make_en = ("create it as in lab 04" if name == NAT_VM else
+                   "create it with virt-install (instructions, section 5)")
+        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names or 'aucune'}) : {make_fr}.",
+                 en=f"VM {name} does not exist (VMs present: {names or 'none'}): {make_en}.")
     return dom
 
 
@@ -302,14 +310,20 @@ def test_vm_nic_nat(virt, obj):
     obj.evidence(interfaces=_nics(dom))
     on = [i for i in dom.interfaces if i.type == "network" and i.network == NAT]
     if not on:
-        obj.fail(fr=f"{NAT_VM} n'a aucune interface sur {NAT} (virsh domiflist {NAT_VM}).",
-                 en=f"{NAT_VM} has no interface on {NAT} (virsh domiflist {NAT_VM}).")
+        obj.fail(fr=f"{NAT_VM} n'a aucune interface sur {NAT} (virsh domiflist {NAT_VM}). "
+                    f"Ajoutez-en une : virsh attach-interface {NAT_VM} network {NAT} "
+                    "--model virtio --config.",
+                 en=f"{NAT_VM} has no interface on {NAT} (virsh domiflist {NAT_VM}). "
+                    f"Add one: virsh attach-interface {NAT_VM} network {NAT} "
+                    "--model virtio --config.")
     if not any(i.model == "virtio" for i in on):
         models = ", ".join(i.model or "?" for i in on)
         obj.fail(fr=f"L'interface de {NAT_VM} sur {NAT} est de modèle {models}, pas virtio : "
-                    "changez <model type='virtio'/> (virsh edit, ou virt-manager › Carte réseau).",
+                    f"changez <model type='virtio'/> (virsh edit {NAT_VM}, ou virt-manager › "
+                    "Carte réseau), puis éteignez et rallumez la VM.",
                  en=f"{NAT_VM}'s interface on {NAT} has model {models}, not virtio: "
-                    "set <model type='virtio'/> (virsh edit, or virt-manager › NIC).")
+                    f"set <model type='virtio'/> (virsh edit {NAT_VM}, or virt-manager › NIC), "
+                    "then shut the VM down and start it again.")
     obj.ok(fr=f"{NAT_VM} a une interface virtio sur {NAT}.",
            en=f"{NAT_VM} has a virtio interface on {NAT}.")
 
@@ -332,14 +346,20 @@ def test_vm_nic_bridge(virt, obj):
     if not on:
         obj.fail(fr=f"{BRIDGE_VM} n'a aucune interface de type bridge sur {BRIDGE} "
                     f"(virsh domiflist {BRIDGE_VM}) : attendu <interface type='bridge'> "
-                    f"<source bridge='{BRIDGE}'/>.",
+                    f"<source bridge='{BRIDGE}'/>. Ajoutez-la : virsh attach-interface "
+                    f"{BRIDGE_VM} bridge {BRIDGE} --model virtio --config.",
                  en=f"{BRIDGE_VM} has no interface of type bridge on {BRIDGE} "
                     f"(virsh domiflist {BRIDGE_VM}): expected <interface type='bridge'> "
-                    f"<source bridge='{BRIDGE}'/>.")
+                    f"<source bridge='{BRIDGE}'/>. Add it: virsh attach-interface "
+                    f"{BRIDGE_VM} bridge {BRIDGE} --model virtio --config.")
     if not any(i.model == "virtio" for i in on):
         models = ", ".join(i.model or "?" for i in on)
-        obj.fail(fr=f"L'interface de {BRIDGE_VM} sur {BRIDGE} est de modèle {models}, pas virtio.",
-                 en=f"{BRIDGE_VM}'s interface on {BRIDGE} has model {models}, not virtio.")
+        obj.fail(fr=f"L'interface de {BRIDGE_VM} sur {BRIDGE} est de modèle {models}, pas virtio : "
+                    f"changez <model type='virtio'/> (virsh edit {BRIDGE_VM}), puis éteignez et "
+                    "rallumez la VM.",
+                 en=f"{BRIDGE_VM}'s interface on {BRIDGE} has model {models}, not virtio: set "
+                    f"<model type='virtio'/> (virsh edit {BRIDGE_VM}), then shut the VM down "
+                    "and start it again.")
     obj.ok(fr=f"{BRIDGE_VM} a une interface virtio sur le pont {BRIDGE}.",
            en=f"{BRIDGE_VM} has a virtio interface on bridge {BRIDGE}.")
 
@@ -350,8 +370,10 @@ def test_vm_nic_isolated(virt, obj):
              if any(i.type == "network" and i.network == ISOLATED for i in d.interfaces)]
     obj.evidence(network=ISOLATED, domains=found)
     if not found:
-        obj.fail(fr=f"Aucune VM n'a d'interface sur {ISOLATED}.",
-                 en=f"No VM has an interface on {ISOLATED}.")
+        obj.fail(fr=f"Aucune VM n'a d'interface sur {ISOLATED}. Branchez-en une : virsh "
+                    f"attach-interface NOM network {ISOLATED} --model virtio --config.",
+                 en=f"No VM has an interface on {ISOLATED}. Plug one in: virsh "
+                    f"attach-interface NAME network {ISOLATED} --model virtio --config.")
     obj.ok(fr=f"Sur {ISOLATED} : {', '.join(found)}.", en=f"On {ISOLATED}: {', '.join(found)}.")
 
 
@@ -382,10 +404,12 @@ def test_vm_dhcp_lease(virt, obj):
             run_en += f" {NAT} is stopped: its DHCP server does not answer (virsh net-start {NAT})."
         obj.fail(fr=f"Aucun bail DHCP de {NAT} pour {NAT_VM} (MAC {', '.join(sorted(macs))}) "
                     f"dans virsh net-dhcp-leases {NAT}.{run_fr} Son système doit demander une "
-                    "adresse par DHCP.",
+                    "adresse par DHCP : une VM sans système n'en demande pas, démarrez-la sur "
+                    "l'installateur de Debian (instructions, section 6).",
                  en=f"No DHCP lease of {NAT} for {NAT_VM} (MAC {', '.join(sorted(macs))}) in "
                     f"virsh net-dhcp-leases {NAT}.{run_en} Its OS must ask for an address "
-                    "over DHCP.")
+                    "over DHCP: a VM without a system asks for none, boot it on Debian's "
+                    "installer (instructions, section 6).")
 
     def inside(ip):
         try:
@@ -396,9 +420,12 @@ def test_vm_dhcp_lease(virt, obj):
 
     good = [le for le in mine if inside(le.ip)]
     if not good:
+        span = ", ".join(f"{s}–{e}" for s, e in ranges) or "?"
         obj.fail(fr=f"{NAT_VM} a le bail {', '.join(le.ip for le in mine)}, hors de la plage "
-                    f"DHCP de {NAT}.",
+                    f"DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM "
+                    "(dhclient -r puis dhclient).",
                  en=f"{NAT_VM} holds lease {', '.join(le.ip for le in mine)}, outside the DHCP "
-                    f"range of {NAT}.")
+                    f"range of {NAT} ({span}). Ask for an address again from the VM "
+                    "(dhclient -r, then dhclient).")
     obj.ok(fr=f"{NAT_VM} a obtenu {good[0].ip} (MAC {good[0].mac}) de {NAT}.",
            en=f"{NAT_VM} got {good[0].ip} (MAC {good[0].mac}) from {NAT}.")
