@@ -26,10 +26,10 @@ from typing import Any
 from checker import __version__
 from checker.catalog import CatalogError, _lab_dirs, labs_root, load_lab
 from checker.cli import UsageError
-from checker.model import Lab, ObjectiveResult, Report, Text
+from checker.dsl import PASS_MSG
+from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
 from checker.notebook import InstructionsError, chunks, sections, split_title, to_site_md
 
-LANGS = ("fr", "en")
 LABMAP_START, LABMAP_END = "<!-- virtlab:labmap -->", "<!-- /virtlab:labmap -->"
 NAV_START, NAV_END = "# virtlab:labs", "# /virtlab:labs"
 CLI_START, CLI_END = "<!-- virtlab:cli -->", "<!-- /virtlab:cli -->"
@@ -179,8 +179,7 @@ def example_report(lab: Lab, lang: str) -> Report:
         results.append(ObjectiveResult(
             id=o.id, title=o.title.get(lang), section=o.section, points=o.points,
             earned=0 if failing else o.points, status="fail" if failing else "pass",
-            message=T[lang]["example_msg"] if failing else
-            Text("Objectif atteint.", "Objective met.").get(lang),
+            message=T[lang]["example_msg"] if failing else PASS_MSG.get(lang),
             hint=o.hint.get(lang) if failing else ""))
     return Report(lab=lab.id, title=lab.title.get(lang), host="local://",
                   libvirt_uri="qemu:///system", user="alice", lang=lang,
@@ -246,7 +245,8 @@ def lab_map(labs: tuple[Lab, ...], lang: str, link: str) -> str:
     t = T[lang]
     out = [f"| {t['lab']} | {t['subject']} | {t['section']} | {t['objectives']} |",
            "|---|---|---|---|"]
-    for lab_id, title, section, lab in lab_map_rows(labs):
+    rows = lab_map_rows(labs)
+    for lab_id, title, section, lab in rows:
         if lab is not None:
             subject = f"[{_cell(title.get(lang))}]({link.format(id=lab_id)})"
             objs = t["objs_pts"].format(n=len(lab.objectives), p=lab.max_score)
@@ -254,7 +254,7 @@ def lab_map(labs: tuple[Lab, ...], lang: str, link: str) -> str:
             subject = f"{_cell(title.get(lang))} *({t['coming']})*"
             objs = "—"
         out.append(f"| {_num(lab_id)} | {subject} | {_cell(section)} | {objs} |")
-    if any(lab is None for *_, lab in lab_map_rows(labs)):
+    if any(lab is None for *_, lab in rows):
         out += ["", t["coming_note"]]
     return "\n".join(out)
 
@@ -445,8 +445,7 @@ def _read(path: Path, name: str) -> str:
 
 def _orphans(root: Path, wanted: dict[str, str]) -> list[str]:
     """Generated-looking files that no lab produces any more (a lab was removed/renamed)."""
-    found = [p for p in (root / "notebooks").glob("*.ipynb")]
-    found += [p for p in (root / "site" / "labs").glob("*.md")]
+    found = [*(root / "notebooks").glob("*.ipynb"), *(root / "site" / "labs").glob("*.md")]
     return sorted(rel for rel in (p.relative_to(root).as_posix() for p in found)
                   if rel not in wanted)
 

@@ -182,17 +182,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        return False
-    try:
-        return input(question + " [y/N] ").strip().lower() in ("y", "yes", "o", "oui")
-    except EOFError:
-        return False
-
-
 def cmd_solve(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -203,7 +192,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     lang = _lang(args)
     script = lab.path / "solution.sh"
     if not script.is_file():
-        raise UsageError(f"{lab.id} has no reference solution ({script} missing)")
+        raise UsageError(_tr(lang, f"{lab.id} n'a pas de solution de référence ({script} absent)",
+                             f"{lab.id} has no reference solution ({script} missing)"))
     learner = default_learner(args.user)
     _say(_tr(lang,
              f"La solution de référence de {lab.id} va être appliquée sur cet hôte "
@@ -409,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"virtlab: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _say("virtlab: interrupted")
+        _say(_tr(lang, "virtlab : interrompu", "virtlab: interrupted"))
         return 130
     except BrokenPipeError:
         # The reader went away (`virtlab list | head`): not an error worth a traceback.

@@ -22,9 +22,9 @@ The same module runs under ``virtlab check`` (fast in-process runner) and under 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Callable, NoReturn
 
+from checker.catalog import OBJECTIVE_ID_RE
 from checker.model import Text
 
 
@@ -46,6 +46,10 @@ def _bounded(message: Text) -> Text:
     if len(message.fr) <= MAX_MESSAGE_CHARS and len(message.en) <= MAX_MESSAGE_CHARS:
         return message
     return Text(_cut(message.fr, MAX_MESSAGE_CHARS), _cut(message.en, MAX_MESSAGE_CHARS))
+
+
+#: The message of an objective that passes without saying more (``obj.ok()``).
+PASS_MSG = Text("Objectif atteint.", "Objective met.")
 
 
 class Outcome(Exception):
@@ -73,7 +77,7 @@ class CheckError(Outcome):
 def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Bind a check function to objective ``oid`` of its lab."""
 
-    if not isinstance(oid, str) or not re.match(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", oid):
+    if not isinstance(oid, str) or not OBJECTIVE_ID_RE.match(oid):
         raise ValueError(f"@objective({oid!r}): an objective id is lowercase-dashed, "
                          "e.g. 'dev-kvm'")
 

@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 from checker import __version__
 from checker.catalog import CatalogError, resolve
-from checker.dsl import CheckError, CheckFailed, CheckSkipped, Verdict
-from checker.model import Lab, ObjectiveResult, Report, Text
+from checker.dsl import PASS_MSG, CheckError, CheckFailed, CheckSkipped, Verdict
+from checker.hints import levels as hint_levels_of
+from checker.hints import shown as hints_shown
+from checker.model import Lab, ObjectiveResult, Report, Text, resolve_lang
 from checker.probes import ssh_lost
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner, default_learner
@@ -99,13 +101,10 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
 
 @dataclass
 class Target:
-    """Where to check: a testinfra host spec, a libvirt URI and the learner."""
+    """Where to check: a testinfra host spec and the libvirt URI (given, or implied by it)."""
 
     host: str = DEFAULT_HOST
     connect: str | None = None
-    user: str | None = None
-    ssh_config: str | None = None
-    timeout: int | None = None
 
     def libvirt_uri(self) -> str:
         if self.connect:
@@ -189,7 +188,7 @@ def _check_ssh_spec(spec: str) -> None:
         raise BadHostSpec(f"bad host spec {spec!r}: expected ssh://[user@]host[:port]")
     # ssh reads a host (or user) starting with "-" as an option: "-oProxyCommand=..." would
     # run a local command. Only host-name characters are accepted.
-    host = urlsplit(spec).netloc.rpartition("@")[2]
+    host = u.netloc.rpartition("@")[2]
     host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.split(":")[0]
     if not SSH_HOST_RE.match(host) or (u.username or "").startswith("-"):
         raise BadHostSpec(f"bad host spec {spec!r}: a host name is letters, digits, '.', '-' "
@@ -246,9 +245,6 @@ def _virt_for(uri: str) -> Virt:
     return virt
 
 
-from checker.model import resolve_lang  # noqa: E402,F401  (re-exported; lives in model)
-
-
 class Fixtures:
     """What a check function may ask for, by parameter name."""
 
@@ -270,8 +266,6 @@ class Fixtures:
                 raise CatalogError(f"{fn.__module__}.{fn.__name__}: unknown fixture {name!r}")
         fn(**kwargs)
 
-
-PASS_MSG = Text("Objectif atteint.", "Objective met.")
 
 def _could_not_evaluate(e: BaseException) -> Text:
     detail = f"{type(e).__name__}: {e}".strip()
@@ -321,7 +315,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
         message = _lost(e, fx) or _could_not_evaluate(e)
     earned = o.points if status == "pass" else 0
     show_hint = status in ("fail", "error")
-    shown = max(hints_level, 1) if show_hint else hints_level
+    shown = hints_shown(hints_level, failing=show_hint)
     hint = o.hints[min(shown, len(o.hints)) - 1].get(lang) if show_hint else ""
     return ObjectiveResult(
         id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
@@ -335,7 +329,7 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     """Check one lab on one target and return its Report (never changes the target)."""
     lab = resolve(lab)
     lang = resolve_lang(lang)
-    target = Target(host=host, connect=connect, user=user, ssh_config=ssh_config, timeout=timeout)
+    target = Target(host=host, connect=connect)
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     checks = load_checks(lab)
@@ -346,10 +340,8 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     uri = target.libvirt_uri()
     virt = _virt_for(uri)
     fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
-    from checker.hints import levels
-
     # The learner's hints file lives on the learner's machine: read it there.
-    hint_levels = levels(lab.id, learner_name, host=testinfra_host)
+    hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
     results = []
     for o in lab.objectives:
         if only and o.id not in only:

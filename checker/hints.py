@@ -8,9 +8,9 @@ help. The state is a small JSON file per learner, in their XDG data folder:
 
     {"version": 1, "labs": {"07-troubleshooting": {"vm-link-up": 2}}}
 
->>> reveal(lab, "vm-link-up")          # doctest: +SKIP
+>>> reveal(lab, lab.objective("vm-link-up"))   # doctest: +SKIP
 2
->>> levels("07-troubleshooting")       # doctest: +SKIP
+>>> levels("07-troubleshooting")              # doctest: +SKIP
 {'vm-link-up': 2}
 
 Reading never fails: a missing, unreadable or malformed file counts as "no hint asked".
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from checker.model import Lab, Objective
+from checker.probes import read_file
+from checker.progress import xdg_data_dir
 
 VERSION = 1
 FILENAME = "hints.json"
@@ -46,8 +48,7 @@ def state_path(user: str | None = None) -> Path:
     default location in that user's home.
     """
     if user is None or user == _current_user():
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / "virtlab" / FILENAME
+        return xdg_data_dir() / FILENAME
     try:
         home = pwd.getpwnam(user).pw_dir
     except KeyError:
@@ -88,8 +89,8 @@ def levels(lab_id: str, user: str | None = None, host: Any = None) -> dict[str, 
     if host is not None and host.backend.NAME != "local":
         try:
             home = host.user(user).home if user else host.user().home
-            f = host.file(f"{home}/.local/share/virtlab/{FILENAME}")
-            return parse_levels(f.content_string, lab_id) if f.exists else {}
+            text = read_file(host, f"{home}/.local/share/virtlab/{FILENAME}")
+            return parse_levels(text, lab_id) if text is not None else {}
         except Exception:  # unreadable: counts as no hint asked
             return {}
     try:

@@ -36,12 +36,17 @@ CREATE INDEX IF NOT EXISTS checks_lab ON checks(lab, id);
 """
 
 
-def data_dir() -> Path:
-    env = os.environ.get("VIRTLAB_DATA")
-    if env:
-        return Path(env)
+def xdg_data_dir() -> Path:
+    """virtlab's folder in the XDG data directory of whoever runs this:
+    ``$XDG_DATA_HOME/virtlab``, default ``~/.local/share/virtlab`` (hints, gradebook)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "virtlab"
+
+
+def data_dir() -> Path:
+    """Where the progress store lives: ``$VIRTLAB_DATA``, else :func:`xdg_data_dir`."""
+    env = os.environ.get("VIRTLAB_DATA")
+    return Path(env) if env else xdg_data_dir()
 
 
 def store_path() -> Path:

@@ -189,17 +189,25 @@ REASONS = {
 }
 
 
+def reason_text(reason: str, lang: str) -> str:
+    """Why an update came, for the learner: ``event:domain-lifecycle`` ->
+    ``événement libvirt (domain-lifecycle)``."""
+    why = REASONS["en" if lang == "en" else "fr"]
+    kind, _, detail = reason.partition(":")
+    return why.get(kind, reason) + (f" ({detail})" if detail else "")
+
+
 def live_view(u: Update) -> Any:
     """One screen: a line per objective, the score, the next step (fits a terminal)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    from checker.reporters.text import ICON, LABELS, STYLE, clean
+    from checker.reporters.text import COLON, ICON, LABELS, STYLE, clean
 
     r = u.report
     lang = "en" if r.lang == "en" else "fr"
-    t, why = LABELS[lang], REASONS[lang]
+    t, why, colon = LABELS[lang], REASONS[lang], COLON[lang]
     table = Table(box=None, pad_edge=False, expand=True, show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, style="bold")
@@ -210,16 +218,14 @@ def live_view(u: Update) -> Any:
         table.add_row(Text(f"{ICON[o.status]} {t[o.status]}", style=STYLE[o.status]),
                       clean(o.id), pts, clean(o.message.splitlines()[0] if o.message else ""))
     head = Text(f"{clean(r.lab)} — {clean(r.title)}", style="bold")
-    score = Text(f"{t['score']} : {r.score}/{r.max_score}" if lang == "fr"
-                 else f"{t['score']}: {r.score}/{r.max_score}",
+    score = Text(f"{t['score']}{colon}{r.score}/{r.max_score}",
                  style="bold green" if r.passed else "bold red")
     parts: list[Any] = [head, table, score]
     todo = next((o for o in r.objectives if o.status in ("fail", "error")), None)
     if todo is not None and todo.hint:
-        parts.append(Text(f"{why['next']} ({todo.id}) : {clean(todo.hint)}" if lang == "fr"
-                          else f"{why['next']} ({todo.id}): {clean(todo.hint)}", style="italic"))
-    kind = u.reason.split(":", 1)
-    reason = why.get(kind[0], u.reason) + (f" ({kind[1]})" if len(kind) > 1 else "")
+        parts.append(Text(f"{why['next']} ({todo.id}){colon}{clean(todo.hint)}",
+                          style="italic"))
+    reason = reason_text(u.reason, lang)
     stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
     parts.append(Text(f"[{stamp}] {reason} — {why['quit']}", style="dim"))
     return Group(*parts)
@@ -281,9 +287,12 @@ class NotebookWatch:
         self._HTML = HTML
 
         def show(u: Update) -> None:
+            from html import escape
+
             stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
+            why = escape(reason_text(u.reason, u.report.lang))
             self._handle.update(self._HTML(u.report._repr_html_()
-                                           + f"<p><small>{stamp} · {u.reason}</small></p>"))
+                                           + f"<p><small>{stamp} · {why}</small></p>"))
 
         self._watcher = Watcher(lab, host, on_update=show, **kwargs)
         self._thread = threading.Thread(target=self._watcher.run, daemon=True)

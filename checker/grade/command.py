@@ -30,8 +30,6 @@ class GradeUsageError(Exception):
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    from checker.grade.runner import DEFAULT_WORKERS  # light module: no testinfra import
-
     sp.add_argument("labs", metavar="LAB", nargs="*",
                     help="lab ids or numbers (may be left out with --resume/--retry-unreachable)")
     who = sp.add_mutually_exclusive_group()
@@ -44,7 +42,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--ssh-config", metavar="FILE",
                     help="ssh_config for the class (keys, known_hosts); default ~/.ssh/config")
     sp.add_argument("--workers", type=int, metavar="N",
-                    help=f"hosts graded at once (default {DEFAULT_WORKERS})")
+                    # the rule, not its value here: the site's reference embeds this help
+                    # (checker.grade.runner.default_workers)
+                    help="hosts graded at once (default: 4 per CPU, from 2 to 16)")
     sp.add_argument("--timeout", type=int, metavar="S",
                     help="SSH connect timeout per host, seconds (default 10)")
     sp.add_argument("--host-timeout", type=float, metavar="S",

@@ -34,6 +34,7 @@ from typing import Any
 
 from checker import __version__
 from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
+from checker.reporters.text import ICON
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -168,7 +169,6 @@ HOST_STATUS = {"unreachable": ("injoignable", "unreachable"),
                "timeout": ("délai dépassé", "timed out"),
                "error": ("erreur du correcteur", "grader error"),
                "missing": ("pas encore évalué", "not graded yet")}
-STATUS_ICON = {"pass": "✔", "fail": "✘", "error": "!", "skip": "–"}
 
 
 @lru_cache(maxsize=1)
@@ -264,7 +264,7 @@ def _cell(row: LearnerRow, lab: str, oid: str) -> dict[str, str]:
             title = o["message"]
             if hints > 1:  # asked for more than the hint every failure shows
                 title += f" (indices vus : {hints} / hints seen: {hints})"
-            return {"status": o["status"], "icon": STATUS_ICON.get(o["status"], "?"),
+            return {"status": o["status"], "icon": ICON.get(o["status"], "?"),
                     "title": title, "hints": hints}
     return {"status": "none", "icon": "?", "title": ""}
 

@@ -127,8 +127,9 @@ def _db_errors(fn: _F) -> _F:
 
 def default_path() -> Path:
     """``$XDG_DATA_HOME/virtlab/gradebook.sqlite`` (``~/.local/share/...`` by default)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "virtlab" / "gradebook.sqlite"
+    from checker.progress import xdg_data_dir
+
+    return xdg_data_dir() / "gradebook.sqlite"
 
 
 def _now() -> str:
@@ -311,12 +312,14 @@ class Gradebook:
             rid = r.parent_id
         return out[::-1]
 
-    @_db_errors
     def roster(self, run_id: int) -> list[HostTarget]:
         """The class of a run: the roster of the first run of its chain."""
-        root = self.chain(run_id)[0].id
+        return self._roster(self.chain(run_id))
+
+    @_db_errors
+    def _roster(self, chain: list[Run]) -> list[HostTarget]:
         return [HostTarget.from_dict(json.loads(r[0])) for r in self.db.execute(
-            "SELECT target FROM roster WHERE run_id=? ORDER BY position", (root,))]
+            "SELECT target FROM roster WHERE run_id=? ORDER BY position", (chain[0].id,))]
 
     # -- results ----------------------------------------------------------------------
     @_db_errors
@@ -343,10 +346,13 @@ class Gradebook:
                         (rid, o["id"], o["status"], o["points"], o["earned"], o["message"],
                          json.dumps(o.get("evidence", {}), ensure_ascii=False)))
 
-    @_db_errors
     def latest(self, run_id: int) -> dict[tuple[str, str], StoredResult]:
         """(host, lab) -> the latest result along the run's chain."""
-        ids = [r.id for r in self.chain(run_id)]
+        return self._latest(self.chain(run_id))
+
+    @_db_errors
+    def _latest(self, chain: list[Run]) -> dict[tuple[str, str], StoredResult]:
+        ids = [r.id for r in chain]
         marks = ",".join("?" * len(ids))
         out: dict[tuple[str, str], StoredResult] = {}
         for row in self.db.execute(
@@ -361,10 +367,11 @@ class Gradebook:
     def pending(self, run_id: int, *, missing: bool, failed_to_connect: bool) -> list[HostTarget]:
         """Hosts of the run's class still to grade: never graded (``missing``: an
         interrupted run) and/or whose last outcome was unreachable/timeout."""
-        labs = self.run(run_id).labs
-        latest = self.latest(run_id)
+        chain = self.chain(run_id)  # one walk of the chain for the three reads
+        labs = chain[-1].labs
+        latest = self._latest(chain)
         out = []
-        for t in self.roster(run_id):
+        for t in self._roster(chain):
             rs = [latest.get((t.host, lab)) for lab in labs]
             if missing and any(r is None for r in rs):
                 out.append(t)
@@ -377,9 +384,9 @@ class Gradebook:
         chain = self.chain(run_id)
         run = chain[-1]
         labs = chain[0].labs
-        latest = self.latest(run_id)
+        latest = self._latest(chain)
         rows = []
-        for t in self.roster(run_id):
+        for t in self._roster(chain):
             row = LearnerRow(target=t)
             for lab in labs:
                 if (t.host, lab) in latest:

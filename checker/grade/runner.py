@@ -35,6 +35,7 @@ from typing import Any, Iterator
 # Measured (benchmarks/bench_grade.py, lab 01, 60 loopback hosts, 2 busy cores): 1 worker 31 s,
 # 2 workers 25-36 s, 4 workers 20-27 s, 8 workers 15-17 s, 16 workers 15 s. Past ~4 per core
 # the CPU (key exchanges at both ends, one ssh client per command) is the limit.
+# (`virtlab grade --help` states this rule in words: keep checker/grade/command.py in step.)
 DEFAULT_WORKERS_PER_CPU = 4
 DEFAULT_WORKERS_MAX = 16
 

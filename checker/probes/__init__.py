@@ -4,6 +4,10 @@ Probes state facts ("which interfaces has this domain?"); checks in ``labs/*/che
 judge them ("has it a virtio interface?").
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 def ssh_lost(exc: BaseException) -> bool:
     """The SSH connection itself failed (testinfra's ssh backend raises RuntimeError of a
@@ -12,3 +16,27 @@ def ssh_lost(exc: BaseException) -> bool:
     about the learner's machine."""
     res = exc.args[0] if isinstance(exc, RuntimeError) and exc.args else None
     return getattr(res, "exit_status", None) == 255 and hasattr(res, "stderr")
+
+
+def read_file(host: Any, path: str) -> str | None:
+    """The text of a regular file of a testinfra ``host``; None when missing, not a regular
+    file, or unreadable (a lost SSH connection still raises: see :func:`ssh_lost`)."""
+    f = host.file(path)
+    try:
+        return f.content_string if f.is_file else None
+    except Exception as e:
+        if ssh_lost(e):
+            raise
+        return None
+
+
+def list_dir(host: Any, path: str) -> list[str] | None:
+    """The names in a directory of a testinfra ``host``; None when it is not a readable
+    directory (a lost SSH connection still raises)."""
+    f = host.file(path)
+    try:
+        return list(f.listdir()) if f.is_directory else None
+    except Exception as e:
+        if ssh_lost(e):
+            raise
+        return None

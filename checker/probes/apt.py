@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.probes import ssh_lost
+from checker.probes import list_dir, read_file, ssh_lost
 
 APT_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -244,26 +244,10 @@ class AptSources:
         return self.root + p
 
     def _read_text(self, p: str) -> str | None:
-        f = self.host.file(self.path(p))
-        try:
-            if not f.is_file:
-                return None
-            return f.content_string
-        except Exception as e:
-            if ssh_lost(e):
-                raise
-            return None
+        return read_file(self.host, self.path(p))
 
     def _listdir(self, d: str) -> list[str]:
-        f = self.host.file(self.path(d))
-        try:
-            if not f.is_directory:
-                return []
-            return sorted(f.listdir())
-        except Exception as e:
-            if ssh_lost(e):
-                raise
-            return []
+        return sorted(list_dir(self.host, self.path(d)) or [])
 
     def source_files(self) -> list[str]:
         files = ["/etc/apt/sources.list"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable
 
-from checker.probes import ssh_lost
+from checker.probes import read_file
 
 
 @dataclass(frozen=True)
@@ -130,13 +130,7 @@ class HostFacts:
 
     def read(self, path: str) -> str | None:
         """The content of a file of the host, or None when missing or unreadable."""
-        f = self.host.file(self.path(path))
-        try:
-            return f.content_string if f.exists else None
-        except Exception as e:  # unreadable (permissions): the caller reports it
-            if ssh_lost(e):
-                raise
-            return None
+        return read_file(self.host, self.path(path))
 
     def command(self, name: str, command: str, *args: str) -> tuple[int, str]:
         """(exit code, stdout) of a read-only command, its arguments quoted by testinfra.
@@ -194,6 +188,7 @@ class HostFacts:
         objective. Same rule as testinfra's ``is_installed``: status ``install|hold ok
         installed``.
         """
+        names = list(names)  # read twice below: a generator would be spent by the first
         memo: dict[str, str | None] = self.__dict__.setdefault("_packages", {})
         want = [n for n in dict.fromkeys(names) if n not in memo]
         if want:

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from checker.probes import ssh_lost
+from checker.probes import list_dir, read_file
 
 INTERFACES = "/etc/network/interfaces"
 NM_DIR = "/etc/NetworkManager/system-connections"
@@ -331,30 +331,12 @@ def nm_bridge(text: str, path: str) -> BridgeDeclaration | None:
                              detail=f"id={conn.get('id', '')}")
 
 
-def nm_ports(text: str) -> tuple[str, str] | None:
-    """(interface, master) of a NetworkManager bridge-port keyfile (slave-type=bridge)."""
-    conn = parse_ini(text).get("connection", {})
-    if conn.get("slave-type", conn.get("port-type", "")).strip().lower() != "bridge":
-        return None
-    return conn.get("interface-name", "").strip(), conn.get("master",
-                                                            conn.get("controller", "")).strip()
-
-
 def networkd_bridge(text: str, path: str) -> BridgeDeclaration | None:
     """A systemd-networkd ``.netdev`` declaring a bridge, or None."""
     nd = parse_ini(text).get("NetDev", {})
     if nd.get("Kind", "").strip().lower() != "bridge":
         return None
     return BridgeDeclaration("networkd", path, nd.get("Name", "").strip())
-
-
-def networkd_port(text: str) -> tuple[str, str] | None:
-    """(match name, bridge) of a ``.network`` file with ``[Network] Bridge=``."""
-    ini = parse_ini(text)
-    br = ini.get("Network", {}).get("Bridge", "").strip()
-    if not br:
-        return None
-    return ini.get("Match", {}).get("Name", "").strip(), br
 
 
 def ifupdown_bridges(cfg: InterfacesConfig) -> list[BridgeDeclaration]:
@@ -392,26 +374,10 @@ def bridge_declarations(host: Any) -> Declarations:
     """Read the three places through a testinfra ``host`` (read-only, arguments quoted)."""
 
     def read(path: str) -> str | None:
-        f = host.file(path)
-        try:
-            if not f.exists or f.is_directory:
-                return None
-            return f.content_string
-        except Exception as e:
-            if ssh_lost(e):
-                raise
-            return None
+        return read_file(host, path)
 
     def listdir(path: str) -> list[str] | None:
-        f = host.file(path)
-        try:
-            if not f.is_directory:
-                return None
-            return list(f.listdir())
-        except Exception as e:
-            if ssh_lost(e):
-                raise
-            return None
+        return list_dir(host, path)
 
     out = Declarations()
     cfg = read_interfaces(read, listdir)
@@ -428,7 +394,7 @@ def bridge_declarations(host: Any) -> Declarations:
             text = read(p)
             if text is None:
                 # NetworkManager keyfiles are root-only (mode 600).
-                if host.file(p).exists and not host.file(p).is_directory:
+                if host.file(p).is_file:
                     out.unreadable.append(p)
                 continue
             b = parse(text, p)

@@ -316,6 +316,10 @@ class Virt:
         self.uri = default_uri(uri)
         self._conn: Any = None
         self._error: LibvirtUnavailable | None = None
+        # facts read this run, by name (None: no such object)
+        self._domains: dict[str, DomainInfo | None] = {}
+        self._configs: dict[str, DomainInfo | None] = {}
+        self._networks: dict[str, NetworkInfo | None] = {}
 
     @property
     def conn(self) -> Any:
@@ -338,13 +342,6 @@ class Virt:
             self._error = classify_error(self.uri, str(e))
             raise self._error from None
         return self._conn
-
-    def reachable(self) -> tuple[bool, str]:
-        try:
-            self.conn
-            return True, ""
-        except LibvirtUnavailable as e:
-            return False, e.message.en
 
     def close(self) -> None:
         if self._conn is not None:
@@ -387,10 +384,6 @@ class Virt:
         self._domains[name] = info
         return info
 
-    @cached_property
-    def _domains(self) -> dict[str, DomainInfo | None]:
-        return {}
-
     def domains(self) -> list[DomainInfo]:
         return [d for n in self.domain_names if (d := self.domain(n)) is not None]
 
@@ -420,10 +413,6 @@ class Virt:
         self._configs[name] = info
         return info
 
-    @cached_property
-    def _configs(self) -> dict[str, DomainInfo | None]:
-        return {}
-
     def block_info(self, name: str, disk: str) -> BlockInfo | None:
         """Capacity and allocation of one disk (its target ``vda`` or its source path) as
         the hypervisor sees it; None when libvirt cannot tell (disk unknown, file gone)."""
@@ -439,10 +428,6 @@ class Virt:
     @cached_property
     def network_names(self) -> tuple[str, ...]:
         return tuple(sorted(n.name() for n in self.conn.listAllNetworks(0)))
-
-    @cached_property
-    def _networks(self) -> dict[str, NetworkInfo | None]:
-        return {}
 
     def network(self, name: str) -> NetworkInfo | None:
         if name in self._networks:

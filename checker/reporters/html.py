@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from checker.model import Report
-from checker.reporters.text import ICON, LABELS, clean
+from checker.reporters.text import COLON, ICON, LABELS, clean
 
 EXTRA = {"fr": {"evidence": "Faits relevés", "generated": "Vérifié le"},
          "en": {"evidence": "Evidence", "generated": "Checked on"}}
@@ -35,8 +35,8 @@ def _env() -> Any:
 
 def _ctx(report: Report) -> dict[str, Any]:
     lang = "en" if report.lang == "en" else "fr"
-    colon = {"colon": " : " if lang == "fr" else ": "}  # French: a space before the colon
-    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang], **colon}, "icons": ICON}
+    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang], "colon": COLON[lang]},
+            "icons": ICON}
 
 
 def render(report: Report) -> str:

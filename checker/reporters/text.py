@@ -43,6 +43,8 @@ CLOSING = {
     "en": {"ok": "Every objective is met. Well done!",
            "ko": "Fix the objectives marked ✘ or !, then run again: virtlab check {lab}"},
 }
+#: French typography puts a space before the colon.
+COLON = {"fr": " : ", "en": ": "}
 STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skip": "dim"}
 ICON = {"pass": "✔", "fail": "✘", "error": "!", "skip": "–"}
 
@@ -102,7 +104,7 @@ def default_width() -> int:
 def render(report: Report, color: bool | None = None, width: int | None = None) -> str:
     lang = "en" if report.lang == "en" else "fr"
     t = LABELS[lang]
-    colon = " : " if lang == "fr" else ": "  # French typography: a space before the colon
+    colon = COLON[lang]
     if color is None:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     width = max(40, width or default_width())
