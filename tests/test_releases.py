@@ -10,6 +10,7 @@ HostFacts through a real testinfra ``local://`` host (``tests/fixtures/hosts/deb
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -23,6 +24,7 @@ from checker.probes.host import HostFacts, parse_os_release
 from checker.probes.learner import Learner
 from checker.probes.libvirt import Virt
 from checker.releases import R12, R13, WORDS, both, release_of
+from conftest import cannot_run
 
 HOSTS = Path(__file__).parent / "fixtures" / "hosts"
 REPO = Path(__file__).parent.parent
@@ -216,3 +218,89 @@ def test_the_site_example_hint_gives_each_release_its_command():
     assert " — Debian 12: Run virt-host-validate qemu (package libvirt-clients)" in hint
     page = " ".join(site_page(lab, "en").split())  # the same, wrapped in the page
     assert "Hint: Debian 13: Run virt-host-validate qemu (package libvirt-daemon-common)" in page
+
+
+@pytest.mark.parametrize("lab_id, oid, words", [
+    ("04-create-vm", "vm-defined", {13: "--osinfo debian12 ", 12: "--osinfo debiantesting "}),
+    ("05-networks", "vm-nic-bridge", {13: "--osinfo debian13 ", 12: "--osinfo debian11 "}),
+    ("05-networks", "host-bridge", {13: "sudo dhcpcd br0", 12: "sudo dhclient br0"}),
+    ("02-install-kvm", "pkg-libvirt-daemon", {13: "libvirt-daemon-common", 12: "created by "
+                                              "libvirt-daemon-system"}),
+])
+def test_hints_name_the_command_of_the_host_release(lab_id, oid, words):
+    hint = resolve(lab_id).objective(oid).hint
+    for name, major in (("debian13", 13), ("debian12", 12)):
+        rel = facts_of(HOSTS / name).release
+        assert words[major] in rel.expand(hint.en), (oid, major)
+        other = words[25 - major]
+        assert other not in rel.expand(hint.en), (oid, major)
+        assert "{" not in rel.expand(hint.fr)
+
+
+# --- libvirtd: socket activation, read with systemd's own logic ------------------------------
+
+def _systemd_host(tmp_path: Path, name: str, *steps: list[str]) -> Path:
+    """A copy of a recorded host (with the release's real libvirtd units) on which the real
+    ``systemctl --root`` ran ``steps`` (enable, mask…), as the packages' postinst and a
+    learner would."""
+    if shutil.which("systemctl") is None:
+        cannot_run("systemctl is not installed (package systemd)")
+    root = tmp_path / name
+    shutil.copytree(HOSTS / name, root, symlinks=True)
+    for step in steps:
+        subprocess.run(["systemctl", f"--root={root}", *step], check=True, capture_output=True)
+    return root
+
+
+@pytest.mark.parametrize("name", ["debian13", "debian12"])
+@pytest.mark.parametrize("steps, status, words", [
+    ((), "fail", "Enable it: sudo systemctl enable --now libvirtd"),
+    # the postinst's `enable libvirtd.service` enables the sockets too (Also=)
+    ((["enable", "libvirtd.service"],), "pass", "libvirtd.socket is enabled"),
+    ((["enable", "libvirtd.socket"],), "pass", "starts libvirtd on the first connection"),
+    ((["enable", "libvirtd.service"], ["disable", "libvirtd.socket"]), "pass",
+     "libvirtd.service is enabled at boot"),
+    ((["enable", "libvirtd.service"], ["mask", "libvirtd.socket"]), "fail",
+     "libvirtd.socket is masked"),
+])
+def test_libvirtd_enabled_follows_systemd_on_each_release(tmp_path, name, steps, status, words):
+    r = _run(_systemd_host(tmp_path, name, *steps), "libvirtd-enabled")
+    assert r.status == status, r.message
+    assert words in r.message
+    assert set(r.evidence) >= {"libvirtd.service", "libvirtd.socket", "systemd"}
+
+
+def test_libvirtd_enabled_says_why_in_french_too(tmp_path):
+    r = _run(_systemd_host(tmp_path, "debian13", ["enable", "libvirtd.service"],
+                           ["mask", "libvirtd.socket"]), "libvirtd-enabled", "fr")
+    assert r.status == "fail" and "masqué" in r.message and "--timeout 120" in r.message
+
+
+def test_a_daemon_down_is_told_with_the_state_of_its_socket(tmp_path):
+    root = _systemd_host(tmp_path, "debian13", ["enable", "libvirtd.service"])
+    (root / "commands" / "systemctl-is-active").write_text("inactive\ninactive\n")
+    lab = resolve("02")
+    host = get_host("local://")
+    uri = f"qemu:///system?socket={tmp_path}/no-such-socket"
+    fx = Fixtures(lab, host, Virt(uri), Learner(host, "nobody"))
+    fx.values["facts"] = HostFacts(host, root=root)
+    r = run_objective(lab, "libvirtd-active", load_checks(lab)["libvirtd-active"], fx, "en")
+    assert r.status == "fail", r.message
+    assert "libvirtd.socket: inactive" in r.message and "sudo systemctl start libvirtd" in r.message
+    assert r.evidence["units"] == {"libvirtd.service": "inactive", "libvirtd.socket": "inactive"}
+
+
+@pytest.mark.integration
+def test_an_idle_libvirtd_behind_its_socket_is_explained_not_failed(clean_sandbox, tmp_path):
+    """What `systemctl status` shows on an idle Debian host: libvirtd inactive (it exited
+    after --timeout 120), its socket active; the daemon answers (here the sandbox's)."""
+    root = _systemd_host(tmp_path, "debian13", ["enable", "libvirtd.service"])
+    (root / "commands" / "systemctl-is-active").write_text("inactive\nactive\n")
+    lab = resolve("02")
+    host = get_host("local://")
+    fx = Fixtures(lab, host, Virt(clean_sandbox.uri), Learner(host, "nobody"))
+    fx.values["facts"] = HostFacts(host, root=root)
+    for lang, words in (("en", "socket activation"), ("fr", "activation par socket")):
+        r = run_objective(lab, "libvirtd-active", load_checks(lab)["libvirtd-active"], fx, lang)
+        assert r.status == "pass", r.message
+        assert words in r.message and "libvirtd.socket" in r.message

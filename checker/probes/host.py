@@ -300,6 +300,34 @@ class HostFacts:
                 memo[n] = found.get(n)
         return {n: memo[n] for n in names}
 
+    def unit_states(self, verb: str, units: Iterable[str]) -> dict[str, str]:
+        """{unit: state} from one ``systemctl is-enabled|is-active UNIT…`` (one line per unit;
+        the same error line for every unit when systemctl answers otherwise).
+
+        On a recorded host, ``is-enabled`` is systemd's own answer on the recording's unit
+        files (``systemctl --root=ROOT``, which works without a running manager), and
+        ``is-active``, which needs one, the recorded ``commands/systemctl-is-active``.
+        """
+        units = list(units)
+        if verb == "is-enabled" and self.root:
+            r = self.host.run("systemctl --root=%s is-enabled" + " %s" * len(units),
+                              self.root, *units)
+            rc, out, err = r.rc, r.stdout, r.stderr
+        elif verb == "is-enabled":
+            r = self.host.run("systemctl is-enabled" + " %s" * len(units), *units)
+            rc, out, err = r.rc, r.stdout, r.stderr
+        elif verb == "is-active":
+            rc, out = self.command("systemctl-is-active",
+                                   "systemctl is-active" + " %s" * len(units), *units)
+            err = ""
+        else:
+            raise ValueError(f"unit_states: verb {verb!r} is not is-enabled or is-active")
+        lines = [ln.strip() for ln in out.strip().splitlines()]
+        if len(lines) != len(units):
+            why = (err.strip().splitlines() or [f"rc={rc}"])[0][:200]
+            return {u: why for u in units}
+        return dict(zip(units, lines))
+
     def module_loaded(self, name: str) -> bool:
         """A kernel module is loaded or built in (built-ins have no line in /proc/modules
         but do appear under /sys/module)."""

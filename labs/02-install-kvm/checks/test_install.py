@@ -107,22 +107,12 @@ START_EN = ("Start it: sudo systemctl start libvirtd (or sudo systemctl enable -
 UNITS = ("libvirtd.service", "libvirtd.socket")
 
 
-def _systemctl(host, verb, units=UNITS):
-    """{unit: state} from one ``systemctl is-enabled|is-active`` (one line per unit)."""
-    r = host.run(f"systemctl {verb}" + " %s" * len(units), *units)
-    lines = r.stdout.strip().splitlines()
-    if len(lines) != len(units):
-        why = (r.stderr.strip().splitlines() or [f"rc={r.rc}"])[0]
-        return {u: why for u in units}
-    return dict(zip(units, (ln.strip() for ln in lines)))
-
-
 @objective("libvirtd-active")
-def test_libvirtd_active(host, facts, virt, obj):
+def test_libvirtd_active(facts, virt, obj):
     obj.evidence(uri=virt.uri)
     # Before connecting (a connection through the socket starts the daemon): what
     # `systemctl status` shows the learner.
-    units = _systemctl(host, "is-active") if facts.has_systemd else {}
+    units = facts.unit_states("is-active", UNITS) if facts.has_systemd else {}
     if units:
         obj.evidence(units=units)
     try:
@@ -173,14 +163,14 @@ def test_libvirtd_active(host, facts, virt, obj):
 
 
 @objective("libvirtd-enabled")
-def test_libvirtd_enabled(host, facts, obj):
+def test_libvirtd_enabled(facts, obj):
     obj.evidence(systemd=facts.has_systemd)
     if not facts.has_systemd:
         obj.skip(fr="systemd n'est pas le système d'init de cette machine (conteneur ?) : "
                     "rien ne démarre libvirtd au boot, l'objectif ne s'applique pas.",
                  en="systemd is not this machine's init (a container?): nothing starts "
                     "libvirtd at boot, the objective does not apply.")
-    units = _systemctl(host, "is-enabled")
+    units = facts.unit_states("is-enabled", UNITS)
     obj.evidence(**units)
     service, socket = units["libvirtd.service"], units["libvirtd.socket"]
     if socket == "enabled":
