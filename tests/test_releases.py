@@ -304,3 +304,11 @@ def test_an_idle_libvirtd_behind_its_socket_is_explained_not_failed(clean_sandbo
         r = run_objective(lab, "libvirtd-active", load_checks(lab)["libvirtd-active"], fx, lang)
         assert r.status == "pass", r.message
         assert words in r.message and "libvirtd.socket" in r.message
+
+
+def test_virtlab_hint_names_this_machines_release(virtlab, tmp_path):
+    """`virtlab hint` runs on the learner's machine: its words are that machine's."""
+    rel = HostFacts(get_host("local://")).release
+    r = virtlab("hint", "02", "pkg-virtinst", "--lang", "en", env={"XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert f"sudo apt install {rel.virt_install_pkg}," in r.stdout and "{" not in r.stdout
