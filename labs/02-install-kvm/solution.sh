@@ -5,8 +5,8 @@
 set -eu
 
 # The release, from os-release(5): package names differ between Debian 13 and 12.
-. /etc/os-release
-case "${VERSION_ID:-}" in
+debian=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") || debian=""  # 13, 12; "" on sid
+case "$debian" in
   12|11|10) virt_install=virtinst ;;      # Debian 12: the package is virtinst
   *)        virt_install=virt-install ;;  # Debian 13: virt-install (virtinst is transitional)
 esac

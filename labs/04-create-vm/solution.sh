@@ -35,8 +35,8 @@ virsh vol-info --pool default "$VM.qcow2" >/dev/null 2>&1 \
 #    (no backport either): `debiantesting` there (`virt-install --osinfo list | grep debian`).
 VIRT_TYPE=kvm
 grep -Eq '(vmx|svm)' /proc/cpuinfo || VIRT_TYPE=qemu
-. /etc/os-release
-case "${VERSION_ID:-}" in
+debian=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") || debian=""  # 13, 12; "" on sid
+case "$debian" in
   12|11|10) OS=debiantesting ;;
   *)        OS=debian12 ;;
 esac

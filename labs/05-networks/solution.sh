@@ -25,8 +25,8 @@ virt-install() { command virt-install "$@" </dev/null; }
 
 # The release, from os-release(5): Debian 13 has dhcpcd (not dhclient) by default, and an
 # osinfo-db that knows debian13; Debian 12's knows neither debian12 nor debian13.
-. /etc/os-release
-case "${VERSION_ID:-}" in
+debian=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") || debian=""  # 13, 12; "" on sid
+case "$debian" in
   12|11|10) DHCP_CLIENT=dhclient; OSINFO=debian11 ;;
   *)        DHCP_CLIENT=dhcpcd;   OSINFO=debian13 ;;
 esac
