@@ -28,6 +28,7 @@ from checker.catalog import CatalogError, _lab_dirs, labs_root, load_lab
 from checker.cli import UsageError
 from checker.dsl import PASS_MSG
 from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
+from checker.releases import both
 from checker.notebook import InstructionsError, chunks, sections, split_title, to_site_md
 
 LABMAP_START, LABMAP_END = "<!-- virtlab:labmap -->", "<!-- /virtlab:labmap -->"
@@ -180,7 +181,7 @@ def example_report(lab: Lab, lang: str) -> Report:
             id=o.id, title=o.title.get(lang), section=o.section, points=o.points,
             earned=0 if failing else o.points, status="fail" if failing else "pass",
             message=T[lang]["example_msg"] if failing else PASS_MSG.get(lang),
-            hint=o.hint.get(lang) if failing else ""))
+            hint=both(o.hint.get(lang), lang) if failing else ""))
     return Report(lab=lab.id, title=lab.title.get(lang), host="local://",
                   libvirt_uri="qemu:///system", user="alice", lang=lang,
                   started_at="2025-01-06T09:00:00+01:00", duration_s=0.2,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.model import LANGS, Lab, Objective, Text
+from checker.releases import WORDS, unknown_words
 
 LAB_DIR_RE = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
 OBJECTIVE_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -77,6 +78,14 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
     if not isinstance(more, list):
         raise CatalogError(f"{where}: field '{loc}.more_hints' must be a list")
     hints += [_text(h, where, f"{loc}.more_hints[{i}]") for i, h in enumerate(more)]
+    for i, h in enumerate(hints):
+        field = f"{loc}.hint" if i == 0 else f"{loc}.more_hints[{i - 1}]"
+        for lang in ("fr", "en"):
+            bad = unknown_words(h.get(lang))
+            if bad:
+                raise CatalogError(
+                    f"{where}: field '{field}.{lang}' names an unknown word {{{bad[0]}}} "
+                    f"(known: {', '.join(WORDS)})")
     return Objective(
         id=oid, points=points, section=section.strip(),
         title=_text(raw.get("title"), where, f"{loc}.title"), hints=tuple(hints),

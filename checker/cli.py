@@ -235,6 +235,14 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     return run(lab, args.command, args.connect, yes=args.yes, lang=lang, ask=_ask_tty(lang))
 
 
+def _local_release():
+    """This machine's Debian release (the learner asks for hints on their own machine)."""
+    from checker.engine import get_host
+    from checker.probes.host import HostFacts
+
+    return HostFacts(get_host("local://")).release
+
+
 def cmd_hint(args: argparse.Namespace) -> int:
     """virtlab hint LAB OBJECTIVE: the next level of hint, recorded for the report."""
     from checker import hints
@@ -256,9 +264,11 @@ def cmd_hint(args: argparse.Namespace) -> int:
         raise UsageError(_tr(lang, f"impossible d'enregistrer l'indice : {e}",
                              f"cannot record the hint: {e}")) from None
     total = len(obj.hints)
+    release = _local_release()
     print(f"{lab.id} / {obj.id} — {obj.title.get(lang)}")
     for i, h in enumerate(obj.hints[:level], 1):
-        print(_tr(lang, f"  Indice {i}/{total} : ", f"  Hint {i}/{total}: ") + h.get(lang))
+        print(_tr(lang, f"  Indice {i}/{total} : ", f"  Hint {i}/{total}: ")
+              + release.expand(h.get(lang)))
     if level >= total:
         print(_tr(lang, "C'était le dernier indice. Relisez les instructions : virtlab show "
                         f"{lab.id}", f"That was the last hint. Read the instructions again: "

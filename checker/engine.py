@@ -33,6 +33,7 @@ from checker.model import Lab, ObjectiveResult, Report, Text, resolve_lang
 from checker.probes import ssh_lost
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner, default_learner
+from checker.releases import R13, Release
 from checker.probes.libvirt import (DAEMON_GONE, LibvirtUnavailable, Virt, classify_error,
                                     default_uri)
 
@@ -293,6 +294,16 @@ def _lost(e: BaseException, fx: "Fixtures") -> Text | None:
     return None
 
 
+def _host_release(fx: Fixtures) -> Release:
+    facts = fx.values.get("facts")
+    try:
+        return facts.release if facts is not None else R13
+    except Exception as e:  # unreadable host: the newest release's words, still a hint
+        if ssh_lost(e):
+            raise
+        return R13
+
+
 def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
                   lang: str, hints_level: int = 0) -> ObjectiveResult:
     """``hints_level``: hint levels the learner asked for (checker.hints); the report shows
@@ -317,6 +328,8 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
     show_hint = status in ("fail", "error")
     shown = hints_shown(hints_level, failing=show_hint)
     hint = o.hints[min(shown, len(o.hints)) - 1].get(lang) if show_hint else ""
+    if "{" in hint:  # words that differ between Debian releases: the host's (checker.releases)
+        hint = _host_release(fx).expand(hint)
     return ObjectiveResult(
         id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
         status=status, message=message.get(lang), hint=hint,

@@ -209,7 +209,7 @@ def test_lab_notebook_layout():
             assert not line.startswith(("!!!", "???", "===")), line
         assert "python notebook" not in c.source
     joined = "\n".join(c.source for c in md)
-    assert "> **Debian 12 : lscpu parle français**" in joined
+    assert "> **Debian 13 et 12 : lscpu parle français**" in joined
     assert "**Ligne de commande**" in joined and "**Command line**" in joined
     assert "egrep -c '(vmx|svm)' /proc/cpuinfo" in joined
     assert "# English version" in joined

@@ -254,7 +254,12 @@ def test_instructions_use_the_notebook_marker_and_cover_the_course():
     for lang in ("fr", "en"):
         md = (LAB / f"instructions.{lang}.md").read_text()
         assert "```python notebook" in md and "topology.py" in md
-        assert '!!! warning "Debian 12"' in md and "bridge-utils" in md
+        assert "!!! warning \"Debian 13" in md and "bridge-utils" in md
+        # the releases' own commands, side by side (Debian 13 first)
+        assert md.index('=== "Debian 13 (trixie)"') < md.index('=== "Debian 12 (bookworm)"')
+        for cmd in ("sudo dhcpcd br0", "sudo dhclient br0", "controller br0", "master br0",
+                    "--osinfo debian13", "--osinfo debian11"):
+            assert cmd in md, cmd
         for cmd in ("virsh net-list", "brctl show", "virsh net-dhcp-leases", "tcpdump -ni virbr1",
                     # the revert stops br0 while its configuration still exists
                     "ifdown br0; cp /etc/network/interfaces.bak /etc/network/interfaces",

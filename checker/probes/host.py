@@ -16,9 +16,12 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from checker.probes import read_file
+
+if TYPE_CHECKING:
+    from checker.releases import Release
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,87 @@ def bios_disabled_in(dmesg: str) -> bool:
     return bool(BIOS_DISABLED_RE.search(dmesg))
 
 
+@dataclass(frozen=True)
+class OsRelease:
+    """What /etc/os-release (os-release(5)) says about the host's distribution.
+
+    >>> r = parse_os_release('ID=debian\\nVERSION_ID="13"\\nVERSION_CODENAME=trixie\\n')
+    >>> (r.id, r.version_id, r.codename, r.debian_major)
+    ('debian', '13', 'trixie', 13)
+    >>> parse_os_release('ID=debian\\nVERSION_CODENAME=forky\\n').debian_major is None
+    True
+    """
+
+    id: str = ""
+    id_like: tuple[str, ...] = ()
+    version_id: str = ""
+    codename: str = ""
+    pretty_name: str = ""
+
+    @property
+    def is_debian(self) -> bool:
+        return self.id == "debian"
+
+    @property
+    def debian_major(self) -> int | None:
+        """Debian's major version (12, 13, …); None on another distribution, or on testing
+        and unstable, which have no VERSION_ID (only a codename)."""
+        if not self.is_debian:
+            return None
+        major = self.version_id.split(".", 1)[0]
+        if major.isdigit():
+            return int(major)
+        return DEBIAN_CODENAMES.get(self.codename)
+
+    def describe(self) -> str:
+        """For evidence: 'Debian 13 (trixie)', or what the file says of another system."""
+        if self.debian_major is not None:
+            return f"Debian {self.debian_major} ({self.codename or '?'})"
+        return self.pretty_name or " ".join(x for x in (self.id, self.version_id,
+                                                        self.codename) if x) or "unknown"
+
+
+#: Debian's codenames of the releases this project knows, for an os-release without
+#: VERSION_ID (a release that was testing when the file was written, then kept).
+DEBIAN_CODENAMES = {"bookworm": 12, "trixie": 13}
+
+#: A real os-release is a few hundred bytes; a bigger one is cut (the learner's host writes it).
+MAX_OS_RELEASE_CHARS = 16384
+
+_OS_RELEASE_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def _unquote(value: str) -> str:
+    """os-release(5) values: shell-like, optionally in single or double quotes, with
+    backslash escapes inside double quotes."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        inner = v[1:-1]
+        return re.sub(r'\\(.)', r"\1", inner) if v[0] == '"' else inner
+    return v
+
+
+def parse_os_release(text: str) -> OsRelease:
+    """Parse os-release(5) text; unknown or malformed lines are ignored, never raised on."""
+    fields: dict[str, str] = {}
+    for line in text[:MAX_OS_RELEASE_CHARS].splitlines():
+        m = _OS_RELEASE_LINE.match(line.strip())
+        if m:
+            fields[m.group(1)] = _unquote(m.group(2))
+
+    def clean(key: str, limit: int = 80) -> str:
+        # printable characters only: these words reach messages and evidence
+        return "".join(c for c in fields.get(key, "") if c.isprintable())[:limit]
+
+    return OsRelease(
+        id=clean("ID").lower(),
+        id_like=tuple(clean("ID_LIKE", 200).lower().split()),
+        version_id=clean("VERSION_ID"),
+        codename=clean("VERSION_CODENAME").lower(),
+        pretty_name=clean("PRETTY_NAME", 200),
+    )
+
+
 def parse_dpkg_query(text: str) -> dict[str, str]:
     """{package: version} of the installed packages in ``dpkg-query -W -f
     '${Package}\\t${Status}\\t${Version}\\n'`` output (names without the :arch qualifier).
@@ -149,6 +233,22 @@ class HostFacts:
         return parse_cpuinfo(self.read("/proc/cpuinfo") or "")
 
     @cached_property
+    def os_release(self) -> OsRelease:
+        """The host's release, from /etc/os-release (or /usr/lib/os-release, its fallback in
+        os-release(5)); empty fields when neither can be read."""
+        text = self.read("/etc/os-release")
+        if text is None:
+            text = self.read("/usr/lib/os-release")
+        return parse_os_release(text or "")
+
+    @cached_property
+    def release(self) -> "Release":
+        """The Debian release whose commands the messages and hints name (checker.releases)."""
+        from checker.releases import release_of
+
+        return release_of(self.os_release)
+
+    @cached_property
     def modules(self) -> frozenset[str]:
         return parse_proc_modules(self.read("/proc/modules") or "")
 
@@ -199,6 +299,34 @@ class HostFacts:
             for n in want:
                 memo[n] = found.get(n)
         return {n: memo[n] for n in names}
+
+    def unit_states(self, verb: str, units: Iterable[str]) -> dict[str, str]:
+        """{unit: state} from one ``systemctl is-enabled|is-active UNIT…`` (one line per unit;
+        the same error line for every unit when systemctl answers otherwise).
+
+        On a recorded host, ``is-enabled`` is systemd's own answer on the recording's unit
+        files (``systemctl --root=ROOT``, which works without a running manager), and
+        ``is-active``, which needs one, the recorded ``commands/systemctl-is-active``.
+        """
+        units = list(units)
+        if verb == "is-enabled" and self.root:
+            r = self.host.run("systemctl --root=%s is-enabled" + " %s" * len(units),
+                              self.root, *units)
+            rc, out, err = r.rc, r.stdout, r.stderr
+        elif verb == "is-enabled":
+            r = self.host.run("systemctl is-enabled" + " %s" * len(units), *units)
+            rc, out, err = r.rc, r.stdout, r.stderr
+        elif verb == "is-active":
+            rc, out = self.command("systemctl-is-active",
+                                   "systemctl is-active" + " %s" * len(units), *units)
+            err = ""
+        else:
+            raise ValueError(f"unit_states: verb {verb!r} is not is-enabled or is-active")
+        lines = [ln.strip() for ln in out.strip().splitlines()]
+        if len(lines) != len(units):
+            why = (err.strip().splitlines() or [f"rc={rc}"])[0][:200]
+            return {u: why for u in units}
+        return dict(zip(units, lines))
 
     def module_loaded(self, name: str) -> bool:
         """A kernel module is loaded or built in (built-ins have no line in /proc/modules

@@ -10,19 +10,23 @@ export LIBVIRT_DEFAULT_URI=$URI
 LEARNER_HOME=$(getent passwd "$LEARNER" | cut -d: -f6)
 IMAGES=/var/lib/libvirt/images
 
+# virsh read stdin (a prompt, a console): keep them off this script's stdin,
+# which is the script itself when it is fed to a shell (bash -s < solution.sh).
+virsh() { command virsh "$@" </dev/null; }
+
 # Files of the learner are written as the learner, so they own them.
 as_learner() {
   if [ "$(id -un)" = "$LEARNER" ]; then "$@"; else runuser -u "$LEARNER" -- "$@"; fi
 }
 
-# 1. Network `default`: Debian 12 defines it but neither starts nor autostarts it.
+# 1. Network `default`: Debian 13 and 12 define it but neither start nor autostart it.
 virsh net-info default >/dev/null 2>&1 \
   || virsh net-define /usr/share/libvirt/networks/default.xml
 # (virsh 9.0 pads the names of --name listings with spaces: hence ' *$')
 virsh net-list --name | grep -q '^default *$' || virsh net-start default
 virsh net-autostart default
 
-# 2. Pool `default` on /var/lib/libvirt/images (Debian 12 has none). A pool that
+# 2. Pool `default` on /var/lib/libvirt/images (Debian 13 and 12 have none). A pool that
 #    virt-install named after the folder (`images`) must go first: libvirt refuses two
 #    pools on one folder. Removing a pool leaves its files in place.
 if ! virsh pool-info default >/dev/null 2>&1; then

@@ -5,6 +5,11 @@
 # its life cycle; install Debian in it later from an ISO if you wish.
 set -eu
 
+# virsh and virt-install read stdin (a prompt, a console): keep them off this script's stdin,
+# which is the script itself when it is fed to a shell (bash -s < solution.sh).
+virsh() { command virsh "$@" </dev/null; }
+virt-install() { command virt-install "$@" </dev/null; }
+
 URI=${LIBVIRT_DEFAULT_URI:-qemu:///system}
 export LIBVIRT_DEFAULT_URI=$URI
 VM=test-debian-12
@@ -25,12 +30,16 @@ virsh vol-info --pool default "$VM.qcow2" >/dev/null 2>&1 \
   || virsh vol-create-as default "$VM.qcow2" 10G --format qcow2
 
 # 2. The VM. Without VT-x/AMD-V (lab 01), QEMU emulates the CPU: --virt-type qemu.
-#    Debian 12's osinfo-db (2022-11) predates bookworm's release and has no `debian12`:
-#    use `debiantesting` there (`virt-install --osinfo list | grep debian` shows them).
+#    The osinfo name of a Debian 12 guest: `debian12` on Debian 13 (osinfo-db 2025-06);
+#    Debian 12's own osinfo-db (2022-11) predates bookworm's release and has no `debian12`
+#    (no backport either): `debiantesting` there (`virt-install --osinfo list | grep debian`).
 VIRT_TYPE=kvm
 grep -Eq '(vmx|svm)' /proc/cpuinfo || VIRT_TYPE=qemu
-OS=debiantesting
-virt-install --osinfo list | grep -qw debian12 && OS=debian12
+debian=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") || debian=""  # 13, 12; "" on sid
+case "$debian" in
+  12|11|10) OS=debiantesting ;;
+  *)        OS=debian12 ;;
+esac
 if ! virsh dominfo "$VM" >/dev/null 2>&1; then
   virt-install --name "$VM" --osinfo "$OS" --virt-type "$VIRT_TYPE" \
     --vcpus 1 --memory 1024 \

@@ -18,6 +18,19 @@ IMAGES=/var/lib/libvirt/images
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+# virsh and virt-install read stdin (a prompt, a console): keep them off this script's stdin,
+# which is the script itself when it is fed to a shell (bash -s < solution.sh).
+virsh() { command virsh "$@" </dev/null; }
+virt-install() { command virt-install "$@" </dev/null; }
+
+# The release, from os-release(5): Debian 13 has dhcpcd (not dhclient) by default, and an
+# osinfo-db that knows debian13; Debian 12's knows neither debian12 nor debian13.
+debian=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") || debian=""  # 13, 12; "" on sid
+case "$debian" in
+  12|11|10) DHCP_CLIENT=dhclient; OSINFO=debian11 ;;
+  *)        DHCP_CLIENT=dhcpcd;   OSINFO=debian13 ;;
+esac
+
 net_running() { virsh net-list --name | sed 's/ *$//' | grep -qx "$1"; }
 dom_running() { [ "$(virsh domstate "$1" 2>/dev/null | head -n1)" = "running" ]; }
 
@@ -64,13 +77,14 @@ ip link set "$PORT" master br0
 ip link set "$PORT" up
 ip link set br0 up
 if [ "$had_ip" = 1 ]; then
-  # The address moves from the port to the bridge (the course's `dhclient br0`).
+  # The address moves from the port to the bridge (the course's `dhclient br0`; Debian 13
+  # installs dhcpcd instead).
   ip addr flush dev "$PORT"
-  dhclient br0
+  "$DHCP_CLIENT" br0 </dev/null
 fi
 brctl show br0
 
-# ...and its persistent declaration for ifupdown (Debian 12: needs bridge-utils).
+# ...and its persistent declaration for ifupdown (bridge_ports needs bridge-utils, on both).
 mkdir -p /etc/network/interfaces.d
 grep -qs '^source /etc/network/interfaces.d/\*' /etc/network/interfaces \
   || echo 'source /etc/network/interfaces.d/*' >> /etc/network/interfaces
@@ -114,7 +128,7 @@ if ! virsh dominfo web-server-prod >/dev/null 2>&1; then
     --disk path="$IMAGES/web-server-prod.qcow2",format=qcow2,bus=virtio \
     --network bridge=br0,model=virtio \
     --network network=reseau-isole,model=virtio \
-    --osinfo debian11 --import --graphics none --noautoconsole \
+    --osinfo "$OSINFO" --import --graphics none --noautoconsole \
     --print-xml > "$WORK/web-server-prod.xml"
   virsh define "$WORK/web-server-prod.xml"
 fi

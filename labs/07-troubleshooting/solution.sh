@@ -8,6 +8,11 @@ set -euo pipefail
 WEB=lab07-web
 DB=lab07-db
 
+# virsh and virt-xml read stdin (a prompt, a console): keep them off this script's stdin,
+# which is the script itself when it is fed to a shell (bash -s < solution.sh).
+virsh() { command virsh "$@" </dev/null; }
+virt-xml() { command virt-xml "$@" </dev/null; }
+
 # 1. The network: start it now, and at every boot of the host.
 virsh net-list --all
 virsh net-list --name | grep -x lab07-net >/dev/null || virsh net-start lab07-net
@@ -20,7 +25,8 @@ mac=$(virsh domiflist "$WEB" | awk '$5 ~ /:/ { print $5; exit }')
 virsh domif-setlink "$WEB" "$mac" up --config
 
 # 3. and 6. Model virtio and the clean-traffic filter, in one edit of the definition
-#    (virt-xml comes with virtinst; `virsh edit lab07-web` does the same by hand).
+#    (virt-xml comes with virt-install, virtinst on Debian 12; `virsh edit lab07-web` does
+#    the same by hand).
 virt-xml "$WEB" --edit --network model=virtio,filterref=clean-traffic
 
 # 4. Old snapshots: keep the current one only.

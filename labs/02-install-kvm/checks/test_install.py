@@ -14,37 +14,52 @@ from urllib.parse import parse_qsl, urlsplit
 from checker.dsl import objective
 from checker.probes.libvirt import LibvirtUnavailable
 
-#: objective id -> the Debian 12 packages it needs. The course's `qemu-kvm` is only a
-#: virtual package on bookworm: the real one is qemu-system-x86.
-PACKAGES: dict[str, tuple[str, ...]] = {
+#: objective id -> the packages it needs; a tuple of names is "any one of them". Verified on
+#: both releases' packages: `qemu-kvm` is a virtual package provided only by qemu-system-x86
+#: (`apt install qemu-kvm` installs qemu-system-x86); on Debian 13 the real package of
+#: virt-install is `virt-install` (virtinst is a transitional package depending on it, and
+#: virt-manager depends on virt-install), on Debian 12 `virtinst` (no virt-install package).
+PACKAGES: dict[str, tuple[str | tuple[str, ...], ...]] = {
     "pkg-qemu-system": ("qemu-system-x86",),
     "pkg-libvirt-daemon": ("libvirt-daemon-system",),
     "pkg-libvirt-clients": ("libvirt-clients",),
     "pkg-bridge-utils": ("bridge-utils",),
-    "pkg-virtinst": ("virtinst",),
+    "pkg-virtinst": (("virt-install", "virtinst"),),
     "pkg-virt-manager": ("virt-manager", "virt-viewer"),
 }
-
-#: `dpkg -S /usr/bin/virt-host-validate` on Debian 12 says libvirt-clients (not virtinst).
-HOST_VALIDATE_PACKAGE = "libvirt-clients"
 
 C_LOCALE = {"LC_ALL": "C"}  # virsh and virt-host-validate translate their messages
 
 
-ALL_PACKAGES = tuple(n for names in PACKAGES.values() for n in names)
+def _names(need: str | tuple[str, ...]) -> tuple[str, ...]:
+    return need if isinstance(need, tuple) else (need,)
+
+
+ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _names(need))
+
+
+def _install_name(need: str | tuple[str, ...], rel) -> str:
+    """The package a learner on this release installs for one need."""
+    names = _names(need)
+    if rel.virt_install_pkg in names:
+        return rel.virt_install_pkg
+    return names[0]
 
 
 def _packages(facts, obj, oid):
     # One dpkg-query for the whole lab (memoised in facts for this run), not two per package.
-    versions = {n: v for n, v in facts.package_versions(ALL_PACKAGES).items()
-                if n in PACKAGES[oid]}
-    obj.evidence(packages=versions)
-    missing = [n for n, v in versions.items() if v is None]
+    versions = facts.package_versions(ALL_PACKAGES)
+    rel = facts.release
+    mine = {n: versions[n] for need in PACKAGES[oid] for n in _names(need)}
+    obj.evidence(packages=mine)
+    missing = [need for need in PACKAGES[oid]
+               if all(versions[n] is None for n in _names(need))]
     if missing:
-        listed = " ".join(missing)
+        listed = " ".join(_install_name(need, rel) for need in missing)
+        obj.evidence(debian=rel.found)
         obj.fail(fr=f"Paquet(s) non installé(s) : {listed}. Installez : sudo apt install {listed}",
                  en=f"Package(s) not installed: {listed}. Install: sudo apt install {listed}")
-    found = ", ".join(f"{n} {v}" for n, v in versions.items())
+    found = ", ".join(f"{n} {v}" for n, v in mine.items() if v is not None)
     obj.ok(fr=f"Installé : {found}.", en=f"Installed: {found}.")
 
 
@@ -79,14 +94,27 @@ def test_pkg_virt_manager(facts, obj):
 
 
 # --- the daemon ----------------------------------------------------------------------
+# Both releases run the monolithic libvirtd with socket activation (verified in the
+# packages: libvirtd.service has Environment=LIBVIRTD_ARGS="--timeout 120" and Also= its
+# sockets; the postinst enables libvirtd.service): libvirtd.socket listens from boot and
+# starts libvirtd at the first connection, and libvirtd exits after 120 s without clients
+# or running VMs. `systemctl status libvirtd` saying "inactive (dead)" is then normal.
 
-START_FR = "Démarrez-le : sudo systemctl start libvirtd (ou sudo systemctl enable --now libvirtd)."
-START_EN = "Start it: sudo systemctl start libvirtd (or sudo systemctl enable --now libvirtd)."
+START_FR = ("Démarrez-le : sudo systemctl start libvirtd (ou sudo systemctl enable --now "
+            "libvirtd, qui active aussi libvirtd.socket).")
+START_EN = ("Start it: sudo systemctl start libvirtd (or sudo systemctl enable --now libvirtd, "
+            "which enables libvirtd.socket too).")
+UNITS = ("libvirtd.service", "libvirtd.socket")
 
 
 @objective("libvirtd-active")
-def test_libvirtd_active(virt, obj):
+def test_libvirtd_active(facts, virt, obj):
     obj.evidence(uri=virt.uri)
+    # Before connecting (a connection through the socket starts the daemon): what
+    # `systemctl status` shows the learner.
+    units = facts.unit_states("is-active", UNITS) if facts.has_systemd else {}
+    if units:
+        obj.evidence(units=units)
     try:
         conn = virt.conn
         lib = conn.getLibVersion()  # a round trip: a cached connection may be stale
@@ -106,41 +134,66 @@ def test_libvirtd_active(virt, obj):
                       en=f"libvirt's socket refuses this account ({e.message.en}): run the "
                          "check with sudo, or from an account in group libvirt.")
         if e.kind == "daemon-down":
-            obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}. {START_FR}",
-                     en=f"The libvirt daemon does not answer on {virt.uri}. {START_EN}")
+            seen_fr = seen_en = ""
+            if units:
+                seen_fr = (f" (libvirtd.service : {units['libvirtd.service']}, "
+                           f"libvirtd.socket : {units['libvirtd.socket']} ; le socket doit être "
+                           "« active » pour démarrer le démon à la demande)")
+                seen_en = (f" (libvirtd.service: {units['libvirtd.service']}, "
+                           f"libvirtd.socket: {units['libvirtd.socket']}; the socket must be "
+                           "'active' to start the daemon on demand)")
+            obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}{seen_fr}. {START_FR}",
+                     en=f"The libvirt daemon does not answer on {virt.uri}{seen_en}. {START_EN}")
         obj.error(fr=e.message.fr, en=e.message.en)
     except Exception as e:  # libvirtError on a connection that died since it was opened
         obj.evidence(error=str(e))
         obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({e}). {START_FR}",
                  en=f"The libvirt daemon no longer answers on {virt.uri} ({e}). {START_EN}")
-    obj.ok(fr=f"libvirt {obj.facts['libvirt_version']} répond sur {virt.uri}.",
-           en=f"libvirt {obj.facts['libvirt_version']} answers on {virt.uri}.")
-
-
-def _systemctl_is_enabled(host, unit):
-    r = host.run("systemctl is-enabled %s", unit)
-    return (r.stdout.strip() or r.stderr.strip() or f"rc={r.rc}").splitlines()[0]
+    version = obj.facts["libvirt_version"]
+    if units.get("libvirtd.service") != "active" and units.get("libvirtd.socket") == "active":
+        obj.ok(fr=f"libvirt {version} répond sur {virt.uri}, démarré à la demande par "
+                  "libvirtd.socket (activation par socket : « systemctl status libvirtd » dit "
+                  "inactive quand personne ne l'utilise, c'est normal).",
+               en=f"libvirt {version} answers on {virt.uri}, started on demand by "
+                  "libvirtd.socket (socket activation: 'systemctl status libvirtd' says "
+                  "inactive while nobody uses it, which is normal).")
+        return
+    obj.ok(fr=f"libvirt {version} répond sur {virt.uri}.",
+           en=f"libvirt {version} answers on {virt.uri}.")
 
 
 @objective("libvirtd-enabled")
-def test_libvirtd_enabled(host, facts, obj):
+def test_libvirtd_enabled(facts, obj):
     obj.evidence(systemd=facts.has_systemd)
     if not facts.has_systemd:
         obj.skip(fr="systemd n'est pas le système d'init de cette machine (conteneur ?) : "
                     "rien ne démarre libvirtd au boot, l'objectif ne s'applique pas.",
                  en="systemd is not this machine's init (a container?): nothing starts "
                     "libvirtd at boot, the objective does not apply.")
-    service = _systemctl_is_enabled(host, "libvirtd.service")
-    socket = _systemctl_is_enabled(host, "libvirtd.socket")
-    obj.evidence(**{"libvirtd.service": service, "libvirtd.socket": socket})
-    if service == "enabled":
-        obj.ok(fr="libvirtd.service est activé au démarrage.",
-               en="libvirtd.service is enabled at boot.")
-        return
+    units = facts.unit_states("is-enabled", UNITS)
+    obj.evidence(**units)
+    service, socket = units["libvirtd.service"], units["libvirtd.socket"]
     if socket == "enabled":
-        obj.ok(fr="libvirtd.socket est activé : le démon démarre à la première connexion.",
-               en="libvirtd.socket is enabled: the daemon starts on the first connection.")
+        obj.ok(fr="libvirtd.socket est activé : systemd écoute dès le démarrage et lance "
+                  "libvirtd à la première connexion (il s'arrête après 120 s sans client, "
+                  "--timeout 120).",
+               en="libvirtd.socket is enabled: systemd listens from boot and starts libvirtd "
+                  "on the first connection (it stops after 120 s without clients, "
+                  "--timeout 120).")
         return
+    if service == "enabled" and socket != "masked":
+        obj.ok(fr="libvirtd.service est activé au démarrage (il démarre aussi ses sockets).",
+               en="libvirtd.service is enabled at boot (it starts its sockets too).")
+        return
+    if service == "enabled":
+        obj.fail(fr="libvirtd.service est activé mais libvirtd.socket est masqué : le démon "
+                    "lancé au boot s'arrête après 120 s d'inactivité (--timeout 120) et plus "
+                    "rien ne le relance. sudo systemctl unmask libvirtd.socket, puis "
+                    "sudo systemctl enable --now libvirtd.socket",
+                 en="libvirtd.service is enabled but libvirtd.socket is masked: the daemon "
+                    "started at boot exits after 120 s idle (--timeout 120) and nothing starts "
+                    "it again. sudo systemctl unmask libvirtd.socket, then "
+                    "sudo systemctl enable --now libvirtd.socket")
     obj.fail(fr=f"libvirtd ne démarre pas avec la machine (libvirtd.service : {service}, "
                 f"libvirtd.socket : {socket}). Activez-le : sudo systemctl enable --now libvirtd",
              en=f"libvirtd does not start at boot (libvirtd.service: {service}, "
@@ -163,7 +216,7 @@ def _learner_exists(learner, obj):
                     "(check --user).")
 
 
-def _group_member(host, learner, obj, group):
+def _group_member(host, facts, learner, obj, group):
     _learner_exists(learner, obj)
     groups = learner.groups
     exists = host.group(group).exists
@@ -173,10 +226,15 @@ def _group_member(host, learner, obj, group):
                en=f"{learner.name} is a member of group {group}.")
         return
     if not exists:
+        rel = facts.release
+        maker = rel.libvirt_group_pkg if group == "libvirt" else rel.kvm_group_pkg
+        obj.evidence(debian=rel.found)
         obj.fail(fr=f"Le groupe {group} n'existe pas : installez d'abord les paquets "
-                    "(libvirt-daemon-system le crée).",
+                    f"(sudo apt install libvirt-daemon-system ; sur {rel.label}, c'est "
+                    f"{maker} qui le crée).",
                  en=f"Group {group} does not exist: install the packages first "
-                    "(libvirt-daemon-system creates it).")
+                    f"(sudo apt install libvirt-daemon-system; on {rel.label}, {maker} "
+                    "creates it).")
     obj.fail(fr=f"{learner.name} n'est pas membre du groupe {group}. "
                 f"Ajoutez-le : sudo usermod -aG {group} {learner.name}",
              en=f"{learner.name} is not a member of group {group}. "
@@ -184,13 +242,13 @@ def _group_member(host, learner, obj, group):
 
 
 @objective("user-group-libvirt")
-def test_user_group_libvirt(host, learner, obj):
-    _group_member(host, learner, obj, "libvirt")
+def test_user_group_libvirt(host, facts, learner, obj):
+    _group_member(host, facts, learner, obj, "libvirt")
 
 
 @objective("user-group-kvm")
-def test_user_group_kvm(host, learner, obj):
-    _group_member(host, learner, obj, "kvm")
+def test_user_group_kvm(host, facts, learner, obj):
+    _group_member(host, facts, learner, obj, "kvm")
 
 
 def on_host_uri(uri: str) -> str:
@@ -314,12 +372,17 @@ def is_hardware_line(what: str) -> bool:
 
 
 @objective("host-validate")
-def test_host_validate(host, obj):
+def test_host_validate(host, facts, obj):
     if not host.exists("virt-host-validate"):
-        obj.fail(fr=f"virt-host-validate est introuvable : il vient avec {HOST_VALIDATE_PACKAGE} "
-                    f"(sudo apt install {HOST_VALIDATE_PACKAGE}).",
-                 en=f"virt-host-validate is not found: it comes with {HOST_VALIDATE_PACKAGE} "
-                    f"(sudo apt install {HOST_VALIDATE_PACKAGE}).")
+        # /usr/bin/virt-host-validate is in libvirt-clients on Debian 12, in
+        # libvirt-daemon-common on Debian 13 (verified with dpkg-deb -c).
+        rel = facts.release
+        pkg = rel.host_validate_pkg
+        obj.evidence(debian=rel.found)
+        obj.fail(fr=f"virt-host-validate est introuvable : sur {rel.label}, il vient avec {pkg} "
+                    f"(sudo apt install {pkg}).",
+                 en=f"virt-host-validate is not found: on {rel.label}, it comes with {pkg} "
+                    f"(sudo apt install {pkg}).")
     r = host.run("env LC_ALL=C virt-host-validate qemu")
     checks = parse_host_validate(r.stdout)
     obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])

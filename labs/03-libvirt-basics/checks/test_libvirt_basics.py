@@ -106,10 +106,10 @@ def _pool(virt, obj):
                f"sudo virsh pool-define-as {POOL} dir --target {IMAGES}.")
     obj.fail(
         fr=f"Aucun pool `{POOL}` (pools existants : {_names([p.name for p in pools], 'fr')}). "
-           "Debian 12 n'en crée pas : sudo virsh pool-define-as default dir --target "
+           "Debian (13 comme 12) n'en crée pas : sudo virsh pool-define-as default dir --target "
            f"{IMAGES}, puis pool-build, pool-start et pool-autostart.",
         en=f"No pool `{POOL}` (existing pools: {_names([p.name for p in pools], 'en')}). "
-           "Debian 12 does not create one: sudo virsh pool-define-as default dir --target "
+           "Debian (13 as 12) does not create one: sudo virsh pool-define-as default dir --target "
            f"{IMAGES}, then pool-build, pool-start and pool-autostart.")
 
 

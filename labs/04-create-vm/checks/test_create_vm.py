@@ -334,9 +334,11 @@ def test_vm_description(virt, obj):
     obj.evidence(title=title[:200], description=desc[:500],
                  in_config=bool(cfg.title.strip() or cfg.description.strip()))
     if not (title or desc):
-        obj.fail(fr=f"`{VM}` n'a ni titre ni description. virsh desc {VM} --config --live "
+        # --live is refused by a VM that is shut off ("domain is not running")
+        live = " --live" if dom.active else ""
+        obj.fail(fr=f"`{VM}` n'a ni titre ni description. virsh desc {VM} --config{live} "
                     "--title \"Debian 12 de test\"",
-                 en=f"`{VM}` has neither title nor description. virsh desc {VM} --config --live "
+                 en=f"`{VM}` has neither title nor description. virsh desc {VM} --config{live} "
                     "--title \"Debian 12 test VM\"")
     shown = title or desc.splitlines()[0]
     obj.ok(fr=f"« {shown[:80]} »", en=f"'{shown[:80]}'")

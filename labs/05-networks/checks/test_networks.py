@@ -174,14 +174,16 @@ def _sys(host, name):
 
 
 @objective("host-bridge")
-def test_host_bridge(host, obj):
+def test_host_bridge(host, facts, obj):
     exists = host.interface(BRIDGE).exists
     obj.evidence(bridge=BRIDGE, exists=exists)
     if not exists:
         obj.fail(fr=f"Pas d'interface {BRIDGE} sur l'hôte (ip link show {BRIDGE}). "
-                    f"Créez le pont : brctl addbr {BRIDGE} (ou ip link add {BRIDGE} type bridge).",
+                    f"Créez le pont : sudo brctl addbr {BRIDGE} (ou sudo ip link add {BRIDGE} "
+                    "type bridge).",
                  en=f"No interface {BRIDGE} on the host (ip link show {BRIDGE}). "
-                    f"Create the bridge: brctl addbr {BRIDGE} (or ip link add {BRIDGE} type bridge).")
+                    f"Create the bridge: sudo brctl addbr {BRIDGE} (or sudo ip link add {BRIDGE} "
+                    "type bridge).")
     is_bridge = host.file(f"/sys/class/net/{BRIDGE}/bridge").is_directory
     obj.evidence(is_bridge=is_bridge)
     if not is_bridge:
@@ -199,13 +201,17 @@ def test_host_bridge(host, obj):
         ports = []
     obj.evidence(flags=flags_s, admin_up=bool(flags & IFF_UP), operstate=operstate, ports=ports)
     if not flags & IFF_UP:
-        obj.fail(fr=f"{BRIDGE} est désactivé (state DOWN) : ip link set {BRIDGE} up",
-                 en=f"{BRIDGE} is down (state DOWN): ip link set {BRIDGE} up")
+        obj.fail(fr=f"{BRIDGE} est désactivé (state DOWN) : sudo ip link set {BRIDGE} up",
+                 en=f"{BRIDGE} is down (state DOWN): sudo ip link set {BRIDGE} up")
     if not ports:
+        dhcp = facts.release.dhcp_client
+        obj.evidence(debian=facts.release.found)
         obj.fail(fr=f"{BRIDGE} n'a aucun port : brctl show le montre vide. Ajoutez l'interface "
-                    f"physique : brctl addif {BRIDGE} eth0 (ou ip link set eth0 master {BRIDGE}).",
+                    f"physique : sudo brctl addif {BRIDGE} eth0 (ou sudo ip link set eth0 master "
+                    f"{BRIDGE}), puis donnez l'adresse au pont : sudo {dhcp} {BRIDGE}.",
                  en=f"{BRIDGE} has no port: brctl show shows it empty. Add the physical "
-                    f"interface: brctl addif {BRIDGE} eth0 (or ip link set eth0 master {BRIDGE}).")
+                    f"interface: sudo brctl addif {BRIDGE} eth0 (or sudo ip link set eth0 master "
+                    f"{BRIDGE}), then give the bridge the address: sudo {dhcp} {BRIDGE}.")
     if operstate != "up":
         # Administratively up with ports is what the lab asks; no carrier yet is only noted
         # (ports without link, or still in the bridge's forward delay after creation).
@@ -422,10 +428,10 @@ def test_vm_dhcp_lease(virt, obj):
     if not good:
         span = ", ".join(f"{s}–{e}" for s, e in ranges) or "?"
         obj.fail(fr=f"{NAT_VM} a le bail {', '.join(le.ip for le in mine)}, hors de la plage "
-                    f"DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM "
-                    "(dhclient -r puis dhclient).",
+                    f"DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM (dans une "
+                    "Debian : sudo systemctl restart networking, ou redémarrez-la).",
                  en=f"{NAT_VM} holds lease {', '.join(le.ip for le in mine)}, outside the DHCP "
-                    f"range of {NAT} ({span}). Ask for an address again from the VM "
-                    "(dhclient -r, then dhclient).")
+                    f"range of {NAT} ({span}). Ask for an address again from the VM (in a "
+                    "Debian: sudo systemctl restart networking, or reboot it).")
     obj.ok(fr=f"{NAT_VM} a obtenu {good[0].ip} (MAC {good[0].mac}) de {NAT}.",
            en=f"{NAT_VM} got {good[0].ip} (MAC {good[0].mac}) from {NAT}.")
