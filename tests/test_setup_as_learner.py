@@ -377,7 +377,7 @@ def test_mkdocs_serve_answers_as_the_learner(learner):
     proc = learner.start([".venv/bin/mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"])
     try:
         status, body = wait_http(f"http://127.0.0.1:{port}/install/", proc)
-        assert status == 200 and "sudo bash .ci/install" in body.decode(), body[:500]
+        assert status == 200 and "Pas de <code>sudo</code> ?" in body.decode(), body[:500]
         status, body = http(f"http://127.0.0.1:{port}/en/install/")
         assert status == 200 and "No <code>sudo</code>?" in body.decode(), body[:500]
     finally:
