@@ -457,6 +457,10 @@ def test_package_names_exist_on_debian_12_and_13(learner, tmp_path):
     r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *sorted(bookworm)],
                        capture_output=True, text=True)
     assert r.stdout.count("install ok installed") == len(bookworm), r.stdout + r.stderr
+    for p in sorted(bookworm):
+        r = subprocess.run(["apt-cache", "show", "--no-all-versions", p], capture_output=True,
+                           text=True)
+        assert "transitional" not in r.stdout.lower(), f"{p} is a transitional package in bookworm"
     # Debian 13: the trixie archive, read by apt into a private directory.
     mirror = "http://deb.debian.org/debian"
     sources = Path("/etc/apt/sources.list.d/debian.sources")
