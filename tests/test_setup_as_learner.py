@@ -457,10 +457,7 @@ def test_package_names_exist_on_debian_12_and_13(learner, tmp_path):
     r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *sorted(bookworm)],
                        capture_output=True, text=True)
     assert r.stdout.count("install ok installed") == len(bookworm), r.stdout + r.stderr
-    for p in sorted(bookworm):
-        r = subprocess.run(["apt-cache", "show", "--no-all-versions", p], capture_output=True,
-                           text=True)
-        assert "transitional" not in r.stdout.lower(), f"{p} is a transitional package in bookworm"
+    assert_real_packages(bookworm, [], "bookworm")
     # Debian 13: the trixie archive, read by apt into a private directory.
     mirror = "http://deb.debian.org/debian"
     sources = Path("/etc/apt/sources.list.d/debian.sources")
@@ -479,8 +476,19 @@ def test_package_names_exist_on_debian_12_and_13(learner, tmp_path):
     r = subprocess.run(["apt-get", *apt, "update"], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         cannot_run(f"the trixie archive cannot be read from {mirror}: {r.stderr[-500:]}")
-    for p in sorted(trixie):
-        r = subprocess.run(["apt-cache", *apt, "show", "--no-all-versions", p],
-                           capture_output=True, text=True)
-        assert r.returncode == 0 and f"Package: {p}\n" in r.stdout, f"{p} is not in trixie"
-        assert "transitional" not in r.stdout.lower(), f"{p} is a transitional package in trixie"
+    assert_real_packages(trixie, apt, "trixie")
+
+
+def assert_real_packages(names: set[str], apt_options: list[str], release: str) -> None:
+    """Each name is a package of the release's archive, and not a transitional one."""
+    r = subprocess.run(["apt-cache", *apt_options, "show", "--no-all-versions", *sorted(names)],
+                       capture_output=True, text=True)
+    found = {}
+    for stanza in r.stdout.split("\n\n"):
+        m = re.search(r"^Package: (\S+)$", stanza, re.M)
+        if m:
+            found[m.group(1)] = stanza
+    assert set(found) == names, f"not in {release}: {names - set(found)} ({r.stderr})"
+    transitional = {p for p, st in found.items()
+                    if re.search(r"^Description:.*transitional", st, re.M | re.I)}
+    assert not transitional, f"transitional packages in {release}: {transitional}"
