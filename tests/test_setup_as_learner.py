@@ -498,3 +498,28 @@ def assert_real_packages(names: set[str], apt_options: list[str], release: str) 
     transitional = {p for p, st in found.items()
                     if re.search(r"^Description:.*transitional", st, re.M | re.I)}
     assert not transitional, f"transitional packages in {release}: {transitional}"
+
+
+def test_sudo_in_a_checkout_of_someone_else_says_so(learner):
+    """`sudo bash .ci/install` in root's checkout: nothing made there for the learner."""
+    other = learner.tmp / "roots-checkout"
+    subprocess.run(["git", "clone", "-q", str(learner.bare), str(other)], check=True,
+                   capture_output=True, env={**os.environ, "GIT_CONFIG_COUNT": "1",
+                                             "GIT_CONFIG_KEY_0": "safe.directory",
+                                             "GIT_CONFIG_VALUE_0": "*"})
+    r = learner.run("sudo bash .ci/install", cwd=other)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert f"{learner.name} cannot write to {other}" in out, out
+    assert not (other / ".venv").exists()
+
+
+def test_readme_test_command_set_up_keeps_the_checkout_the_learners(learner):
+    """The set-up part of `sudo bash .ci/run` (`.ci/install --test`) through sudo."""
+    r = learner.run("sudo bash .ci/install --test", timeout=1200)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "pip install -e '.[test]'" in out
+    assert learner.foreign_files() == []
+    r = learner.run(".venv/bin/python -c 'import hypothesis, selenium, nbclient, checker'")
+    assert r.returncode == 0, r.stderr
