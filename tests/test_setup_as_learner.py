@@ -513,7 +513,7 @@ def test_sudo_in_a_checkout_of_someone_else_says_so(learner):
 
 
 def test_readme_test_command_set_up_keeps_the_checkout_the_learners(learner):
-    """The set-up part of `sudo bash .ci/run` (`.ci/install --test`) through sudo."""
+    """`sudo bash .ci/run` (its set-up `.ci/install --test`, then pytest as root)."""
     r = learner.run("sudo bash .ci/install --test", timeout=1200)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
@@ -521,3 +521,9 @@ def test_readme_test_command_set_up_keeps_the_checkout_the_learners(learner):
     assert learner.foreign_files() == []
     r = learner.run(".venv/bin/python -c 'import hypothesis, selenium, nbclient, checker'")
     assert r.returncode == 0, r.stderr
+    # The README's test command itself, through sudo, on one quick test file: the tests run as
+    # root (they must), and leave nothing of root's in the learner's checkout.
+    r = learner.run("sudo bash .ci/run tests/test_catalog.py -q", timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout
+    assert learner.foreign_files() == []
