@@ -512,7 +512,7 @@ def test_sudo_in_a_checkout_of_someone_else_says_so(learner):
     assert not (other / ".venv").exists()
 
 
-def test_readme_test_command_set_up_keeps_the_checkout_the_learners(learner):
+def test_readme_test_command_keeps_the_checkout_the_learners(learner):
     """`sudo bash .ci/run` (its set-up `.ci/install --test`, then pytest as root)."""
     r = learner.run("sudo bash .ci/install --test", timeout=1200)
     out = r.stdout + r.stderr
