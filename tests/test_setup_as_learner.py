@@ -143,9 +143,11 @@ def learner() -> Iterator[Learner]:
         cannot_run("Debian's /usr/bin/python3 is missing")
     tmp = Path(tempfile.mkdtemp(prefix="virtlab-learner-"))
     tmp.chmod(0o755)
-    name = add_user()
-    sudoers = Path(f"/etc/sudoers.d/virtlab-test-{name}")
+    name = ""
+    sudoers: Path | None = None
     try:
+        name = add_user()
+        sudoers = Path(f"/etc/sudoers.d/virtlab-test-{name}")
         # The learner may use sudo, as a learner in the sudo group would (without the password
         # prompt, which a test cannot type).
         staged = tmp / "sudoers"
@@ -164,9 +166,11 @@ def learner() -> Iterator[Learner]:
         who.clone("virtlab")
         yield who
     finally:
-        sudoers.unlink(missing_ok=True)
-        remove_user(name)
-        shutil.rmtree(f"/var/lib/sudo/lectured/{name}", ignore_errors=True)
+        if sudoers:
+            sudoers.unlink(missing_ok=True)
+        if name:
+            remove_user(name)
+            shutil.rmtree(f"/var/lib/sudo/lectured/{name}", ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
