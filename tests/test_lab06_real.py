@@ -346,3 +346,22 @@ def test_no_vboxsvc_is_left_by_a_check(solved, on_path):
     learner, _ = solved
     check("06", user=learner, lang="en")
     assert vbox_real.processes_of(learner) == []
+
+
+def test_a_vboxsvc_that_cannot_start_is_an_error_with_the_real_message(real_vbox, vboxusers, on_path):
+    """~/.config/VirtualBox is a file: the real VBoxSVC cannot start (its real message)."""
+    learner = _new_learner()
+    try:
+        cfg = Path(os.path.expanduser(f"~{learner}")) / ".config"
+        cfg.mkdir()
+        (cfg / "VirtualBox").write_text("not a folder\n")
+        subprocess.run(["chown", "-R", f"{learner}:", str(cfg)], check=True)
+        report = check("06", user=learner, lang="en")
+        assert result(report, "vbox-installed").status == "pass"  # --version needs no VBoxSVC
+        for oid in VM_IDS:
+            r = result(report, oid)
+            assert r.status == "error", (oid, r.status, r.message)
+            assert "exit 1" in r.message and "VBoxSVC.log" in r.message
+            assert "COM server is not running" in r.message
+    finally:
+        assert _drop_learner(learner) == []
