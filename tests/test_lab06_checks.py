@@ -14,7 +14,6 @@ in a temp root (``VIRTLAB_APT_ROOT``); ``vbox-kernel-driver`` reads this machine
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil

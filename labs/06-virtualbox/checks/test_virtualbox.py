@@ -82,7 +82,11 @@ def _fr(x):
 # host probe gets a shared release fact (issue 14), these two helpers give way to it.
 
 def _release(facts):
-    """``trixie``, ``bookworm`` or "" (another system), from /etc/os-release."""
+    """``trixie``, ``bookworm`` or "" (another system), from /etc/os-release (read once per
+    run: the HostFacts object lives for one run)."""
+    memo = getattr(facts, "_lab06_release", None)
+    if memo is not None:
+        return memo
     fields = {}
     for line in (facts.read("/etc/os-release") or "").splitlines():
         key, sep, value = line.partition("=")
@@ -91,6 +95,10 @@ def _release(facts):
     codename = fields.get("VERSION_CODENAME", "")
     if codename not in NUMBERS:
         codename = RELEASES.get(fields.get("VERSION_ID", ""), "")
+    try:
+        facts._lab06_release = codename
+    except AttributeError:
+        pass
     return codename
 
 
