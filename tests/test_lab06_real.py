@@ -278,9 +278,10 @@ def test_a_vmdk_disk_made_with_the_real_tool_fails_only_the_disk(real_vbox, vbox
               "0", "--type", "hdd", "--medium", disk)
         report = check("06", user=learner, lang="en")
         st = statuses(report)
-        assert st["vbox-vm-disk"] == "fail" and "vmdk" in result(report, "vbox-vm-disk").message
-        assert st["vbox-snapshot"] == "fail"  # none taken
-        assert all(st[o] == "pass" for o in VM_IDS if o not in ("vbox-vm-disk", "vbox-snapshot"))
+        why = {o.id: (o.status, o.message) for o in report.objectives}
+        assert st["vbox-vm-disk"] == "fail" and "vmdk" in result(report, "vbox-vm-disk").message, why
+        assert st["vbox-snapshot"] == "fail", why  # none taken
+        assert all(st[o] == "pass" for o in VM_IDS if o not in ("vbox-vm-disk", "vbox-snapshot")), why
         # and a VM that does not exist at all: every VM objective fails, none crashes
         vb.ok(learner, "unregistervm", VM, "--delete")
         report = check("06", user=learner, lang="en")
