@@ -5,22 +5,30 @@ command runs as the learner (:class:`checker.probes.learner.Learner`), bounded b
 ``timeout`` because a stuck ``VBoxSVC`` makes ``VBoxManage`` hang for ever.
 
 The parsers are pure functions written for what ``VBoxManage`` really prints (its
-``VBoxManageInfo.cpp``):
+``VBoxManageInfo.cpp``), checked against outputs recorded from the real VBoxManage 7.2
+(``tests/fixtures/vbox/recorded/``):
 
 - ``showvminfo --machinereadable``: one ``key=value`` per line; string values are quoted,
   and only ``"`` and ``\\`` inside them are escaped with a backslash (a newline is NOT
   escaped: a multi-line description runs over several lines); numbers are unquoted
   (``memory=2048``); storage attachment keys are quoted (``"SATA-0-0"="/x/disk.vdi"``);
-  some keys hold spaces (``BIOS NVRAM File="…"``); and 7.0 prints a few human-readable
-  lines in the middle (``Encryption:     disabled``, `` rec_screen0``), kept as ``stray``.
-  ``ostype`` holds the OS type's *description* (``Debian (64-bit)``) when VirtualBox knows
-  the type, else its id (``Debian_64``).
+  some keys hold spaces in older releases (``BIOS NVRAM File="…"``); a few human-readable
+  lines come in the middle (7.2: `` rec_screen0``; 7.0 also ``Encryption:     disabled``),
+  kept as ``stray``. ``ostype`` holds the OS type's *description* (``Debian (64-bit)``)
+  when VirtualBox knows the type, else its id (``Debian_64``). Snapshot names and
+  descriptions and the adapters' network names (``intnet2``, ``hostonlyadapter2``…) are
+  printed WITHOUT escaping.
+- Without ``/dev/vboxdrv``, ``/usr/bin/VBoxManage`` (a shell script, ``VBox.sh``) first
+  prints a five-line ``WARNING: The character device /dev/vboxdrv does not exist.`` on
+  STDOUT: every parser here skips it as stray lines.
 - ``snapshot VM list --machinereadable``: ``SnapshotName="…"``, ``SnapshotUUID="…"``, then
   ``SnapshotName-1="…"`` for the first child, ``-1-1`` for its child…; names are printed
   WITHOUT escaping. With no snapshot it prints "This machine does not have any
-  snapshots" and exits 1.
+  snapshots" on stdout and exits 1.
 - ``list vms``: ``"name" {uuid}`` per VM, the name not escaped (it may hold quotes and
   even newlines).
+- an unknown VM: ``VBoxManage: error: Could not find a registered machine named '…'``
+  (``VBOX_E_OBJECT_NOT_FOUND``) on stderr, exit code 1.
 
 >>> parse_machinereadable('name="a \\\\"b\\\\""\\nmemory=1024\\n').values
 {'name': 'a "b"', 'memory': 1024}
@@ -274,7 +282,8 @@ class VBoxVersion:
 
 def parse_version(text: str) -> VBoxVersion | None:
     """``VBoxManage --version`` prints e.g. ``7.0.14r161095`` (Oracle) or
-    ``7.0.20_Debianr163906`` (Debian Fast Track); warnings go to stderr."""
+    ``7.2.22_Debianr175245`` (Debian's package); without /dev/vboxdrv, a WARNING of
+    several lines comes first on the same stdout (recorded from 7.2)."""
     for line in text.splitlines():
         m = _VERSION_RE.match(line.strip())
         if m:
@@ -492,10 +501,10 @@ class VBox:
             self._broken = VBoxUnavailable(Text(
                 fr="VBoxManage est introuvable : VirtualBox n'est pas installé (ou pas dans le "
                    "PATH de " + self.learner.name + "). Installez-le d'abord (objectif "
-                   "vbox-installed : sudo apt install virtualbox-7.0).",
+                   "vbox-installed : sudo apt install virtualbox-7.2).",
                 en="VBoxManage not found: VirtualBox is not installed (or not on "
                    + self.learner.name + "'s PATH). Install it first (objective vbox-installed: "
-                   "sudo apt install virtualbox-7.0)."), "missing", _tail(err))
+                   "sudo apt install virtualbox-7.2)."), "missing", _tail(err))
             raise self._broken
         if res.rc in (124, 137):
             self._broken = VBoxUnavailable(Text(

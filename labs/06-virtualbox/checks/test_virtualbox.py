@@ -4,6 +4,10 @@ VirtualBox registers VMs per user, so every ``VBoxManage`` command runs as the l
 (``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read with
 ``host.file`` (``checker.probes.apt``) under ``$VIRTLAB_APT_ROOT`` (default ``/``): the
 project's tests point it at a temp dir instead of the machine's own ``/etc/apt``.
+
+Messages name the commands for the learner's release (Debian 13 "trixie" or Debian 12
+"bookworm", from /etc/os-release) and kernel (/proc/sys/kernel/osrelease), both read through
+the host probe (``facts.read``), so that it works over SSH too.
 """
 
 import os
@@ -27,8 +31,15 @@ ORACLE_UID = "info@virtualbox.org"
 ORACLE_HOST = "download.virtualbox.org"
 FASTTRACK_HOST = "fasttrack.debian.net"
 # Installed by Debian's package fasttrack-archive-keyring (a Debian package, not apt-key).
+# fasttrack-archive-keyring: Debian 12's package puts the key in trusted.gpg.d, Debian 13's
+# in /usr/share/keyrings (so that a source must name it with signed-by=).
 FASTTRACK_KEYRING = "/etc/apt/trusted.gpg.d/fasttrack-archive-keyring.gpg"
+FASTTRACK_KEYRING_13 = "/usr/share/keyrings/fasttrack-archive-keyring.gpg"
 APT_ROOT_ENV = "VIRTLAB_APT_ROOT"
+# Where the lab keeps Oracle's key: the system operator's keyrings (sources.list(5)).
+ORACLE_KEYRING = "/etc/apt/keyrings/oracle-virtualbox-2016.gpg"
+RELEASES = {"12": "bookworm", "13": "trixie"}
+NUMBERS = {v: k for k, v in RELEASES.items()}
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -67,8 +78,67 @@ def _fr(x):
     return f"{x:.1f}".replace(".", ",")
 
 
-def _loaded(host, modules, name):
-    return name in modules or host.file(f"/sys/module/{name}").is_directory
+# The learner's release and kernel. Read here with the host probe's file reader; when the
+# host probe gets a shared release fact (issue 14), these two helpers give way to it.
+
+def _release(facts):
+    """``trixie``, ``bookworm`` or "" (another system), from /etc/os-release (read once per
+    run: the HostFacts object lives for one run)."""
+    memo = getattr(facts, "_lab06_release", None)
+    if memo is not None:
+        return memo
+    fields = {}
+    for line in (facts.read("/etc/os-release") or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    codename = fields.get("VERSION_CODENAME", "")
+    if codename not in NUMBERS:
+        codename = RELEASES.get(fields.get("VERSION_ID", ""), "")
+    try:
+        facts._lab06_release = codename
+    except AttributeError:
+        pass
+    return codename
+
+
+def _suite(facts):
+    """The suite to write in sources: the learner's release, else Debian 13."""
+    return _release(facts) or "trixie"
+
+
+def _debian(release):
+    n = NUMBERS.get(release)
+    if not n:
+        return "Debian 12/13"
+    return f"Debian {n}"
+
+
+def _kernel(facts):
+    """(major, minor) of the running kernel, or None."""
+    m = re.match(r"(\d+)\.(\d+)", (facts.read("/proc/sys/kernel/osrelease") or "").strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _oracle_line(suite):
+    return (f"deb [arch=amd64 signed-by={ORACLE_KEYRING}] "
+            f"https://download.virtualbox.org/virtualbox/debian {suite} contrib")
+
+
+def _apt_key_fix(release, legacy_paths):
+    """Commands that take Oracle's key out of apt's global keyrings, for this release."""
+    fixes = []
+    for path in legacy_paths:
+        if path == "/etc/apt/trusted.gpg":
+            if release == "trixie":
+                # apt 3.0 has no apt-key: gpg edits the old keyring file directly
+                fixes.append("sudo gpg --no-default-keyring --keyring /etc/apt/trusted.gpg "
+                             "--batch --yes --delete-keys B9F8D658297AF3EFC18D5CDFA2F683C52980AECF")
+            else:
+                fixes.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
+        else:
+            fixes.append(f"sudo rm {path}")
+    return fixes
 
 
 # --- installation -----------------------------------------------------------------------
@@ -80,44 +150,47 @@ def _signed_by_paths(value):
 
 
 @objective("vbox-source")
-def test_vbox_source(host, obj):
+def test_vbox_source(host, facts, obj):
+    release = _release(facts)
+    suite, deb = _suite(facts), _debian(release)
     apt = AptSources(host, os.environ.get(APT_ROOT_ENV) or "/")
     sources = [s for s in apt.sources() if s.enabled and "deb" in s.types]
     oracle = [s for s in sources if any(ORACLE_HOST in u for u in s.uris)]
     fasttrack = [s for s in sources if any(FASTTRACK_HOST in u for u in s.uris)]
     legacy = [k for k in apt.legacy_keyrings()
               if k.keys is not None and k.keys.has(ORACLE_FINGERPRINTS, ORACLE_UID)]
-    obj.evidence(oracle_sources=[s.to_evidence() for s in oracle],
+    obj.evidence(release=release or None,
+                 oracle_sources=[s.to_evidence() for s in oracle],
                  fasttrack_sources=[s.to_evidence() for s in fasttrack],
                  oracle_key_in_legacy_keyrings=[k.path for k in legacy])
     if legacy:
         paths = ", ".join(k.path for k in legacy)
-        fix_fr, fix_en = [], []
-        if any(k.path == "/etc/apt/trusted.gpg" for k in legacy):
-            fix_fr.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
-            fix_en.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
-        for k in legacy:
-            if k.path != "/etc/apt/trusted.gpg":
-                fix_fr.append(f"sudo rm {k.path}")
-                fix_en.append(f"sudo rm {k.path}")
+        fix = _apt_key_fix(release, [k.path for k in legacy])
+        gone_fr = (" (apt 3.0 de Debian 13 n'a plus apt-key et ne lit plus /etc/apt/trusted.gpg)"
+                   if release == "trixie" else "")
+        gone_en = (" (Debian 13's apt 3.0 has no apt-key and no longer reads /etc/apt/trusted.gpg)"
+                   if release == "trixie" else "")
         obj.fail(
             fr=f"La clé d'Oracle a été ajoutée avec apt-key ({paths}) : apt lui fait confiance "
-               "pour TOUS les dépôts, et apt-key est obsolète. Corrigez : "
-               + " ; ".join(fix_fr) + ", puis gardez la clé dans "
-               "/usr/share/keyrings/oracle-virtualbox-2016.gpg et référencez-la avec "
-               "signed-by= dans la source de VirtualBox.",
+               f"pour TOUS les dépôts, et apt-key est obsolète{gone_fr}. Corrigez : "
+               + " ; ".join(fix) + f", puis gardez la clé dans {ORACLE_KEYRING} et "
+               "référencez-la avec signed-by= dans la source de VirtualBox.",
             en=f"Oracle's key was added with apt-key ({paths}): apt trusts it for EVERY "
-               "repository, and apt-key is deprecated. Fix: " + "; ".join(fix_en)
-               + ", then keep the key in /usr/share/keyrings/oracle-virtualbox-2016.gpg and "
-               "point to it with signed-by= in VirtualBox's source.")
+               f"repository, and apt-key is deprecated{gone_en}. Fix: " + "; ".join(fix)
+               + f", then keep the key in {ORACLE_KEYRING} and point to it with signed-by= "
+               "in VirtualBox's source.")
     if not oracle and not fasttrack:
         obj.fail(
             fr="Aucune source APT de VirtualBox (dépôt d'Oracle download.virtualbox.org ou "
                "Debian Fast Track) dans /etc/apt/sources.list ni /etc/apt/sources.list.d/. "
-               "VirtualBox n'est pas dans l'archive de Debian 12 : ajoutez l'une des deux.",
+               f"VirtualBox n'est pas dans l'archive de {deb} : ajoutez l'une des deux, par "
+               f"exemple la clé d'Oracle dans {ORACLE_KEYRING} puis la ligne "
+               f"« {_oracle_line(suite)} » dans /etc/apt/sources.list.d/virtualbox.list.",
             en="No APT source for VirtualBox (Oracle's repository download.virtualbox.org or "
                "Debian Fast Track) in /etc/apt/sources.list or /etc/apt/sources.list.d/. "
-               "VirtualBox is not in Debian 12's archive: add one of them.")
+               f"VirtualBox is not in {deb}'s archive: add one of them, e.g. Oracle's key in "
+               f"{ORACLE_KEYRING}, then the line '{_oracle_line(suite)}' in "
+               "/etc/apt/sources.list.d/virtualbox.list.")
     problems_fr, problems_en, good = [], [], []
     for s in oracle:
         at = f"{s.file} ({s.where})"
@@ -161,6 +234,7 @@ def test_vbox_source(host, obj):
                 ok_file = p
         if ok_file:
             good.append(f"{at}: signed-by={ok_file}")
+    ft_keyring = FASTTRACK_KEYRING_13 if release == "trixie" else FASTTRACK_KEYRING
     for s in fasttrack:
         at = f"{s.file} ({s.where})"
         sb = s.signed_by
@@ -173,13 +247,22 @@ def test_vbox_source(host, obj):
         elif not sb and apt.keyring(FASTTRACK_KEYRING).exists:
             good.append(f"{at}: Debian Fast Track, key from package fasttrack-archive-keyring")
         elif sb:
-            problems_fr.append(f"{at} : le trousseau {sb} n'existe pas")
-            problems_en.append(f"{at}: keyring {sb} does not exist")
+            problems_fr.append(f"{at} : le trousseau {sb} n'existe pas : sudo apt install "
+                               f"fasttrack-archive-keyring (il fournit {ft_keyring})")
+            problems_en.append(f"{at}: keyring {sb} does not exist: sudo apt install "
+                               f"fasttrack-archive-keyring (it provides {ft_keyring})")
+        elif apt.keyring(FASTTRACK_KEYRING_13).exists:
+            problems_fr.append(f"{at} : pas de signed-by= ; la clé du paquet "
+                               f"fasttrack-archive-keyring est dans {FASTTRACK_KEYRING_13}, où apt "
+                               f"ne la cherche pas seul : ajoutez [signed-by={FASTTRACK_KEYRING_13}]")
+            problems_en.append(f"{at}: no signed-by=; package fasttrack-archive-keyring keeps its "
+                               f"key in {FASTTRACK_KEYRING_13}, where apt does not look by itself: "
+                               f"add [signed-by={FASTTRACK_KEYRING_13}]")
         else:
             problems_fr.append(f"{at} : la clé de Fast Track manque : sudo apt install "
-                               "fasttrack-archive-keyring")
+                               f"fasttrack-archive-keyring, puis [signed-by={ft_keyring}]")
             problems_en.append(f"{at}: Fast Track's key is missing: sudo apt install "
-                               "fasttrack-archive-keyring")
+                               f"fasttrack-archive-keyring, then [signed-by={ft_keyring}]")
     obj.evidence(trusted=good)
     if not good:
         obj.fail(fr="La source de VirtualBox n'est pas de confiance : " + " ; ".join(problems_fr) + ".",
@@ -189,7 +272,8 @@ def test_vbox_source(host, obj):
 
 
 @objective("vbox-installed")
-def test_vbox_installed(learner, obj):
+def test_vbox_installed(learner, facts, obj):
+    deb = _debian(_release(facts))
     vb = vbox_for(learner)
     try:
         v = vb.version()
@@ -197,32 +281,60 @@ def test_vbox_installed(learner, obj):
         obj.evidence(vboxmanage=e.kind, detail=e.detail)
         if e.kind == "missing":
             obj.fail(fr="VBoxManage est introuvable : VirtualBox n'est pas installé. Il n'est pas "
-                        "dans l'archive de Debian 12 (apt install virtualbox échoue) : ajoutez le "
-                        "dépôt d'Oracle ou Debian Fast Track, puis sudo apt install virtualbox-7.0.",
-                     en="VBoxManage not found: VirtualBox is not installed. It is not in Debian "
-                        "12's archive (apt install virtualbox fails): add Oracle's repository or "
-                        "Debian Fast Track, then sudo apt install virtualbox-7.0.")
+                        f"dans l'archive de {deb} (apt install virtualbox échoue) : ajoutez le "
+                        "dépôt d'Oracle puis sudo apt install virtualbox-7.2 (ou Debian Fast "
+                        "Track puis sudo apt install virtualbox).",
+                     en="VBoxManage not found: VirtualBox is not installed. It is not in "
+                        f"{deb}'s archive (apt install virtualbox fails): add Oracle's repository, "
+                        "then sudo apt install virtualbox-7.2 (or Debian Fast Track, then sudo apt "
+                        "install virtualbox).")
         obj.error(fr=e.message.fr, en=e.message.en)
     obj.evidence(version=v.raw)
     if not v.at_least(7, 0):
-        obj.fail(fr=f"VirtualBox {v} est trop ancien (7.0 ou plus récent attendu ; 6.1 n'est plus "
-                    "maintenu) : sudo apt remove virtualbox-6.1 && sudo apt install virtualbox-7.0.",
-                 en=f"VirtualBox {v} is too old (7.0 or newer expected; 6.1 is end of life): "
-                    "sudo apt remove virtualbox-6.1 && sudo apt install virtualbox-7.0.")
-    obj.ok(fr=f"VirtualBox {v} est installé.", en=f"VirtualBox {v} is installed.")
+        obj.fail(fr=f"VirtualBox {v} est trop ancien (7.0 ou plus récent attendu ; seules 7.1 et "
+                    f"7.2 sont encore maintenues) : sudo apt remove virtualbox-{v.major}.{v.minor} "
+                    "&& sudo apt install virtualbox-7.2.",
+                 en=f"VirtualBox {v} is too old (7.0 or newer expected; only 7.1 and 7.2 are "
+                    f"still supported): sudo apt remove virtualbox-{v.major}.{v.minor} && sudo apt "
+                    "install virtualbox-7.2.")
+    if not v.at_least(7, 1):
+        obj.ok(fr=f"VirtualBox {v} est installé. Oracle ne maintient plus la 7.0 : passez à la "
+                  f"7.2 (sudo apt install virtualbox-7.2).",
+               en=f"VirtualBox {v} is installed. Oracle no longer supports 7.0: move to 7.2 "
+                  "(sudo apt install virtualbox-7.2).")
+    else:
+        obj.ok(fr=f"VirtualBox {v} est installé.", en=f"VirtualBox {v} is installed.")
 
 
 @objective("vbox-kernel-driver")
 def test_vbox_kernel_driver(host, facts, obj):
     proc = facts.read("/proc/modules")
     modules = facts.modules
-    loaded = _loaded(host, modules, "vboxdrv")
-    kvm = [m for m in ("kvm_intel", "kvm_amd") if _loaded(host, modules, m)]
+    loaded = facts.module_loaded("vboxdrv")
+    kvm = [m for m in ("kvm_intel", "kvm_amd") if facts.module_loaded(m)]
     vbox_mods = sorted(m for m in modules if m.startswith("vbox"))
     obj.evidence(vboxdrv_loaded=loaded, proc_modules_readable=proc is not None,
                  vbox_modules=vbox_mods, kvm_modules=kvm)
+    kernel = _kernel(facts)
+    virt_at_load = (facts.read("/sys/module/kvm/parameters/enable_virt_at_load") or "").strip()
+    obj.evidence(kernel=".".join(map(str, kernel)) if kernel else None,
+                 kvm_enable_virt_at_load=virt_at_load or None)
     kvm_fr = kvm_en = ""
-    if kvm:
+    if kvm and kernel and kernel >= (6, 12) and virt_at_load != "N":
+        # 6.12+: KVM turns VT-x on as soon as its module is loaded, VM or not
+        kvm_fr = (f" KVM tient le processeur dès son chargement avec le noyau {kernel[0]}.{kernel[1]} "
+                  f"({', '.join(kvm)} est chargé) : les VM VirtualBox échouent "
+                  "(VERR_VMX_IN_VMX_ROOT_MODE). Pour que KVM ne prenne VT-x/AMD-V que pendant "
+                  "qu'une VM KVM tourne : echo 'options kvm enable_virt_at_load=0' | sudo tee "
+                  "/etc/modprobe.d/kvm-virtualbox.conf, puis VM KVM arrêtées, sudo modprobe -r "
+                  f"{kvm[0]} kvm && sudo modprobe {kvm[0]} (ou redémarrez).")
+        kvm_en = (f" KVM holds the CPU as soon as it is loaded with kernel {kernel[0]}.{kernel[1]} "
+                  f"({', '.join(kvm)} is loaded): VirtualBox VMs fail (VERR_VMX_IN_VMX_ROOT_MODE). "
+                  "To have KVM take VT-x/AMD-V only while a KVM VM runs: echo 'options kvm "
+                  "enable_virt_at_load=0' | sudo tee /etc/modprobe.d/kvm-virtualbox.conf, then, "
+                  f"with the KVM VMs stopped, sudo modprobe -r {kvm[0]} kvm && sudo modprobe "
+                  f"{kvm[0]} (or reboot).")
+    elif kvm:
         kvm_fr = (f" KVM tient aussi le processeur ({', '.join(kvm)} est chargé) : VirtualBox et KVM "
                   "ne peuvent pas utiliser VT-x/AMD-V en même temps (erreur "
                   "VERR_VMX_IN_VMX_ROOT_MODE). Arrêtez les VM KVM, puis sudo modprobe -r "
@@ -397,10 +509,10 @@ def test_vbox_nic_private(learner, obj):
     nic, mode = _nic(learner, obj, 2)
     if mode not in ("hostonly", "intnet", "hostonlynetwork"):
         obj.fail(fr=f"La carte 2 de {VM} est en mode « {_MODES_FR.get(mode, mode)} » : il faut un "
-                    f"réseau privé hôte (--nic2 hostonly --hostonlyadapter2 vboxnet0) ou un "
+                    f"réseau privé hôte (--nic2 hostonly --host-only-adapter2 vboxnet0) ou un "
                     f"réseau interne (--nic2 intnet --intnet2 labnet).",
                  en=f"Adapter 2 of {VM} is '{_MODES_EN.get(mode, mode)}': it needs a host-only "
-                    "network (--nic2 hostonly --hostonlyadapter2 vboxnet0) or an internal "
+                    "network (--nic2 hostonly --host-only-adapter2 vboxnet0) or an internal "
                     "network (--nic2 intnet --intnet2 labnet).")
     obj.ok(fr=f"La carte 2 est en {_MODES_FR[mode]} ({nic.network}).",
            en=f"Adapter 2 is on a {_MODES_EN[mode]} ({nic.network}).")
