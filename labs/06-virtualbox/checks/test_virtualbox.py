@@ -78,28 +78,13 @@ def _fr(x):
     return f"{x:.1f}".replace(".", ",")
 
 
-# The learner's release and kernel. Read here with the host probe's file reader; when the
-# host probe gets a shared release fact (issue 14), these two helpers give way to it.
+# The learner's release and kernel, from the host probe (read once per run, over SSH too).
 
 def _release(facts):
-    """``trixie``, ``bookworm`` or "" (another system), from /etc/os-release (read once per
-    run: the HostFacts object lives for one run)."""
-    memo = getattr(facts, "_lab06_release", None)
-    if memo is not None:
-        return memo
-    fields = {}
-    for line in (facts.read("/etc/os-release") or "").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"').strip("'")
-    codename = fields.get("VERSION_CODENAME", "")
-    if codename not in NUMBERS:
-        codename = RELEASES.get(fields.get("VERSION_ID", ""), "")
-    try:
-        facts._lab06_release = codename
-    except AttributeError:
-        pass
-    return codename
+    """``trixie`` or ``bookworm`` when the host is that Debian release, else "" (another
+    system: the messages then name both)."""
+    major = facts.os_release.debian_major
+    return RELEASES.get(str(major), "") if major is not None else ""
 
 
 def _suite(facts):
