@@ -200,3 +200,48 @@ def test_the_wrapper_forces_the_safe_settings_over_any_config(tmp_path):
             assert eff["controlpath"][0].startswith(str(s.dir))
         finally:
             s.close()
+
+
+@pytest.mark.integration
+def test_an_unknown_host_is_refused_unless_accept_new_is_asked(sshd, tmp_path):
+    """Strict host-key checking whatever the instructor's config says (here
+    ``StrictHostKeyChecking no``); ``--accept-new-host-keys`` trusts a new host and records its
+    key, then a changed key is refused again."""
+    import sqlite3
+
+    from sshd import LearnerUsers
+
+    users = LearnerUsers(sshd)
+    try:
+        learner = users.add("hk")
+        known = tmp_path / "known_hosts"
+        known.write_text("")
+        cfg = tmp_path / "cfg"
+        cfg.write_text(f"Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile {known}\n"
+                       f"  GlobalKnownHostsFile /dev/null\n  IdentityFile {sshd.client_key}\n"
+                       "  LogLevel ERROR\n", encoding="utf-8")
+
+        def grade(*extra: str) -> tuple[str, str]:
+            db = tmp_path / f"gb{len(list(tmp_path.glob('gb*')))}.sqlite"
+            r = run_virtlab("grade", "01", "--hosts", sshd.spec(learner), "--ssh-config",
+                            str(cfg), "--db", str(db), "--lang", "en", *extra)
+            assert r.returncode in (0, 3), r.stdout + r.stderr
+            with sqlite3.connect(db) as c:
+                return c.execute("SELECT status, reason FROM results").fetchone()
+
+        status, reason = grade()
+        assert status == "unreachable" and "host key verification failed" in reason.lower()
+        assert known.read_text() == ""
+        status, _ = grade("--accept-new-host-keys")
+        assert status == "graded"
+        assert f"[127.0.0.1]:{sshd.port}" in known.read_text()  # recorded
+        # a key that changed since: refused, even with accept-new
+        other = tmp_path / "other_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                       check=True)
+        pub = other.with_suffix(".pub").read_text().split()
+        known.write_text(f"[127.0.0.1]:{sshd.port} {pub[0]} {pub[1]}\n")
+        status, reason = grade("--accept-new-host-keys")
+        assert status == "unreachable" and "verification failed" in reason.lower(), reason
+    finally:
+        users.remove_all()
