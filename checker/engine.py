@@ -121,6 +121,9 @@ class Target:
 
 
 _HOSTS: dict[tuple[str, str | None, int | None], Any] = {}
+#: testinfra backends that do not run commands through ``run_local`` (so neither the output
+#: caps of checker.probes.output nor the forced ssh settings apply): refused.
+UNBOUNDED_BACKENDS = ("paramiko", "salt", "winrm")
 
 
 def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = None) -> Any:
@@ -135,6 +138,12 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
         raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
                           "(expected local://, ssh://[user@]host[:port] or ansible://name)")
+    if scheme in UNBOUNDED_BACKENDS:
+        raise BadHostSpec(
+            f"spécification d'hôte refusée {spec!r} : le moteur {scheme!r} ne lit pas les "
+            "sorties avec une limite et n'impose pas les réglages SSH sûrs ; utilisez ssh://\n"
+            f"bad host spec {spec!r}: the {scheme!r} backend reads output without a cap and "
+            "does not force the safe SSH settings; use ssh://")
     if scheme != "local":
         _check_spec(spec, scheme)
     import testinfra
@@ -180,30 +189,42 @@ def _set_local_encoding(host: Any) -> None:
         host.backend._encoding = enc
 
 
-_OWN_SSH: Any = None
+_OWN_SSH: dict[str | None, Any] = {}
 
 
 def _ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
     """The ssh_config to give testinfra, after making sure that the ``ssh`` on our PATH
     forces the safe settings (:mod:`checker.grade.sshconf`): in a grading worker, the run's
     wrapper is there already; elsewhere (``virtlab check --host ssh://…``, a notebook) one is
-    set up for this process (and its shared connections closed at exit)."""
-    global _OWN_SSH
+    set up for this process, first on its PATH (libvirt's ``qemu+ssh`` runs ``ssh`` from
+    PATH), and closed at exit. testinfra's ``-F`` names the config of each ssh_config's own
+    set-up (the last ``-F`` wins); the forced ``-o`` stay first."""
+    import shutil
+
     from checker.grade.sshconf import WRAPPER_ENV, SshSetup
 
-    if os.environ.get(WRAPPER_ENV):
-        return ssh_config
-    if _OWN_SSH is None:
-        _OWN_SSH = SshSetup(ssh_config, timeout or 10)
-        os.environ.update(_OWN_SSH.path_env(dict(os.environ)))
-        atexit.register(_close_own_ssh)
-    return str(_OWN_SSH.config)
+    run_wrapper = os.environ.get(WRAPPER_ENV)
+    if run_wrapper and shutil.which("ssh") == run_wrapper:
+        return ssh_config  # a grading worker: the run's wrapper is first on PATH
+    setup = _OWN_SSH.get(ssh_config)
+    if setup is None:
+        setup = _OWN_SSH[ssh_config] = SshSetup(ssh_config, timeout or 10)
+        if len(_OWN_SSH) == 1:
+            os.environ["PATH"] = setup.path_env(dict(os.environ), worker=False)["PATH"]
+            atexit.register(_close_own_ssh)
+    return str(setup.config)
 
 
 def _close_own_ssh() -> None:
+    """End this process's own shared SSH connections and take its wrapper off PATH."""
     _close_connections()  # libvirt's qemu+ssh rides the shared connection: close it first
-    if _OWN_SSH is not None:
-        _OWN_SSH.close()
+    while _OWN_SSH:
+        setup = _OWN_SSH.popitem()[1]
+        parts = os.environ.get("PATH", "").split(os.pathsep)
+        os.environ["PATH"] = os.pathsep.join(p for p in parts if p != str(setup.bin))
+        setup.close()
+    for key in [k for k, h in _HOSTS.items() if k[0].startswith(("ssh://", "ansible://"))]:
+        _HOSTS.pop(key, None)  # their -F named a config that is gone
 
 
 def _check_ansible_host(spec: str) -> None:

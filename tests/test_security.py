@@ -376,13 +376,25 @@ def test_the_run_ssh_config_holds_settings_and_paths_only(tmp_path):
 
 
 def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
-    from checker.engine import get_host
+    import shutil as sh
 
-    host = get_host("ssh://alice@127.0.0.1:2222", None, 5)
-    cmd, _args = host.backend._build_ssh_command("true")
-    line = " ".join(cmd)
-    assert line.startswith("ssh ") and "-o BatchMode=yes" in line
-    assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
+    from checker import engine
+    from checker.grade.sshconf import WRAPPER_MARK
+
+    path = os.environ["PATH"]
+    try:
+        host = engine.get_host("ssh://alice@127.0.0.1:2222", None, 5)
+        cmd, _args = host.backend._build_ssh_command("true")
+        line = " ".join(cmd)
+        assert line.startswith("ssh ") and "-o BatchMode=yes" in line
+        assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
+        # the "ssh" that line runs is this process's wrapper, which forces the safe settings
+        wrapper = Path(sh.which("ssh"))
+        assert WRAPPER_MARK in wrapper.read_text() and "StrictHostKeyChecking=yes" in \
+            wrapper.read_text()
+    finally:
+        engine._close_own_ssh()
+    assert os.environ["PATH"] == path  # nothing of it left in this process
 
 
 def test_a_password_in_a_host_spec_is_refused_and_never_echoed(tmp_path):

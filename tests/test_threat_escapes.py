@@ -174,3 +174,38 @@ def test_the_grade_summary_and_exports_clean_a_tampered_gradebook(tmp_path):
         _summary(view, "en", 1.0, Path("/tmp/gb.sqlite"))
     assert_no_raw("summary", buf.getvalue())
     assert not any(ln.startswith("Run #1: 5/5") for ln in buf.getvalue().splitlines()[1:])
+
+
+def test_lone_surrogates_cross_the_worker_pipe_and_the_gradebook(tmp_path):
+    """A lone surrogate anywhere in a worker's answer (a report string, a reason): the
+    answer is still written as UTF-8 and stored in SQLite, shown as ``\\ud800``."""
+    from checker.grade.gradebook import Gradebook
+    from checker.grade.targets import HostTarget
+    from checker.grade.worker import grade_host
+    from checker.safetext import clean_data, dumps
+
+    bad = "x\ud800y\x1b"
+    answer = {"host": "h", "results": [
+        {"lab": "01-hardware", "status": "error", "reason": bad, "report": None},
+        {"lab": "02-install-kvm", "status": "graded", "reason": "", "report": {
+            "score": 1, "max_score": 2, "duration_s": 0.1, "objectives": [
+                {"id": "o", "status": "fail", "points": 1, "earned": 0, "message": bad,
+                 "evidence": {bad: [bad]}}]}}]}
+    line = dumps(clean_data(answer))
+    line.encode("utf-8")  # what the worker writes on its pipe
+    back = json.loads(line)
+    assert back["results"][0]["reason"] == "x\\ud800y\\x1b"
+    gb = Gradebook(tmp_path / "gb.sqlite")
+    try:
+        run = gb.start_run(["01-hardware", "02-install-kvm"],
+                           [HostTarget(host="h", spec="ssh://a@h", learner="a")],
+                           lang="en", options={})
+        gb.record(run, "h", answer["results"])  # raw, as an older worker would send it
+        view = gb.class_view(run)
+        assert view.rows[0].results["01-hardware"].reason == "x\\ud800y\\x1b"
+    finally:
+        gb.close()
+    # and grade_host itself: a host spec refused before any connection, answer clean
+    out = grade_host({"host": "h", "spec": "ssh://u@h\ud800", "labs": ["01"], "lang": "en"})
+    dumps(out).encode("utf-8")
+    assert out["results"][0]["status"] == "error"

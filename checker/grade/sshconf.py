@@ -70,8 +70,27 @@ def _cfg_quote(path: str) -> str:
     return f'"{path}"' if any(c.isspace() for c in path) or "#" in path else path
 
 
-#: Set in the environment of a process whose ``ssh`` is a run's wrapper.
+#: Set in the environment of a grading worker, whose ``ssh`` is the run's wrapper.
 WRAPPER_ENV = "VIRTLAB_SSH_WRAPPER"
+#: The second line of every wrapper: a wrapper never runs another one (nested wrappers
+#: would put the other's ControlPath first, and share its connections).
+WRAPPER_MARK = "# virtlab ssh wrapper"
+
+
+def real_ssh() -> str:
+    """The first ``ssh`` on PATH that is not a virtlab wrapper."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        cand = os.path.join(d or ".", "ssh")
+        if not (os.path.isfile(cand) and os.access(cand, os.X_OK)):
+            continue
+        try:
+            with open(cand, "rb") as f:
+                head = f.read(200)
+        except OSError:
+            continue
+        if WRAPPER_MARK.encode() not in head:
+            return cand
+    return "/usr/bin/ssh"
 
 
 class SshSetup:
@@ -112,10 +131,11 @@ class SshSetup:
         # restores the top level when it returns, so this line always applies)
         lines.append("SendEnv -*")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        ssh = shutil.which("ssh") or "/usr/bin/ssh"
+        ssh = self.real_ssh = real_ssh()
         self.bin.mkdir()
         self.wrapper.write_text(
             "#!/bin/sh\n"
+            f"{WRAPPER_MARK}\n"
             "# first on the workers' PATH: libvirt's qemu+ssh transport runs `ssh`, and gets the\n"
             "# run's config (batch mode, shared connection); testinfra passes the same -F anyway\n"
             "# and the forced settings as -o, first: ssh keeps the first value it gets\n"
@@ -127,18 +147,20 @@ class SshSetup:
             encoding="utf-8")
         self.wrapper.chmod(0o755)
 
-    def path_env(self, env: dict[str, str]) -> dict[str, str]:
-        """``env`` with the wrapper first on PATH (for the worker processes)."""
+    def path_env(self, env: dict[str, str], worker: bool = True) -> dict[str, str]:
+        """``env`` with the wrapper first on PATH (``worker``: and named in WRAPPER_ENV, for
+        the worker processes of a run)."""
         out = dict(env)
         out["PATH"] = str(self.bin) + os.pathsep + env.get("PATH", os.defpath)
-        out[WRAPPER_ENV] = str(self.wrapper)
+        if worker:
+            out[WRAPPER_ENV] = str(self.wrapper)
         return out
 
     def close(self) -> None:
         """End every shared connection of the run, then remove its directory."""
         for sock in sorted(self.dir.glob("cm-*")):
             try:
-                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
+                subprocess.run([self.real_ssh, "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
