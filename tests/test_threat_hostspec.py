@@ -227,3 +227,22 @@ def test_other_backends_that_would_bypass_the_caps_or_take_options_are_refused(s
 
     with pytest.raises(BadHostSpec):
         get_host(spec)
+
+
+@pytest.mark.integration
+def test_the_pytest_plugin_refuses_the_same_specs(sshd, learner, scratch):
+    """``pytest --hosts=… labs/NN/checks`` (the plugin): the same validation."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    for spec in attacks(learner, sshd.port, scratch)[:6]:
+        p = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            f"--hosts={spec}", "--ssh-config", str(sshd.ssh_config),
+                            str(REPO / "labs" / "01-hardware" / "checks")],
+                           capture_output=True, text=True, cwd=scratch, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 4, (spec, p.stdout[-2000:], p.stderr[-2000:])  # usage error
+        assert "host refused" in p.stderr, p.stderr
+    assert markers(scratch, Path("/tmp")) == []
