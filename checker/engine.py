@@ -116,7 +116,8 @@ class Target:
             u = urlsplit(self.host)
             who = f"{u.username}@" if u.username else ""
             port = f":{u.port}" if u.port else ""
-            return f"qemu+ssh://{who}{u.hostname}{port}/system"
+            host = f"[{u.hostname}]" if ":" in (u.hostname or "") else u.hostname  # IPv6
+            return f"qemu+ssh://{who}{host}{port}/system"
         return default_uri(None)
 
 

@@ -246,3 +246,10 @@ def test_the_pytest_plugin_refuses_the_same_specs(sshd, learner, scratch):
         assert p.returncode == 4, (spec, p.stdout[-2000:], p.stderr[-2000:])  # usage error
         assert "host refused" in p.stderr, p.stderr
     assert markers(scratch, Path("/tmp")) == []
+
+
+def test_an_ipv6_host_keeps_its_brackets_in_the_libvirt_uri():
+    from checker.engine import Target
+
+    assert Target("ssh://a@[::1]:2222").libvirt_uri() == "qemu+ssh://a@[::1]:2222/system"
+    assert Target("ssh://a@pc12").libvirt_uri() == "qemu+ssh://a@pc12/system"

@@ -18,7 +18,8 @@ In Moodle, map ``username`` (or ``email``) to the user field of the same name, e
 to its grade item (maximum = the lab's points, ``virtlab show LAB``) and each feedback column
 to that item's feedback. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return (also after leading blanks) is prefixed with ``'`` so that no spreadsheet evaluates it
-as a formula; line breaks inside a cell become spaces.
+as a formula; line breaks inside a cell become spaces, other control characters ``\\xNN`` text
+(:func:`checker.safetext.clean`, as in every other export).
 """
 
 from __future__ import annotations
