@@ -264,3 +264,15 @@ def check_other_spec(spec: str) -> None:
     if any(k not in allowed for k in keys) or (sep and not keys):
         raise _refuse_host(shown, f"options refusées (seules {list(allowed)} sont admises)",
                            f"options refused (only {list(allowed)} are accepted)")
+
+
+def check_inventory_text(name: Any, var: str, value: str, where: str) -> None:
+    """A learner name or an email of a class list: any text, but no control character
+    (stored in the gradebook, shown on terminals and in every export)."""
+    from checker.safetext import UNSAFE
+
+    if UNSAFE.search(value.replace("\t", " ")):
+        raise UnsafeHost(f"inventaire {where} : hôte {name!r} : {var} {value!r} contient des "
+                         "caractères de contrôle",
+                         f"inventory {where}: host {name!r}: {var} {value!r} holds control "
+                         "characters")

@@ -209,3 +209,20 @@ def test_lone_surrogates_cross_the_worker_pipe_and_the_gradebook(tmp_path):
     out = grade_host({"host": "h", "spec": "ssh://u@h\ud800", "labs": ["01"], "lang": "en"})
     dumps(out).encode("utf-8")
     assert out["results"][0]["status"] == "error"
+
+
+@pytest.mark.parametrize("var", ["email", "virtlab_learner"])
+def test_a_class_list_with_control_characters_is_refused(tmp_path, var):
+    """Learner names and emails are stored in the gradebook and shown everywhere: a class
+    list that carries escapes in them is refused, with the reason (French, then English)."""
+    from checker.grade.targets import TargetError, from_inventory
+
+    inv = tmp_path / "classe.yml"
+    inv.write_text("all:\n  hosts:\n    pc1:\n      ansible_host: 127.0.0.1\n"
+                   f"      ansible_user: etu\n      {var}: \"a\\e]52;c;eA==\\ab\"\n",
+                   encoding="utf-8")
+    with pytest.raises(TargetError) as e:
+        from_inventory(str(inv))
+    fr, en = str(e.value).split("\n")
+    assert "caractères de contrôle" in fr and "control characters" in en
+    assert_no_raw("message", str(e.value))

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from checker.hostspec import UnsafeHost, check_inventory_host, parse_ssh_spec, valid_user
+from checker.hostspec import (UnsafeHost, check_inventory_host, check_inventory_text,
+                              parse_ssh_spec, valid_user)
 
 
 class TargetError(ValueError):
@@ -135,8 +136,11 @@ def from_inventory(path: str) -> list[HostTarget]:
         if not learner:
             raise TargetError(f"inventory {path}: host {name!r} has neither virtlab_learner "
                               "nor ansible_user: who is the learner?")
+        email = str(hv.get("email") or hv.get("virtlab_email") or "")
         try:
             dest = check_inventory_host(name, hv, path)
+            check_inventory_text(name, "virtlab_learner", learner, path)
+            check_inventory_text(name, "email", email, path)
         except UnsafeHost as e:
             raise TargetError(str(e)) from None
         if learner.startswith("-") or (not login and not valid_user(learner)):
@@ -148,7 +152,7 @@ def from_inventory(path: str) -> list[HostTarget]:
             # the path quoted: a '#', '&' or '%' in it must not end or add URL options
             host=name, spec=f"ansible://{name}?ansible_inventory={quote(inv, safe='/')}",
             learner=learner,
-            email=str(hv.get("email") or hv.get("virtlab_email") or ""),
+            email=email,
             ssh_user=login or learner, ssh_host=ssh_host,
             ssh_port=port_n))
     return out
