@@ -217,7 +217,15 @@ class LearnerUsers:
 
     def remove_all(self) -> None:
         for name in self.names:
-            subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+            # several test sessions at once (other worktrees) contend for /etc/passwd's
+            # lock: userdel then fails, and the account would stay behind; try again
+            for _ in range(20):
+                subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+                try:
+                    pwd.getpwnam(name)
+                except KeyError:
+                    break
+                time.sleep(0.25)
         self.names.clear()
 
 
