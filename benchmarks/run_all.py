@@ -24,7 +24,10 @@ In order, each timed as wall clock, medians of ``-n`` runs after one uncounted w
    update shows objective ``vm-running`` changed (target <= 1 s);
 4. class grading (``bench_grade.run``): 10, 30 and 60 learner hosts over SSH on loopback
    (target: 60 hosts <= 60 s, and >= 4x faster than plain ``pytest --hosts=...`` host after
-   host, measured on ``--baseline-hosts`` hosts and extrapolated linearly, printed as such).
+   host, measured on ``--baseline-hosts`` hosts and extrapolated linearly, printed as such);
+5. a learner host flooding the grader (``bench_flood.run``): a ``~/.bashrc`` printing 2 GiB
+   before every command; the instructor's process tree must stay under 100 MB and the host
+   be reported as not graded (skipped with ``--skip-grade`` too).
 
 Ends with a summary (measure, median, target, verdict), the load average before and after,
 and exit status 1 when a target is missed.
@@ -55,6 +58,7 @@ for p in (str(REPO), str(REPO / "tests"), str(HERE)):
         sys.path.insert(0, p)
 
 import bench_check  # noqa: E402
+import bench_flood  # noqa: E402
 import bench_grade  # noqa: E402
 import bench_live  # noqa: E402
 
@@ -87,6 +91,8 @@ class Result:
     def fmt(self, v: float | None) -> str:
         if v is None:
             return "-"
+        if self.unit == "MB":
+            return f"{v:.1f} MB"
         return f"{v:.1f}x" if self.unit == "x" else f"{v:.3f} s" if v < 10 else f"{v:.1f} s"
 
     def target_str(self) -> str:
@@ -286,6 +292,22 @@ def phase_grade(lab: str, baseline_hosts: int, results: list[Result]) -> None:
                           at_least=True, note=f"60 hosts; baseline {how}"))
 
 
+def phase_flood(lab: str, results: list[Result]) -> None:
+    f = bench_flood.run(flood_mib=2048, lab=lab)
+    fl, ref = f["flood"], f["normal"]
+    cut = "cut and reported" if f["flood_cut_and_reported"] else "NOT cut or not reported"
+    results.append(Result(f"grade a learner flooding 2 GB per command (lab {lab})",
+                          fl["hwm_sum_mb"], bench_flood.TARGET_MB, unit="MB",
+                          note=f"instructor's process tree, sum of each process's peak RSS "
+                               f"(sampled tree peak {fl['peak_mb']} MB); flood {cut}"))
+    results.append(Result(f"grade a plain learner (lab {lab}), for reference", ref["peak_mb"],
+                          None, unit="MB", note="sampled tree peak (its processes' own peaks "
+                          f"add up to {ref['hwm_sum_mb']} MB over one ssh per command)"))
+    say(f"  flood: {fl['hwm_sum_mb']} MB ({cut}); plain learner: {ref['peak_mb']} MB")
+    if not f["flood_cut_and_reported"]:
+        results[-2].target = 0.0  # a flood that is not cut is a miss, whatever the memory
+
+
 def _order(r: Result) -> tuple[int, str]:
     """Start-up, then the labs in order (05 is measured last), --watch, grading."""
     m = r.measure
@@ -296,6 +318,8 @@ def _order(r: Result) -> tuple[int, str]:
         return (2 + ALL_LABS.index("05"), "2")
     if m.startswith("--watch"):
         return (20, m)
+    if "flood" in m or "plain learner" in m:
+        return (40, m)
     if "grade" in m or "pytest" in m:
         return (30, "")
     return (0, "")
@@ -403,6 +427,12 @@ def main() -> int:
             say(f"\n3. class grading over SSH (lab {a.grade_lab})")
             try:
                 phase_grade(a.grade_lab, a.baseline_hosts, results)
+            finally:
+                _cleaning = True
+            _cleaning = False
+            say(f"\n4. a learner host flooding the grader (lab {a.grade_lab})")
+            try:
+                phase_flood(a.grade_lab, results)
             finally:
                 _cleaning = True
     except KeyboardInterrupt:

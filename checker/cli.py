@@ -420,13 +420,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as e:
         from checker.engine import BadHostSpec, TargetUnreachable
+        from checker.probes.output import OutputFlood
+        from checker.reporters.text import clean
 
         if isinstance(e, BadHostSpec):
-            _say(f"virtlab: {e}")
+            _say(f"virtlab: {clean(str(e))}")
             return EXIT_USAGE
         if isinstance(e, TargetUnreachable):
-            _say(_tr(lang, f"virtlab : impossible d'inspecter {e.host} : {e.reason}",
-                     f"virtlab: cannot inspect {e.host}: {e.reason}"))
+            # the reason may be what the learner's host printed: shown, never obeyed
+            host, reason = clean(e.host), clean(e.reason).replace("\n", " ")
+            _say(_tr(lang, f"virtlab : impossible d'inspecter {host} : {reason}",
+                     f"virtlab: cannot inspect {host}: {reason}"))
+            return EXIT_UNREACHABLE
+        if isinstance(e, OutputFlood):
+            _say(f"virtlab: {getattr(args, 'host', '')}: {e.text.get(lang)}")
             return EXIT_UNREACHABLE
         if os.environ.get("VIRTLAB_DEBUG"):
             raise

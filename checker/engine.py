@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import inspect
-import re
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +36,9 @@ from checker.probes.learner import Learner, default_learner
 from checker.releases import R13, Release
 from checker.probes.libvirt import (DAEMON_GONE, LibvirtUnavailable, Virt, classify_error,
                                     default_uri)
+from checker.probes.output import OutputFlood
+from checker.probes.output import budget as output_budget
+from checker.safetext import clean, clean_data
 
 DEFAULT_HOST = "local://"
 
@@ -114,11 +117,15 @@ class Target:
             u = urlsplit(self.host)
             who = f"{u.username}@" if u.username else ""
             port = f":{u.port}" if u.port else ""
-            return f"qemu+ssh://{who}{u.hostname}{port}/system"
+            host = f"[{u.hostname}]" if ":" in (u.hostname or "") else u.hostname  # IPv6
+            return f"qemu+ssh://{who}{host}{port}/system"
         return default_uri(None)
 
 
 _HOSTS: dict[tuple[str, str | None, int | None], Any] = {}
+#: testinfra backends that do not run commands through ``run_local`` (so neither the output
+#: caps of checker.probes.output nor the forced ssh settings apply): refused.
+UNBOUNDED_BACKENDS = ("paramiko", "salt", "winrm")
 
 
 def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = None) -> Any:
@@ -133,10 +140,24 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
         raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
                           "(expected local://, ssh://[user@]host[:port] or ansible://name)")
-    if scheme in ("ssh", "paramiko"):
-        _check_ssh_spec(spec)
+    if scheme in UNBOUNDED_BACKENDS:
+        raise BadHostSpec(
+            f"spécification d'hôte refusée {spec!r} : le moteur {scheme!r} ne lit pas les "
+            "sorties avec une limite et n'impose pas les réglages SSH sûrs ; utilisez ssh://\n"
+            f"bad host spec {spec!r}: the {scheme!r} backend reads output without a cap and "
+            "does not force the safe SSH settings; use ssh://")
+    if scheme != "local":
+        _check_spec(spec, scheme)
     import testinfra
 
+    from checker.probes import output
+
+    output.install()  # every command's output read with a cap
+    if scheme == "ansible":
+        _check_ansible_host(spec)
+    if scheme in ("ssh", "ansible"):
+        # every ssh (testinfra's, libvirt's qemu+ssh) gets the forced settings
+        ssh_config = _ssh_wrapper(ssh_config, timeout)
     kwargs: dict[str, Any] = {}
     if ssh_config:
         kwargs["ssh_config"] = ssh_config
@@ -170,30 +191,83 @@ def _set_local_encoding(host: Any) -> None:
         host.backend._encoding = enc
 
 
-SSH_HOST_RE = re.compile(r"^(?!-)[\w.\-:%]+$")
+_OWN_SSH: dict[str | None, Any] = {}
 
 
-def _check_ssh_spec(spec: str) -> None:
-    """ssh://[user@]host[:port]: a host name, no blanks, a port in 1..65535."""
-    u = urlsplit(spec)
-    if u.password is not None:
-        # never echo it: the spec is printed and stored in reports
-        shown = spec.replace(f":{u.password}@", ":***@", 1)
-        raise BadHostSpec(f"bad host spec {shown!r}: no password in a host spec (it would be "
-                          "shown in reports); use SSH keys")
+def _ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
+    """The ssh_config to give testinfra, after making sure that the ``ssh`` on our PATH
+    forces the safe settings (:mod:`checker.grade.sshconf`): in a grading worker, the run's
+    wrapper is there already; elsewhere (``virtlab check --host ssh://…``, a notebook) one is
+    set up for this process, first on its PATH (libvirt's ``qemu+ssh`` runs ``ssh`` from
+    PATH), and closed at exit. testinfra's ``-F`` names the config of each ssh_config's own
+    set-up (the last ``-F`` wins); the forced ``-o`` stay first."""
+    import shutil
+
+    from checker.grade.sshconf import WRAPPER_ENV, SshSetup
+
+    run_wrapper = os.environ.get(WRAPPER_ENV)
+    if run_wrapper and shutil.which("ssh") == run_wrapper:
+        return ssh_config  # a grading worker: the run's wrapper is first on PATH
+    setup = _OWN_SSH.get(ssh_config)
+    if setup is None:
+        setup = _OWN_SSH[ssh_config] = SshSetup(ssh_config, timeout or 10)
+        if len(_OWN_SSH) == 1:
+            os.environ["PATH"] = setup.path_env(dict(os.environ), worker=False)["PATH"]
+            atexit.register(_close_own_ssh)
+    return str(setup.config)
+
+
+def _close_own_ssh() -> None:
+    """End this process's own shared SSH connections and take its wrapper off PATH."""
+    _close_connections()  # libvirt's qemu+ssh rides the shared connection: close it first
+    while _OWN_SSH:
+        setup = _OWN_SSH.popitem()[1]
+        parts = os.environ.get("PATH", "").split(os.pathsep)
+        os.environ["PATH"] = os.pathsep.join(p for p in parts if p != str(setup.bin))
+        setup.close()
+    for key in [k for k, h in _HOSTS.items() if k[0].startswith(("ssh://", "ansible://"))]:
+        _HOSTS.pop(key, None)  # their -F named a config that is gone
+
+
+def _check_ansible_host(spec: str) -> None:
+    """The inventory values testinfra will paste into an ssh:// URL, checked like --hosts."""
+    from urllib.parse import parse_qs
+
+    from checker.hostspec import UnsafeHost, check_inventory_host
+
+    from checker.grade.targets import TargetError, _ensure_ansible_on_path
+
+    name, _, query = spec.split("://", 1)[1].partition("?")
+    inv = parse_qs(query).get("ansible_inventory", [None])[0]
     try:
-        port = u.port
-    except ValueError:
-        raise BadHostSpec(f"bad host spec {spec!r}: the port must be a number in 1..65535") from None
-    if not u.hostname or any(c.isspace() for c in spec) or port == 0:
-        raise BadHostSpec(f"bad host spec {spec!r}: expected ssh://[user@]host[:port]")
-    # ssh reads a host (or user) starting with "-" as an option: "-oProxyCommand=..." would
-    # run a local command. Only host-name characters are accepted.
-    host = u.netloc.rpartition("@")[2]
-    host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.split(":")[0]
-    if not SSH_HOST_RE.match(host) or (u.username or "").startswith("-"):
-        raise BadHostSpec(f"bad host spec {spec!r}: a host name is letters, digits, '.', '-' "
-                          "and '_' (not starting with '-'), or an IP address")
+        _ensure_ansible_on_path()
+        from testinfra.utils.ansible_runner import AnsibleRunner
+
+        hostvars = AnsibleRunner.get_runner(inv).get_variables(name)
+    except TargetError as e:
+        raise BadHostSpec(str(e)) from None
+    except Exception as e:  # not read, not checked: not used either
+        msg = str(e).strip().splitlines()
+        raise BadHostSpec(f"cannot read inventory {inv}: "
+                          f"{msg[-1] if msg else type(e).__name__}") from None
+    try:
+        check_inventory_host(name, hostvars, inv or "")
+    except UnsafeHost as e:
+        raise BadHostSpec(str(e)) from None
+
+
+def _check_spec(spec: str, scheme: str) -> None:
+    """Refuse any spec a tool could read as an option, a URL option or a command
+    (:mod:`checker.hostspec`, shared with ``virtlab grade``)."""
+    from checker.hostspec import UnsafeHost, check_other_spec, parse_ssh_spec
+
+    try:
+        if scheme in ("ssh", "paramiko"):
+            parse_ssh_spec("ssh://" + spec.split("://", 1)[1])
+        else:
+            check_other_spec(spec)
+    except UnsafeHost as e:
+        raise BadHostSpec(str(e)) from None
 
 
 def ensure_reachable(host: Any, spec: str) -> None:
@@ -201,6 +275,8 @@ def ensure_reachable(host: Any, spec: str) -> None:
         return
     try:
         r = host.run("true")
+    except OutputFlood:
+        raise
     except Exception as e:
         # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255.
         res = e.args[0] if e.args else None
@@ -330,10 +406,11 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
     hint = o.hints[min(shown, len(o.hints)) - 1].get(lang) if show_hint else ""
     if "{" in hint:  # words that differ between Debian releases: the host's (checker.releases)
         hint = _host_release(fx).expand(hint)
+    # messages and evidence quote the learner's machine: control characters made visible
     return ObjectiveResult(
         id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
-        status=status, message=message.get(lang), hint=hint,
-        evidence=v.facts, hints_shown=shown)
+        status=status, message=clean(message.get(lang)), hint=clean(hint),
+        evidence=clean_data(v.facts), hints_shown=shown)
 
 
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
@@ -346,25 +423,29 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     checks = load_checks(lab)
-    testinfra_host = get_host(target.host, ssh_config, timeout)
-    ensure_reachable(testinfra_host, target.host)
-    learner_name = default_learner(user) if target.host.startswith("local://") else (
-        user or urlsplit(target.host).username or default_learner(None))
-    uri = target.libvirt_uri()
-    virt = _virt_for(uri)
-    fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
-    # The learner's hints file lives on the learner's machine: read it there.
-    hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
-    results = []
-    for o in lab.objectives:
-        if only and o.id not in only:
-            continue
-        results.append(run_objective(lab, o.id, checks[o.id], fx, lang,
-                                     hint_levels.get(o.id, 0)))
-    if virt._conn is not None:
-        _CONNS[uri] = virt._conn
+    with output_budget() as budget:
+        testinfra_host = get_host(target.host, ssh_config, timeout)
+        ensure_reachable(testinfra_host, target.host)
+        learner_name = default_learner(user) if target.host.startswith("local://") else (
+            user or urlsplit(target.host).username or default_learner(None))
+        uri = target.libvirt_uri()
+        virt = _virt_for(uri)
+        fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
+        # The learner's hints file lives on the learner's machine: read it there.
+        hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
+        results = []
+        for o in lab.objectives:
+            if only and o.id not in only:
+                continue
+            results.append(run_objective(lab, o.id, checks[o.id], fx, lang,
+                                         hint_levels.get(o.id, 0)))
+        if virt._conn is not None:
+            _CONNS[uri] = virt._conn
+        if budget.flood is not None:
+            # the host flooded us: whatever the checks made of its cut output, no grade
+            raise budget.flood
     return Report(
-        lab=lab.id, title=lab.title.get(lang), host=target.host, libvirt_uri=uri,
-        user=learner_name, lang=lang, started_at=started.isoformat(timespec="seconds"),
+        lab=lab.id, title=lab.title.get(lang), host=clean(target.host), libvirt_uri=clean(uri),
+        user=clean(learner_name), lang=lang, started_at=started.isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - t0, 3), checker_version=__version__,
         objectives=tuple(results))

@@ -191,7 +191,9 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
+        from checker.safetext import dumps
+
+        return dumps(self.to_dict(), indent=indent, default=str)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":

@@ -32,6 +32,35 @@ def pytest_addoption(parser: Any) -> None:
     g.addoption("--virtlab-user", default=None, metavar="NAME", help="the learner")
 
 
+def pytest_configure(config: Any) -> None:
+    """With ``--hosts``, the same protections as ``virtlab check --host`` (issue 12): specs
+    refused when a tool could read them as an option, every output read with a cap, and ssh
+    started through a wrapper that forces the safe settings (no agent forwarding…)."""
+    hosts = getattr(config.option, "hosts", None)
+    if not hosts:
+        return
+    from checker import engine
+    from checker.probes import output
+
+    output.install()
+    remote = False
+    for spec in hosts.split(","):
+        spec = spec.strip()
+        scheme = spec.split("://", 1)[0] if "://" in spec else (
+            getattr(config.option, "connection", None) or "paramiko")
+        if scheme in engine.UNBOUNDED_BACKENDS:
+            raise pytest.UsageError(f"virtlab: {spec}: the {scheme!r} backend reads output "
+                                    "without a cap; use ssh://")
+        if "://" in spec and scheme != "local":
+            try:
+                engine._check_spec(spec, scheme)
+            except engine.BadHostSpec as e:
+                raise pytest.UsageError(f"virtlab: {e}") from None
+        remote = remote or scheme in ("ssh", "ansible")
+    if remote:
+        config.option.ssh_config = engine._ssh_wrapper(config.option.ssh_config, None)
+
+
 def _is_check(item: Any) -> bool:
     fn = getattr(item, "function", None)
     return fn is not None and hasattr(fn, "virtlab_objective")

@@ -223,9 +223,9 @@ def live_view(u: Update) -> Any:
     parts: list[Any] = [head, table, score]
     todo = next((o for o in r.objectives if o.status in ("fail", "error")), None)
     if todo is not None and todo.hint:
-        parts.append(Text(f"{why['next']} ({todo.id}){colon}{clean(todo.hint)}",
+        parts.append(Text(f"{why['next']} ({clean(todo.id)}){colon}{clean(todo.hint)}",
                           style="italic"))
-    reason = reason_text(u.reason, lang)
+    reason = clean(reason_text(u.reason, lang))
     stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
     parts.append(Text(f"[{stamp}] {reason} — {why['quit']}", style="dim"))
     return Group(*parts)
@@ -234,9 +234,10 @@ def live_view(u: Update) -> Any:
 def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None,
                    lang: str | None, fmt: str = "text") -> int:
     """``virtlab check LAB --watch``: a live view on a terminal, JSON lines otherwise."""
-    import json
     import os
     import sys
+
+    from checker.safetext import dumps
 
     live_ctx: Any = None
     if sys.stdout.isatty() and fmt == "text":
@@ -255,7 +256,7 @@ def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None
             live_ctx.update(live_view(u))
         else:
             line = {"at": round(u.at, 3), "reason": u.reason, **u.report.to_dict()}
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps(line) + "\n")
             sys.stdout.flush()
 
     interval = float(os.environ.get("VIRTLAB_WATCH_INTERVAL", "5"))

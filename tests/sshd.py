@@ -50,7 +50,8 @@ class SshdError(RuntimeError):
 class Sshd:
     """A private sshd on 127.0.0.1: key authentication only, ``UsePAM no``."""
 
-    def __init__(self, workdir: str | os.PathLike[str] | None = None, max_startups: int = 200):
+    def __init__(self, workdir: str | os.PathLike[str] | None = None, max_startups: int = 200,
+                 extra_config: str = ""):
         if os.geteuid() != 0:
             raise SshdError("starting sshd and creating learner users needs root")
         if not os.access(SSHD, os.X_OK):
@@ -62,6 +63,8 @@ class Sshd:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.max_startups = max_startups
+        #: more sshd_config lines (e.g. "AcceptEnv *": a learner's server as loose as can be)
+        self.extra_config = extra_config
         self.host_key = self.dir / "ssh_host_ed25519_key"
         self.client_key = self.dir / "id_ed25519"
         self.keys_dir = self.dir / "authorized_keys"
@@ -100,7 +103,7 @@ class Sshd:
             "PrintLastLog no\n"
             "X11Forwarding no\n"
             "LogLevel ERROR\n"
-            "Subsystem sftp internal-sftp\n",
+            "Subsystem sftp internal-sftp\n" + self.extra_config,
             encoding="utf-8")
         pub = (self.host_key.with_suffix(".pub")).read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n")
@@ -214,7 +217,15 @@ class LearnerUsers:
 
     def remove_all(self) -> None:
         for name in self.names:
-            subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+            # several test sessions at once (other worktrees) contend for /etc/passwd's
+            # lock: userdel then fails, and the account would stay behind; try again
+            for _ in range(20):
+                subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+                try:
+                    pwd.getpwnam(name)
+                except KeyError:
+                    break
+                time.sleep(0.25)
         self.names.clear()
 
 

@@ -173,10 +173,12 @@ def test_any_folder_name(tmp_path, name):
 # --- class rosters ---------------------------------------------------------------------
 
 def assert_safe_targets(targets: list[HostTarget]) -> None:
+    from checker.hostspec import valid_host, valid_user
+
     assert targets
     for t in targets:
         assert t.learner and not t.learner.startswith("-")
-        assert t.ssh_host and not t.ssh_host.startswith("-")
+        assert valid_host(t.ssh_host) and valid_user(t.ssh_user), t
         assert t.ssh_port is None or 1 <= t.ssh_port <= 65535
 
 
@@ -511,3 +513,115 @@ def test_the_cli_reports_hostile_names_without_a_traceback(clean_sandbox, tmp_pa
     html = (tmp_path / "r-04.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     assert "it&#39;s &#34;quoted&#34;" in html  # the VM's title, shown escaped
+
+
+# --- hostile host strings and inventory values, as testinfra and ssh will read them -------
+
+from checker.hostspec import UnsafeHost, check_inventory_host, parse_ssh_spec  # noqa: E402
+
+# pieces an attacker combines: option dashes (ASCII and Unicode), percent-encodings (single
+# and double), URL syntax testinfra reads options from, blanks and controls, shell syntax
+hostile_piece = st.sampled_from([
+    "-", "--", "%", "%2D", "%252D", "%2d", "%0a", "%00", "%20", "%3D", "%40", "%3A", "@", ":",
+    "?", "&", "#", "=", "[", "]", "/", " ", "\n", "\t", "\x00", "\x1b", "\u2010", "\u2212",
+    "\uff0d", "o", "oProxyCommand", "ProxyCommand=touch x", "ssh_config=/tmp/x",
+    "ssh_identity_file=/x", "a", "pc12", "1", ".", "_", "::1", "127.0.0.1", "22", "2222",
+    "$(id)", ";", "'", '"', "\\", "é", "\ud800", "%h", "%C"])
+hostile_str = st.lists(hostile_piece, max_size=7).map("".join)
+
+
+def _ssh_argv(backend) -> list[str]:
+    """The ssh command testinfra would start for this backend, split as its shell will."""
+    import shlex
+
+    cmd, args = backend._build_ssh_command("true")
+    return shlex.split(backend.quote(" ".join(cmd), *args))
+
+
+def _assert_plain_destination(backend, user, host, port) -> None:
+    argv = _ssh_argv(backend)
+    assert argv[0] == "ssh" and argv[-1] == "true"
+    assert argv[-2] == host and not host.startswith("-")  # the host: one plain word
+    # every other word is testinfra's own: "-o" followed by one of its settings
+    words = argv[1:-2]
+    while words:
+        flag, value = words[0], words[1]
+        assert flag == "-o", argv
+        key = value.split("=", 1)[0]
+        assert key in ("User", "Port", "ConnectTimeout", "ControlMaster", "ControlPersist",
+                       "BatchMode"), argv
+        if key == "User":
+            assert value == f"User={user}"
+        if key == "Port":
+            assert value == f"Port={port}"
+        words = words[2:]
+    assert (backend.host.user, backend.host.port) == (user, None if port is None else str(port))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.none(), hostile_str), hostile_str,
+       st.one_of(st.none(), hostile_str, st.integers(-1, 70000).map(str)))
+@example("u", "%2DoProxyCommand%3Dtouch%20%2Ftmp%2Fx", "22")
+@example("u", "-oProxyCommand=touch x", None)
+@example("%2DoProxyCommand%3Dx", "h", None)
+@example("u", "h", "22 -oProxyCommand=x")
+@example("u", "h?ssh_config=/tmp/x&x=", None)
+@example("u", "[::1]", "2222")
+def test_an_accepted_host_spec_reaches_ssh_as_plain_words(user, host, port):
+    """For any spec virtlab accepts, testinfra's own parser (percent-decoding, URL options)
+    and its own ssh command give exactly the validated user, host and port, the host as one
+    word that is not an option, and no testinfra option from the URL."""
+    from testinfra.backend import get_backend, parse_hostspec
+
+    spec = "ssh://" + (f"{user}@" if user is not None else "") + host + \
+        (f":{port}" if port is not None else "")
+    try:
+        dest = parse_ssh_spec(spec)
+    except UnsafeHost as e:
+        assert str(e).startswith("hôte refusé") and "\nhost refused" in str(e)
+        return
+    _, kw = parse_hostspec(spec)
+    assert set(kw) == {"connection"}  # nothing but the scheme read out of the URL
+    backend = get_backend(spec, controlpersist=0)
+    _assert_plain_destination(backend, dest.user, dest.host, dest.port)
+
+
+inventory_value = st.one_of(st.none(), hostile_str, st.integers(-2, 70000),
+                            st.booleans(), st.lists(hostile_str, max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(hostile_str, st.fixed_dictionaries({}, optional={
+    "ansible_host": inventory_value, "ansible_user": inventory_value,
+    "ansible_port": inventory_value, "ansible_connection": st.sampled_from(
+        ["ssh", "smart", "local", "paramiko_ssh", "docker", ""]),
+    "ansible_ssh_common_args": st.sampled_from(["", "-oProxyCommand=x"]),
+    "ansible_ssh_extra_args": st.sampled_from(["", "-oProxyCommand=x"]),
+    "ansible_ssh_pass": st.sampled_from(["", "secret"])}))
+@example("pc1", {"ansible_host": "%2DoProxyCommand%3Dx", "ansible_user": "a"})
+@example("pc1?ssh_config=/tmp/x&x=", {"ansible_host": "127.0.0.1"})
+@example("%2DoX", {})
+@example("pc1", {"ansible_user": "a:pw", "ansible_host": "h"})
+@example("pc1", {"ansible_port": "22 -oProxyCommand=x", "ansible_host": "h"})
+@example("pc1", {"ansible_host": "::1", "ansible_user": "a", "ansible_port": 2222})
+def test_accepted_inventory_values_reach_ssh_as_plain_words(name, hostvars):
+    """The same through testinfra's Ansible path (``get_ansible_host`` builds a spec from the
+    host variables, then parses it): an accepted inventory host connects to exactly the
+    validated destination, with no ssh option of the inventory's."""
+    import configparser
+
+    from testinfra.utils.ansible_runner import get_ansible_host
+
+    hv = {k: v for k, v in hostvars.items() if v is not None}
+    try:
+        dest = check_inventory_host(name, hv, "classe.yml")
+    except UnsafeHost as e:
+        assert "inventaire classe.yml" in str(e) and "\ninventory classe.yml" in str(e)
+        assert "secret" not in str(e)
+        return
+    inventory = {"_meta": {"hostvars": {name: hv}}, "all": {"hosts": [name]}}
+    host = get_ansible_host(configparser.ConfigParser(), inventory, name)
+    assert host is not None and host.backend.NAME == "ssh"
+    assert host.backend.ssh_extra_args == ""
+    host.backend.controlpersist = 0
+    _assert_plain_destination(host.backend, dest.user, dest.host, dest.port)

@@ -41,6 +41,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                           "(else ansible_user) and email")
     sp.add_argument("--ssh-config", metavar="FILE",
                     help="ssh_config for the class (keys, known_hosts); default ~/.ssh/config")
+    sp.add_argument("--accept-new-host-keys", action="store_true", default=None,
+                    help="trust a learner host seen for the first time and record its key "
+                         "(ssh's StrictHostKeyChecking accept-new); default: a host whose key "
+                         "is not in known_hosts is refused")
     sp.add_argument("--workers", type=int, metavar="N",
                     # the rule, not its value here: the site's reference embeds this help
                     # (checker.grade.runner.default_workers)
@@ -87,7 +91,8 @@ def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None 
     o.lang = lang
     for name, attr in (("ssh_config", "ssh_config"), ("timeout", "timeout"),
                        ("host_timeout", "host_timeout"), ("workers", "workers"),
-                       ("connect", "connect")):
+                       ("connect", "connect"),
+                       ("accept_new_host_keys", "accept_new_host_keys")):
         v = getattr(args, attr)
         if v is not None:
             setattr(o, name, v)
@@ -288,9 +293,13 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path) -> None:
                     f"en {elapsed:.1f} s — carnet de notes : {db_path}",
               f"Run #{view.run.id}: {n - len(not_done)}/{n} host(s) graded in {elapsed:.1f} s "
               f"— gradebook: {db_path}"))
+    from checker.safetext import clean
+
     for row, r in not_done:
         status, reason = (r.status, r.reason) if r is not None else ("missing", "")
-        print(f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}".rstrip())
+        # host, learner and reason may come from the learner's machine: shown, never obeyed
+        line = f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}"
+        print(clean(line).replace("\n", " ").rstrip())
     if not_done:
         print(_tr(lang, "Réessayer ces hôtes : virtlab grade --retry-unreachable (ou --resume)",
                   "Retry those hosts: virtlab grade --retry-unreachable (or --resume)"))

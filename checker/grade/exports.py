@@ -18,14 +18,14 @@ In Moodle, map ``username`` (or ``email``) to the user field of the same name, e
 to its grade item (maximum = the lab's points, ``virtlab show LAB``) and each feedback column
 to that item's feedback. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return (also after leading blanks) is prefixed with ``'`` so that no spreadsheet evaluates it
-as a formula; line breaks inside a cell become spaces.
+as a formula; line breaks inside a cell become spaces, other control characters ``\\xNN`` text
+(:func:`checker.safetext.clean`, as in every other export).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections import Counter
 from functools import lru_cache
@@ -35,6 +35,7 @@ from typing import Any
 from checker import __version__
 from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.reporters.text import ICON
+from checker.safetext import clean, dumps
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -61,6 +62,9 @@ def neutralise(value: Any) -> str:
     if s.startswith(FORMULA_PREFIXES):
         s = "'" + s
     s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    # other control characters shown as text (\x1b): a spreadsheet or a terminal showing
+    # the file never gets them raw
+    s = clean(s)
     # a spreadsheet that trims blanks on import would see " =…" (or "\n=…") as a formula
     if s[:1].isspace() and s.lstrip().startswith(FORMULA_PREFIXES):
         s = "'" + s
@@ -132,7 +136,7 @@ def to_json(view: ClassView) -> str:
                       "results": {lab: res(row.results.get(lab)) for lab in view.labs}}
                      for row in view.rows],
     }
-    return json.dumps(doc, ensure_ascii=False, indent=2)
+    return dumps(doc, indent=2)
 
 
 # --- HTML -----------------------------------------------------------------------------
@@ -175,8 +179,12 @@ HOST_STATUS = {"unreachable": ("injoignable", "unreachable"),
 def _env() -> Any:
     from jinja2 import Environment, PackageLoader
 
-    # autoescape everything: learners control host variables, VM titles, messages
-    return Environment(loader=PackageLoader("checker", "templates"), autoescape=True)
+    # autoescape everything: learners control host variables, VM titles, messages; and
+    # control characters shown as \xNN, as in the single report (checker.reporters.html)
+    from checker.reporters.html import _finalize
+
+    return Environment(loader=PackageLoader("checker", "templates"), autoescape=True,
+                       finalize=_finalize)
 
 
 def _objectives(view: ClassView) -> dict[str, list[str]]:

@@ -325,7 +325,14 @@ class Gradebook:
     @_db_errors
     def record(self, run_id: int, host: str, results: list[dict[str, Any]],
                duration_s: float = 0.0) -> None:
-        """Store one host's outcome for every lab, in one transaction (commit per host)."""
+        """Store one host's outcome for every lab, in one transaction (commit per host).
+
+        Every string is stored as visible text (:func:`checker.safetext.clean`): no control
+        character from a learner's host reaches the gradebook, nor a lone surrogate (which
+        SQLite cannot store)."""
+        from checker.safetext import clean_data
+
+        results = clean_data(results)
         when = _now()
         with self.db:
             for res in results:

@@ -49,6 +49,8 @@ class GradeOptions:
     workers: int = DEFAULT_WORKERS
     connect: str = DEFAULT_CONNECT  # libvirt URI template: {user} {host} {port}
     lang: str = "fr"
+    #: StrictHostKeyChecking accept-new instead of yes (--accept-new-host-keys)
+    accept_new_host_keys: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,7 +69,7 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
         run_id = gradebook.start_run(labs, targets, lang=options.lang, options=options.to_dict())
     if on_start:
         on_start(run_id, len(targets))
-    ssh = SshSetup(options.ssh_config, options.timeout)
+    ssh = SshSetup(options.ssh_config, options.timeout, accept_new=options.accept_new_host_keys)
     jobs = [Job(host=t.host, payload={
         "host": t.host, "spec": t.spec, "user": t.learner, "labs": list(labs),
         "connect": t.libvirt_uri(options.connect),

@@ -5,14 +5,21 @@ not multiplex (``ControlMaster=auto`` alone is ignored), so every command pays a
 exchange: lab 01 over loopback costs ~4.5 s per host that way, ~0.35 s with one shared
 connection. The run therefore writes its own ``ssh_config``:
 
-- ``BatchMode yes``: never wait on a password or host-key prompt;
+- forced settings, ahead of everything else (see :func:`forced_options`): no agent, X11 or
+  port forwarding, no ``LocalCommand``, no environment sent, strict host-key checking
+  (``accept-new`` only when the instructor asks for it), batch mode. A learner is root on the
+  host we connect to: an instructor's ``ForwardAgent yes`` would hand them the instructor's
+  agent, ``SendEnv`` the instructor's variables. ssh keeps the FIRST value it obtains for an
+  option, and reads ``-o`` options before any file: the wrapper passes them as ``-o``, before
+  the arguments of its caller (testinfra's own ``ssh_extra_args``, an inventory's options);
+  ``SendEnv`` adds up instead, so ``SendEnv -*`` (clear) is the LAST line of the config;
 - ``ControlPath`` in a private directory of the run, so all of a host's commands (testinfra's
   and libvirt's ``qemu+ssh``) share one connection, the master kept alive by testinfra's
   ``ControlPersist`` and closed by :meth:`SshSetup.close` at the end of the run;
 - ``ServerAliveInterval``: a connection whose peer stops answering ends within ~timeout;
 - then the instructor's ``--ssh-config`` (or, when none is given, ``~/.ssh/config`` and
-  ``/etc/ssh/ssh_config``, what plain ``ssh`` would read). Host-key checking is left as they
-  set it: on by default (``StrictHostKeyChecking ask``, which batch mode turns into a refusal).
+  ``/etc/ssh/ssh_config``, what plain ``ssh`` would read): keys, users, known_hosts files,
+  proxies.
 
 libvirt's ``qemu+ssh`` transport starts its own ``ssh`` (found on PATH); the workers' PATH
 starts with a wrapper named ``ssh`` that adds ``-F`` this config, so libvirt rides the same
@@ -31,6 +38,31 @@ import tempfile
 from pathlib import Path
 
 
+#: What a grading connection must never do, whatever the instructor's ssh_config says
+#: (OpenSSH 9.2, Debian 12: each checked by tests/test_threat_forwarding.py on a real sshd).
+FORCED = (
+    ("BatchMode", "yes"),               # never a prompt: fail fast
+    ("ForwardAgent", "no"),             # the instructor's agent stays home
+    ("ForwardX11", "no"),
+    ("ForwardX11Trusted", "no"),
+    ("ClearAllForwardings", "yes"),     # no -L/-R/-D, none from a config either
+    ("Tunnel", "no"),
+    ("PermitLocalCommand", "no"),       # no LocalCommand run on the instructor's machine
+    ("UpdateHostKeys", "no"),           # a learner's server does not write known_hosts
+    ("SetEnv", "VIRTLAB_GRADER=1"),     # the first SetEnv wins: the instructor's are ignored
+)
+
+
+def forced_options(accept_new: bool = False) -> list[str]:
+    """The forced settings as ``ssh -o`` arguments (``StrictHostKeyChecking yes``, or
+    ``accept-new`` when the instructor asked for it: a host seen for the first time is
+    trusted and recorded, a changed key is still refused)."""
+    out = []
+    for k, v in FORCED + (("StrictHostKeyChecking", "accept-new" if accept_new else "yes"),):
+        out += ["-o", f"{k}={v}"]
+    return out
+
+
 def _cfg_quote(path: str) -> str:
     """A path as one ssh_config argument (a folder name may hold blanks)."""
     if any(c in path for c in '"\n\r'):
@@ -38,14 +70,38 @@ def _cfg_quote(path: str) -> str:
     return f'"{path}"' if any(c.isspace() for c in path) or "#" in path else path
 
 
+#: Set in the environment of a grading worker, whose ``ssh`` is the run's wrapper.
+WRAPPER_ENV = "VIRTLAB_SSH_WRAPPER"
+#: The second line of every wrapper: a wrapper never runs another one (nested wrappers
+#: would put the other's ControlPath first, and share its connections).
+WRAPPER_MARK = "# virtlab ssh wrapper"
+
+
+def real_ssh() -> str:
+    """The first ``ssh`` on PATH that is not a virtlab wrapper."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        cand = os.path.join(d or ".", "ssh")
+        if not (os.path.isfile(cand) and os.access(cand, os.X_OK)):
+            continue
+        try:
+            with open(cand, "rb") as f:
+                head = f.read(200)
+        except OSError:
+            continue
+        if WRAPPER_MARK.encode() not in head:
+            return cand
+    return "/usr/bin/ssh"
+
+
 class SshSetup:
     """>>> s = SshSetup(None, timeout=10); s.config   # doctest: +SKIP"""
 
-    def __init__(self, user_config: str | None, timeout: int):
+    def __init__(self, user_config: str | None, timeout: int, accept_new: bool = False):
         # Short directory: control sockets must fit in sockaddr_un (108 bytes).
         base = "/tmp" if os.path.isdir("/tmp") else None
         self.dir = Path(tempfile.mkdtemp(prefix="vlg-", dir=base))
         self.timeout = timeout
+        self.accept_new = accept_new
         self.user_config = str(Path(user_config).resolve()) if user_config else None
         self.config = self.dir / "ssh_config"
         self.bin = self.dir / "bin"
@@ -54,9 +110,11 @@ class SshSetup:
 
     def _write(self) -> None:
         alive = max(1, (self.timeout + 2) // 3)
+        forced = forced_options(self.accept_new)[1::2]
         lines = [
-            "# written by virtlab grade for one run; removed at its end",
-            "BatchMode yes",
+            "# written by virtlab for one run; removed at its end",
+            # (the wrapper passes the same as -o: they win over any file)
+            *(opt.replace("=", " ", 1) for opt in forced),
             f"ControlPath {self.dir}/cm-%C",
             f"ServerAliveInterval {alive}",
             "ServerAliveCountMax 3",
@@ -69,29 +127,40 @@ class SshSetup:
                 lines.append(f"Include {_cfg_quote(str(home_cfg))}")
             if Path("/etc/ssh/ssh_config").is_file():
                 lines.append("Include /etc/ssh/ssh_config")
+        # SendEnv adds up over every file read: clearing it must come last (an Include
+        # restores the top level when it returns, so this line always applies)
+        lines.append("SendEnv -*")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        ssh = shutil.which("ssh") or "/usr/bin/ssh"
+        ssh = self.real_ssh = real_ssh()
         self.bin.mkdir()
         self.wrapper.write_text(
             "#!/bin/sh\n"
+            f"{WRAPPER_MARK}\n"
             "# first on the workers' PATH: libvirt's qemu+ssh transport runs `ssh`, and gets the\n"
             "# run's config (batch mode, shared connection); testinfra passes the same -F anyway\n"
+            "# and the forced settings as -o, first: ssh keeps the first value it gets\n"
             f"exec {shlex.quote(ssh)} -F {shlex.quote(str(self.config))} "
+            f"{shlex.join(forced_options(self.accept_new))} "
+            # never another master's connection (an ansible.cfg control_path): ours only
+            f"-o ControlPath={shlex.quote(str(self.dir))}/cm-%C "
             f"-o ConnectTimeout={int(self.timeout)} \"$@\"\n",
             encoding="utf-8")
         self.wrapper.chmod(0o755)
 
-    def path_env(self, env: dict[str, str]) -> dict[str, str]:
-        """``env`` with the wrapper first on PATH (for the worker processes)."""
+    def path_env(self, env: dict[str, str], worker: bool = True) -> dict[str, str]:
+        """``env`` with the wrapper first on PATH (``worker``: and named in WRAPPER_ENV, for
+        the worker processes of a run)."""
         out = dict(env)
         out["PATH"] = str(self.bin) + os.pathsep + env.get("PATH", os.defpath)
+        if worker:
+            out[WRAPPER_ENV] = str(self.wrapper)
         return out
 
     def close(self) -> None:
         """End every shared connection of the run, then remove its directory."""
         for sock in sorted(self.dir.glob("cm-*")):
             try:
-                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
+                subprocess.run([self.real_ssh, "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 pass

@@ -21,13 +21,15 @@ the SSH destination::
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from checker.hostspec import (UnsafeHost, check_inventory_host, check_inventory_text,
+                              parse_ssh_spec, valid_user)
 
 
 class TargetError(ValueError):
@@ -67,14 +69,9 @@ class HostTarget:
 
 
 SPEC_HELP = "expected ssh://user@host[:port] (the SSH user is the learner)"
-HOST_HELP = ("a host name is letters, digits, '.', '-' and '_', not starting with '-' (ssh "
-             "would read it as an option), or an IP address")
-_HOST_RE = re.compile(r"^(?!-)[\w.\-:%\[\]]+$")
-
-
-def _safe_host(name: str) -> bool:
-    """A host name, IPv4 or IPv6 address; nothing ssh could take for an option."""
-    return bool(_HOST_RE.match(name))
+# Host specs and inventory values are judged by one function (checker.hostspec), shared with
+# `virtlab check --host`: after every decoding testinfra and ssh apply, nothing can become an
+# ssh option, a testinfra URL option or a command.
 
 
 def from_specs(specs: list[str]) -> list[HostTarget]:
@@ -88,30 +85,13 @@ def from_specs(specs: list[str]) -> list[HostTarget]:
             raise TargetError(f"bad host spec {spec!r}: {SPEC_HELP}; "
                               "for other connections use --inventory FILE")
         try:
-            u = urlsplit(spec)
-        except ValueError as e:
-            raise TargetError(f"bad host spec {spec!r}: {e}; {SPEC_HELP}") from None
-        if u.password is not None:
-            shown = spec.replace(f":{u.password}@", ":***@", 1)  # never echo a secret
-            raise TargetError(f"bad host spec {shown!r}: passwords are not accepted "
-                              "(grading runs in SSH batch mode: use key authentication)")
-        try:
-            port = u.port
-        except ValueError as e:
-            raise TargetError(f"bad host spec {spec!r}: {e}; {SPEC_HELP}") from None
-        if port == 0:
-            raise TargetError(f"bad host spec {spec!r}: port 0; {SPEC_HELP}")
-        if not u.hostname:
-            raise TargetError(f"bad host spec {spec!r}: no host name; {SPEC_HELP}")
-        if not u.username:
-            raise TargetError(f"bad host spec {spec!r}: no user, so no learner; {SPEC_HELP}")
-        if not _safe_host(u.hostname) or u.username.startswith("-"):
-            raise TargetError(f"bad host spec {spec!r}: {HOST_HELP}")
-        if u.path not in ("", "/") or u.query or u.fragment:
-            raise TargetError(f"bad host spec {spec!r}: unexpected path or options; {SPEC_HELP}")
-        out.setdefault(spec, HostTarget(host=spec, spec=spec, learner=u.username,
-                                        ssh_user=u.username, ssh_host=u.hostname,
-                                        ssh_port=port))
+            dest = parse_ssh_spec(spec, need_user=True)
+        except UnsafeHost as e:
+            raise TargetError(str(e)) from None
+        assert dest.user
+        user, host, port = dest.user, dest.host, dest.port
+        out.setdefault(spec, HostTarget(host=spec, spec=spec, learner=user,
+                                        ssh_user=user, ssh_host=host, ssh_port=port))
     if not out:
         raise TargetError(f"no host given; {SPEC_HELP}")
     return list(out.values())
@@ -156,21 +136,23 @@ def from_inventory(path: str) -> list[HostTarget]:
         if not learner:
             raise TargetError(f"inventory {path}: host {name!r} has neither virtlab_learner "
                               "nor ansible_user: who is the learner?")
-        port = hv.get("ansible_port")
+        email = str(hv.get("email") or hv.get("virtlab_email") or "")
         try:
-            port_n = int(port) if port not in (None, "") else None
-        except (TypeError, ValueError):
-            port_n = 0
-        if port_n is not None and not 1 <= port_n <= 65535:
-            raise TargetError(f"inventory {path}: host {name!r}: ansible_port {port!r} "
-                              "is not a port number (1 to 65535)")
-        ssh_host = str(hv.get("ansible_host") or name)
-        if not _safe_host(ssh_host) or login.startswith("-") or learner.startswith("-"):
-            raise TargetError(f"inventory {path}: host {name!r} ({ssh_host!r}): {HOST_HELP}; "
-                              "users do not start with '-' either")
+            dest = check_inventory_host(name, hv, path)
+            check_inventory_text(name, "virtlab_learner", learner, path)
+            check_inventory_text(name, "email", email, path)
+        except UnsafeHost as e:
+            raise TargetError(str(e)) from None
+        if learner.startswith("-") or (not login and not valid_user(learner)):
+            # without ansible_user, the learner is the SSH user of the libvirt connection
+            raise TargetError(f"inventory {path}: host {name!r}: learner {learner!r} refused "
+                              "(not a user name) / apprenant refusé (pas un nom d'utilisateur)")
+        ssh_host, port_n = dest.host, dest.port
         out.append(HostTarget(
-            host=name, spec=f"ansible://{name}?ansible_inventory={inv}", learner=learner,
-            email=str(hv.get("email") or hv.get("virtlab_email") or ""),
+            # the path quoted: a '#', '&' or '%' in it must not end or add URL options
+            host=name, spec=f"ansible://{name}?ansible_inventory={quote(inv, safe='/')}",
+            learner=learner,
+            email=email,
             ssh_user=login or learner, ssh_host=ssh_host,
             ssh_port=port_n))
     return out

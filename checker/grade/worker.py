@@ -48,8 +48,21 @@ def classify_unreachable(exc: BaseException) -> tuple[str, str]:
 
 
 def grade_host(job: dict[str, Any]) -> dict[str, Any]:
+    from checker.probes.output import budget
+    from checker.safetext import clean_data
+
+    # one output budget for the host, all its labs together (checker.probes.output)
+    with budget(reuse=False):
+        answer = _grade_labs(job)
+    # what the learner's host said (reasons, report strings) travels as visible text: no
+    # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
+    return clean_data(answer)
+
+
+def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
     from checker.catalog import CatalogError
     from checker.engine import BadHostSpec, TargetUnreachable, check
+    from checker.probes.output import OutputFlood
 
     results: list[dict[str, Any]] = []
     down: tuple[str, str] | None = None
@@ -63,6 +76,10 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
                            timeout=job.get("timeout"))
         except TargetUnreachable as e:
             down = classify_unreachable(e)
+            results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
+            continue
+        except OutputFlood as e:  # the host floods us: its other labs are not read either
+            down = ("error", e.text.get(job.get("lang") or "fr"))
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
             continue
         except (BadHostSpec, CatalogError) as e:
@@ -83,6 +100,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     import checker.engine  # noqa: F401  (pay the imports before saying ready)
     import testinfra  # noqa: F401
+    from checker.safetext import clean_data, dumps
 
     proto.write(json.dumps({"ready": os.getpid()}) + "\n")
     for line in sys.stdin:
@@ -93,9 +111,9 @@ def main() -> int:
             answer = grade_host(job)
         except Exception as e:  # pragma: no cover - grade_host already catches per lab
             answer = {"host": job.get("host"), "results": [
-                {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}",
+                {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
                  "report": None} for lab in job.get("labs", [])]}
-        proto.write(json.dumps(answer, ensure_ascii=False, default=str) + "\n")
+        proto.write(dumps(clean_data(answer), default=str) + "\n")
     return 0
 
 

@@ -17,12 +17,13 @@ host: local://  ·  libvirt: qemu:///system  ·  learner: alice
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import textwrap
 
 from checker.model import STATUSES, Report
+# the one rule for learner-controlled text, re-exported here for the other renderers
+from checker.safetext import clean  # noqa: F401
 
 LABELS = {
     "fr": {"obj": "Objectif", "pts": "Points", "status": "État", "detail": "Constat / indice",
@@ -52,22 +53,6 @@ NBSP = "\u00a0"
 _SGR = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "yellow": "33",
         "cyan": "36"}
 MIN_WIDTH, MAX_WIDTH = 60, 100
-
-# Control characters (C0 but newline, DEL, C1) and bidirectional overrides: a string from
-# the learner's machine (a VM description, a file) must not drive the terminal.
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(s: str) -> str:
-    """Text safe to print on a terminal: controls shown as ``\\xNN``, tabs as spaces.
-
-    >>> clean("a\\x1b[31mb\\tc")
-    'a\\\\x1b[31mb c'
-    """
-    s = s.replace("\r\n", "\n").replace("\t", " ")
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                       else f"\\u{ord(m.group()):04x}", s)
-
 
 def _wrap(s: str, width: int, indent: str = "") -> list[str]:
     """Wrap each line of s to width; continuation lines start with indent."""
