@@ -16,7 +16,7 @@ CONTRACT_TOP = {"schema_version", "lab", "title", "host", "libvirt_uri", "user",
                 "score", "max_score", "passed", "started_at", "duration_s",
                 "checker_version", "objectives"}
 CONTRACT_OBJECTIVE = {"id", "title", "section", "points", "earned", "status", "message",
-                      "hint", "evidence", "hints_shown"}
+                      "hint", "evidence", "hints_shown", "duration_s"}
 
 
 def obj(oid: str, status: str, points: int = 2, earned: int | None = None,

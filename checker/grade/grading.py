@@ -72,6 +72,7 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
         "host": t.host, "spec": t.spec, "user": t.learner, "labs": list(labs),
         "connect": t.libvirt_uri(options.connect),
         "ssh_config": str(ssh.config), "timeout": options.timeout, "lang": options.lang,
+        "ssh_bin": str(ssh.bin_for(t.ssh_args)),
     }) for t in targets]
     pool = WorkerPool(workers=options.workers, host_timeout=options.host_timeout,
                       logdir=ssh.dir, env=ssh.path_env(dict(os.environ)))

@@ -19,10 +19,16 @@ starts with a wrapper named ``ssh`` that adds ``-F`` this config, so libvirt rid
 connection and the URI in the reports stays the plain one
 (``qemu+ssh://alice@pc12:22/system``). A URI's ``command=`` parameter would do the same but
 would show the run's temporary path in every message.
+
+A host whose inventory gives its own ssh options (``ansible_ssh_private_key_file``,
+``ansible_ssh_common_args``: the instructor's, never the learner's) gets its own wrapper
+with those options (:meth:`SshSetup.bin_for`), first on the PATH while that host is graded:
+libvirt passes PATH to the ssh it starts (and little else of the environment).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -70,16 +76,31 @@ class SshSetup:
             if Path("/etc/ssh/ssh_config").is_file():
                 lines.append("Include /etc/ssh/ssh_config")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._wrapper(self.bin, ())
+
+    def _wrapper(self, bindir: Path, extra: tuple[str, ...]) -> None:
         ssh = shutil.which("ssh") or "/usr/bin/ssh"
-        self.bin.mkdir()
-        self.wrapper.write_text(
+        bindir.mkdir()
+        wrapper = bindir / "ssh"
+        more = "".join(f" {shlex.quote(a)}" for a in extra)
+        wrapper.write_text(
             "#!/bin/sh\n"
             "# first on the workers' PATH: libvirt's qemu+ssh transport runs `ssh`, and gets the\n"
             "# run's config (batch mode, shared connection); testinfra passes the same -F anyway\n"
             f"exec {shlex.quote(ssh)} -F {shlex.quote(str(self.config))} "
-            f"-o ConnectTimeout={int(self.timeout)} \"$@\"\n",
+            f"-o ConnectTimeout={int(self.timeout)}{more} \"$@\"\n",
             encoding="utf-8")
-        self.wrapper.chmod(0o755)
+        wrapper.chmod(0o755)
+
+    def bin_for(self, extra: tuple[str, ...] | list[str]) -> Path:
+        """The wrapper directory for a host with its own ssh options (the run's one for none)."""
+        extra = tuple(extra)
+        if not extra:
+            return self.bin
+        bindir = self.dir / f"bin-{hashlib.sha256(repr(extra).encode()).hexdigest()[:12]}"
+        if not bindir.exists():
+            self._wrapper(bindir, extra)
+        return bindir
 
     def path_env(self, env: dict[str, str]) -> dict[str, str]:
         """``env`` with the wrapper first on PATH (for the worker processes)."""

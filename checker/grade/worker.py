@@ -48,6 +48,18 @@ def classify_unreachable(exc: BaseException) -> tuple[str, str]:
 
 
 def grade_host(job: dict[str, Any]) -> dict[str, Any]:
+    """One host's labs. Its ssh wrapper (the run's, or one with the host's own ssh options)
+    is first on PATH meanwhile: libvirt's qemu+ssh runs the ``ssh`` it finds there."""
+    old_path = os.environ.get("PATH", os.defpath)
+    if job.get("ssh_bin"):
+        os.environ["PATH"] = job["ssh_bin"] + os.pathsep + old_path
+    try:
+        return _grade_host(job)
+    finally:
+        os.environ["PATH"] = old_path
+
+
+def _grade_host(job: dict[str, Any]) -> dict[str, Any]:
     from checker.catalog import CatalogError
     from checker.engine import BadHostSpec, TargetUnreachable, check
 
