@@ -305,3 +305,22 @@ def test_every_subpackage_of_checker_is_packaged():
     missing = sorted(present - listed)
     assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"
     assert "checker.labs" in listed
+
+
+def test_installed_virtlab_builds_the_checkout_it_is_run_in(installed, tmp_path):
+    """`virtlab build --check` finds the source tree from the working directory, whatever
+    the install (this one is not editable: its labs are a copy inside the venv)."""
+    for where in (REPO, REPO / "site", REPO / "labs" / "01-hardware"):
+        p = _venv_run(installed, "build", "--check", cwd=where)
+        assert p.returncode == 0, (where, p.stdout, p.stderr)
+    p = _venv_run(installed, "build", "--check", cwd=tmp_path)
+    assert p.returncode == 2 and "not a virtlab source tree" in p.stderr
+
+
+def test_installed_package_ships_its_json_schemas(installed):
+    code = ("import json; from checker.schemas import path, NAMES\n"
+            "print(all(json.loads(path(n).read_text())['$schema'].endswith('2020-12/schema')"
+            " for n in NAMES))")
+    out = subprocess.run([str(installed / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, cwd="/", check=True).stdout.strip()
+    assert out == "True"
