@@ -458,3 +458,122 @@ def test_an_unreadable_gradebook_is_a_usage_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad))
     assert r.returncode == 2 and "cannot open gradebook" in r.stderr
+
+
+# --- inventories as Ansible users write them ----------------------------------------------
+
+def _ansible_dir(tmp_path):
+    """An inventory directory: two files, group_vars (all, a group, a parent group),
+    host_vars, children."""
+    inv = tmp_path / "classe"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "host_vars").mkdir()
+    (inv / "01-tp1.ini").write_text(
+        "[tp1]\npc01 ansible_host=127.0.0.11\npc02 ansible_host=127.0.0.12\n"
+        "[tp1:vars]\nansible_user=etu1\n")
+    (inv / "02-tp2.yml").write_text(
+        "all:\n  children:\n    soir:\n      children:\n        tp2:\n          hosts:\n"
+        "            pc13:\n              ansible_host: 127.0.0.13\n"
+        "            pc14:\n              ansible_host: 127.0.0.14\n")
+    (inv / "group_vars" / "all.yml").write_text("ansible_port: 2222\n")
+    (inv / "group_vars" / "tp1.yml").write_text(
+        "ansible_ssh_private_key_file: ~/.ssh/id_tp1\n"
+        "ansible_ssh_common_args: '-o ProxyJump=prof@bastion -o \"UserKnownHostsFile=/k h\"'\n")
+    (inv / "group_vars" / "soir.yml").write_text("ansible_user: etu2\n")
+    (inv / "host_vars" / "pc02.yml").write_text(
+        "virtlab_learner: bob\nemail: bob@example.org\nvirtlab_idnumber: E002\n"
+        "ansible_port: 2202\n")
+    (inv / "host_vars" / "pc14.yml").write_text("virtlab_username: dmoodle\n")
+    return inv
+
+
+def _ansible(*args):
+    import os
+    import subprocess
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    r = subprocess.run([os.path.join(bindir, args[0]), *args[1:]], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_an_inventory_directory_reads_as_ansible_inventory_reads_it(tmp_path):
+    import os
+
+    inv = _ansible_dir(tmp_path)
+    targets = {t.host: t for t in from_inventory(str(inv))}
+    assert set(targets) == {"pc01", "pc02", "pc13", "pc14"}
+    for name, t in targets.items():
+        hv = json.loads(_ansible("ansible-inventory", "-i", str(inv), "--host", name))
+        assert t.ssh_host == hv["ansible_host"] and t.ssh_port == int(hv["ansible_port"])
+        assert t.ssh_user == hv["ansible_user"]
+        assert t.learner == hv.get("virtlab_learner", hv["ansible_user"])
+        assert t.spec == f"ansible://{name}?ansible_inventory={inv.resolve()}"
+    assert (targets["pc02"].learner, targets["pc02"].email, targets["pc02"].idnumber,
+            targets["pc02"].ssh_port) == ("bob", "bob@example.org", "E002", 2202)
+    assert targets["pc14"].username == "dmoodle" and targets["pc13"].ssh_user == "etu2"
+    # the instructor's ssh options for the group, split as a shell would
+    key = os.path.expanduser("~/.ssh/id_tp1")
+    assert targets["pc01"].ssh_args == ("-i", key, "-o", "ProxyJump=prof@bastion",
+                                        "-o", "UserKnownHostsFile=/k h")
+    assert targets["pc13"].ssh_args == ()
+
+
+@pytest.mark.parametrize("pattern", ["tp1", "soir", "all:!pc02", "pc1*", "tp1:&~pc0[2-9]",
+                                     "tp2,pc01"])
+def test_limit_takes_ansible_patterns_as_ansible_does(tmp_path, pattern):
+    inv = _ansible_dir(tmp_path)
+    ours = {t.host for t in from_inventory(str(inv), pattern)}
+    listed = _ansible("ansible", "-i", str(inv), pattern, "--list-hosts")
+    theirs = {ln.strip() for ln in listed.splitlines()[1:] if ln.strip()}
+    assert ours == theirs and ours
+
+
+def test_limit_matching_nothing_and_limit_without_inventory_are_usage_errors(tmp_path):
+    inv = _ansible_dir(tmp_path)
+    with pytest.raises(TargetError, match="no host matches --limit 'tp9'"):
+        from_inventory(str(inv), "tp9")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--limit", "tp1",
+                    "--db", str(tmp_path / "gb.sqlite"))
+    assert r.returncode == 2 and "--limit" in r.stderr and "--inventory" in r.stderr
+
+
+def test_list_hosts_grades_nothing_and_prints_the_hosts(tmp_path):
+    inv = _ansible_dir(tmp_path)
+    db = tmp_path / "gb.sqlite"
+    r = run_virtlab("grade", "01", "--inventory", str(inv), "--limit", "tp1",
+                    "--list-hosts", "--lang", "en", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "hosts (2):" in r.stdout
+    assert "pc01  learner=etu1 ssh=etu1@127.0.0.11:2222" in r.stdout
+    assert "pc02  learner=bob ssh=etu1@127.0.0.12:2202 email=bob@example.org" in r.stdout
+    assert "pc13" not in r.stdout and not db.exists()  # nothing graded, nothing recorded
+
+
+def test_a_missing_optional_library_says_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from checker.cli import main\n"
+            f"sys.exit(main(['grade', '01', '--hosts', 'ssh://a@h', '--html', "
+            f"'{tmp_path / 'c.html'}', '--db', '{tmp_path / 'gb.sqlite'}']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert "matplotlib" in r.stderr and "pip install 'virtlab[grade]'" in r.stderr
+    assert ".venv/bin/pip install '.[grade]'" in r.stderr
+    assert not (tmp_path / "gb.sqlite").exists()  # refused before grading anyone
+
+
+def test_a_roster_without_the_identity_column_is_refused_before_grading(tmp_path):
+    roster = tmp_path / "p.csv"
+    roster.write_text("First name,Last name,Email address\nA,B,a@example.org\n")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--csv", str(tmp_path / "g.csv"),
+                    "--csv-id", "idnumber", "--roster", str(roster),
+                    "--db", str(tmp_path / "gb.sqlite"))
+    assert r.returncode == 2 and "no idnumber column" in r.stderr
+    assert not (tmp_path / "gb.sqlite").exists()
