@@ -324,3 +324,37 @@ def test_installed_package_ships_its_json_schemas(installed):
     out = subprocess.run([str(installed / "bin" / "python"), "-c", code], capture_output=True,
                          text=True, cwd="/", check=True).stdout.strip()
     assert out == "True"
+
+
+def test_instructor_commands_without_their_extra_say_how_to_install_it(installed, tmp_path):
+    """A plain `pip install virtlab` has no ansible-core nor matplotlib: the README's grading
+    command then says what to install, never "internal error"."""
+    inv = tmp_path / "class.ini"
+    inv.write_text("[c]\npc01 ansible_user=alice\n")
+    p = _venv_run(installed, "grade", "02", "--inventory", str(inv), "--csv", "g.csv",
+                  "--html", "c.html", "--db", str(tmp_path / "gb.sqlite"), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "internal error" not in p.stderr
+    assert "pip install 'virtlab[grade]'" in p.stderr and "matplotlib" in p.stderr
+    p = _venv_run(installed, "grade", "02", "--inventory", str(inv),
+                  "--db", str(tmp_path / "gb.sqlite"), cwd=tmp_path)
+    assert p.returncode == 2 and "ansible" in p.stderr and "virtlab[grade]" in p.stderr
+
+
+def test_the_readme_install_gives_the_instructor_features_the_readme_shows():
+    """README: `sudo bash .ci/install`, then `virtlab grade … --inventory … --html …`: the
+    install's extras must carry what those need (ansible-core, matplotlib)."""
+    import re
+    import tomllib
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "sudo bash .ci/install" in readme and "virtlab grade" in readme
+    assert "--inventory" in readme and "--html" in readme
+    script = (REPO / ".ci" / "install").read_text(encoding="utf-8")
+    main_install = [ln for ln in script.splitlines()
+                    if "pip install" in ln and ".[" in ln and "-e" not in ln.split()]
+    (line,) = main_install
+    extras = set(re.search(r"\.\[([a-z,]+)\]", line).group(1).split(","))
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    have = {d.split(">")[0].split("[")[0] for x in extras for d in deps[x]}
+    assert {"ansible-core", "matplotlib"} <= have, (extras, have)

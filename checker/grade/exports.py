@@ -95,7 +95,10 @@ def neutralise(value: Any) -> str:
     s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     # PHP's fgetcsv (Moodle's reader) takes a backslash before a quote as an escape
     s = s.replace('\\"', '\\ "')
-    return s.lstrip(" \t\v\f\0=+-@")
+    i = 0
+    while i < len(s) and (s[i].isspace() or s[i] in "=+-@\0"):
+        i += 1
+    return s[i:]
 
 
 def _formula_start(s: str) -> bool:
