@@ -79,7 +79,7 @@ class ExportError(ValueError):
 
 
 def neutralise(value: Any) -> str:
-    """One CSV cell that no spreadsheet evaluates and that Moodle imports unchanged.
+    r"""One CSV cell that no spreadsheet evaluates and that Moodle imports unchanged.
 
     Line breaks become spaces; leading blanks and formula characters are dropped (Moodle
     trims cells anyway, and a quote added in front would end up in the learner's feedback).
