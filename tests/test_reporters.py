@@ -83,6 +83,26 @@ def test_text_matches_golden(lang, width):
 
 
 @pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_run_again_command_works_as_printed(width):
+    """The closing command, pasted into a shell, checks the same lab on the same host for the
+    same learner (hostile host and learner names included)."""
+    import shlex
+
+    r = hostile_report("en")
+    out = render(r, "text", color=False, width=width)
+    tail = out[out.index("virtlab check"):]
+    argv = shlex.split(tail.replace("\\\n", " "))
+    assert argv == ["virtlab", "check", r.lab, "--host", r.host, "--user", r.user]
+    from checker.cli import build_parser
+
+    args = build_parser().parse_args(argv[1:])
+    assert (args.lab, args.host, args.user) == (r.lab, r.host, r.user)
+    local = render(Report(**{**r.__dict__, "host": "local://"}), "text", color=False,
+                   width=width)
+    assert local.rstrip().endswith("virtlab check 04-create-vm")
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
 def test_text_fits_the_width_and_carries_no_escape_sequence(width):
     out = render(hostile_report(), "text", color=False, width=width)
     assert "\x1b" not in out and "\x00" not in out
@@ -101,7 +121,7 @@ def test_text_says_what_happened_and_what_to_do():
     out = render(hostile_report("en"), "text", color=False, width=100)
     assert "Score: 3/7" in out  # 3+2+2: the skipped one counts in neither
     assert "→ Hint: Ajoutez-en une" in out
-    assert "run again: virtlab check 04-create-vm" in out
+    assert "run again:\nvirtlab check 04-create-vm --host " in out
     fr = render(hostile_report("fr"), "text", color=False, width=80)
     assert "Score : 3/7" in fr and "→ Indice : " in fr
 

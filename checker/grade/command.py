@@ -321,9 +321,9 @@ def run(args: argparse.Namespace) -> int:
                 f"(run #{run_id}). Write the exports again: virtlab grade --resume{db_opt}{again}")
         else:
             say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
-                f"Reprendre : virtlab grade --resume{db_opt}",
+                f"Reprendre : virtlab grade --resume{db_opt}{again}",
                 f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
-                f"Continue with: virtlab grade --resume{db_opt}")
+                f"Continue with: virtlab grade --resume{db_opt}{again}")
         return EXIT_INTERRUPTED
     except GradebookError as e:
         # e.g. the disk filled up: every host recorded before stays; the others are pending.

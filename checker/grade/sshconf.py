@@ -22,8 +22,9 @@ would show the run's temporary path in every message.
 
 A host whose inventory gives its own ssh options (``ansible_ssh_private_key_file``,
 ``ansible_ssh_common_args``: the instructor's, never the learner's) gets its own wrapper
-with those options (:meth:`SshSetup.bin_for`), first on the PATH while that host is graded:
-libvirt passes PATH to the ssh it starts (and little else of the environment).
+(:meth:`SshSetup.bin_for`), first on the PATH while that host is graded (libvirt passes PATH
+to the ssh it starts, and little else of the environment): it runs the run's wrapper with
+those options, after the run's own.
 """
 
 from __future__ import annotations
@@ -76,30 +77,32 @@ class SshSetup:
             if Path("/etc/ssh/ssh_config").is_file():
                 lines.append("Include /etc/ssh/ssh_config")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        self._wrapper(self.bin, ())
-
-    def _wrapper(self, bindir: Path, extra: tuple[str, ...]) -> None:
         ssh = shutil.which("ssh") or "/usr/bin/ssh"
-        bindir.mkdir()
-        wrapper = bindir / "ssh"
-        more = "".join(f" {shlex.quote(a)}" for a in extra)
-        wrapper.write_text(
+        self.bin.mkdir()
+        self.wrapper.write_text(
             "#!/bin/sh\n"
             "# first on the workers' PATH: libvirt's qemu+ssh transport runs `ssh`, and gets the\n"
             "# run's config (batch mode, shared connection); testinfra passes the same -F anyway\n"
             f"exec {shlex.quote(ssh)} -F {shlex.quote(str(self.config))} "
-            f"-o ConnectTimeout={int(self.timeout)}{more} \"$@\"\n",
+            f"-o ConnectTimeout={int(self.timeout)} \"$@\"\n",
             encoding="utf-8")
-        wrapper.chmod(0o755)
+        self.wrapper.chmod(0o755)
 
     def bin_for(self, extra: tuple[str, ...] | list[str]) -> Path:
-        """The wrapper directory for a host with its own ssh options (the run's one for none)."""
+        """The wrapper directory for a host with its own ssh options (the run's for none)."""
         extra = tuple(extra)
         if not extra:
             return self.bin
         bindir = self.dir / f"bin-{hashlib.sha256(repr(extra).encode()).hexdigest()[:12]}"
         if not bindir.exists():
-            self._wrapper(bindir, extra)
+            bindir.mkdir()
+            wrapper = bindir / "ssh"
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                "# one host's ssh options (its inventory's), after the run's own settings\n"
+                f"exec {shlex.quote(str(self.wrapper))} {shlex.join(extra)} \"$@\"\n",
+                encoding="utf-8")
+            wrapper.chmod(0o755)
         return bindir
 
     def path_env(self, env: dict[str, str]) -> dict[str, str]:
