@@ -313,6 +313,14 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
     except KeyboardInterrupt:
         progress.stop()
+        if stage != "exports":
+            # an interrupt held while the run was being closed lands here once it is
+            # complete: then only the exports are missing
+            try:
+                if gb.run(run_id).status == "complete":
+                    stage = "exports"
+            except GradebookError:
+                pass
         if stage == "exports":
             say(f"Interrompu pendant l'écriture des exports. Toutes les notes sont enregistrées "
                 f"(exécution #{run_id}). Réécrire les exports : "
