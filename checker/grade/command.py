@@ -105,9 +105,9 @@ def _need(key: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError:
-        raise GradeUsageError(f"{what} needs the Python package {module!r}, not installed "
-                              f"here / nécessite le paquet Python {module!r}, absent ici: "
-                              f"{install_hint(extra)}")
+        raise GradeUsageError(f"{what} : il faut le paquet Python {module!r}, absent ici / "
+                              f"needs the Python package {module!r}, not installed here: "
+                              f"{install_hint(extra)}") from None
 
 
 def _csv_options(args: argparse.Namespace) -> Any:
@@ -285,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
     from checker.grade.grading import grade
 
     progress = _Progress(lang)
-    db_opt = f" --db {shlex.quote(str(db_path))}"
+    # advice names files by absolute paths: it works as printed from any directory
+    db_opt = f" --db {shlex.quote(str(db_path.resolve()))}"
     outs = [(fmt, getattr(args, fmt)) for fmt in ("csv", "json", "html") if getattr(args, fmt)]
     again = _export_options(args)
     t0 = time.monotonic()
@@ -356,11 +357,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_options(args: argparse.Namespace) -> str:
-    """The export options of this command line, quoted, to repeat them in advice."""
+    """The export options of this command line, quoted (files by absolute path), to repeat
+    them in advice."""
     out = ""
     for opt in ("csv", "csv_id", "scale", "roster", "json", "html"):
         v = getattr(args, opt)
         if v:
+            if opt in ("csv", "roster", "json", "html"):
+                v = Path(v).resolve()
             out += f" --{opt.replace('_', '-')} {shlex.quote(str(v))}"
     return out
 
@@ -417,7 +421,7 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
                   f"CSV: {len(plan.rows)} row(s); learners not graded are left out (an empty "
                   "grade would erase their grade in Moodle)."))
         for x in plan.left_out:
-            if not x.en.startswith("not graded"):
+            if x.kind != "not_graded":  # those are listed above
                 print(visible(_tr(lang, f"  absent du CSV : {x.host} ({x.learner}) : {x.fr}",
                                   f"  left out of the CSV: {x.host} ({x.learner}): {x.en}")))
     if not_done:

@@ -220,6 +220,7 @@ class LeftOut:
     learner: str
     fr: str
     en: str
+    kind: str = "identity"  # not_graded | identity | duplicate | no_grade
 
 
 @dataclass
@@ -292,7 +293,8 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
         if bad:
             why_fr = " ; ".join(f"{lab} : {feedback(r, 'fr')}" for lab, r in bad)
             why_en = "; ".join(f"{lab}: {feedback(r, 'en')}" for lab, r in bad)
-            plan.left_out.append(LeftOut(*who, f"non évalué ({why_fr})", f"not graded ({why_en})"))
+            plan.left_out.append(LeftOut(*who, f"non évalué ({why_fr})", f"not graded ({why_en})",
+                                         "not_graded"))
             continue
         ident, why_fr, why_en = _identity(row, opts, roster)
         if not ident:
@@ -314,7 +316,7 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
                 plan.left_out.append(LeftOut(*who, f"{lab} : aucun objectif applicable, pas de "
                                                    f"note sur {opts.scale}",
                                              f"{lab}: no objective applies, no grade on "
-                                             f"{opts.scale}"))
+                                             f"{opts.scale}", "no_grade"))
                 break
             cells += [g, neutralise(feedback(r, lang))]
         if cells:
@@ -329,7 +331,7 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
                 f"{opts.identity} {ident} en double (aussi : {others}) : Moodle donnerait la "
                 "note de l'un à l'autre",
                 f"duplicate {opts.identity} {ident} (also: {others}): Moodle would give one's "
-                "grade to the other"))
+                "grade to the other", "duplicate"))
             continue
         plan.rows.append([ident, *cells])
     return plan
@@ -545,7 +547,7 @@ def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
     if csv_options is not None:
         # the ones not graded are in the table above already
         csv_left_out = [x for x in csv_plan(view, csv_options).left_out
-                        if not x.en.startswith("not graded")]
+                        if x.kind != "not_graded"]
     return _env().get_template("class_report.html.j2").render(
         L=HTML_LABELS, S=HOST_STATUS, view=view, grids=grids, chart=Markup(svg),
         failures=common_failures(view), not_graded=not_graded, version=__version__,
