@@ -19,17 +19,10 @@ starts with a wrapper named ``ssh`` that adds ``-F`` this config, so libvirt rid
 connection and the URI in the reports stays the plain one
 (``qemu+ssh://alice@pc12:22/system``). A URI's ``command=`` parameter would do the same but
 would show the run's temporary path in every message.
-
-A host whose inventory gives its own ssh options (``ansible_ssh_private_key_file``,
-``ansible_ssh_common_args``: the instructor's, never the learner's) gets its own wrapper
-(:meth:`SshSetup.bin_for`), first on the PATH while that host is graded (libvirt passes PATH
-to the ssh it starts, and little else of the environment): it runs the run's wrapper with
-those options, after the run's own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -87,23 +80,6 @@ class SshSetup:
             f"-o ConnectTimeout={int(self.timeout)} \"$@\"\n",
             encoding="utf-8")
         self.wrapper.chmod(0o755)
-
-    def bin_for(self, extra: tuple[str, ...] | list[str]) -> Path:
-        """The wrapper directory for a host with its own ssh options (the run's for none)."""
-        extra = tuple(extra)
-        if not extra:
-            return self.bin
-        bindir = self.dir / f"bin-{hashlib.sha256(repr(extra).encode()).hexdigest()[:12]}"
-        if not bindir.exists():
-            bindir.mkdir()
-            wrapper = bindir / "ssh"
-            wrapper.write_text(
-                "#!/bin/sh\n"
-                "# one host's ssh options (its inventory's), after the run's own settings\n"
-                f"exec {shlex.quote(str(self.wrapper))} {shlex.join(extra)} \"$@\"\n",
-                encoding="utf-8")
-            wrapper.chmod(0o755)
-        return bindir
 
     def path_env(self, env: dict[str, str]) -> dict[str, str]:
         """``env`` with the wrapper first on PATH (for the worker processes)."""

@@ -48,18 +48,6 @@ def classify_unreachable(exc: BaseException) -> tuple[str, str]:
 
 
 def grade_host(job: dict[str, Any]) -> dict[str, Any]:
-    """One host's labs. Its ssh wrapper (the run's, or one with the host's own ssh options)
-    is first on PATH meanwhile: libvirt's qemu+ssh runs the ``ssh`` it finds there."""
-    old_path = os.environ.get("PATH", os.defpath)
-    if job.get("ssh_bin"):
-        os.environ["PATH"] = job["ssh_bin"] + os.pathsep + old_path
-    try:
-        return _grade_host(job)
-    finally:
-        os.environ["PATH"] = old_path
-
-
-def _grade_host(job: dict[str, Any]) -> dict[str, Any]:
     from checker.catalog import CatalogError
     from checker.engine import BadHostSpec, TargetUnreachable, check
 
@@ -88,6 +76,14 @@ def _grade_host(job: dict[str, Any]) -> dict[str, Any]:
     return {"host": job["host"], "results": results}
 
 
+def _on_its_path(job: dict[str, Any]) -> dict[str, Any]:
+    """grade_host with the host's ssh wrapper first on PATH (checker.grade.hostssh)."""
+    from checker.grade.hostssh import ssh_bin_on_path
+
+    with ssh_bin_on_path(job):
+        return grade_host(job)
+
+
 def main() -> int:
     # The protocol owns the original stdout; stray prints (a check, a library) go to stderr.
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
@@ -102,7 +98,7 @@ def main() -> int:
             continue
         job = json.loads(line)
         try:
-            answer = grade_host(job)
+            answer = _on_its_path(job)
         except Exception as e:  # pragma: no cover - grade_host already catches per lab
             answer = {"host": job.get("host"), "results": [
                 {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}",
