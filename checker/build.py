@@ -11,8 +11,11 @@ for byte, so that a test can tell when a committed one is stale.
 >>> stale                              # doctest: +SKIP
 ['notebooks/02-install-kvm.ipynb']
 
-The output tree is ``root`` if given, else ``$VIRTLAB_ROOT``, else the folder holding the labs
-(the repository).
+The output tree is ``root`` if given, else ``$VIRTLAB_ROOT``, else the virtlab source tree
+holding the working directory (a folder with ``mkdocs.yml`` and ``labs/``: the checkout, found
+from any folder inside it, whether virtlab is installed from it in editable mode or not), else
+the folder holding the labs. The labs are read from that tree's ``labs/`` (``$VIRTLAB_LABS``
+if set), never from an installed copy.
 """
 
 from __future__ import annotations
@@ -405,25 +408,58 @@ def index_notebook(labs: tuple[Lab, ...]) -> str:
 
 # --- the build -------------------------------------------------------------------------
 
+def _is_source_tree(d: Path) -> bool:
+    return (d / "mkdocs.yml").is_file() and (d / "labs").is_dir()
+
+
+def source_tree(start: Path | None = None) -> Path | None:
+    """The virtlab source tree holding ``start`` (default: the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if _is_source_tree(d):
+            return d
+    return None
+
+
 def output_root(root: Path | None = None) -> Path:
     if root is None:
         env = os.environ.get("VIRTLAB_ROOT")
-        root = Path(env) if env else labs_root().resolve().parent
+        root = Path(env) if env else (source_tree() or labs_root().resolve().parent)
     if not (root / "mkdocs.yml").is_file():
-        raise BuildError(f"{root}: not a virtlab source tree (no mkdocs.yml); "
-                         "run from the repository or set VIRTLAB_ROOT")
+        raise BuildError(f"{root}: not a virtlab source tree (no mkdocs.yml); run from the "
+                         "repository (or a folder inside it) or set VIRTLAB_ROOT / "
+                         f"{Path.cwd()} : pas un dépôt virtlab (pas de mkdocs.yml) ; lancez "
+                         "depuis le dépôt (ou un dossier du dépôt) ou définissez VIRTLAB_ROOT")
     return root
+
+
+def source_labs(root: Path) -> Path:
+    """The labs a build reads: $VIRTLAB_LABS, else the tree's own labs/."""
+    env = os.environ.get("VIRTLAB_LABS")
+    if env:
+        return Path(env)
+    return root / "labs" if (root / "labs").is_dir() else labs_root()
 
 
 def outputs(root: Path) -> dict[str, str]:
     """Every generated file: relative path -> its exact content."""
-    labs = _load_labs(labs_root())
+    labs = _load_labs(source_labs(root))
     out: dict[str, str] = {}
     for lab in labs:
         out[f"notebooks/{lab.id}.ipynb"] = lab_notebook(lab)
         out[f"site/labs/{lab.id}.md"] = site_page(lab, "fr")
         out[f"site/labs/{lab.id}.en.md"] = site_page(lab, "en")
     out["notebooks/index.ipynb"] = index_notebook(labs)
+    # the JSON Schemas, published with the site (the reference page links them)
+    from checker.schemas import NAMES
+    from checker.schemas import path as schema_path
+
+    for name in NAMES:
+        src = root / "checker" / "schemas" / f"{name}.schema.json"
+        text = _read(src if src.is_file() else schema_path(name), f"{name}.schema.json")
+        # the i18n plugin serves a file to a language only with that language's suffix
+        out[f"site/schemas/{name}.schema.json"] = text
+        out[f"site/schemas/{name}.schema.en.json"] = text
     for lang, name in (("fr", "site/index.md"), ("en", "site/index.en.md")):
         current = _read(root / name, name)
         out[name] = _replace_region(current, LABMAP_START, LABMAP_END,

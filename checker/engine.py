@@ -386,6 +386,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
     the deepest one seen and counts them in ``hints_shown``."""
     o = lab.objective(oid)
     v = Verdict(oid)
+    t0 = time.perf_counter()
     status = "pass"
     message = PASS_MSG
     try:
@@ -400,6 +401,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
     except Exception as e:  # a check must never crash the run: report it as an error
         status = "error"
         message = _lost(e, fx) or _could_not_evaluate(e)
+    duration = round(time.perf_counter() - t0, 4)
     earned = o.points if status == "pass" else 0
     show_hint = status in ("fail", "error")
     shown = hints_shown(hints_level, failing=show_hint)
@@ -410,7 +412,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
     return ObjectiveResult(
         id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
         status=status, message=clean(message.get(lang)), hint=clean(hint),
-        evidence=clean_data(v.facts), hints_shown=shown)
+        evidence=clean_data(v.facts), hints_shown=shown, duration_s=duration)
 
 
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,

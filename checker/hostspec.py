@@ -52,9 +52,11 @@ USER_HELP_EN = "a user is letters, digits, '.', '-', '_', not starting with '-' 
 
 #: Inventory variables that would hand ssh (or sshpass) options or secrets; grading takes its
 #: SSH settings from --ssh-config only.
-REFUSED_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args",
-                "ansible_ssh_executable", "ansible_ssh_pass", "ansible_password",
-                "ansible_ssh_password")
+# ansible_ssh_common_args and ansible_ssh_extra_args are the instructor's own ssh options
+# (their inventory, not a learner's value): they are honoured, after the forced settings of
+# checker.grade.sshconf, which they cannot undo (ssh keeps the first value of an option).
+REFUSED_VARS = ("ansible_ssh_args", "ansible_ssh_executable", "ansible_ssh_pass",
+                "ansible_password", "ansible_ssh_password")
 SSH_CONNECTIONS = ("ssh", "smart")
 
 
@@ -204,10 +206,10 @@ def check_inventory_host(name: Any, hostvars: Mapping[str, Any], where: str) -> 
     for var in REFUSED_VARS:
         if hostvars.get(var) not in (None, ""):
             raise UnsafeHost(
-                f"inventaire {where} : hôte {shown} : {var} n'est pas accepté (options SSH et "
-                "mots de passe : mettez les réglages SSH dans --ssh-config, utilisez des clés)",
-                f"inventory {where}: host {shown}: {var} is not accepted (SSH options and "
-                "passwords: put SSH settings in --ssh-config, use keys)")
+                f"inventaire {where} : hôte {shown} : {var} n'est pas accepté (mots de passe et "
+                "autre ssh : utilisez des clés, ansible_ssh_common_args ou --ssh-config)",
+                f"inventory {where}: host {shown}: {var} is not accepted (passwords and "
+                "another ssh: use keys, ansible_ssh_common_args or --ssh-config)")
     conn = hostvars.get("ansible_connection")
     if conn not in (None, "") and conn not in SSH_CONNECTIONS:
         raise UnsafeHost(f"inventaire {where} : hôte {shown} : ansible_connection={conn!r} ; "

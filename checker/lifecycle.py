@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -229,6 +230,8 @@ def run(lab: Lab, verb: Verb, uri: str | None, *, yes: bool, lang: str,
             f"follow its instructions (virtlab show {lab.id})."))
         return EXIT_OK
     prefix: str = mod.PREFIX
+    # advice repeats the libvirt of this command when one was named: it works as printed
+    conn_opt = f" --connect {shlex.quote(uri)}" if uri else ""
     uri = default_uri(uri)
     try:
         conn = open_rw(uri)
@@ -238,7 +241,7 @@ def run(lab: Lab, verb: Verb, uri: str | None, *, yes: bool, lang: str,
         return EXIT_UNREACHABLE
     try:
         return _run(lab, verb, mod, prefix, conn, uri, yes=yes, lang=lang, ask=ask,
-                    out=out, err=err)
+                    out=out, err=err, conn_opt=conn_opt)
     finally:
         try:
             conn.close()
@@ -248,9 +251,10 @@ def run(lab: Lab, verb: Verb, uri: str | None, *, yes: bool, lang: str,
 
 def _run(lab: Lab, verb: Verb, mod: ModuleType, prefix: str, conn: Any, uri: str, *,
          yes: bool, lang: str, ask: Callable[[str], bool] | None, out: TextIO,
-         err: TextIO) -> int:
+         err: TextIO, conn_opt: str = "") -> int:
     import libvirt
 
+    check_cmd = f"virtlab check {lab.id}{conn_opt}"
     tr = lambda fr, en: en if lang == "en" else fr  # noqa: E731
     where = f"{lab.path / 'lifecycle.py'}: {'plan' if verb == 'start' else 'cleanup'}()"
     try:
@@ -279,9 +283,9 @@ def _run(lab: Lab, verb: Verb, mod: ModuleType, prefix: str, conn: Any, uri: str
     if not todo:
         if verb == "start":
             _print(out, tr("Rien à faire : la scène est déjà en place. "
-                           f"Diagnostiquez, puis vérifiez : virtlab check {lab.id}",
+                           f"Diagnostiquez, puis vérifiez : {check_cmd}",
                            "Nothing to do: the scene is already in place. "
-                           f"Diagnose, then check: virtlab check {lab.id}"))
+                           f"Diagnose, then check: {check_cmd}"))
         else:
             _print(out, tr(f"Rien à supprimer : aucun objet {prefix}* n'existe.",
                            f"Nothing to remove: no {prefix}* object exists."))
@@ -319,7 +323,8 @@ def _run(lab: Lab, verb: Verb, mod: ModuleType, prefix: str, conn: Any, uri: str
                 assert s.run is not None
                 s.run(conn)
             except (libvirt.libvirtError, OSError) as e:
-                _report_partial(err, lab, verb, done, todo[len(done):], lang, str(e).strip())
+                _report_partial(err, lab, verb, done, todo[len(done):], lang, str(e).strip(),
+                                conn_opt)
                 return EXIT_FAILED
             done.append(s)
             _print(out, f"  [{i}/{len(todo)}] ✓ {s.label(lang)} {DONE[s.action].get(lang)}")
@@ -327,12 +332,12 @@ def _run(lab: Lab, verb: Verb, mod: ModuleType, prefix: str, conn: Any, uri: str
                 time.sleep(pause)
     except KeyboardInterrupt:
         _report_partial(err, lab, verb, done, todo[len(done):], lang,
-                        tr("interrompu", "interrupted"))
+                        tr("interrompu", "interrupted"), conn_opt)
         return EXIT_INTERRUPTED
     if verb == "start":
         _print(out, tr(f"Scène prête. Tous les objectifs échouent pour l'instant : "
-                       f"virtlab check {lab.id}. À vous de diagnostiquer et réparer.",
-                       f"Scene ready. Every objective fails for now: virtlab check {lab.id}. "
+                       f"{check_cmd}. À vous de diagnostiquer et réparer.",
+                       f"Scene ready. Every objective fails for now: {check_cmd}. "
                        "Your turn to diagnose and fix."))
     else:
         _print(out, tr(f"Nettoyage terminé : plus aucun objet {prefix}* créé par le lab.",
@@ -348,16 +353,17 @@ def _pause() -> float:
 
 
 def _report_partial(err: TextIO, lab: Lab, verb: Verb, done: list[Step], left: list[Step],
-                    lang: str, why: str) -> None:
+                    lang: str, why: str, conn: str = "") -> None:
+    """``conn``: the ``--connect`` option of the command, repeated in the advice."""
     tr = lambda fr, en: en if lang == "en" else fr  # noqa: E731
     _print(err, tr(f"Échec de « virtlab {verb} » à l'étape {left[0].label(lang)} : {why}",
                    f"'virtlab {verb}' failed at {left[0].label(lang)}: {why}"))
     _print(err, tr("Déjà fait : ", "Already done: ")
            + (", ".join(s.label(lang) for s in done) or tr("rien", "nothing")))
     _print(err, tr("Pas fait : ", "Not done: ") + ", ".join(s.label(lang) for s in left))
-    _print(err, tr(f"Relancez « virtlab {verb} {lab.id} » pour terminer"
-                   + (f", ou « virtlab finish {lab.id} » pour tout retirer." if verb == "start"
-                      else "."),
-                   f"Run 'virtlab {verb} {lab.id}' again to complete it"
-                   + (f", or 'virtlab finish {lab.id}' to remove it all." if verb == "start"
-                      else ".")))
+    _print(err, tr(f"Relancez « virtlab {verb} {lab.id}{conn} » pour terminer"
+                   + (f", ou « virtlab finish {lab.id}{conn} » pour tout retirer."
+                      if verb == "start" else "."),
+                   f"Run 'virtlab {verb} {lab.id}{conn}' again to complete it"
+                   + (f", or 'virtlab finish {lab.id}{conn}' to remove it all."
+                      if verb == "start" else ".")))

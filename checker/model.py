@@ -27,7 +27,7 @@ REPORT_KEYS = ("schema_version", "lab", "title", "host", "libvirt_uri", "user", 
                "objectives")
 #: The keys of one objective in the JSON report.
 OBJECTIVE_KEYS = ("id", "title", "section", "points", "earned", "status", "message", "hint",
-                  "evidence", "hints_shown")
+                  "evidence", "hints_shown", "duration_s")
 
 
 def resolve_lang(lang: str | None = None) -> str:
@@ -114,6 +114,7 @@ class ObjectiveResult:
     hint: str
     evidence: dict[str, Any] = field(default_factory=dict)
     hints_shown: int = 0
+    duration_s: float = 0.0  # wall time of this objective's check (added within schema 1)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -135,6 +136,7 @@ class ObjectiveResult:
             "hint": self.hint,
             "evidence": self.evidence,
             "hints_shown": self.hints_shown,
+            "duration_s": self.duration_s,
         }
 
 
@@ -212,6 +214,7 @@ class Report:
                 id=o["id"], title=o["title"], section=o["section"], points=o["points"],
                 earned=o["earned"], status=o["status"], message=o["message"], hint=o["hint"],
                 evidence=o.get("evidence", {}), hints_shown=o.get("hints_shown", 0),
+                duration_s=o.get("duration_s", 0.0),
             )
             for o in d["objectives"]
         )

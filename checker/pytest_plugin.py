@@ -7,6 +7,10 @@ gives the lab's check functions the fixtures ``virt``, ``learner``, ``facts``, `
 French and English instead of a traceback), an ``obj.skip()`` a skipped one, and the
 terminal summary shows the score per lab and host.
 
+Each check is known by its objective: ``-k cpu-virt-flags`` selects it (the id ``virtlab
+show`` prints is one of the test's keywords), and ``--junitxml`` gives every testcase the
+properties ``lab`` (the lab id) and ``objective``.
+
 The plugin is loaded in every pytest session of an environment where virtlab is installed:
 it does nothing to tests that are not lab checks (functions marked by ``@objective``), and
 imports nothing heavy until a lab check asks for a fixture.
@@ -21,7 +25,7 @@ import pytest
 
 from checker.dsl import CheckSkipped, Verdict
 
-_LAB_PROP = "virtlab_lab"
+_LAB_PROP = "lab"
 _OBJ_PROP = "objective"
 
 
@@ -120,6 +124,19 @@ def obj(request: Any) -> Verdict:
     return _PytestVerdict(getattr(request.function, "virtlab_objective", request.node.name))
 
 
+def pytest_itemcollected(item: Any) -> None:
+    """Name each check by its objective, before ``-k`` deselects anything: the objective id
+    becomes a keyword, and ``lab``/``objective`` item properties, which pytest copies into
+    every report of the test (the teardown one is what ``--junitxml`` writes)."""
+    if not _is_check(item):
+        return
+    oid = item.function.virtlab_objective
+    item.extra_keyword_matches.add(oid)
+    # Plain strings only: user_properties travel to --junitxml and to xdist workers.
+    item.user_properties.append((_LAB_PROP, _lab_dir(item).name))
+    item.user_properties.append((_OBJ_PROP, oid))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     outcome = yield
@@ -127,9 +144,6 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
         return
     rep = outcome.get_result()
     oid = item.function.virtlab_objective
-    # Plain strings only: user_properties travel to --junitxml and to xdist workers.
-    rep.user_properties.append((_OBJ_PROP, oid))
-    rep.user_properties.append((_LAB_PROP, str(_lab_dir(item))))
     exc = call.excinfo.value if call.excinfo is not None else None
     if isinstance(exc, CheckSkipped):
         rep.outcome = "skipped"
@@ -149,6 +163,8 @@ def _host_of(nodeid: str) -> str:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from checker.catalog import CatalogError, load_lab
 
+    root = Path(str(terminalreporter.config.rootpath))
+
     labs: dict[str, Any] = {}
     scores: dict[tuple[str, str], list[int]] = {}
     for status in ("passed", "failed", "skipped"):
@@ -156,9 +172,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             if getattr(rep, "when", None) != "call":
                 continue
             props = dict(getattr(rep, "user_properties", []))
-            oid, lab_dir = props.get(_OBJ_PROP), props.get(_LAB_PROP)
-            if not oid or not lab_dir:
+            oid = props.get(_OBJ_PROP)
+            if not oid or not props.get(_LAB_PROP):
                 continue
+            # labs/NN-slug/checks/test_x.py -> labs/NN-slug
+            lab_dir = str((root / rep.location[0]).resolve().parent.parent)
             if lab_dir not in labs:
                 try:
                     labs[lab_dir] = load_lab(Path(lab_dir))

@@ -6,6 +6,7 @@ In CI (CI=true) an integration test whose environment cannot be set up FAILS; el
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -113,12 +114,50 @@ def solved_state(sb: Sandbox, labs: tuple[str, ...],
 
 def run_virtlab(*args: str, env: dict[str, str] | None = None, input: str | None = None,
                 timeout: float = 120, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a learner would (``python -m checker`` of this checkout)."""
+    """Run the CLI as a learner would (``python -m checker`` of this checkout).
+
+    Every file the command writes for another program is then read the way that program
+    reads it (:func:`check_outputs`)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "checker", *args], capture_output=True,
-                          text=True, env=full_env, input=input, timeout=timeout,
-                          cwd=cwd or REPO)
+    r = subprocess.run([sys.executable, "-m", "checker", *args], capture_output=True,
+                       text=True, env=full_env, input=input, timeout=timeout,
+                       cwd=cwd or REPO)
+    check_outputs(list(args), r, Path(cwd or REPO))
+    return r
+
+
+def _opt(args: list[str], name: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def check_outputs(args: list[str], r: subprocess.CompletedProcess[str], cwd: Path) -> None:
+    """The consumers of what a CLI run wrote: JSON reports and class exports against their
+    JSON Schemas, JUnit against Jenkins' schema (xmllint), CSV through Moodle's import rules."""
+    from consumers import check_json, check_moodle_csv, xmllint_junit
+
+    if not args or "--help" in args or "-h" in args:
+        return
+    verb = args[0]
+    if verb == "check" and r.returncode in (0, 1) and "--watch" not in args:
+        fmt, out = _opt(args, "--format"), _opt(args, "--output")
+        text = (cwd / out).read_text(encoding="utf-8") if out else r.stdout
+        if fmt == "json":
+            check_json(text, "report")
+        elif fmt == "junit":
+            xmllint_junit(text)
+    if verb == "grade" and r.returncode in (0, 3):
+        for opt, check in (("--json", lambda p: check_json(p.read_text(encoding="utf-8"),
+                                                            "class-export")),
+                           ("--csv", lambda p: check_moodle_csv(p.read_text(encoding="utf-8")))):
+            path = _opt(args, opt)
+            if path and (cwd / path).exists():
+                check(cwd / path)
 
 
 @pytest.fixture
@@ -129,6 +168,42 @@ def virtlab() -> Callable[..., subprocess.CompletedProcess[str]]:
 def statuses(report: Any) -> dict[str, str]:
     """{objective id: status} of a Report."""
     return {o.id: o.status for o in report.objectives}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_report_meets_its_schema() -> Iterator[None]:
+    """Every report and class export made in this test session, in this process, is
+    validated against its JSON Schema (checker/schemas) as it is made; every CSV export goes
+    through Moodle's import rules (the CLI's files: :func:`check_outputs`)."""
+    from consumers import check_json, check_moodle_csv
+
+    from checker.grade import exports
+    from checker.model import Report
+
+    to_dict, to_json, to_csv = Report.to_dict, exports.to_json, exports.to_csv
+
+    def checked_to_dict(self: Report) -> dict[str, Any]:
+        d = to_dict(self)
+        check_json(json.loads(json.dumps(d, default=str)), "report")
+        return d
+
+    def checked_to_json(*a: Any, **k: Any) -> str:
+        text = to_json(*a, **k)
+        check_json(text, "class-export")
+        return text
+
+    def checked_to_csv(*a: Any, **k: Any) -> str:
+        text = to_csv(*a, **k)
+        check_moodle_csv(text)
+        return text
+
+    Report.to_dict = checked_to_dict  # type: ignore[method-assign]
+    exports.to_json, exports.to_csv = checked_to_json, checked_to_csv
+    try:
+        yield
+    finally:
+        Report.to_dict = to_dict  # type: ignore[method-assign]
+        exports.to_json, exports.to_csv = to_json, to_csv
 
 
 @pytest.fixture(scope="session", autouse=True)

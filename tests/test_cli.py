@@ -305,3 +305,60 @@ def test_every_subpackage_of_checker_is_packaged():
     missing = sorted(present - listed)
     assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"
     assert "checker.labs" in listed
+
+
+def test_installed_virtlab_builds_the_checkout_it_is_run_in(installed, tmp_path):
+    """`virtlab build --check` finds the source tree from the working directory, whatever
+    the install (this one is not editable: its labs are a copy inside the venv)."""
+    for where in (REPO, REPO / "site", REPO / "labs" / "01-hardware"):
+        p = _venv_run(installed, "build", "--check", cwd=where)
+        assert p.returncode == 0, (where, p.stdout, p.stderr)
+    p = _venv_run(installed, "build", "--check", cwd=tmp_path)
+    assert p.returncode == 2 and "not a virtlab source tree" in p.stderr
+
+
+def test_installed_package_ships_its_json_schemas(installed):
+    code = ("import json; from checker.schemas import path, NAMES\n"
+            "print(all(json.loads(path(n).read_text())['$schema'].endswith('2020-12/schema')"
+            " for n in NAMES))")
+    out = subprocess.run([str(installed / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, cwd="/", check=True).stdout.strip()
+    assert out == "True"
+
+
+def test_instructor_commands_without_their_extra_say_how_to_install_it(installed, tmp_path):
+    """A plain `pip install virtlab` has no ansible-core nor matplotlib: the README's grading
+    command then says what to install, never "internal error"."""
+    inv = tmp_path / "class.ini"
+    inv.write_text("[c]\npc01 ansible_user=alice\n")
+    p = _venv_run(installed, "grade", "02", "--inventory", str(inv), "--csv", "g.csv",
+                  "--html", "c.html", "--db", str(tmp_path / "gb.sqlite"), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "internal error" not in p.stderr
+    assert "pip install 'virtlab[grade]'" in p.stderr and "matplotlib" in p.stderr
+    p = _venv_run(installed, "grade", "02", "--inventory", str(inv),
+                  "--db", str(tmp_path / "gb.sqlite"), cwd=tmp_path)
+    assert p.returncode == 2 and "ansible" in p.stderr and "virtlab[grade]" in p.stderr
+
+
+def test_the_readme_install_gives_the_instructor_features_the_readme_shows():
+    """README: `sudo bash .ci/install`, then `virtlab grade … --inventory … --html …`: the
+    install's extras must carry what those need (ansible-core, matplotlib)."""
+    import re
+    import tomllib
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "sudo bash .ci/install" in readme and "virtlab grade" in readme
+    assert "--inventory" in readme and "--html" in readme
+    script = (REPO / ".ci" / "install").read_text(encoding="utf-8")
+    # the extras of the main (not --test) install: `else extras=a,b` or a pip line `.[a,b]`
+    m = re.search(r"else extras=([a-z,]+)", script)
+    if m is None:
+        lines = [ln for ln in script.splitlines()
+                 if "pip install" in ln and ".[" in ln and "'.[test]'" not in ln]
+        assert len(lines) == 1, lines
+        m = re.search(r"\.\[([a-z,]+)\]", lines[0])
+    extras = set(m.group(1).split(","))
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    have = {d.split(">")[0].split("[")[0] for x in extras for d in deps[x]}
+    assert {"ansible-core", "matplotlib"} <= have, (extras, have)

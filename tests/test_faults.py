@@ -505,9 +505,13 @@ def test_ctrl_c_in_the_middle_of_a_host(sshd, slow_class, tmp_path):
 def test_ctrl_c_during_the_export(sshd, slow_class, tmp_path):
     db = tmp_path / "gb.sqlite"
     outs = {"csv": tmp_path / "g.csv", "json": tmp_path / "c.json", "html": tmp_path / "c.html"}
+    roster = tmp_path / "participants.csv"  # Moodle's participants export: the usernames
+    roster.write_text("Username,Email address\n" + "".join(
+        f"{u},{u}@example.org\n" for u in slow_class[:2]), encoding="utf-8")
     p, watch = start_grade(LAB1, "--hosts", specs(sshd, slow_class[:2]), "--ssh-config",
                            str(sshd.ssh_config), "--workers", "2", "--lang", "en",
-                           *(x for k, v in outs.items() for x in (f"--{k}", str(v))), db=db)
+                           *(x for k, v in outs.items() for x in (f"--{k}", str(v))),
+                           "--csv-id", "username", "--roster", str(roster), db=db)
     # the run is closed (complete, its SSH folder gone): the exports are being written
     wait_for(lambda: watch.run_dirs and rows(db, "SELECT status FROM runs") == [("complete",)]
              and not any(Path(d).exists() for d in watch.run_dirs), every=0.005)
@@ -521,8 +525,9 @@ def test_ctrl_c_during_the_export(sshd, slow_class, tmp_path):
     assert not list(tmp_path.glob(".*virtlab-tmp"))  # no half-written export
     if outs["html"].exists():
         assert outs["html"].read_text(encoding="utf-8").rstrip().endswith("</html>")
-    # the command it printed writes them all
+    # the command it printed writes them all, with the same options
     again = err[err.index("virtlab grade --resume"):].split("\n")[0].split()[2:]
+    assert "--roster" in again and "--csv-id" in again
     r = run_virtlab("grade", *again)
     assert r.returncode == 0, r.stdout + r.stderr
     with open(outs["csv"], encoding="utf-8", newline="") as f:

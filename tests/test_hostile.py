@@ -595,8 +595,7 @@ inventory_value = st.one_of(st.none(), hostile_str, st.integers(-2, 70000),
     "ansible_host": inventory_value, "ansible_user": inventory_value,
     "ansible_port": inventory_value, "ansible_connection": st.sampled_from(
         ["ssh", "smart", "local", "paramiko_ssh", "docker", ""]),
-    "ansible_ssh_common_args": st.sampled_from(["", "-oProxyCommand=x"]),
-    "ansible_ssh_extra_args": st.sampled_from(["", "-oProxyCommand=x"]),
+    "ansible_ssh_args": st.sampled_from(["", "-oProxyCommand=x"]),
     "ansible_ssh_pass": st.sampled_from(["", "secret"])}))
 @example("pc1", {"ansible_host": "%2DoProxyCommand%3Dx", "ansible_user": "a"})
 @example("pc1?ssh_config=/tmp/x&x=", {"ansible_host": "127.0.0.1"})

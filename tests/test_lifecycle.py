@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -238,13 +239,15 @@ def test_an_interrupted_start_converges_when_run_again(clean_sandbox: Any, sig: 
         assert r.returncode == 130, r.stderr
         assert "Already done: storage pool lab07-pool" in r.stderr
         assert "Not done: network lab07-net" in r.stderr
-        assert "virtlab start 07-troubleshooting" in r.stderr
+        # the advice names the libvirt of the command: it works as printed
+        assert f"virtlab start 07-troubleshooting --connect {shlex.quote(sb.uri)}" in r.stderr
     else:
         assert r.returncode == -signal.SIGKILL
 
     r = start(sb, "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "already in place" in r.stdout  # what the first run made is kept
+    assert f"virtlab check 07-troubleshooting --connect {shlex.quote(sb.uri)}" in r.stdout
     assert scene(sb, normalize=True) == reference
 
 

@@ -16,7 +16,7 @@ CONTRACT_TOP = {"schema_version", "lab", "title", "host", "libvirt_uri", "user",
                 "score", "max_score", "passed", "started_at", "duration_s",
                 "checker_version", "objectives"}
 CONTRACT_OBJECTIVE = {"id", "title", "section", "points", "earned", "status", "message",
-                      "hint", "evidence", "hints_shown"}
+                      "hint", "evidence", "hints_shown", "duration_s"}
 
 
 def obj(oid: str, status: str, points: int = 2, earned: int | None = None,
@@ -151,3 +151,31 @@ def test_objective_ids_are_checked_where_a_check_is_declared():
     with pytest.raises(ValueError, match="lowercase-dashed"):
         objective("Dev KVM")
     assert objective("dev-kvm")(lambda: None).virtlab_objective == "dev-kvm"
+
+
+def test_every_report_made_in_the_test_session_is_checked_against_its_json_schema():
+    """tests/conftest.py validates each Report.to_dict() against checker/schemas: a report
+    off its contract fails the test that made it."""
+    assert report(obj("a", "pass")).to_dict()["lang"] == "fr"
+    with pytest.raises(AssertionError, match="not a valid report"):
+        report(obj("a", "pass"), lang="de").to_dict()
+    with pytest.raises(AssertionError, match="not a valid report"):
+        report(obj("a", "pass"), duration_s=-1.0).to_dict()
+
+
+def test_the_json_schemas_are_draft_2020_12_and_accept_the_documented_example():
+    import re
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from checker.schemas import NAMES, errors, load
+
+    for name in NAMES:
+        Draft202012Validator.check_schema(load(name))
+        assert load(name)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    for page in ("reference.md", "reference.en.md"):
+        text = (Path(__file__).resolve().parent.parent / "site" / page).read_text("utf-8")
+        example = re.search(r"```json\n(\{.*?\})\n```", text, re.S).group(1)
+        doc = json.loads(example.replace("…", "..."))
+        assert errors(doc, "report") == [], page

@@ -116,3 +116,33 @@ def test_the_plugin_imports_nothing_heavy_when_loaded():
 def test_the_plugin_options_are_registered():
     p = pytest_run("--help")
     assert "--virtlab-connect=URI" in p.stdout and "--virtlab-user=NAME" in p.stdout
+
+
+def test_junitxml_carries_lab_and_objective(tmp_path):
+    """pytest's own --junitxml (the file CI reads): each testcase names its lab and objective."""
+    junit = tmp_path / "j.xml"
+    pytest_run("--hosts=local://", str(LAB01 / "checks"), f"--junitxml={junit}")
+    lab = resolve("01")
+    fn_of = {fn.__name__: oid for oid, fn in load_checks(lab).items()}
+    seen = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        seen[case.get("name").split("[")[0]] = props
+    assert seen == {fn: {"lab": "01-hardware", "objective": oid} for fn, oid in fn_of.items()}
+
+
+def test_k_selects_a_check_by_its_objective_id(tmp_path):
+    lab = resolve("01")
+    ids = [o.id for o in lab.objectives]
+    fn_of = {oid: fn.__name__ for oid, fn in load_checks(lab).items()}
+    target = "dev-kvm"
+    assert target in ids and target not in fn_of[target]  # not by the function's name
+    junit = tmp_path / "j.xml"
+    p = pytest_run("--hosts=local://", str(LAB01 / "checks"), "-k", target,
+                   f"--junitxml={junit}")
+    assert set(outcomes(junit)) == {fn_of[target]}, p.stdout[-2000:]
+    assert f"{len(ids) - 1} deselected" in p.stdout
+    # expressions of ids work too
+    p = pytest_run("--hosts=local://", str(LAB01 / "checks"), "-k",
+                   f"{ids[0]} or {ids[1]}", f"--junitxml={junit}")
+    assert set(outcomes(junit)) == {fn_of[ids[0]], fn_of[ids[1]]}

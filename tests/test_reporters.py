@@ -18,6 +18,7 @@ import pytest
 
 from checker.model import ObjectiveResult, Report
 from checker.reporters import FORMATS, render
+from consumers import check_json, xmllint_junit
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("VIRTLAB_REGEN_GOLDEN") == "1"
@@ -34,7 +35,8 @@ def hostile_report(lang: str = "fr") -> Report:
             id="cpu-virt-flags", title="Le processeur expose VT-x (vmx) ou AMD-V (svm)",
             section="8.1.1 Vérification du support matériel", points=3, earned=3,
             status="pass", message="Le processeur expose vmx : Intel VT-x est disponible.",
-            hint="", evidence={"vendor": "GenuineIntel", "virt_flag": "vmx", "cpus": 4}),
+            hint="", evidence={"vendor": "GenuineIntel", "virt_flag": "vmx", "cpus": 4},
+            duration_s=0.0123),
         ObjectiveResult(
             id="vm-description", title=f'La VM « test-debian-12 » a une description "{SCRIPT}"',
             section="8.1.4 Tags et descriptions", points=2, earned=0, status="fail",
@@ -43,13 +45,13 @@ def hostile_report(lang: str = "fr") -> Report:
             hint="Ajoutez-en une : virsh desc test-debian-12 --config --new-desc 'Serveur de test'",
             evidence={"description": f"</pre>{SCRIPT}", "formula": FORMULA,
                       "lines": ["a\"b", "c'd", "e\nf"], "nested": {"<k>": "&amp;"},
-                      "none": None, "ok": True}, hints_shown=1),
+                      "none": None, "ok": True}, hints_shown=1, duration_s=0.5),
         ObjectiveResult(
             id="libvirtd-active", title="Le démon libvirt répond", section="8.1.1 Installation",
             points=2, earned=0, status="error",
             message="Le démon libvirt ne répond pas sur qemu:///system (Failed to connect "
                     "socket to '/var/run/libvirt/libvirt-sock': No such file or directory).",
-            hint="sudo systemctl start libvirtd", evidence={}, hints_shown=1),
+            hint="sudo systemctl start libvirtd", evidence={}, hints_shown=1, duration_s=0.25),
         ObjectiveResult(
             id="libvirtd-enabled", title="Le service démarre au boot", section="8.1.1 Installation",
             points=1, earned=0, status="skip",
@@ -81,6 +83,26 @@ def test_text_matches_golden(lang, width):
 
 
 @pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_run_again_command_works_as_printed(width):
+    """The closing command, pasted into a shell, checks the same lab on the same host for the
+    same learner (hostile host and learner names included)."""
+    import shlex
+
+    r = hostile_report("en")
+    out = render(r, "text", color=False, width=width)
+    tail = out[out.index("virtlab check"):]
+    argv = shlex.split(tail.replace("\\\n", " "))
+    assert argv == ["virtlab", "check", r.lab, "--host", r.host, "--user", r.user]
+    from checker.cli import build_parser
+
+    args = build_parser().parse_args(argv[1:])
+    assert (args.lab, args.host, args.user) == (r.lab, r.host, r.user)
+    local = render(Report(**{**r.__dict__, "host": "local://"}), "text", color=False,
+                   width=width)
+    assert local.rstrip().endswith("virtlab check 04-create-vm")
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
 def test_text_fits_the_width_and_carries_no_escape_sequence(width):
     out = render(hostile_report(), "text", color=False, width=width)
     assert "\x1b" not in out and "\x00" not in out
@@ -99,7 +121,7 @@ def test_text_says_what_happened_and_what_to_do():
     out = render(hostile_report("en"), "text", color=False, width=100)
     assert "Score: 3/7" in out  # 3+2+2: the skipped one counts in neither
     assert "→ Hint: Ajoutez-en une" in out
-    assert "run again: virtlab check 04-create-vm" in out
+    assert "run again:\nvirtlab check 04-create-vm --host " in out
     fr = render(hostile_report("fr"), "text", color=False, width=80)
     assert "Score : 3/7" in fr and "→ Indice : " in fr
 
@@ -110,7 +132,7 @@ def test_json_matches_golden_and_is_the_report():
     r = hostile_report()
     out = render(r, "json")
     golden("report.json", out)
-    data = json.loads(out)
+    data = check_json(out, "report")
     assert data == json.loads(json.dumps(r.to_dict()))
     assert Report.from_dict(data) == r
 
@@ -119,6 +141,32 @@ def test_json_matches_golden_and_is_the_report():
 
 def test_junit_matches_golden():
     golden("report.junit.xml", render(hostile_report(), "junit"))
+
+
+def test_junit_is_valid_for_jenkins():
+    """Jenkins' xUnit plugin skips a file its junit-10.xsd refuses: xmllint must accept it."""
+    xmllint_junit(render(hostile_report(), "junit"))
+    xmllint_junit(render(hostile_report("en"), "junit"))
+
+
+def test_junit_times_are_each_objectives_own():
+    root = ET.fromstring(render(hostile_report(), "junit").encode("utf-8"))
+    times = {c.get("name"): c.get("time") for c in root.iter("testcase")}
+    assert times == {"cpu-virt-flags": "0.012", "vm-description": "0.500",
+                     "libvirtd-active": "0.250", "libvirtd-enabled": "0.000"}
+    assert root.get("time") == root.find("testsuite").get("time") == "1.234"
+
+
+def test_a_real_check_measures_each_objective_and_renders_valid_junit():
+    from checker.engine import check
+
+    r = check("01", "local://", lang="en")
+    assert all(o.duration_s > 0 for o in r.objectives)
+    assert sum(o.duration_s for o in r.objectives) <= r.duration_s
+    out = render(r, "junit")
+    xmllint_junit(out)
+    times = [float(c.get("time")) for c in ET.fromstring(out.encode()).iter("testcase")]
+    assert times == [round(o.duration_s, 3) for o in r.objectives] and any(times)
 
 
 def test_junit_parses_and_has_one_testcase_per_objective():
@@ -144,6 +192,11 @@ def test_junit_parses_and_has_one_testcase_per_objective():
     assert evidence["description"] == f"</pre>{SCRIPT}"
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert (props["score"], props["max_score"], props["user"]) == ("3", "7", "o'brien <admin>")
+    # each objective's details, as properties of the suite (junit-10.xsd has none per case)
+    assert (props["vm-description.points"], props["vm-description.status"]) == ("2", "fail")
+    assert props["vm-description.section"] == "8.1.4 Tags et descriptions"
+    assert all(c.find("properties") is None for c in cases)
+    assert root.get("skipped") is None
 
 
 # --- html ---------------------------------------------------------------------------------

@@ -297,12 +297,23 @@ def test_a_csv_cell_is_never_a_formula(value):
 
 
 def test_the_csv_export_neutralises_learner_controlled_cells():
-    rows = list(csv.reader(io.StringIO(to_csv(hostile_view()))))
-    assert len(rows) == 3
-    for row in rows[1:]:
-        assert row[0].startswith("'=cmd") and row[1].startswith("'@SUM")
-        for cell in row:
-            assert not cell.lstrip().startswith(FORMULA_PREFIXES), cell
+    """An identity that would be a formula is never rewritten (Moodle would not know the
+    rewritten one): the learner is left out and reported. Feedback is cleaned."""
+    from checker.grade.exports import CsvOptions, csv_plan
+
+    view = hostile_view()
+    rows = list(csv.reader(io.StringIO(to_csv(view))))
+    assert rows == [["email", "01-hardware", "01-hardware feedback"]]
+    left = {x.host: x.en for x in csv_plan(view).left_out}
+    assert "formula" in left[f"{EVIL}0"] and "not graded" in left[f"{EVIL}1"]
+    clean = [HostTarget(**{**r.target.to_dict(), "email": f"u{i}@example.org"})
+             for i, r in enumerate(view.rows)]
+    view.rows[0].target = clean[0]
+    rows = list(csv.reader(io.StringIO(to_csv(view, CsvOptions()))))
+    assert len(rows) == 2 and rows[1][0] == "u0@example.org"
+    for cell in rows[1]:
+        assert not cell.lstrip().startswith(FORMULA_PREFIXES), cell
+        assert not cell.startswith("'"), cell
 
 
 # --- notebooks ---------------------------------------------------------------------------

@@ -63,6 +63,21 @@ def test_mkdocs_build_strict_passes_and_builds_both_languages(built_site):
     assert '<html lang="fr"' in fr and '<html lang="en"' in en
 
 
+def test_the_reference_links_the_json_schemas_the_package_ships(built_site):
+    import json
+
+    from checker.schemas import NAMES, path
+
+    for prefix in ("", "en/"):
+        page = (built_site / prefix / "reference/index.html").read_text("utf-8")
+        for name in NAMES:
+            assert f'href="../schemas/{name}.schema.json"' in page or \
+                f'href="schemas/{name}.schema.json"' in page, (prefix, name)
+            served = built_site / prefix / "schemas" / f"{name}.schema.json"
+            assert json.loads(served.read_text("utf-8")) == json.loads(path(name).read_text())
+        assert "hints_shown" in page and "duration_s" in page
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

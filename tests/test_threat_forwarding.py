@@ -184,7 +184,8 @@ def test_the_wrapper_forces_the_safe_settings_over_any_config(tmp_path):
     for accept_new, strict in ((False, "true"), (True, "accept-new")):
         s = SshSetup(str(cfg), timeout=5, accept_new=accept_new)
         try:
-            # what testinfra and libvirt add after it cannot undo it either
+            # what testinfra, libvirt and an inventory's ansible_ssh_common_args add after
+            # it cannot undo it either
             eff = effective(s.wrapper, "-o", "ForwardAgent=yes", "-o", "StrictHostKeyChecking=no",
                             "-p", "22", "learner@pc12")
             assert eff["forwardagent"] == ["no"]

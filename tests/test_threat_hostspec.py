@@ -133,10 +133,6 @@ def inventory_attacks(port: int, user: str, scratch: Path) -> list[tuple[str, st
                                         f"      ansible_host: 127.0.0.1\n      {base}"),
         ("encoded name, no ansible_host", f"'%2DoProxyCommand%3Dtouch%20{enc(m(6))}':\n"
                                           f"      {base}"),
-        ("ssh args", f"pc1:\n      ansible_host: 127.0.0.1\n      {base}"
-                     f"      ansible_ssh_common_args: '-oProxyCommand=touch {m(7)}'\n"),
-        ("ssh extra args", f"pc1:\n      ansible_host: 127.0.0.1\n      {base}"
-                           f"      ansible_ssh_extra_args: '-oProxyCommand=touch {m(8)}'\n"),
         ("local connection", f"pc1:\n      ansible_host: 127.0.0.1\n      {base}"
                              "      ansible_connection: local\n"),
     ]
@@ -206,7 +202,8 @@ def test_parse_ssh_spec_accepts(spec, dest):
     ("pc", {"ansible_port": True}),
     ("pc", {"ansible_port": "0"}),
     ("pc", {"ansible_connection": "local"}),
-    ("pc", {"ansible_ssh_common_args": "-oProxyCommand=x"}),
+    ("pc", {"ansible_ssh_args": "-oProxyCommand=x"}),
+    ("pc", {"ansible_ssh_executable": "/tmp/x"}),
     ("pc", {"ansible_ssh_pass": "secret"}),
     ("pc", {"ansible_host": ["127.0.0.1"]}),
 ])

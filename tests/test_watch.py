@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from consumers import check_json
 
 pytestmark = pytest.mark.integration
 FIXTURE_LABS = Path(__file__).parent / "fixtures" / "labs"
@@ -50,6 +51,8 @@ class WatchProcess:
             if left <= 0:
                 raise AssertionError(f"no matching update within {timeout} s")
             upd = self.lines.get(timeout=left)
+            # each JSON line is a report (its JSON Schema) plus when and why it was made
+            check_json({k: v for k, v in upd.items() if k not in ("at", "reason")}, "report")
             if pred(upd):
                 return upd, time.monotonic() - t0
 

@@ -4,6 +4,7 @@ One folder per concern:
 
 - ``targets``   the class: ``--hosts`` specs or an Ansible inventory -> HostTarget
 - ``sshconf``   the run's SSH set-up (batch mode, shared connections, timeouts)
+- ``hostssh``   one host's own ssh options (its inventory's), for libvirt's connection too
 - ``worker``    one process grading one host at a time with ``checker.engine.check()``
 - ``runner``    the pool of workers, each host bounded by a deadline
 - ``gradebook`` SQLite: every run, every host's results and evidence (one facade class)

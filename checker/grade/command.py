@@ -1,9 +1,13 @@
 """``virtlab grade``: the command-line side of grading a class.
 
-    virtlab grade 01 02 --inventory classe.ini --ssh-config prof_ssh_config \\
-        --csv notes.csv --html classe.html
+    virtlab grade 01 02 --inventory classe/ --limit 'tp1:!pc13' --ssh-config prof_ssh_config \\
+        --csv notes.csv --csv-id email --scale 20 --html classe.html
+    virtlab grade 01 --inventory classe/ --limit tp1 --list-hosts   # who would be graded
     virtlab grade --retry-unreachable --csv notes.csv     # hosts that were off last time
     virtlab grade --resume                                 # finish an interrupted run
+
+Every command this module prints as advice is complete: it carries ``--db`` and the export
+options of the run it comes from.
 
 Exit codes: 0 every host graded (whatever the scores); 3 at least one host could not be graded
 (unreachable, timeout, error: listed at the end and in the exports); 2 bad usage; 130
@@ -36,9 +40,17 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     who.add_argument("--hosts", metavar="SPEC,...", action="append",
                      help="learner hosts: ssh://user@host[:port], comma-separated (the SSH user "
                           "is the learner)")
-    who.add_argument("--inventory", metavar="FILE",
-                     help="Ansible inventory (INI or YAML); host variables virtlab_learner "
-                          "(else ansible_user) and email")
+    who.add_argument("--inventory", metavar="INVENTORY",
+                     help="Ansible inventory: a file (INI, YAML) or a directory (with "
+                          "group_vars/, host_vars/), read by ansible-core; host variables "
+                          "virtlab_learner (else ansible_user), email, virtlab_username, "
+                          "virtlab_idnumber, ansible_host/port/user, "
+                          "ansible_ssh_private_key_file, ansible_ssh_common_args")
+    sp.add_argument("--limit", metavar="PATTERN",
+                    help="only the inventory hosts this Ansible pattern selects "
+                         "(e.g. 'tp1:!pc13', 'pc0*')")
+    sp.add_argument("--list-hosts", action="store_true",
+                    help="print the hosts that would be graded, grade nothing")
     sp.add_argument("--ssh-config", metavar="FILE",
                     help="ssh_config for the class (keys, known_hosts); default ~/.ssh/config")
     sp.add_argument("--accept-new-host-keys", action="store_true", default=None,
@@ -59,6 +71,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--db", metavar="FILE",
                     help="gradebook (default $XDG_DATA_HOME/virtlab/gradebook.sqlite)")
     sp.add_argument("--csv", metavar="FILE", help="write grades for the LMS (Moodle CSV import)")
+    sp.add_argument("--csv-id", choices=("username", "email", "idnumber"), default=None,
+                    help="the Moodle user field the CSV identifies learners by (default email)")
+    sp.add_argument("--roster", metavar="FILE",
+                    help="Moodle's participants export (CSV): the learners' Moodle identity, "
+                         "matched to the hosts")
+    sp.add_argument("--scale", choices=("points", "20", "100"), default=None,
+                    help="grades in the CSV: lab points (default), on 20 or on 100")
     sp.add_argument("--json", metavar="FILE", help="write every result as JSON")
     sp.add_argument("--html", metavar="FILE", help="write the class report (HTML)")
     sp.add_argument("--retry-unreachable", action="store_true",
@@ -72,7 +91,52 @@ def _tr(lang: str, fr: str, en: str) -> str:
     return en if lang == "en" else fr
 
 
+#: Optional libraries: (module, extra of the virtlab package, what needs it).
+OPTIONAL = {"html": ("matplotlib", "grade", "--html (the class report's chart)"),
+            "inventory": ("ansible", "grade", "--inventory (ansible-core reads it)")}
+
+
+def install_hint(extra: str) -> str:
+    """How to install an extra of virtlab, for the two ways the README installs it."""
+    return (f"pip install 'virtlab[{extra}]' (in a checkout set up with `sudo bash .ci/install`:"
+            f" .venv/bin/pip install '.[{extra}]')")
+
+
+def _need(key: str) -> None:
+    import importlib
+
+    module, extra, what = OPTIONAL[key]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise GradeUsageError(f"{what} : il faut le paquet Python {module!r}, absent ici / "
+                              f"needs the Python package {module!r}, not installed here: "
+                              f"{install_hint(extra)}") from None
+
+
+def _csv_options(args: argparse.Namespace) -> Any:
+    from checker.grade.exports import CsvOptions, ExportError, Roster
+
+    opts = CsvOptions(identity=args.csv_id or "email", scale=args.scale or "points",
+                      roster=str(Path(args.roster).resolve()) if args.roster else None)
+    if opts.roster:
+        try:
+            roster = Roster.read(opts.roster)
+        except ExportError as e:
+            raise GradeUsageError(str(e)) from None
+        if opts.identity not in roster.fields:
+            raise GradeUsageError(f"--roster {args.roster}: no {opts.identity} column for "
+                                  f"--csv-id {opts.identity} (found: {', '.join(roster.fields)})")
+    return opts
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
+    if args.html:
+        _need("html")
+    if args.inventory:
+        _need("inventory")
+    if args.limit and not args.inventory:
+        raise GradeUsageError("--limit selects hosts of an Ansible inventory: give --inventory")
     for opt in ("csv", "json", "html"):
         path = getattr(args, opt)
         if path:
@@ -170,12 +234,15 @@ def run(args: argparse.Namespace) -> int:
     say = lambda fr, en: print(_tr(lang, fr, en), file=sys.stderr)  # noqa: E731
     try:
         _check_outputs(args)
+        csv_options = _csv_options(args)
         labs = [resolve(x).id for x in args.labs]
         if len(set(labs)) != len(labs):
             raise GradeUsageError(f"a lab is given twice: {' '.join(args.labs)}")
+        if args.list_hosts:
+            return _list_hosts(args, lang)
         db_path = Path(args.db) if args.db else default_path()
         gb = Gradebook(db_path)
-    except (GradeUsageError, GradebookError) as e:
+    except (GradeUsageError, GradebookError, TargetError) as e:
         print(f"virtlab grade: {e}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -207,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
             if not labs:
                 raise GradeUsageError("which lab? give at least one LAB (e.g. 01 or 01-hardware)")
             if args.inventory:
-                targets = from_inventory(args.inventory)
+                targets = from_inventory(args.inventory, args.limit)
             elif args.hosts:
                 targets = from_specs([s for h in args.hosts for s in h.split(",")])
             else:
@@ -223,9 +290,10 @@ def run(args: argparse.Namespace) -> int:
     from checker.grade.grading import grade
 
     progress = _Progress(lang)
-    db_opt = f" --db {shlex.quote(args.db)}" if args.db else ""
+    # advice names files by absolute paths: it works as printed from any directory
+    db_opt = f" --db {shlex.quote(str(db_path.resolve()))}"
     outs = [(fmt, getattr(args, fmt)) for fmt in ("csv", "json", "html") if getattr(args, fmt)]
-    again = "".join(f" --{fmt} {shlex.quote(path)}" for fmt, path in outs)
+    again = _export_options(args)
     t0 = time.monotonic()
     stage = "grading"  # then "exports": what an interrupt or a gradebook error stopped
     # SIGTERM (a closed session, a scheduler) ends the run like Ctrl-C: workers stopped,
@@ -242,12 +310,23 @@ def run(args: argparse.Namespace) -> int:
         view = gb.class_view(run_id)
         for fmt, path in outs:
             try:
-                exports.write(view, path, fmt)
+                exports.write(view, path, fmt, csv_options)
+            except exports.ExportError as e:
+                print(f"virtlab grade: {e}", file=sys.stderr)
+                return EXIT_USAGE
             except OSError as e:
                 print(f"virtlab grade: cannot write {path}: {e.strerror}", file=sys.stderr)
                 return EXIT_USAGE
     except KeyboardInterrupt:
         progress.stop()
+        if stage != "exports":
+            # an interrupt held while the run was being closed lands here once it is
+            # complete: then only the exports are missing
+            try:
+                if gb.run(run_id).status == "complete":
+                    stage = "exports"
+            except GradebookError:
+                pass
         if stage == "exports":
             say(f"Interrompu pendant l'écriture des exports. Toutes les notes sont enregistrées "
                 f"(exécution #{run_id}). Réécrire les exports : "
@@ -256,9 +335,9 @@ def run(args: argparse.Namespace) -> int:
                 f"(run #{run_id}). Write the exports again: virtlab grade --resume{db_opt}{again}")
         else:
             say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
-                f"Reprendre : virtlab grade --resume{db_opt}",
+                f"Reprendre : virtlab grade --resume{db_opt}{again}",
                 f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
-                f"Continue with: virtlab grade --resume{db_opt}")
+                f"Continue with: virtlab grade --resume{db_opt}{again}")
         return EXIT_INTERRUPTED
     except GradebookError as e:
         # e.g. the disk filled up: every host recorded before stays; the others are pending.
@@ -275,13 +354,53 @@ def run(args: argparse.Namespace) -> int:
         progress.stop()
         signal.signal(signal.SIGTERM, old_term)
         gb.close()
-    _summary(view, lang, time.monotonic() - t0, db_path)
+    _summary(view, lang, time.monotonic() - t0, db_path, f"{db_opt}{again}",
+             csv_options if args.csv else None)
     all_graded = all(lab in row.results and row.results[lab].status == "graded"
                      for row in view.rows for lab in view.labs)
     return EXIT_OK if all_graded else EXIT_NOT_ALL
 
 
-def _summary(view: Any, lang: str, elapsed: float, db_path: Path) -> None:
+def _export_options(args: argparse.Namespace) -> str:
+    """The export options of this command line, quoted (files by absolute path), to repeat
+    them in advice."""
+    out = ""
+    for opt in ("csv", "csv_id", "scale", "roster", "json", "html"):
+        v = getattr(args, opt)
+        if v:
+            if opt in ("csv", "roster", "json", "html"):
+                v = Path(v).resolve()
+            out += f" --{opt.replace('_', '-')} {shlex.quote(str(v))}"
+    return out
+
+
+def _list_hosts(args: argparse.Namespace, lang: str) -> int:
+    """``--list-hosts``: the hosts the command would grade; nothing is graded or recorded."""
+    from checker.grade.targets import from_inventory, from_specs
+
+    if args.resume or args.retry_unreachable:
+        raise GradeUsageError("--list-hosts lists the hosts of --inventory or --hosts")
+    if args.inventory:
+        targets = from_inventory(args.inventory, args.limit)
+    elif args.hosts:
+        targets = from_specs([s for h in args.hosts for s in h.split(",")])
+    else:
+        raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
+                              "--inventory INVENTORY")
+    from checker.reporters.text import clean as visible
+
+    print(_tr(lang, f"  hôtes ({len(targets)}) :", f"  hosts ({len(targets)}):"))
+    for t in targets:
+        port = f":{t.ssh_port}" if t.ssh_port else ""
+        who = [f"learner={t.learner}", f"ssh={t.ssh_user}@{t.ssh_host}{port}"]
+        who += [f"{k}={v}" for k, v in (("email", t.email), ("username", t.username),
+                                        ("idnumber", t.idnumber)) if v]
+        print(visible(f"    {t.host}  " + " ".join(who)))
+    return EXIT_OK
+
+
+def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
+             csv_options: Any = None) -> None:
     not_done = []
     for row in view.rows:
         rs = [row.results.get(lab) for lab in view.labs]
@@ -295,11 +414,26 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path) -> None:
               f"— gradebook: {db_path}"))
     from checker.safetext import clean
 
+    def visible(line: str) -> str:
+        # host, learner and reason may come from the learner's machine: shown, never obeyed
+        return clean(line).replace("\n", " ").rstrip()
+
     for row, r in not_done:
         status, reason = (r.status, r.reason) if r is not None else ("missing", "")
-        # host, learner and reason may come from the learner's machine: shown, never obeyed
-        line = f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}"
-        print(clean(line).replace("\n", " ").rstrip())
+        print(visible(f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}".rstrip()))
+    if csv_options is not None:
+        from checker.grade.exports import csv_plan
+
+        plan = csv_plan(view, csv_options)
+        print(_tr(lang, f"CSV : {len(plan.rows)} ligne(s) ; les apprenants non évalués n'y sont "
+                        "pas (une note vide effacerait leur note dans Moodle).",
+                  f"CSV: {len(plan.rows)} row(s); learners not graded are left out (an empty "
+                  "grade would erase their grade in Moodle)."))
+        for x in plan.left_out:
+            if x.kind != "not_graded":  # those are listed above
+                print(visible(_tr(lang, f"  absent du CSV : {x.host} ({x.learner}) : {x.fr}",
+                                  f"  left out of the CSV: {x.host} ({x.learner}): {x.en}")))
     if not_done:
-        print(_tr(lang, "Réessayer ces hôtes : virtlab grade --retry-unreachable (ou --resume)",
-                  "Retry those hosts: virtlab grade --retry-unreachable (or --resume)"))
+        print(_tr(lang, f"Réessayer ces hôtes : virtlab grade --retry-unreachable{again} "
+                        f"(ou --resume)",
+                  f"Retry those hosts: virtlab grade --retry-unreachable{again} (or --resume)"))

@@ -2,24 +2,43 @@
 
 All three render one :class:`~checker.grade.gradebook.ClassView` and nothing else.
 
-CSV (Moodle "Import grades from CSV" accepts it; UTF-8, comma-separated, one header line):
+CSV for Moodle's "Import grades from CSV" (``grade/import/csv``). What Moodle's import does
+with a file (``gradeimport_csv_load_data::prepare_import_grade_data``, ``csv_import_reader``)
+decides what this file holds:
+
+- every cell is trimmed; a row's grade cell that is empty or ``-`` *overwrites* the learner's
+  grade with "no grade": so a row is written only for a learner graded in this run (every lab
+  of the run graded); a learner not graded is left out, and listed on the terminal and in the
+  class report, never written with an empty grade;
+- a row whose identity cell is blank is given to the *previous* row's learner (the first such
+  row aborts the import), and an identity Moodle does not know aborts the whole import: every
+  row carries one identity Moodle maps (``--csv-id username|email|idnumber``, taken from the
+  inventory's host variables or matched in ``--roster``, Moodle's participants export); a
+  learner without one is left out and reported;
+- two rows for one learner both import, the last one winning: a duplicated identity is left
+  out and reported;
+- the feedback text is imported as it is (after the trim): no quote or other marker is added
+  to it. A spreadsheet opening the file must still never evaluate a cell as a formula: the
+  feedback starts with virtlab's own words, line breaks become spaces, and any leading blank or
+  ``= + - @`` is dropped; an identity starting with one of those is left out and reported.
 
 =====================  ==========================================================
 column                 content
 =====================  ==========================================================
-``username``           the learner (``virtlab_learner``, else the SSH user)
-``email``              ``email`` / ``virtlab_email`` host variable, else empty
-``<lab id>``           points earned in that lab (integer); empty when the host
-                       could not be graded (Moodle then leaves the grade alone)
-``<lab id> feedback``  the objectives not met and why, or why the host was not graded
+``username`` |         the learner's identity in Moodle, the column named after
+``email`` |            ``--csv-id`` (default ``email``)
+``idnumber``
+``<lab id>``           the grade: points earned (``--scale points``, the default),
+                       or on 20 or 100 (``--scale 20|100``, two decimals at most)
+``<lab id> feedback``  the objectives not met and why
 =====================  ==========================================================
 
-In Moodle, map ``username`` (or ``email``) to the user field of the same name, each lab column
-to its grade item (maximum = the lab's points, ``virtlab show LAB``) and each feedback column
-to that item's feedback. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return (also after leading blanks) is prefixed with ``'`` so that no spreadsheet evaluates it
-as a formula; line breaks inside a cell become spaces, other control characters ``\\xNN`` text
-(:func:`checker.safetext.clean`, as in every other export).
+In Moodle (Grades > Import > CSV file): map the identity column to the user field of the same
+name, each lab column to its grade item (maximum grade = the lab's points, ``virtlab show
+LAB``, or 20 or 100) and each feedback column to that item's feedback.
+Line breaks inside a cell become spaces, other control characters ``\\xNN`` text
+(:func:`checker.safetext.clean`, as in every other export); leading blanks and formula signs
+(``= + - @``) are dropped, since Moodle keeps feedback exactly as written.
 """
 
 from __future__ import annotations
@@ -27,7 +46,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from collections import Counter
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +58,12 @@ from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.reporters.text import ICON
 from checker.safetext import clean, dumps
 
+#: The user fields Moodle's CSV grade import can map a learner by (``--csv-id``).
+IDENTITIES = ("username", "email", "idnumber")
+#: Grade scales of the CSV (``--scale``).
+SCALES = ("points", "20", "100")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ROSTER_MAX_BYTES = 10 * 1024 * 1024
 
 LABELS: dict[str, dict[str, str]] = {
     "fr": {"not_met": "Objectifs non atteints", "all_met": "Tous les objectifs sont atteints",
@@ -50,25 +76,39 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def neutralise(value: Any) -> str:
-    """One safe CSV cell.
+class ExportError(ValueError):
+    """An export cannot be made as asked (unreadable roster, roster without the identity
+    column); the message says what and how to fix it."""
 
-    >>> neutralise("=HYPERLINK(\\"http://x\\")")
-    '\\'=HYPERLINK("http://x")'
+
+def neutralise(value: Any) -> str:
+    r"""One CSV cell that no spreadsheet evaluates and that Moodle imports unchanged.
+
+    Line breaks become spaces; leading blanks and formula characters are dropped (Moodle
+    trims cells anyway, and a quote added in front would end up in the learner's feedback).
+
+    >>> neutralise("=HYPERLINK(\"http://x\")")
+    'HYPERLINK("http://x")'
+    >>> neutralise(" \n-@=cmd")
+    'cmd'
     >>> neutralise(7)
     '7'
     """
     s = "" if value is None else str(value)
-    if s.startswith(FORMULA_PREFIXES):
-        s = "'" + s
     s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     # other control characters shown as text (\x1b): a spreadsheet or a terminal showing
     # the file never gets them raw
     s = clean(s)
-    # a spreadsheet that trims blanks on import would see " =…" (or "\n=…") as a formula
-    if s[:1].isspace() and s.lstrip().startswith(FORMULA_PREFIXES):
-        s = "'" + s
-    return s
+    # PHP's fgetcsv (Moodle's reader) takes a backslash before a quote as an escape
+    s = s.replace('\\"', '\\ "')
+    i = 0
+    while i < len(s) and (s[i].isspace() or s[i] in "=+-@\0"):
+        i += 1
+    return s[i:]
+
+
+def _formula_start(s: str) -> bool:
+    return s.lstrip().startswith(FORMULA_PREFIXES) or s[:1].isspace()
 
 
 def _lang(view: ClassView) -> str:
@@ -89,29 +129,227 @@ def feedback(result: StoredResult | None, lang: str) -> str:
     return t["not_met"] + sep + join.join(f"{o['id']}{sep}{o['message']}" for o in bad)
 
 
-def csv_header(view: ClassView) -> list[str]:
-    cols = ["username", "email"]
-    for lab in view.labs:
-        cols += [lab, f"{lab} feedback"]
-    return cols
+# --- roster: Moodle's participants export ------------------------------------------------
+
+# Column titles of Moodle's participants download (and of its grade export), in English and
+# French, and the raw field names, mapped to the user field.
+_ROSTER_COLUMNS = {
+    "username": ("username", "nom d'utilisateur", "nom d’utilisateur", "identifiant"),
+    "email": ("email", "email address", "adresse de courriel", "adresse courriel",
+              "courriel", "adresse e-mail", "e-mail"),
+    "idnumber": ("idnumber", "id number", "numéro d'identification",
+                 "numéro d’identification", "n° d'identification"),
+}
 
 
-def csv_rows(view: ClassView) -> list[list[str]]:
+def _norm(s: str) -> str:
+    return unicodedata.normalize("NFC", s).strip().strip("\ufeff").casefold()
+
+
+@dataclass
+class Roster:
+    """Moodle's participants, as exported from the course (Participants > select all >
+    Download table data as CSV): one dict per participant with the fields found."""
+
+    path: str
+    people: list[dict[str, str]]
+    fields: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Roster":
+        p = Path(path)
+        try:
+            with open(p, "rb") as f:
+                raw = f.read(ROSTER_MAX_BYTES + 1)
+        except OSError as e:
+            raise ExportError(f"--roster {path}: cannot read it ({e.strerror})") from None
+        if len(raw) > ROSTER_MAX_BYTES:
+            raise ExportError(f"--roster {path}: larger than {ROSTER_MAX_BYTES // 2**20} MiB")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ExportError(f"--roster {path}: not UTF-8 (export it from Moodle as CSV, "
+                              "UTF-8)") from None
+        first = text.splitlines()[0] if text.strip() else ""
+        delim = max(",;\t", key=first.count)
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if any(c.strip() for c in r)]
+        if not rows:
+            raise ExportError(f"--roster {path}: empty")
+        header = [_norm(h) for h in rows[0]]
+        where: dict[str, int] = {}
+        for fld, names in _ROSTER_COLUMNS.items():
+            for i, h in enumerate(header):
+                if h in names:
+                    where.setdefault(fld, i)
+        if not where:
+            raise ExportError(
+                f"--roster {path}: no username, email or ID number column (its columns: "
+                f"{', '.join(rows[0])}); export the participants from Moodle with their email "
+                "address (or username / ID number)")
+        people = []
+        for r in rows[1:]:
+            people.append({fld: r[i].strip() if i < len(r) else "" for fld, i in where.items()})
+        return cls(str(path), people, tuple(where))
+
+    def match(self, row: LearnerRow) -> list[dict[str, str]]:
+        """The participants that are this host's learner: one of their username, email or
+        ID number equals what the inventory says of the learner (learner / login name, email,
+        virtlab_username, virtlab_idnumber), or their email's local part is the login."""
+        t = row.target
+        known = {_norm(x) for x in (t.learner, t.email, getattr(t, "username", ""),
+                                    getattr(t, "idnumber", ""), t.ssh_user) if x}
+        logins = {_norm(x) for x in (t.learner, t.ssh_user) if x}
+        out = []
+        for person in self.people:
+            values = {_norm(v) for v in person.values() if v}
+            local = _norm(person.get("email", "").split("@")[0]) if "@" in person.get(
+                "email", "") else ""
+            if values & known or (local and local in logins):
+                out.append(person)
+        return out
+
+
+# --- the CSV ------------------------------------------------------------------------------
+
+@dataclass
+class CsvOptions:
+    identity: str = "email"  # one of IDENTITIES
+    scale: str = "points"  # one of SCALES
+    roster: str | None = None  # Moodle participants export (CSV)
+
+
+@dataclass
+class LeftOut:
+    """A learner of the class that the CSV does not carry, and why (fr, en)."""
+
+    host: str
+    learner: str
+    fr: str
+    en: str
+    kind: str = "identity"  # not_graded | identity | duplicate | no_grade
+
+
+@dataclass
+class CsvPlan:
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
+
+    def lines(self) -> list[list[str]]:
+        return [self.header, *self.rows]
+
+
+def _grade(score: int, max_score: int, scale: str) -> str | None:
+    if scale == "points":
+        return str(score)
+    if max_score <= 0:
+        return None
+    value = round(score * int(scale) / max_score, 2)
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _identity(row: LearnerRow, opts: CsvOptions, roster: Roster | None) -> tuple[str, str, str]:
+    """(identity, why-not fr, why-not en) for one learner; identity '' when none."""
+    t = row.target
+    own = {"username": getattr(t, "username", ""), "email": t.email,
+           "idnumber": getattr(t, "idnumber", "")}[opts.identity].strip()
+    if roster is not None:
+        found = roster.match(row)
+        values = {p.get(opts.identity, "").strip() for p in found} - {""}
+        if len(values) > 1:
+            shown = ", ".join(sorted(values))
+            return ("", f"plusieurs participants du fichier {roster.path} correspondent ({shown})",
+                    f"several participants of {roster.path} match ({shown})")
+        if values:
+            return values.pop(), "", ""
+        if not own:
+            if not found:
+                return ("", f"aucun participant de {roster.path} ne correspond à cet hôte",
+                        f"no participant of {roster.path} matches this host")
+            return ("", f"le participant trouvé dans {roster.path} n'a pas de {opts.identity}",
+                    f"the participant found in {roster.path} has no {opts.identity}")
+    if own:
+        return own, "", ""
+    var = {"username": "virtlab_username", "email": "email", "idnumber": "virtlab_idnumber"}
+    return ("", f"pas de {opts.identity} (variable d'hôte {var[opts.identity]} de "
+                "l'inventaire, ou --roster)",
+            f"no {opts.identity} (inventory host variable {var[opts.identity]}, or --roster)")
+
+
+def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
+    """The CSV's rows and the learners it leaves out (not graded, no identity, duplicate)."""
+    opts = opts or CsvOptions()
+    if opts.identity not in IDENTITIES:
+        raise ExportError(f"--csv-id {opts.identity}: expected one of {', '.join(IDENTITIES)}")
+    if opts.scale not in SCALES:
+        raise ExportError(f"--scale {opts.scale}: expected one of {', '.join(SCALES)}")
+    roster = Roster.read(opts.roster) if opts.roster else None
+    if roster is not None and opts.identity not in roster.fields:
+        raise ExportError(f"--roster {opts.roster}: no {opts.identity} column for --csv-id "
+                          f"{opts.identity} (found: {', '.join(roster.fields)})")
     lang = _lang(view)
-    rows = [csv_header(view)]
+    plan = CsvPlan(header=[opts.identity] + [c for lab in view.labs
+                                             for c in (lab, f"{lab} feedback")])
+    candidates: list[tuple[LearnerRow, str, list[str]]] = []
     for row in view.rows:
-        cells: list[Any] = [row.target.learner, row.target.email]
+        who = (row.target.host, row.target.learner)
+        missing = [(lab, row.results.get(lab)) for lab in view.labs]
+        bad = [(lab, r) for lab, r in missing
+               if r is None or r.status != "graded" or not r.report or r.score is None]
+        if bad:
+            why_fr = " ; ".join(f"{lab} : {feedback(r, 'fr')}" for lab, r in bad)
+            why_en = "; ".join(f"{lab}: {feedback(r, 'en')}" for lab, r in bad)
+            plan.left_out.append(LeftOut(*who, f"non évalué ({why_fr})", f"not graded ({why_en})",
+                                         "not_graded"))
+            continue
+        ident, why_fr, why_en = _identity(row, opts, roster)
+        if not ident:
+            plan.left_out.append(LeftOut(*who, why_fr, why_en))
+            continue
+        if _formula_start(ident) or any(not c.isprintable() for c in ident):
+            plan.left_out.append(LeftOut(
+                *who, f"{opts.identity} {ident!r} inutilisable dans un CSV (commence par un blanc "
+                      "ou un signe de formule, ou contient un caractère de contrôle)",
+                f"{opts.identity} {ident!r} unusable in a CSV (starts with a blank or a formula "
+                "sign, or holds a control character)"))
+            continue
+        cells: list[str] = []
         for lab in view.labs:
-            r = row.results.get(lab)
-            cells.append(r.score if r is not None and r.status == "graded" else "")
-            cells.append(feedback(r, lang))
-        rows.append([neutralise(c) for c in cells])
-    return rows
+            r = row.results[lab]
+            g = _grade(r.score or 0, r.max_score or 0, opts.scale)
+            if g is None:
+                cells = []
+                plan.left_out.append(LeftOut(*who, f"{lab} : aucun objectif applicable, pas de "
+                                                   f"note sur {opts.scale}",
+                                             f"{lab}: no objective applies, no grade on "
+                                             f"{opts.scale}", "no_grade"))
+                break
+            cells += [g, neutralise(feedback(r, lang))]
+        if cells:
+            candidates.append((row, ident, cells))
+    counts = Counter(_norm(ident) for _, ident, _ in candidates)
+    for row, ident, cells in candidates:
+        if counts[_norm(ident)] > 1:
+            others = ", ".join(r.target.host for r, i, _ in candidates
+                               if _norm(i) == _norm(ident) and r is not row)
+            plan.left_out.append(LeftOut(
+                row.target.host, row.target.learner,
+                f"{opts.identity} {ident} en double (aussi : {others}) : Moodle donnerait la "
+                "note de l'un à l'autre",
+                f"duplicate {opts.identity} {ident} (also: {others}): Moodle would give one's "
+                "grade to the other", "duplicate"))
+            continue
+        plan.rows.append([ident, *cells])
+    return plan
 
 
-def to_csv(view: ClassView) -> str:
+def csv_rows(view: ClassView, opts: CsvOptions | None = None) -> list[list[str]]:
+    return csv_plan(view, opts).lines()
+
+
+def to_csv(view: ClassView, opts: CsvOptions | None = None) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(csv_rows(view))
+    csv.writer(buf, lineterminator="\r\n").writerows(csv_rows(view, opts))
     return buf.getvalue()
 
 
@@ -133,6 +371,8 @@ def to_json(view: ClassView) -> str:
         "labs": list(view.labs),
         "learners": [{"host": row.target.host, "learner": row.target.learner,
                       "email": row.target.email,
+                      "username": getattr(row.target, "username", ""),
+                      "idnumber": getattr(row.target, "idnumber", ""),
                       "results": {lab: res(row.results.get(lab)) for lab in view.labs}}
                      for row in view.rows],
     }
@@ -162,6 +402,7 @@ HTML_LABELS = {
     "status": ("État", "Status"),
     "reason": ("Raison", "Reason"),
     "none": ("Aucun.", "None."),
+    "csv_left_out": ("Absents du CSV pour Moodle", "Left out of the CSV for Moodle"),
     "runs": ("Exécutions", "Runs"),
     "generated": ("Généré par virtlab", "Generated by virtlab"),
     "legend": ("✔ réussi · ✘ échec · ! erreur · – sans objet · ? non évalué · "
@@ -277,7 +518,9 @@ def _cell(row: LearnerRow, lab: str, oid: str) -> dict[str, str]:
     return {"status": "none", "icon": "?", "title": ""}
 
 
-def to_html(view: ClassView) -> str:
+def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
+    """The class report; with ``csv_options`` (the run wrote a CSV) it also lists the learners
+    that CSV leaves out, and why."""
     from markupsafe import Markup
 
     objectives = _objectives(view)
@@ -310,15 +553,27 @@ def to_html(view: ClassView) -> str:
                                    "lab": lab, "status": r.status if r else "missing",
                                    "reason": r.reason if r else ""})
     svg = chart_svg(rates, len(view.labs) > 1) if rates else ""
+    csv_left_out = None
+    if csv_options is not None:
+        # the ones not graded are in the table above already
+        csv_left_out = [x for x in csv_plan(view, csv_options).left_out
+                        if x.kind != "not_graded"]
     return _env().get_template("class_report.html.j2").render(
         L=HTML_LABELS, S=HOST_STATUS, view=view, grids=grids, chart=Markup(svg),
-        failures=common_failures(view), not_graded=not_graded, version=__version__)
+        failures=common_failures(view), not_graded=not_graded, version=__version__,
+        csv_left_out=csv_left_out)
 
 
-def write(view: ClassView, path: str | Path, fmt: str) -> None:
+def write(view: ClassView, path: str | Path, fmt: str, csv_options: CsvOptions | None = None
+          ) -> None:
     """Write one export whole or not at all: a temporary file next to ``path``, renamed over
     it once complete (an interrupt or a full disk never leaves a truncated export)."""
-    text = {"csv": to_csv, "json": to_json, "html": to_html}[fmt](view)
+    if fmt == "csv":
+        text = to_csv(view, csv_options)
+    elif fmt == "html":
+        text = to_html(view, csv_options)
+    else:
+        text = to_json(view)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.virtlab-tmp")
     try:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 from checker.grade.gradebook import Gradebook
+from checker.grade.hostssh import host_bin
 from checker.grade.runner import DEFAULT_WORKERS, Job, Outcome, WorkerPool
 from checker.grade.sshconf import SshSetup
 from checker.grade.targets import HostTarget
@@ -74,6 +75,7 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
         "host": t.host, "spec": t.spec, "user": t.learner, "labs": list(labs),
         "connect": t.libvirt_uri(options.connect),
         "ssh_config": str(ssh.config), "timeout": options.timeout, "lang": options.lang,
+        "ssh_bin": str(host_bin(ssh, t.ssh_args)),
     }) for t in targets]
     pool = WorkerPool(workers=options.workers, host_timeout=options.host_timeout,
                       logdir=ssh.dir, env=ssh.path_env(dict(os.environ)))

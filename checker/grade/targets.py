@@ -7,21 +7,34 @@ the SSH destination the libvirt URI is built from.
     >>> from_specs(["ssh://alice@pc12:2222"])[0].learner
     'alice'
 
-An inventory is read through testinfra's Ansible backend (``ansible-inventory --list``, from
-ansible-core); each host is then graded as ``ansible://NAME?ansible_inventory=FILE``. Host
-variables used: ``virtlab_learner`` (else ``ansible_user``) for the learner, ``email`` (or
-``virtlab_email``) for the export, ``ansible_host`` / ``ansible_user`` / ``ansible_port`` for
-the SSH destination::
+An inventory is what Ansible reads: a file (INI, YAML) or a directory (several files,
+``group_vars/``, ``host_vars/``), loaded by ansible-core itself (``ansible-inventory -i INV
+--list [--limit PATTERN]``, so variables, groups and patterns mean what they mean to Ansible);
+each host is then graded as ``ansible://NAME?ansible_inventory=INV``. Host variables used:
+
+- ``virtlab_learner`` (else ``ansible_user``): the learner;
+- ``email`` (or ``virtlab_email``), ``virtlab_username``, ``virtlab_idnumber``: the learner's
+  identity in Moodle, for the CSV export;
+- ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``,
+  ``ansible_ssh_common_args`` (and ``ansible_ssh_extra_args``): the SSH destination and
+  options, for testinfra's connection and libvirt's ``qemu+ssh`` one alike::
 
     [class]
     pc01 ansible_host=10.0.0.11 ansible_user=alice email=alice@example.org
     pc02 ansible_host=10.0.0.12 ansible_user=etu virtlab_learner=bob
+
+    [class:vars]
+    ansible_ssh_private_key_file=~/.ssh/id_class
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,13 +58,21 @@ class HostTarget:
     ssh_user: str = ""
     ssh_host: str = ""
     ssh_port: int | None = None
+    username: str = ""  # the learner's Moodle username (virtlab_username), for the CSV
+    idnumber: str = ""  # the learner's Moodle ID number (virtlab_idnumber)
+    # the instructor's own ssh options for this host (ansible_ssh_private_key_file,
+    # ansible_ssh_common_args, ansible_ssh_extra_args), given to every ssh of the run
+    ssh_args: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HostTarget":
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})  # type: ignore[arg-type]
+        kw = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
+        if "ssh_args" in kw:
+            kw["ssh_args"] = tuple(kw["ssh_args"] or ())
+        return cls(**kw)  # type: ignore[arg-type]
 
     def libvirt_uri(self, template: str) -> str:
         """The libvirt URI for this host from a template with {user}, {host}, {port}.
@@ -110,27 +131,86 @@ def _ensure_ansible_on_path() -> None:
                       "pip install 'virtlab[grade]'")
 
 
-def from_inventory(path: str) -> list[HostTarget]:
-    """Every host of an Ansible inventory (INI or YAML)."""
-    p = Path(path)
-    if not p.is_file():
-        raise TargetError(f"cannot read inventory {path}: no such file")
-    _ensure_ansible_on_path()
-    from testinfra.utils.ansible_runner import AnsibleRunner
+INVENTORY_TIMEOUT = 120  # s: a dynamic inventory script may query a service
 
-    inv = str(p.resolve())
-    runner = AnsibleRunner(inv)
+
+def load_inventory(path: str, limit: str | None = None) -> dict[str, dict[str, Any]]:
+    """{host: its variables} of an Ansible inventory (file or directory), in Ansible's order,
+    as ansible-core resolves them (group_vars, host_vars, children); ``limit`` is an Ansible
+    host pattern (``class1:!pc03``, ``pc0*``, ``~pc0[1-3]``)."""
+    p = Path(path)
+    if not p.exists():
+        raise TargetError(f"cannot read inventory {path}: no such file or directory")
+    _ensure_ansible_on_path()
+    cmd = ["ansible-inventory", "-i", str(p.resolve()), "--list"]
+    if limit:
+        cmd += ["--limit", limit]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_INVENTORY_UNPARSED_FAILED="1",
+               ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="1" if p.is_file() else "0")
     try:
-        names = runner.get_hosts("all")
-    except Exception as e:  # ansible-inventory failed, or parsed nothing
-        msg = str(e).strip().splitlines()
-        raise TargetError(f"cannot read inventory {path}: {msg[-1] if msg else type(e).__name__}"
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=INVENTORY_TIMEOUT,
+                           stdin=subprocess.DEVNULL, env=env)
+    except subprocess.TimeoutExpired:
+        raise TargetError(f"cannot read inventory {path}: ansible-inventory gave no answer "
+                          f"within {INVENTORY_TIMEOUT} s") from None
+    if r.returncode != 0:
+        lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "ERROR" in ln), lines[-1] if lines else "")
+        raise TargetError(f"cannot read inventory {path}: {why or f'exit code {r.returncode}'}")
+    try:
+        data = json.loads(r.stdout)
+    except ValueError:
+        raise TargetError(f"cannot read inventory {path}: ansible-inventory printed no JSON"
                           ) from None
-    if not names:
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    order: list[str] = []
+
+    def walk(group: str, seen: set[str]) -> None:
+        if group in seen:
+            return
+        seen.add(group)
+        g = data.get(group) or {}
+        for h in g.get("hosts", []):
+            if h not in order:
+                order.append(h)
+        for child in g.get("children", []):
+            walk(child, seen)
+
+    walk("all", set())
+    for h in hostvars:  # a host only in _meta (never in a group): still a host
+        if h not in order:
+            order.append(h)
+    return {h: dict(hostvars.get(h) or {}) for h in order}
+
+
+def _ssh_args(name: str, path: str, hv: dict[str, Any]) -> tuple[str, ...]:
+    """The instructor's ssh options for one host, as ssh arguments (key first)."""
+    args: list[str] = []
+    key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
+    if key:
+        args += ["-i", str(Path(os.path.expanduser(str(key))).resolve())]
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        value = hv.get(var)
+        if not value:
+            continue
+        try:
+            args += shlex.split(str(value))
+        except ValueError as e:
+            raise TargetError(f"inventory {path}: host {name!r}: {var} cannot be split into "
+                              f"ssh arguments ({e})") from None
+    return tuple(args)
+
+
+def from_inventory(path: str, limit: str | None = None) -> list[HostTarget]:
+    """Every host of an Ansible inventory (file or directory), or those ``limit`` selects."""
+    hosts = load_inventory(path, limit)
+    inv = str(Path(path).resolve())
+    if not hosts:
+        if limit:
+            raise TargetError(f"inventory {path}: no host matches --limit {limit!r}")
         raise TargetError(f"inventory {path} lists no host")
     out = []
-    for name in names:
-        hv = runner.get_variables(name)
+    for name, hv in hosts.items():
         login = str(hv.get("ansible_user") or "")
         learner = str(hv.get("virtlab_learner") or login)
         if not learner:
@@ -154,5 +234,7 @@ def from_inventory(path: str) -> list[HostTarget]:
             learner=learner,
             email=email,
             ssh_user=login or learner, ssh_host=ssh_host,
-            ssh_port=port_n))
+            ssh_port=port_n, username=str(hv.get("virtlab_username") or ""),
+            idnumber=str(hv.get("virtlab_idnumber") or ""),
+            ssh_args=_ssh_args(name, path, hv)))
     return out

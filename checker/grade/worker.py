@@ -93,6 +93,14 @@ def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
     return {"host": job["host"], "results": results}
 
 
+def _on_its_path(job: dict[str, Any]) -> dict[str, Any]:
+    """grade_host with the host's ssh wrapper first on PATH (checker.grade.hostssh)."""
+    from checker.grade.hostssh import ssh_bin_on_path
+
+    with ssh_bin_on_path(job):
+        return grade_host(job)
+
+
 def main() -> int:
     # The protocol owns the original stdout; stray prints (a check, a library) go to stderr.
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
@@ -108,7 +116,7 @@ def main() -> int:
             continue
         job = json.loads(line)
         try:
-            answer = grade_host(job)
+            answer = _on_its_path(job)
         except Exception as e:  # pragma: no cover - grade_host already catches per lab
             answer = {"host": job.get("host"), "results": [
                 {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],

@@ -1,5 +1,13 @@
 """JUnit XML: one testsuite per lab, one testcase per objective (CI dashboards, LMS plugins).
 
+Valid against Jenkins' ``junit-10.xsd`` (xUnit plugin; Jenkins' and GitLab's JUnit readers take
+it too), which is stricter than what most writers produce: ``<testsuites>`` carries no
+``skipped`` count and a ``<testcase>`` no ``<properties>``. So the objective's details (title,
+section, points, earned, status) are properties of the suite named ``<objective id>.<field>``;
+each testcase's ``time`` is the objective's own check time (``duration_s`` in the JSON) and its
+``<system-out>`` the evidence, as JSON. ``tests/test_reporters.py`` validates the output with
+``xmllint`` against the schema.
+
 Strings from the learner's machine may hold characters XML 1.0 cannot carry (control
 characters): they are replaced by ``\\xNN`` so that the file always parses.
 """
@@ -25,22 +33,24 @@ def _x(s: object) -> str:
 def render(report: Report) -> str:
     c = report.counts()
     counts = {"tests": str(len(report.objectives)), "failures": str(c["fail"]),
-              "errors": str(c["error"]), "skipped": str(c["skip"]),
-              "time": f"{report.duration_s:.3f}"}
-    root = ET.Element("testsuites", {"name": "virtlab", **counts})
+              "errors": str(c["error"])}
+    time = f"{max(report.duration_s, 0):.3f}"
+    root = ET.Element("testsuites", {"name": "virtlab", **counts, "time": time})
     suite = ET.SubElement(root, "testsuite", {
-        "name": _x(f"virtlab.{report.lab}"), **counts,
+        "name": _x(f"virtlab.{report.lab}"), **counts, "skipped": str(c["skip"]), "time": time,
         "timestamp": _x(report.started_at), "hostname": _x(report.host),
     })
     props = ET.SubElement(suite, "properties")
     for k in ("score", "max_score", "passed", "user", "libvirt_uri", "lang", "checker_version"):
         ET.SubElement(props, "property", {"name": k, "value": _x(getattr(report, k))})
     for o in report.objectives:
+        for k in ("title", "section", "points", "earned", "status", "hints_shown"):
+            ET.SubElement(props, "property", {"name": _x(f"{o.id}.{k}"),
+                                              "value": _x(getattr(o, k))})
+    for o in report.objectives:
         case = ET.SubElement(suite, "testcase", {
-            "classname": _x(f"virtlab.{report.lab}"), "name": _x(o.id), "time": "0"})
-        cp = ET.SubElement(case, "properties")
-        for k in ("title", "section", "points", "earned", "status"):
-            ET.SubElement(cp, "property", {"name": k, "value": _x(getattr(o, k))})
+            "classname": _x(f"virtlab.{report.lab}"), "name": _x(o.id),
+            "time": f"{max(o.duration_s, 0):.3f}"})
         body = f"{o.title}\n{o.message}"
         if o.hint:
             body += f"\n{o.hint}"

@@ -86,6 +86,38 @@ def default_width() -> int:
     return max(MIN_WIDTH, min(MAX_WIDTH, cols))
 
 
+def rerun_words(report: Report) -> list[str]:
+    """The command that checks the same lab on the same target again, as shell words (each
+    quoted; an option with its value is one word here): a remote host, and its learner when
+    the host spec does not name them."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    words = [f"virtlab check {shlex.quote(report.lab)}"]
+    if not report.host.startswith("local://"):
+        words.append(f"--host {shlex.quote(report.host)}")
+        try:
+            named = urlsplit(report.host).username
+        except ValueError:
+            named = None
+        if report.user and report.user != named:
+            words.append(f"--user {shlex.quote(report.user)}")
+    return words
+
+
+def _command_lines(words: list[str], width: int) -> list[str]:
+    """A shell command in lines of at most ``width`` where it can: broken between options,
+    each broken line ending with `` \\`` (a shell continues it: it pastes as it reads)."""
+    lines = [words[0]]
+    for w in words[1:]:
+        if len(lines[-1]) + 1 + len(w) + 2 <= width:
+            lines[-1] += " " + w
+        else:
+            lines[-1] += " \\"
+            lines.append("    " + w)
+    return lines
+
+
 def render(report: Report, color: bool | None = None, width: int | None = None) -> str:
     lang = "en" if report.lang == "en" else "fr"
     t = LABELS[lang]
@@ -137,9 +169,15 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
     # The score, first on the line, in colour.
     footer[0] = st(score, "bold", "green" if report.passed else "red") + footer[0][len(score):]
     lines += footer
-    # The command to run again stays on one line (no-break spaces while wrapping).
-    cmd = f"virtlab check {clean(report.lab)}".replace(" ", NBSP)
-    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab="\0").replace(
-        "virtlab check \0", cmd)
-    lines += [ln.replace(NBSP, " ") for ln in _wrap(closing, width)]
+    # The command to run again, complete: on the closing line when it fits there (no-break
+    # spaces while wrapping), else on lines of its own broken between options.
+    words = [clean(w) for w in rerun_words(report)]
+    one = " ".join(words)
+    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab="\0")
+    if len(one) <= width:
+        closing = closing.replace("virtlab check \0", one.replace(" ", NBSP))
+        lines += [ln.replace(NBSP, " ") for ln in _wrap(closing, width)]
+    else:
+        lines += _wrap(closing.replace(" virtlab check \0", "").rstrip(), width)
+        lines += _command_lines(words, width)
     return "\n".join(ln.rstrip() for ln in lines) + "\n"
