@@ -188,6 +188,8 @@ class Sandbox:
         self.socket = self.run_dir / "libvirt-sock"
         self.uri = f"qemu:///system?socket={self.socket}"
         self.default_network_xml = DEFAULT_NETWORK_XML
+        # Environment added to every command, check and CLI run on the learner's host.
+        self.env: dict[str, str] = {}
         self.bus = SystemBus(self.name)
         self._daemon: subprocess.Popen[bytes] | None = None
         self._netns_made = False
@@ -439,7 +441,7 @@ class Sandbox:
         if netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         return subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout,
-                              env=dict(os.environ, **(env or {})), cwd=cwd or REPO)
+                              env={**os.environ, **self.env, **(env or {})}, cwd=cwd or REPO)
 
     def virtlab(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
                 timeout: float = 120, netns: bool = False) -> subprocess.CompletedProcess[str]:
@@ -453,7 +455,7 @@ class Sandbox:
         """``checker.engine.check`` on that host: a :class:`checker.model.Report`."""
         from checker.engine import check
 
-        with _environ(env or {}):
+        with _environ({**self.env, **(env or {})}):
             return check(lab, connect=connect, user=user, lang=lang, only=only)
 
     def add_user(self, groups: Iterable[str] = (), shell: str = "/bin/bash") -> str:

@@ -209,6 +209,7 @@ class RootfsSandbox(Sandbox):
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root",
                "LANG": "C.UTF-8", "VIRTLAB_DATA": str(self.data_dir)}
+        env.update(self.env)
         env.update(extra or {})
         return env
 
