@@ -120,13 +120,23 @@ def clean_release_sandbox(release_sandbox: Sandbox) -> Iterator[Sandbox]:
     sb.reset()
 
 
-def content_xfail(request: pytest.FixtureRequest, sb: Sandbox, releases: dict[str, str]) -> None:
-    """Mark the running test xfail(strict) on the releases whose lab CONTENT is not right yet
-    (``{release: the content fix needed}``): it must fail there until that fix lands, then
-    the mark must go (strict: an unexpected pass fails)."""
-    reason = releases.get(sb.release)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{sb.label}: {reason}"))
+def content_gap(sb: Sandbox, gaps: dict[str, str], ok: bool, detail: str = "") -> None:
+    """A fact that depends on a lab's CONTENT (instructions, checks, solution) being right for
+    the release of ``sb``. ``gaps`` = {release: the content fix still needed}.
+
+    No gap for this release: the fact must hold (assert). A gap: the test is xfailed here if
+    the fact does not hold, and FAILS if it does (strict: the fix landed, remove the gap).
+    Put it after the assertions the test infrastructure answers for, so that an
+    infrastructure failure is never taken for a known content gap.
+    """
+    reason = gaps.get(sb.release)
+    if reason is None:
+        assert ok, detail
+    elif ok:
+        pytest.fail(f"{sb.label}: passes now; remove the declared content gap: {reason}",
+                    pytrace=False)
+    else:
+        pytest.xfail(f"{sb.label}: {reason}")
 
 
 def add_user(groups: tuple[str, ...] | list[str] = (), shell: str = "/bin/bash") -> str:
