@@ -449,6 +449,12 @@ class Sandbox:
         return self.run([sys.executable, "-m", "checker", *args], env=env, input=input,
                         timeout=timeout, netns=netns)
 
+    def python(self, code: str, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """``python -c code args…`` with virtlab importable, on that host (its Python), in the
+        checkout (``tests`` importable as ``sys.path.insert(0, "tests")``)."""
+        return self.run([sys.executable, "-c", code, *args], env=env, timeout=timeout)
+
     def check(self, lab: str, *, connect: str | None = None, user: str | None = None,
               lang: str | None = None, only: list[str] | None = None,
               env: dict[str, str] | None = None) -> Any:

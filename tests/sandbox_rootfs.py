@@ -236,6 +236,12 @@ class RootfsSandbox(Sandbox):
         return self.run([f"{self.venv}/bin/python", "-m", "checker", *args], env=env,
                         input=input, timeout=timeout, netns=netns, cwd="/virtlab")
 
+    def python(self, code: str, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """``python -c`` with that release's python3, from the venv made in the rootfs."""
+        return self.run([f"{self.venv}/bin/python", "-c", code, *args], env=env,
+                        cwd="/virtlab", timeout=timeout)
+
     def check(self, lab: str, *, connect: str | None = None, user: str | None = None,
               lang: str | None = None, only: list[str] | None = None,
               env: dict[str, str] | None = None) -> Any:
@@ -245,8 +251,7 @@ class RootfsSandbox(Sandbox):
         code = ("import json, sys; from checker.engine import check; "
                 "print(check(**json.loads(sys.argv[1])).to_json())")
         kw = {"lab": lab, "connect": connect, "user": user, "lang": lang, "only": only}
-        r = self.run([f"{self.venv}/bin/python", "-c", code, json.dumps(kw)], env=env,
-                     cwd="/virtlab", timeout=180)
+        r = self.python(code, json.dumps(kw), env=env)
         if r.returncode != 0:
             raise SandboxError(f"check {lab} in {self.label} failed ({r.returncode}):\n"
                                f"{r.stderr[-3000:]}")
