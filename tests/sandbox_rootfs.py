@@ -370,6 +370,11 @@ class RootfsSandbox(Sandbox):
                                capture_output=True)
                 self._netns_made = False
             shutil.rmtree(self.root, ignore_errors=True)
+            if self.rootfs is not None:  # the mount point made for self.root inside
+                try:
+                    (self.rootfs / str(self.root).lstrip("/")).rmdir()
+                except OSError:
+                    pass
 
     def _kill_leftovers(self) -> None:
         lv = self.run_dir / "libvirt"
