@@ -74,6 +74,19 @@ def _release_ids() -> list[str]:
         return ["host", "rootfs"]
 
 
+_ROOTFS_TIMINGS: dict[str, dict[str, float]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How long the other release's sandbox took to set up (a first run builds it)."""
+    from rootfs import CACHE
+
+    for label, t in _ROOTFS_TIMINGS.items():
+        terminalreporter.write_line(
+            f"{label} sandbox set up: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
+            + f" (root filesystem and venv cached under {CACHE})")
+
+
 @pytest.fixture(scope="session")
 def rootfs_sandbox() -> Iterator[Sandbox]:
     """The other Debian release's host and libvirtd (tests/sandbox_rootfs.py). Building it
@@ -94,7 +107,7 @@ def rootfs_sandbox() -> Iterator[Sandbox]:
     except (SandboxError, RootfsError, OSError, subprocess.SubprocessError) as e:
         sb.close()
         cannot_run(f"cannot start the other release's sandbox: {e}")
-    print(f"\n{sb.label}: set up in {sb.timings}")
+    _ROOTFS_TIMINGS[sb.label] = sb.timings
     try:
         yield sb
     finally:
