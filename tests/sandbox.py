@@ -351,7 +351,7 @@ class Sandbox:
         return r
 
     def reset(self, keep_default: bool = True) -> None:
-        """Back to the state of a fresh Debian 12 install: network `default` defined as the
+        """Back to the state of a fresh install of its release: network `default` defined as the
         package ships it, inactive and not autostarted; no domain, no pool, no volume."""
         import libvirt
 

@@ -94,27 +94,23 @@ def rootfs_for(release: str) -> Path:
 
 
 def _pip_sources() -> list[str]:
-    """Local package folders this machine's pip configuration names (find-links, indexes)."""
-    found: list[str] = []
+    """Local package folders this machine's pip configuration names (find-links, indexes):
+    the top folder of each (/opt/pypi for file:///opt/pypi/simple), to bind inside."""
+    words: list[str] = []
     for conf in ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "/root/.config/pip/pip.conf"):
         try:
-            text = Path(conf).read_text()
+            words += Path(conf).read_text().replace("=", " ").split()
         except OSError:
-            continue
-        for word in text.replace("=", " ").split():
-            path = word.removeprefix("file://")
-            if path.startswith("/") and Path(path).is_dir():
-                # bind the top folder of a local index (/opt/pypi for /opt/pypi/simple)
-                top = "/" + "/".join(Path(path).parts[1:3])
-                if top not in found:
-                    found.append(top)
+            pass
     for env in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL"):
-        for word in os.environ.get(env, "").split():
-            path = word.removeprefix("file://")
-            if path.startswith("/") and Path(path).is_dir():
-                top = "/" + "/".join(Path(path).parts[1:3])
-                if top not in found:
-                    found.append(top)
+        words += os.environ.get(env, "").split()
+    found: list[str] = []
+    for word in words:
+        path = word.removeprefix("file://")
+        if path.startswith("/") and Path(path).is_dir():
+            top = "/" + "/".join(Path(path).parts[1:3])
+            if top not in found:
+                found.append(top)
     return found
 
 
