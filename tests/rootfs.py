@@ -149,6 +149,7 @@ def chroot_argv(root: Path, argv: Sequence[str], *, binds: Sequence[tuple[str, s
         lines.append(f'mount --bind {shlex.quote(str(run))} "$r/run"')
     lines.append('mkdir -p "$r/run/lock"')
     for src, dst in binds:
+        _no_symlink_inside(root, str(dst))
         qs, qd = shlex.quote(str(src)), shlex.quote(str(dst))
         if os.path.isdir(src):
             lines.append(f'mkdir -p "$r"{qd}')
@@ -165,6 +166,16 @@ def chroot_argv(root: Path, argv: Sequence[str], *, binds: Sequence[tuple[str, s
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
     return cmd
+
+
+def _no_symlink_inside(root: Path, dst: str) -> None:
+    """A bind target is resolved (and, for a file, made) from outside the chroot: a symlink
+    on its way would lead out of the root filesystem. Refuse it."""
+    here = Path(root)
+    for part in Path(dst).relative_to("/").parts:
+        here = here / part
+        if here.is_symlink():
+            raise RootfsError(f"bind target {dst} goes through a symlink in {root}: {here}")
 
 
 def tool_path() -> str | None:

@@ -17,14 +17,13 @@ import pytest
 
 from rootfs import RELEASES, chroot_argv, host_release, mounted_inside
 
-pytestmark = pytest.mark.integration
-
 # What each release ships (Debian's versions; checked again on the real packages here).
 PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 LIBVIRT_MAJOR = {"bookworm": 9, "trixie": 11}
 QEMU_MAJOR = {"bookworm": 7, "trixie": 10}
 
 
+@pytest.mark.integration
 def test_the_learner_host_is_the_release_its_id_names(release_sandbox):
     sb = release_sandbox
     assert sb.label.endswith(sb.release)
@@ -43,8 +42,10 @@ def test_the_learner_host_is_the_release_its_id_names(release_sandbox):
     r = sb.python(code)
     assert r.returncode == 0, r.stderr
     (major, minor), where = json.loads(r.stdout)
-    assert f"{major}.{minor}" == PYTHON[sb.release]
-    if not sb.label.startswith("host-"):
+    if sb.label.startswith("host-"):  # this test process's own Python (.venv)
+        assert (major, minor) == sys.version_info[:2]
+    else:  # that release's python3, and this checkout bound at /virtlab
+        assert f"{major}.{minor}" == PYTHON[sb.release]
         assert where == "/virtlab"
 
     # libvirtd and QEMU are that release's, reached from this process through the socket.
@@ -56,6 +57,7 @@ def test_the_learner_host_is_the_release_its_id_names(release_sandbox):
     assert report.libvirt_uri == sb.uri
 
 
+@pytest.mark.integration
 def test_the_rootfs_sandbox_leaves_the_machine_alone(rootfs_sandbox):
     sb = rootfs_sandbox
     assert sb.rootfs is not None
@@ -75,6 +77,7 @@ def test_the_rootfs_sandbox_leaves_the_machine_alone(rootfs_sandbox):
     assert r.returncode == 0 and r.stdout.strip() == ""
 
 
+@pytest.mark.integration
 def test_chroot_argv_gives_a_clean_environment_and_binds_files(rootfs_sandbox, tmp_path):
     sb = rootfs_sandbox
     f = tmp_path / "note.txt"
@@ -89,3 +92,19 @@ def test_chroot_argv_gives_a_clean_environment_and_binds_files(rootfs_sandbox, t
     assert (sb.rootfs / "vl-note.txt").read_text() == ""
     (sb.rootfs / "vl-note.txt").unlink()
     assert mounted_inside(sb.rootfs) == []
+
+
+def test_a_bind_through_a_symlink_of_the_rootfs_is_refused(tmp_path):
+    """Bind targets are resolved from outside the chroot: a symlink would lead out of it."""
+    from rootfs import RootfsError
+
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")                      # merged /usr: relative
+    (root / "etc").mkdir()
+    (root / "etc/resolv.conf").symlink_to("/run/elsewhere")   # absolute: out of the root
+    for dst in ("/bin/x", "/etc/resolv.conf"):
+        with pytest.raises(RootfsError, match="symlink"):
+            chroot_argv(root, ["true"], binds=[("/etc/hostname", dst)])
+    assert chroot_argv(root, ["true"], binds=[("/etc/hostname", "/etc/hostname")])
+    assert not (root / "etc/hostname").exists()  # nothing is made before the command runs
