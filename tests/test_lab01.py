@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from checker.catalog import resolve
-from checker.engine import Fixtures, check, get_host, load_checks, run_objective
+from checker.engine import Fixtures, get_host, load_checks, run_objective
 from checker.probes.host import HostFacts, bios_disabled_in, parse_cpuinfo
 from checker.probes.learner import Learner
 from checker.model import ObjectiveResult

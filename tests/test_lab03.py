@@ -9,7 +9,6 @@ checker must fail exactly the objective(s) that part stands for.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
