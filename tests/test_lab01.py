@@ -19,9 +19,9 @@ import pytest
 
 from checker.catalog import resolve
 from checker.engine import Fixtures, get_host, load_checks, run_objective
+from checker.model import ObjectiveResult
 from checker.probes.host import HostFacts, bios_disabled_in, parse_cpuinfo
 from checker.probes.learner import Learner
-from checker.model import ObjectiveResult
 from checker.probes.libvirt import Virt
 
 HOSTS = Path(__file__).parent / "fixtures" / "hosts"
