@@ -128,24 +128,54 @@ def remove(root: Path) -> None:
 
 
 def chroot_argv(root: Path, argv: Sequence[str], *, binds: Sequence[tuple[str, str]] = (),
-                netns: str | None = None) -> list[str]:
+                netns: str | None = None, run: str | Path | None = None,
+                env: dict[str, str] | None = None, cwd: str = "/") -> list[str]:
     """An argv that runs ``argv`` chrooted in ``root``, in a private mount namespace with its
-    own /proc, the machine's /dev and /sys bound, and ``binds`` (host path, path inside).
+    own /proc, the machine's /dev and /sys bound, and ``binds`` (host path, path inside; a
+    file is bound onto a file, made empty in the root filesystem if missing).
 
-    With ``netns``, it runs inside that network namespace (``ip netns exec``) first.
+    ``run``: a host folder bound as /run (several commands then share their sockets and pid
+    files, as daemons and clients on one host do); else a fresh tmpfs. With ``env``, the
+    command gets exactly that environment (``env -i``), never this process's; ``cwd`` is the
+    working folder inside. With ``netns``, it runs inside that network namespace
+    (``ip netns exec``, which also gives /sys that namespace's view) first.
     """
     lines = ["set -e", f"r={shlex.quote(str(root))}",
              'mount -t proc proc "$r/proc"', 'mount --rbind /dev "$r/dev"',
-             'mount --rbind /sys "$r/sys"', 'mount -t tmpfs tmpfs "$r/run"',
-             'mkdir -p "$r/run/lock"']
+             'mount --rbind /sys "$r/sys"']
+    if run is None:
+        lines.append('mount -t tmpfs tmpfs "$r/run"')
+    else:
+        lines.append(f'mount --bind {shlex.quote(str(run))} "$r/run"')
+    lines.append('mkdir -p "$r/run/lock"')
     for src, dst in binds:
-        lines.append(f'mkdir -p "$r"{shlex.quote(dst)}')
-        lines.append(f'mount --bind {shlex.quote(src)} "$r"{shlex.quote(dst)}')
-    lines.append(f'exec chroot "$r" {shlex.join(argv)}')
+        _no_symlink_inside(root, str(dst))
+        qs, qd = shlex.quote(str(src)), shlex.quote(str(dst))
+        if os.path.isdir(src):
+            lines.append(f'mkdir -p "$r"{qd}')
+        else:
+            lines.append(f'mkdir -p "$(dirname "$r"{qd})"; [ -e "$r"{qd} ] || : > "$r"{qd}')
+        lines.append(f'mount --bind {qs} "$r"{qd}')
+    inner = list(argv)
+    if env is not None:
+        inner = ["env", "-i", "-C", cwd, *(f"{k}={v}" for k, v in env.items()), *inner]
+    elif cwd != "/":
+        inner = ["env", "-C", cwd, *inner]
+    lines.append(f'exec chroot "$r" {shlex.join(inner)}')
     cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines)]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
     return cmd
+
+
+def _no_symlink_inside(root: Path, dst: str) -> None:
+    """A bind target is resolved (and, for a file, made) from outside the chroot: a symlink
+    on its way would lead out of the root filesystem. Refuse it."""
+    here = Path(root)
+    for part in Path(dst).relative_to("/").parts:
+        here = here / part
+        if here.is_symlink():
+            raise RootfsError(f"bind target {dst} goes through a symlink in {root}: {here}")
 
 
 def tool_path() -> str | None:

@@ -12,6 +12,13 @@ The system D-Bus and polkitd must run before libvirtd, otherwise a non-root clie
 group ``libvirt`` in and refuses others, exactly as on a learner's Debian host. virtlogd
 must run before a domain starts. Everything started here is stopped by PID.
 
+Besides libvirt, a sandbox stands for the learner's whole host: :meth:`Sandbox.check`,
+:meth:`Sandbox.virtlab`, :meth:`Sandbox.run`, :meth:`Sandbox.add_user` … run the checker,
+the CLI, commands and user management *on that host*. For this class the host is this
+machine (its Debian release, its dpkg database, its users); ``sandbox_rootfs.RootfsSandbox``
+has the same interface for the other Debian release, run from its own root filesystem, so
+that one lab suite is parametrised over both (fixture ``release_sandbox``).
+
 >>> with Sandbox() as sb:                                  # doctest: +SKIP
 ...     sb.conn().defineXML(sb.domain_xml("vm1"))
 """
@@ -24,12 +31,15 @@ import signal
 import subprocess
 import tempfile
 import time
+import sys
 import uuid as uuidlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_NETWORK_XML = Path("/usr/share/libvirt/networks/default.xml")
+REPO = Path(__file__).resolve().parent.parent
 
 
 class SandboxError(RuntimeError):
@@ -177,6 +187,9 @@ class Sandbox:
         self.images_dir = self.lib / "images"
         self.socket = self.run_dir / "libvirt-sock"
         self.uri = f"qemu:///system?socket={self.socket}"
+        self.default_network_xml = DEFAULT_NETWORK_XML
+        # Environment added to every command, check and CLI run on the learner's host.
+        self.env: dict[str, str] = {}
         self.bus = SystemBus(self.name)
         self._daemon: subprocess.Popen[bytes] | None = None
         self._netns_made = False
@@ -338,7 +351,7 @@ class Sandbox:
         return r
 
     def reset(self, keep_default: bool = True) -> None:
-        """Back to the state of a fresh Debian 12 install: network `default` defined as the
+        """Back to the state of a fresh install of its release: network `default` defined as the
         package ships it, inactive and not autostarted; no domain, no pool, no volume."""
         import libvirt
 
@@ -386,11 +399,102 @@ class Sandbox:
             if f.is_file():
                 f.unlink()
         if keep_default:
-            c.networkDefineXML(DEFAULT_NETWORK_XML.read_text())
+            c.networkDefineXML(self.default_network_xml.read_text())
 
     def images(self, name: str) -> Path:
         """Host path of a file the daemon sees as /var/lib/libvirt/images/NAME."""
         return self.images_dir / name
+
+    # --- the learner's host: this machine ----------------------------------------------
+    @property
+    def release(self) -> str:
+        """The Debian codename of the learner's host this sandbox stands for."""
+        from rootfs import host_release
+
+        return host_release()
+
+    @property
+    def label(self) -> str:
+        """The test id of this sandbox: ``host-bookworm``, ``rootfs-trixie``."""
+        return f"host-{self.release}"
+
+    @property
+    def etc_network(self) -> Path:
+        """The host folder that commands run with ``netns=True`` see as /etc/network
+        (``ip netns exec`` binds /etc/netns/NAME/network there)."""
+        return Path("/etc/netns") / self.netns / "network"
+
+    def lab_path(self, lab_dir: str) -> str:
+        """The path of ``labs/<lab_dir>`` as commands on the learner's host see it."""
+        return str(REPO / "labs" / lab_dir)
+
+    def host_path(self, inside: str | Path) -> Path:
+        """The path, from this test process, of a file the learner's host names ``inside``."""
+        return Path(inside)
+
+    def run(self, argv: Iterable[str], *, netns: bool = False, env: dict[str, str] | None = None,
+            input: str | None = None, timeout: float = 120, cwd: str | Path | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        """Run a command on the learner's host (as root), optionally inside the sandbox's
+        network namespace; ``env`` is added to this process's environment."""
+        argv = list(argv)
+        if netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        return subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout,
+                              env={**os.environ, **self.env, **(env or {})}, cwd=cwd or REPO)
+
+    def virtlab(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+                timeout: float = 120, netns: bool = False) -> subprocess.CompletedProcess[str]:
+        """The CLI as a learner runs it on that host (``python -m checker``)."""
+        return self.run([sys.executable, "-m", "checker", *args], env=env, input=input,
+                        timeout=timeout, netns=netns)
+
+    def python(self, code: str, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """``python -c code args…`` with virtlab importable, on that host (its Python), in the
+        checkout (``tests`` importable as ``sys.path.insert(0, "tests")``)."""
+        return self.run([sys.executable, "-c", code, *args], env=env, timeout=timeout)
+
+    def check(self, lab: str, *, connect: str | None = None, user: str | None = None,
+              lang: str | None = None, only: list[str] | None = None,
+              env: dict[str, str] | None = None) -> Any:
+        """``checker.engine.check`` on that host: a :class:`checker.model.Report`."""
+        from checker.engine import check
+
+        with _environ({**self.env, **(env or {})}):
+            return check(lab, connect=connect, user=user, lang=lang, only=only)
+
+    def add_user(self, groups: Iterable[str] = (), shell: str = "/bin/bash") -> str:
+        """A real user of that host (home made) in ``groups`` (made if missing)."""
+        name = f"vl{uuidlib.uuid4().hex[:8]}"
+        groups = list(groups)
+        for g in groups:
+            self._must(["groupadd", "-f", g])
+        self._must(["useradd", "-m", "-s", shell, *(["-G", ",".join(groups)] if groups else []),
+                    name])
+        return name
+
+    def remove_user(self, name: str) -> None:
+        self.run(["userdel", "-r", "-f", name])
+
+    def passwd(self, user: str) -> list[str]:
+        """The user's passwd fields on that host (KeyError if unknown)."""
+        r = self.run(["getent", "passwd", user])
+        if r.returncode != 0:
+            raise KeyError(user)
+        return r.stdout.strip().split(":")
+
+    def home(self, user: str) -> Path:
+        """The user's home as this test process reaches it."""
+        return self.host_path(self.passwd(user)[5])
+
+    def uid(self, user: str) -> int:
+        return int(self.passwd(user)[2])
+
+    def _must(self, argv: list[str]) -> None:
+        r = self.run(argv)
+        if r.returncode != 0:
+            raise SandboxError(f"{' '.join(argv)}: {r.stderr.strip()}")
 
     # --- helpers for tests ------------------------------------------------------------
     @staticmethod
@@ -455,3 +559,18 @@ class Sandbox:
                          "<console type='pty'><target type='serial' port='0'/></console>")
         parts.append("<memballoon model='none'/></devices></domain>")
         return "".join(parts)
+
+
+@contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``env`` added, restored after."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

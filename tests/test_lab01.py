@@ -4,16 +4,22 @@ BIOS), recorded in tests/fixtures/hosts/, and on this real machine.
 The recorded hosts go through the same probe (HostFacts, reading through a real testinfra
 ``local://`` host, with ``root`` pointing at the recording) and the same check code (the
 lab's module loaded by the engine and run by ``engine.run_objective``).
+
+Both Debian releases (``release_sandbox``): the recordings and this machine are checked by
+virtlab running on this machine's release and, in the other release's root filesystem, by
+that release's Python, tools and /etc/os-release (``recorded`` runs ``run_recorded`` there).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from checker.catalog import resolve
-from checker.engine import Fixtures, check, get_host, load_checks, run_objective
+from checker.engine import Fixtures, get_host, load_checks, run_objective
+from checker.model import ObjectiveResult
 from checker.probes.host import HostFacts, bios_disabled_in, parse_cpuinfo
 from checker.probes.learner import Learner
 from checker.probes.libvirt import Virt
@@ -31,10 +37,23 @@ def run_recorded(name: str, oid: str, lang: str = "en"):
     return run_objective(lab, oid, load_checks(lab)[oid], fx, lang)
 
 
+@pytest.fixture
+def recorded(release_sandbox):
+    """run_recorded on the learner's host of ``release_sandbox`` (with its Python)."""
+    code = ("import json, sys; sys.path.insert(0, 'tests'); from test_lab01 import run_recorded; "
+            "print(json.dumps(run_recorded(*sys.argv[1:]).to_dict()))")
+
+    def run(name: str, oid: str, lang: str = "en") -> ObjectiveResult:
+        r = release_sandbox.python(code, name, oid, lang)
+        assert r.returncode == 0, r.stderr
+        return ObjectiveResult(**json.loads(r.stdout))
+    return run
+
+
 # --- cpu-virt-flags: the diagnosis names the cause -----------------------------------------
 
-def test_intel_with_vmx_passes_naming_intel_vt_x():
-    r = run_recorded("intel-vmx", "cpu-virt-flags")
+def test_intel_with_vmx_passes_naming_intel_vt_x(recorded):
+    r = recorded("intel-vmx", "cpu-virt-flags")
     assert r.status == "pass" and r.earned == 3
     assert "Intel VT-x" in r.message
     assert r.evidence["virt_flag"] == "vmx" and r.evidence["vendor"] == "GenuineIntel"
@@ -42,35 +61,35 @@ def test_intel_with_vmx_passes_naming_intel_vt_x():
     assert r.hint == ""
 
 
-def test_amd_with_svm_passes_naming_amd_v():
-    r = run_recorded("amd-svm", "cpu-virt-flags")
+def test_amd_with_svm_passes_naming_amd_v(recorded):
+    r = recorded("amd-svm", "cpu-virt-flags")
     assert r.status == "pass"
     assert "AMD-V" in r.message and "Intel" not in r.message
     assert r.evidence["virt_flag"] == "svm" and r.evidence["vendor"] == "AuthenticAMD"
 
 
-def test_a_vm_guest_without_vmx_is_told_to_enable_nested_virtualization():
-    r = run_recorded("kvm-guest", "cpu-virt-flags")
+def test_a_vm_guest_without_vmx_is_told_to_enable_nested_virtualization(recorded):
+    r = recorded("kvm-guest", "cpu-virt-flags")
     assert r.status == "fail" and r.earned == 0
     assert "nested virtualization" in r.message and "outer host" in r.message
     assert "BIOS" not in r.message
     assert "TCG" in r.message  # and it is told the later labs still work
     assert r.evidence["hypervisor_flag"] is True and r.evidence["virt_flag"] is None
     assert r.hint  # a failure shows its hint
-    fr = run_recorded("kvm-guest", "cpu-virt-flags", lang="fr")
+    fr = recorded("kvm-guest", "cpu-virt-flags", lang="fr")
     assert "virtualisation imbriquée" in fr.message
 
 
-def test_vt_x_disabled_in_the_bios_is_told_to_enable_it_in_the_firmware():
-    r = run_recorded("bios-disabled", "cpu-virt-flags")
+def test_vt_x_disabled_in_the_bios_is_told_to_enable_it_in_the_firmware(recorded):
+    r = recorded("bios-disabled", "cpu-virt-flags")
     assert r.status == "fail"
     assert "BIOS/UEFI" in r.message and "disabled by bios" in r.message
     assert "nested" not in r.message
     assert r.evidence["disabled_by_bios"] is True and r.evidence["dmesg_readable"] is True
 
 
-def test_no_flags_and_no_readable_dmesg_names_both_possible_causes():
-    r = run_recorded("no-flags-dmesg-restricted", "cpu-virt-flags")
+def test_no_flags_and_no_readable_dmesg_names_both_possible_causes(recorded):
+    r = recorded("no-flags-dmesg-restricted", "cpu-virt-flags")
     assert r.status == "fail"
     assert "lacks them" in r.message and "BIOS/UEFI" in r.message
     assert r.evidence["dmesg_readable"] is False and r.evidence["disabled_by_bios"] is False
@@ -80,8 +99,8 @@ def test_no_flags_and_no_readable_dmesg_names_both_possible_causes():
 
 @pytest.mark.parametrize("name, cores, mem_gib", [
     ("intel-vmx", 8, 15.5), ("amd-svm", 96, 7.7), ("bios-disabled", 8, 15.5)])
-def test_host_resources_come_from_the_recorded_host(name, cores, mem_gib):
-    r = run_recorded(name, "host-resources")
+def test_host_resources_come_from_the_recorded_host(name, cores, mem_gib, recorded):
+    r = recorded(name, "host-resources")
     assert r.status == "pass", r.message
     assert r.evidence["cores"] == cores
     assert round(r.evidence["mem_total_bytes"] / GIB, 1) == mem_gib
@@ -130,9 +149,9 @@ def _real_flags() -> set[str]:
     return set()
 
 
-def test_lab01_on_this_machine_gives_the_diagnosis_its_cpu_calls_for():
+def test_lab01_on_this_machine_gives_the_diagnosis_its_cpu_calls_for(release_sandbox):
     flags = _real_flags()
-    r = {o.id: o for o in check("01", lang="en").objectives}
+    r = {o.id: o for o in release_sandbox.check("01", lang="en").objectives}
     cpu = r["cpu-virt-flags"]
     if "vmx" in flags:
         assert cpu.status == "pass" and "Intel VT-x" in cpu.message
@@ -152,13 +171,13 @@ def test_lab01_on_this_machine_gives_the_diagnosis_its_cpu_calls_for():
         assert mods.evidence["loaded"]["kvm_amd"] is False
 
 
-def test_this_machine_is_the_documented_case():
+def test_this_machine_is_the_documented_case(release_sandbox):
     # design/README: "these machines have no usable VT-x". If this ever changes, the test
     # above still holds; this one tells that the recorded kvm-guest no longer matches.
     flags = _real_flags()
     if "vmx" in flags or "svm" in flags:
         pytest.skip("this machine exposes vmx/svm: not the documented CI machine")
-    r = {o.id: o for o in check("01", lang="en").objectives}
+    r = {o.id: o for o in release_sandbox.check("01", lang="en").objectives}
     assert "hypervisor" in flags
     assert r["cpu-virt-flags"].status == "fail"
     assert "nested virtualization" in r["cpu-virt-flags"].message

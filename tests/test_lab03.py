@@ -1,4 +1,5 @@
-"""Lab 03-libvirt-basics against the real libvirt sandbox and real Unix users.
+"""Lab 03-libvirt-basics against the real libvirt sandbox and real Unix users, on both Debian
+releases (``release_sandbox``: this machine's, and the other one's root filesystem).
 
 The reference solution is applied once (``virtlab solve 03``) to an empty sandbox; then each
 case breaks exactly one part of that solved state, checks, and restores it, and the
@@ -8,13 +9,11 @@ checker must fail exactly the objective(s) that part stands for.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from checker.engine import check
 from conftest import libvirt_state, solved_state, statuses
 
 pytestmark = pytest.mark.integration
@@ -31,12 +30,6 @@ def _by_id(report: Any) -> dict[str, Any]:
     return {o.id: o for o in report.objectives}
 
 
-def _home(user: str) -> Path:
-    import pwd
-
-    return Path(pwd.getpwnam(user).pw_dir)
-
-
 def home_state(home: Path) -> dict[str, tuple[int, int, bytes]]:
     """Every path under a home with its mode, mtime and content (files)."""
     out: dict[str, tuple[int, int, bytes]] = {}
@@ -46,16 +39,18 @@ def home_state(home: Path) -> dict[str, tuple[int, int, bytes]]:
     return out
 
 
-def processes_of(user: str) -> list[str]:
-    r = subprocess.run(["ps", "-o", "pid=,args=", "-u", user], capture_output=True, text=True)
+def processes_of(sb: Any, user: str) -> list[str]:
+    r = sb.run(["ps", "-o", "pid=,args=", "-u", str(sb.uid(user))])
     return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
 
 
 # --- from an empty sandbox -------------------------------------------------------------
 
-def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_sandbox, make_user):
-    user = make_user(groups=("libvirt",))
-    report = check(LAB, connect=clean_sandbox.uri, user=user, lang="fr")
+def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_release_sandbox,
+                                                                   make_learner):
+    user = make_learner(groups=("libvirt",))
+    sb = clean_release_sandbox
+    report = sb.check(LAB, connect=sb.uri, user=user, lang="fr")
     assert statuses(report) == {o: "fail" for o in OBJECTIVES}
     o = _by_id(report)
     assert "sudo virsh net-start default" in o["default-network-active"].message
@@ -67,8 +62,9 @@ def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_sandbox
         assert r.hint, r.id
 
 
-def test_an_unknown_learner_is_an_error_not_a_traceback(clean_sandbox):
-    report = check(LAB, connect=clean_sandbox.uri, user="no-such-learner-vl", lang="en")
+def test_an_unknown_learner_is_an_error_not_a_traceback(clean_release_sandbox):
+    sb = clean_release_sandbox
+    report = sb.check(LAB, connect=sb.uri, user="no-such-learner-vl", lang="en")
     s = statuses(report)
     assert s["user-default-uri"] == s["config-backup"] == "error"
     assert "no-such-learner-vl does not exist" in _by_id(report)["config-backup"].message
@@ -78,24 +74,24 @@ def test_an_unknown_learner_is_an_error_not_a_traceback(clean_sandbox):
 
 class Solved:
     def __init__(self, sb: Any, user: str):
-        self.sb, self.user, self.home = sb, user, _home(user)
+        self.sb, self.user, self.home = sb, user, sb.home(user)
 
     def check(self, lang: str = "en") -> Any:
-        return check(LAB, connect=self.sb.uri, user=self.user, lang=lang)
+        return self.sb.check(LAB, connect=self.sb.uri, user=self.user, lang=lang)
 
     def virsh(self, *args: str) -> str:
         return self.sb.virsh(*args).stdout
 
 
 @pytest.fixture(scope="module")
-def solved(sandbox: Any) -> Iterator[Solved]:
+def solved(release_sandbox: Any) -> Iterator[Solved]:
     """`virtlab solve 03` applied to an empty sandbox, for a learner in group libvirt."""
-    with solved_state(sandbox, (LAB,)) as user:
-        yield Solved(sandbox, user)
+    with solved_state(release_sandbox, (LAB,)) as user:
+        yield Solved(release_sandbox, user)
 
 
-def test_the_reference_solution_scores_full_marks(solved, virtlab):
-    r = virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
+def test_the_reference_solution_scores_full_marks(solved):
+    r = solved.sb.virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
                 "--format", "json", "--lang", "en")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
@@ -108,7 +104,7 @@ def test_the_reference_solution_scores_full_marks(solved, virtlab):
     # What the learner owns stays the learner's.
     for rel in (".config", ".config/libvirt", ".config/libvirt/libvirt.conf", "virtlab",
                 "virtlab/backup", "virtlab/backup/default-network.xml"):
-        assert (solved.home / rel).owner() == solved.user, rel
+        assert (solved.home / rel).stat().st_uid == solved.sb.uid(solved.user), rel
 
 
 def test_checking_changes_nothing(solved):
@@ -118,11 +114,11 @@ def test_checking_changes_nothing(solved):
     assert libvirt_state(solved.sb) == before
     # `virsh uri` as the learner neither starts a session daemon nor writes ~/.cache.
     assert home_state(solved.home) == home_before
-    assert processes_of(solved.user) == []
+    assert processes_of(solved.sb, solved.user) == []
 
 
-def test_solving_twice_is_harmless(solved, virtlab):
-    r = virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
+def test_solving_twice_is_harmless(solved):
+    r = solved.sb.virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
     assert r.returncode == 0, r.stdout + r.stderr
     assert statuses(solved.check()) == ALL_PASS
 

@@ -1,4 +1,5 @@
-"""Lab 04-create-vm against the real libvirt sandbox (QEMU/TCG domains).
+"""Lab 04-create-vm against the real libvirt sandbox (QEMU/TCG domains), on both Debian
+releases (``release_sandbox``: this machine's, and the other one's root filesystem).
 
 The reference solutions of labs 03 and 04 are applied once to an empty sandbox; then each
 case breaks exactly one part of the VM `test-debian-12` (or of its surroundings), checks,
@@ -16,7 +17,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from checker.engine import check
 from checker.probes.host import HostFacts
 from conftest import libvirt_state, solved_state, statuses
 
@@ -40,12 +40,13 @@ def _messages(report: Any) -> dict[str, str]:
 
 # --- no VM at all --------------------------------------------------------------------------
 
-def test_no_vm_fails_every_objective_and_lists_the_vms_that_exist(clean_sandbox):
-    c = clean_sandbox.conn()
+def test_no_vm_fails_every_objective_and_lists_the_vms_that_exist(clean_release_sandbox):
+    sb = clean_release_sandbox
+    c = sb.conn()
     for name in ODD:
-        c.defineXML(clean_sandbox.domain_xml(name))
-    fr = check(LAB, connect=clean_sandbox.uri, user="root", lang="fr")
-    en = check(LAB, connect=clean_sandbox.uri, user="root", lang="en")
+        c.defineXML(sb.domain_xml(name))
+    fr = sb.check(LAB, connect=sb.uri, user="root", lang="fr")
+    en = sb.check(LAB, connect=sb.uri, user="root", lang="en")
     assert statuses(fr) == statuses(en) == {o: "fail" for o in OBJECTIVES}
     for o in fr.objectives:
         assert o.message.startswith(f"VM `{VM}` introuvable ; VM existantes : "), o.message
@@ -56,8 +57,9 @@ def test_no_vm_fails_every_objective_and_lists_the_vms_that_exist(clean_sandbox)
         assert o.message.startswith(f"VM `{VM}` not found; existing VMs: "), o.message
 
 
-def test_no_vm_on_an_empty_libvirt_says_none(clean_sandbox):
-    report = check(LAB, connect=clean_sandbox.uri, user="root", lang="fr")
+def test_no_vm_on_an_empty_libvirt_says_none(clean_release_sandbox):
+    sb = clean_release_sandbox
+    report = sb.check(LAB, connect=sb.uri, user="root", lang="fr")
     assert {o.message for o in report.objectives} == {
         f"VM `{VM}` introuvable ; VM existantes : aucune."}
 
@@ -69,7 +71,7 @@ class Solved:
         self.sb, self.user = sb, user
 
     def check(self, lang: str = "en", lab: str = LAB) -> Any:
-        return check(lab, connect=self.sb.uri, user=self.user, lang=lang)
+        return self.sb.check(lab, connect=self.sb.uri, user=self.user, lang=lang)
 
     def virsh(self, *args: str) -> str:
         return self.sb.virsh(*args).stdout
@@ -85,14 +87,14 @@ class Solved:
 
 
 @pytest.fixture(scope="module")
-def solved(sandbox: Any) -> Iterator[Solved]:
+def solved(release_sandbox: Any) -> Iterator[Solved]:
     """`virtlab solve 03` then `virtlab solve 04` on an empty sandbox."""
-    with solved_state(sandbox, ("03", "04")) as user:
-        yield Solved(sandbox, user)
+    with solved_state(release_sandbox, ("03", "04")) as user:
+        yield Solved(release_sandbox, user)
 
 
-def test_the_reference_solutions_score_full_marks_on_both_labs(solved, virtlab):
-    r = virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
+def test_the_reference_solutions_score_full_marks_on_both_labs(solved):
+    r = solved.sb.virtlab("check", LAB, "--connect", solved.sb.uri, "--user", solved.user,
                 "--format", "json", "--lang", "fr")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
@@ -114,8 +116,8 @@ def test_checking_changes_nothing(solved):
     assert libvirt_state(solved.sb) == before
 
 
-def test_solving_twice_is_harmless(solved, virtlab):
-    r = virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
+def test_solving_twice_is_harmless(solved):
+    r = solved.sb.virtlab("solve", LAB, "--yes", "--user", solved.user, "--connect", solved.sb.uri)
     assert r.returncode == 0, r.stdout + r.stderr
     assert statuses(solved.check()) == ALL_PASS
     assert len(solved.dom.listAllSnapshots(0)) == 1

@@ -6,6 +6,10 @@ port are made there, and the namespace's own /etc/network comes from
 /etc/netns/<netns>/network (``ip netns exec`` bind-mounts it over /etc/network), so the
 machine's real /etc/network/interfaces is never read or written. The checker itself runs
 inside the namespace, so testinfra's ``host`` sees that br0 and that /etc.
+
+The real-guest tests run on both Debian releases (``release_sandbox``): in the other
+release's root filesystem, /etc/network is a folder of that sandbox bound there, and the
+checker and solution.sh run chrooted in it (its own ip, brctl, virsh, virt-install).
 """
 
 from __future__ import annotations
@@ -341,12 +345,9 @@ def wait_lease(sandbox, mac: str, timeout: float = LEASE_TIMEOUT) -> tuple[dict[
 
 
 def run_check(sandbox, in_netns: bool = True) -> tuple[dict[str, str], dict[str, Any]]:
-    argv = [sys.executable, "-m", "checker", "check", "05", "--connect", sandbox.uri,
-            "--format", "json", "--lang", "en"]
-    if in_netns:
-        r = sandbox.netns_exec(argv, cwd=REPO, timeout=120)
-    else:
-        r = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    """`virtlab check 05` on the learner's host of ``sandbox`` (in its namespace or not)."""
+    r = sandbox.virtlab("check", "05", "--connect", sandbox.uri, "--format", "json",
+                        "--lang", "en", netns=in_netns)
     assert r.returncode in (0, 1), f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     assert "Traceback" not in r.stderr, r.stderr
     report = json.loads(r.stdout)
@@ -368,8 +369,9 @@ class Scene:
 
     def __init__(self, sandbox):
         self.sb = sandbox
-        self.etc_netns = Path("/etc/netns") / sandbox.netns
-        self.etc_net = self.etc_netns / "network"
+        self.etc_net = sandbox.etc_network  # what the namespace's commands see as /etc/network
+        self.etc_netns = self.etc_net.parent
+        self.ns_etc = Path("/etc/netns") in self.etc_net.parents  # `ip netns exec`'s binds
         self.made_netns_root = False
         self.made_netns_dir = False
 
@@ -378,12 +380,12 @@ class Scene:
         assert r.returncode == 0, f"ip {' '.join(args)}: {r.stderr}"
 
     def make_etc(self) -> None:
-        if not Path("/etc/network").is_dir():
+        if self.ns_etc and not Path("/etc/network").is_dir():
             pytest.fail("/etc/network is missing on this machine: `ip netns exec` needs it as "
                         "the mount point of /etc/netns/<ns>/network (install bridge-utils)")
-        if not Path("/etc/netns").exists():
+        if self.ns_etc and not Path("/etc/netns").exists():
             self.made_netns_root = True
-        if not self.etc_netns.exists():
+        if self.ns_etc and not self.etc_netns.exists():
             self.made_netns_dir = True
         (self.etc_net / "interfaces.d").mkdir(parents=True, exist_ok=True)
         (self.etc_net / "interfaces").write_text(DEBIAN_DEFAULT)
@@ -398,6 +400,8 @@ class Scene:
             self.sb.netns_exec(["ip", "link", "del", dev])
         if self.etc_net.exists():
             shutil.rmtree(self.etc_net)
+        if not self.ns_etc:  # the rootfs sandbox's own /etc/network folder: keep it, empty
+            self.etc_net.mkdir()
         for d, made in ((self.etc_netns, self.made_netns_dir),
                         (Path("/etc/netns"), self.made_netns_root)):
             if made and d.is_dir() and not any(d.iterdir()):
@@ -414,8 +418,8 @@ class Scene:
 # --- the real thing: lease timing and bad networks (each from a clean sandbox) -----------
 
 @pytest.mark.integration
-def test_lease_objective_passes_only_once_the_guest_holds_its_lease(clean_sandbox, guest):
-    sb = clean_sandbox
+def test_lease_objective_passes_only_once_the_guest_holds_its_lease(clean_release_sandbox, guest):
+    sb = clean_release_sandbox
     c = sb.conn()
     net = c.networkDefineXML(nat_xml())
     net.create()
@@ -453,9 +457,9 @@ def test_lease_objective_passes_only_once_the_guest_holds_its_lease(clean_sandbo
     ("<network><name>mon-reseau-prive</name><bridge name='virbr1'/>"
      "<ip family='ipv6' address='fd00:5::1' prefix='64'/></network>", "IPv6 only"),
 ], ids=["no-ip", "no-dhcp", "ipv6-only"])
-def test_networks_without_ip_or_dhcp_are_reported_clearly(clean_sandbox, xml, expected):
-    clean_sandbox.conn().networkDefineXML(xml)
-    st_, rep = run_check(clean_sandbox, in_netns=False)
+def test_networks_without_ip_or_dhcp_are_reported_clearly(clean_release_sandbox, xml, expected):
+    clean_release_sandbox.conn().networkDefineXML(xml)
+    st_, rep = run_check(clean_release_sandbox, in_netns=False)
     assert st_["net-nat-addressing"] == "fail"
     assert expected in message(rep, "net-nat-addressing")
     assert "error" not in st_.values(), rep
@@ -464,8 +468,10 @@ def test_networks_without_ip_or_dhcp_are_reported_clearly(clean_sandbox, xml, ex
 # --- the real thing: reference solution, then each objective broken alone -----------------
 
 @pytest.fixture(scope="module")
-def scene(sandbox, guest):
-    """The reference solution applied (solution.sh, run inside the namespace)."""
+def scene(release_sandbox, guest):
+    """The reference solution applied (solution.sh, run inside the namespace, on the
+    learner's host of the sandbox: this machine, or the other release's rootfs)."""
+    sandbox = release_sandbox
     if not sandbox.running:
         sandbox.start()
     sandbox.reset()
@@ -474,10 +480,11 @@ def scene(sandbox, guest):
         s.make_etc()
         s.make_port()
         s.lab04_vm(guest)
-        env = dict(os.environ, LIBVIRT_DEFAULT_URI=sandbox.uri, BR0_PORT=Scene.PORT,
+        env = dict(LIBVIRT_DEFAULT_URI=sandbox.uri, BR0_PORT=Scene.PORT,
                    LEASE_TIMEOUT=str(LEASE_TIMEOUT))
-        r = sandbox.netns_exec(["bash", "-eu", str(LAB / "solution.sh")], env=env,
-                               cwd=str(LAB), timeout=LEASE_TIMEOUT + 120)
+        lab = sandbox.lab_path(LAB.name)
+        r = sandbox.run(["bash", "-eu", f"{lab}/solution.sh"], netns=True, env=env,
+                        cwd=lab, timeout=LEASE_TIMEOUT + 120)
         assert r.returncode == 0, f"solution.sh failed:\n{r.stdout}\n{r.stderr}"
         s.solution_output = r.stdout
         yield s
@@ -761,22 +768,27 @@ def test_other_persistent_declarations_are_accepted(scene):
              "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n"),
             ("systemd/network", "br0.netdev", "[NetDev]\nName=br0\nKind=bridge\n"),
         ):
-            top = scene.etc_netns / sub.split("/")[0]
+            etc = scene.etc_netns if scene.ns_etc else scene.sb.host_path("/etc")
+            top = etc / sub.split("/")[0]
             real = Path("/etc") / sub.split("/")[0]
-            if not real.is_dir():
+            if scene.ns_etc and not real.is_dir():
                 continue  # `ip netns exec` can only mount over an existing /etc/<dir>
-            d = scene.etc_netns / sub
+            d = etc / sub
+            # only the folders made here are removed after (the rootfs's /etc is its own)
+            made += [f for f in [d, *d.parents] if etc in f.parents and not f.exists()][::-1]
             d.mkdir(parents=True, exist_ok=True)
-            made.append(top)
             (d / name).write_text(text)
+            made.append(d / name)
             st_, rep = run_check(scene.sb)
             assert st_["host-bridge-persistent"] == "pass", message(rep, "host-bridge-persistent")
-            (d / name).unlink()
         if not made:
             pytest.skip("neither /etc/NetworkManager nor /etc/systemd exists on this machine")
     finally:
-        for top in made:
-            shutil.rmtree(top, ignore_errors=True)
+        for f in reversed(made):
+            if f.is_dir():
+                f.rmdir()
+            else:
+                f.unlink(missing_ok=True)
         restore()
     st_, _ = run_check(scene.sb)
     assert st_["host-bridge-persistent"] == "pass"
@@ -789,7 +801,7 @@ def test_scene_removal_leaves_nothing_behind(scene):
     sb.reset()
     links = sb.netns_exec(["ip", "-o", "link", "show"]).stdout
     assert "br0" not in links and Scene.PORT not in links and Scene.PEER not in links
-    assert not scene.etc_net.exists()
+    assert not scene.etc_net.exists() or not any(scene.etc_net.iterdir())
     assert [d.name() for d in sb.conn().listAllDomains(0)] == []
     assert [n.name() for n in sb.conn().listAllNetworks(0)] == ["default"]
     assert not any(sb.images_dir.iterdir())

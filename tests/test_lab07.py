@@ -1,17 +1,19 @@
 """Lab 07-troubleshooting against a real libvirtd: the broken scene fails every objective,
 the reference fix scores full marks, each objective broken alone fails alone, `finish`
-leaves nothing named lab07-* and nothing else changed; progressive hints are recorded."""
+leaves nothing named lab07-* and nothing else changed; progressive hints are recorded.
+On both Debian releases (``release_sandbox``: this machine's, and the other one's rootfs)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checker.catalog import resolve
-from checker.engine import check
 from conftest import run_virtlab, statuses
 
 LAB = "07-troubleshooting"
@@ -28,25 +30,28 @@ def lab07_objects(sb: Any) -> dict[str, list[str]]:
 
 
 def start(sb: Any) -> None:
-    r = run_virtlab("start", LAB, "--yes", "--connect", sb.uri)
+    r = sb.virtlab("start", LAB, "--yes", "--connect", sb.uri)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def solve(sb: Any) -> None:
-    r = run_virtlab("solve", LAB, "--yes", "--connect", sb.uri)
+    r = sb.virtlab("solve", LAB, "--yes", "--connect", sb.uri)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def report(sb: Any, lang: str = "en") -> Any:
-    return check(LAB, connect=sb.uri, lang=lang)
+    return sb.check(LAB, connect=sb.uri, lang=lang)
 
 
 @pytest.fixture
-def scene(clean_sandbox: Any, tmp_path: Any, monkeypatch: Any) -> Any:
-    """A fresh broken scene (hints state kept out of the real home)."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    start(clean_sandbox)
-    return clean_sandbox
+def scene(clean_release_sandbox: Any, monkeypatch: Any) -> Any:
+    """A fresh broken scene (hints state kept out of the learner's real home: in a folder of
+    the sandbox, which has the same path on the learner's host)."""
+    sb = clean_release_sandbox
+    xdg = tempfile.mkdtemp(prefix="xdg-", dir=sb.root)
+    monkeypatch.setattr(sb, "env", {**sb.env, "XDG_DATA_HOME": xdg})
+    start(sb)
+    return sb
 
 
 @pytest.mark.integration
@@ -68,8 +73,8 @@ def test_start_builds_a_scene_where_every_objective_fails(scene: Any) -> None:
 
 @pytest.mark.integration
 def test_reference_fix_scores_full_marks_then_finish_leaves_only_what_was_there(
-        clean_sandbox: Any) -> None:
-    sb = clean_sandbox
+        clean_release_sandbox: Any) -> None:
+    sb = clean_release_sandbox
     c = sb.conn()
     c.defineXML(sb.domain_xml("test-debian-12", nics=[{"network": "default"}]))
     before = c.lookupByName("test-debian-12").XMLDesc(0)
@@ -79,7 +84,7 @@ def test_reference_fix_scores_full_marks_then_finish_leaves_only_what_was_there(
     rep = report(sb)
     assert rep.passed and rep.score == rep.max_score, statuses(rep)
 
-    r = run_virtlab("finish", LAB, "--yes", "--connect", sb.uri, "--lang", "en")
+    r = sb.virtlab("finish", LAB, "--yes", "--connect", sb.uri, "--lang", "en")
     assert r.returncode == 0, r.stdout + r.stderr
     assert lab07_objects(sb) == {"domains": [], "networks": [], "pools": []}
     assert "lab07-isolated" in r.stdout  # made by the learner, named lab07-*: removed too
@@ -169,10 +174,10 @@ def test_a_renamed_vm_is_named_as_a_candidate(scene: Any) -> None:
         assert "virsh domrename web lab07-web" in res[oid].message
 
     # start will not delete the disk of a VM not named lab07-*; finish keeps it too.
-    r = run_virtlab("start", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
+    r = scene.virtlab("start", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "used by VM web" in r.stdout and "Nothing was changed" in r.stderr
-    r = run_virtlab("finish", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
+    r = scene.virtlab("finish", LAB, "--yes", "--connect", scene.uri, "--lang", "en")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "disk of VM web" in r.stdout
     web = scene.conn().lookupByName("web")
@@ -184,8 +189,8 @@ def test_a_renamed_vm_is_named_as_a_candidate(scene: Any) -> None:
 # --- progressive hints -----------------------------------------------------------------
 
 @pytest.mark.integration
-def test_hints_progress_and_the_report_counts_them(scene: Any, tmp_path: Any) -> None:
-    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+def test_hints_progress_and_the_report_counts_them(scene: Any) -> None:
+    xdg = Path(scene.env["XDG_DATA_HOME"])
     lab = resolve(LAB)
     hints = lab.objective("vm-link-up").hints
     assert len(hints) == 3
@@ -194,7 +199,7 @@ def test_hints_progress_and_the_report_counts_them(scene: Any, tmp_path: Any) ->
     first = {o.id: o for o in rep.objectives}["vm-link-up"]
     assert (first.hints_shown, first.hint) == (1, hints[0].en)
 
-    r = run_virtlab("hint", "07", "vm-link-up", "--lang", "en", env=env)
+    r = scene.virtlab("hint", "07", "vm-link-up", "--lang", "en")
     assert r.returncode == 0, r.stderr
     assert hints[0].en in r.stdout and hints[1].en in r.stdout and hints[2].en not in r.stdout
     assert "virtlab hint 07-troubleshooting vm-link-up" in r.stdout
@@ -203,14 +208,14 @@ def test_hints_progress_and_the_report_counts_them(scene: Any, tmp_path: Any) ->
     assert res["vm-nic-virtio"].hints_shown == 1  # the others are untouched
 
     for _ in range(3):  # asking past the last level stays at the last level
-        r = run_virtlab("hint", LAB, "vm-link-up", "--lang", "en", env=env)
+        r = scene.virtlab("hint", LAB, "vm-link-up", "--lang", "en")
     assert "last hint" in r.stdout
-    state = json.loads((tmp_path / "xdg" / "virtlab" / "hints.json").read_text())
+    state = json.loads((xdg / "virtlab" / "hints.json").read_text())
     assert state["labs"][LAB] == {"vm-link-up": 3}
 
     # the JSON report (what instructors read) carries the count, even once it passes
     solve(scene)
-    r = run_virtlab("check", LAB, "--connect", scene.uri, "--format", "json", env=env)
+    r = scene.virtlab("check", LAB, "--connect", scene.uri, "--format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     objs = {o["id"]: o for o in json.loads(r.stdout)["objectives"]}
     assert objs["vm-link-up"]["status"] == "pass" and objs["vm-link-up"]["hints_shown"] == 3
