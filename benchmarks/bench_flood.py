@@ -41,21 +41,10 @@ TARGET_MB = 100.0
 
 
 def tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-    out, todo = [pid], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+    """``pid`` and every process it started (the checker's own /proc walk)."""
+    from checker.probes.output import descendants
+
+    return [pid, *descendants(pid)]
 
 
 def mem_kib(pid: int) -> tuple[int, int]:

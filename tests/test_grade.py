@@ -9,7 +9,6 @@ hanging host), a learner whose login never returns (hangs after the connection),
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shlex
 import signal

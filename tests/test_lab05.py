@@ -769,7 +769,6 @@ def test_other_persistent_declarations_are_accepted(scene):
             ("systemd/network", "br0.netdev", "[NetDev]\nName=br0\nKind=bridge\n"),
         ):
             etc = scene.etc_netns if scene.ns_etc else scene.sb.host_path("/etc")
-            top = etc / sub.split("/")[0]
             real = Path("/etc") / sub.split("/")[0]
             if scene.ns_etc and not real.is_dir():
                 continue  # `ip netns exec` can only mount over an existing /etc/<dir>

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     from checker.catalog import resolve
     from checker.model import resolve_lang
     from checker.grade.gradebook import Gradebook, GradebookError, default_path
-    from checker.grade.targets import TargetError, from_inventory, from_specs
+    from checker.grade.targets import TargetError
 
     lang = resolve_lang(args.lang)
     say = lambda fr, en: print(_tr(lang, fr, en), file=sys.stderr)  # noqa: E731
@@ -273,13 +273,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not labs:
                 raise GradeUsageError("which lab? give at least one LAB (e.g. 01 or 01-hardware)")
-            if args.inventory:
-                targets = from_inventory(args.inventory, args.limit)
-            elif args.hosts:
-                targets = from_specs([s for h in args.hosts for s in h.split(",")])
-            else:
-                raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
-                                      "--inventory FILE")
+            targets = _targets(args)
             options = _options(args, lang)
             run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict())
     except (GradeUsageError, TargetError, GradebookError) as e:
@@ -374,19 +368,23 @@ def _export_options(args: argparse.Namespace) -> str:
     return out
 
 
-def _list_hosts(args: argparse.Namespace, lang: str) -> int:
-    """``--list-hosts``: the hosts the command would grade; nothing is graded or recorded."""
+def _targets(args: argparse.Namespace) -> list[Any]:
+    """The hosts of ``--inventory`` (with ``--limit``) or ``--hosts``."""
     from checker.grade.targets import from_inventory, from_specs
 
+    if args.inventory:
+        return from_inventory(args.inventory, args.limit)
+    if args.hosts:
+        return from_specs([s for h in args.hosts for s in h.split(",")])
+    raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
+                          "--inventory INVENTORY")
+
+
+def _list_hosts(args: argparse.Namespace, lang: str) -> int:
+    """``--list-hosts``: the hosts the command would grade; nothing is graded or recorded."""
     if args.resume or args.retry_unreachable:
         raise GradeUsageError("--list-hosts lists the hosts of --inventory or --hosts")
-    if args.inventory:
-        targets = from_inventory(args.inventory, args.limit)
-    elif args.hosts:
-        targets = from_specs([s for h in args.hosts for s in h.split(",")])
-    else:
-        raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
-                              "--inventory INVENTORY")
+    targets = _targets(args)
     from checker.reporters.text import clean as visible
 
     print(_tr(lang, f"  hôtes ({len(targets)}) :", f"  hosts ({len(targets)}):"))

@@ -91,7 +91,7 @@ def budget(limit: int = HOST_CAP, *, reuse: bool = True) -> Iterator[Budget]:
         _local.budget = outer
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """The processes started by ``pid``, and theirs (from /proc: the shell testinfra starts
     does not exec its ssh)."""
     children: dict[int, list[int]] = {}
@@ -114,7 +114,7 @@ def _descendants(pid: int) -> list[int]:
 def _kill(p: subprocess.Popen[bytes]) -> None:
     """Kill the command's shell and what it started (its ssh client). They stay in the
     worker's process group, so that the grading runner's deadline still kills them all."""
-    for pid in [*_descendants(p.pid), p.pid]:
+    for pid in [*descendants(p.pid), p.pid]:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
