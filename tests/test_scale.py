@@ -133,28 +133,29 @@ def test_a_vm_description_of_megabytes(clean_sandbox):
 
 
 def test_a_tool_printing_a_flood_of_lines(sandbox, tmp_path):
-    """``virt-host-validate`` replaced on PATH by one printing 100,000 failing checks (~6 MB):
-    the check reads them all, keeps a bounded report."""
+    """``virt-host-validate`` replaced on PATH by one printing 40,000 failing checks (~3.7 MB,
+    under the 4 MiB a command may print, checker.probes.output): the check reads them all,
+    keeps a bounded report. (Past the cap the host is not graded: tests/test_threat_flood.py.)"""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     tool = bindir / "virt-host-validate"
     tool.write_text("#!/bin/sh\nexec python3 -c \"import sys\n"
                     "w = sys.stdout.write\n"
-                    "for i in range(100000): w(f'  QEMU: Checking for thing {i:06d}"
+                    "for i in range(40000): w(f'  QEMU: Checking for thing {i:06d}"
                     "                     : FAIL (a detail that goes on and on)\\\\n')\"\n")
     tool.chmod(0o755)
     flood = subprocess.run([str(tool)], capture_output=True, text=True).stdout
-    assert flood.count("\n") == 100_000 and len(flood) > 5_000_000
+    assert flood.count("\n") == 40_000 and len(flood) > 3_500_000
     env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
     rc, out, err, seconds, rss = measured("check", "02", "--connect", sandbox.uri,
                                           "--format", "json", "--lang", "en", env=env)
-    print(f"check 02 with a 6 MB virt-host-validate: {seconds:.1f} s, max RSS {rss:.0f} MiB")
+    print(f"check 02 with a 3.7 MB virt-host-validate: {seconds:.1f} s, max RSS {rss:.0f} MiB")
     assert rc == 1, out + err
     report = json.loads(out)
     hv = {o["id"]: o for o in report["objectives"]}["host-validate"]
-    assert hv["status"] == "fail" and "100000 failure(s)" in hv["message"]
+    assert hv["status"] == "fail" and "40000 failure(s)" in hv["message"]
     assert hv["message"].endswith("chars)")  # cut, and says so
     assert len(hv["evidence"]["lines"]) == MAX_EVIDENCE_ITEMS + 1
-    assert hv["evidence"]["lines"][-1] == f"… (+{100_000 - MAX_EVIDENCE_ITEMS} more)"
+    assert hv["evidence"]["lines"][-1] == f"… (+{40_000 - MAX_EVIDENCE_ITEMS} more)"
     assert seconds < 60 and rss < MAX_RSS_MIB and len(out) < MAX_REPORT_BYTES
     assert_bounded(report)

@@ -292,7 +292,8 @@ def test_config_backup(host, virt, learner, obj):
         obj.fail(fr=f"{path} fait {size} octets : ce n'est pas le XML d'un réseau.",
                  en=f"{path} is {size} bytes: not the XML of a network.")
     try:
-        text = f.content_string.lstrip("\ufeff")
+        # bytes, decoded here: the host's own decoding would turn invalid bytes into U+FFFD
+        text = f.content.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         obj.fail(fr=f"{path} n'est pas un texte UTF-8.", en=f"{path} is not UTF-8 text.")
     if not text.strip():
