@@ -306,8 +306,10 @@ def test_an_inventory_directory_with_a_key_per_group_reaches_hosts_and_libvirt(
             f"    tpa:\n      hosts:\n        pc-a:\n          ansible_user: {a1}\n"
             f"    tpb:\n      hosts:\n        pc-b:\n          ansible_user: {b1}\n"
             f"    tpc:\n      hosts:\n        pc-c:\n          ansible_user: {c1}\n")
-        # ControlPath=none: no shared connection, so libvirt's ssh cannot ride testinfra's
-        # and has to log in by itself, with the inventory's key and options
+        # The run's own ControlPath comes first (checker.grade.sshconf), so the ControlPath=none
+        # here does not win: libvirt's ssh may ride testinfra's connection to the host. That
+        # libvirt's own ssh gets the key and options is shown by ssh -G through the host's
+        # wrapper (test_grade_units.test_a_hosts_own_key_and_options_reach_the_ssh_libvirt_runs).
         (inv / "group_vars" / "all.yml").write_text(
             f"ansible_host: 127.0.0.1\nansible_port: {sshd.port}\n"
             "ansible_ssh_common_args: "

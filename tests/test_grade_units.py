@@ -577,3 +577,34 @@ def test_a_roster_without_the_identity_column_is_refused_before_grading(tmp_path
                     "--db", str(tmp_path / "gb.sqlite"))
     assert r.returncode == 2 and "no idnumber column" in r.stderr
     assert not (tmp_path / "gb.sqlite").exists()
+
+
+def test_a_hosts_own_key_and_options_reach_the_ssh_libvirt_runs(tmp_path):
+    """libvirt's qemu+ssh runs the ``ssh`` on PATH: for a host with inventory options, the
+    host's wrapper. What ssh will apply through it (``ssh -G``): the host's key and options,
+    and still the run's forced settings, which the inventory's options cannot undo."""
+    import subprocess
+
+    from checker.grade.hostssh import host_bin
+    from checker.grade.sshconf import SshSetup
+
+    key = tmp_path / "id_tp1"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    setup = SshSetup(None, timeout=5)
+    try:
+        bindir = host_bin(setup, ("-i", str(key), "-o", "UserKnownHostsFile=/k/classe",
+                                  "-o", "ForwardAgent=yes", "-o", "ControlPath=none"))
+        assert bindir != setup.bin
+        out = subprocess.run([str(bindir / "ssh"), "-G", "-p", "2222", "alice@pc12"],
+                             capture_output=True, text=True, check=True).stdout
+        eff: dict[str, list[str]] = {}
+        for ln in out.splitlines():
+            k, _, v = ln.partition(" ")
+            eff.setdefault(k.lower(), []).append(v)
+        assert str(key) in eff["identityfile"]
+        assert eff["userknownhostsfile"][0].split()[0] == "/k/classe"
+        assert eff["forwardagent"] == ["no"]
+        assert eff["controlpath"][0].startswith(str(setup.dir))
+        assert eff["port"] == ["2222"] and eff["user"] == ["alice"]
+    finally:
+        setup.close()
