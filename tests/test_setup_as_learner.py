@@ -332,7 +332,11 @@ def run_page_commands(learner, installed) -> list[str]:
             for c in expanded:
                 # `. .venv/bin/activate` opens the README's and the page's blocks: each command
                 # runs in a shell where it was typed.
-                r = learner.run(f". .venv/bin/activate && {c}", timeout=600)
+                # In the Debian 13 root filesystem only pip reaches the network (PyPI), as in
+                # the set-up; every other command runs where there is no route out.
+                pypi = {"net": True} if (isinstance(learner, RootfsLearner)
+                                         and re.search(r"\bpip install\b", c)) else {}
+                r = learner.run(f". .venv/bin/activate && {c}", timeout=600, **pypi)
                 out = r.stdout + r.stderr
                 ok = (0, 1) if c.startswith("virtlab check ") else (0,)
                 assert r.returncode in ok, f"{page.name}: `{c}` exited {r.returncode}:\n{out[-3000:]}"
