@@ -564,6 +564,7 @@ class RootfsLearner:
     binds: list[tuple[str, str]]
     home: Path            # on this machine: root / home / name
     checkout: Path        # on this machine
+    wanted: set[str]      # the packages .ci/install computes for Debian 13
 
     def inside(self, path: Path) -> str:
         return "/" + str(path.relative_to(self.root))
@@ -637,6 +638,9 @@ def trixie_learner(learner) -> Iterator[RootfsLearner]:
     bare = root / "var/tmp" / f"{name}.git"
     made_user = made_ns = False
     binds = [(p, p) for p in PIP_FILES + _pip_sources() if Path(p).exists()]
+    # apt has no source of packages in the learner's commands, even in the set-up, which runs
+    # on this machine's network for pip: the cached root filesystem never changes.
+    binds.append(("/dev/null", "/etc/apt/sources.list"))
     try:
         env = {"PATH": PATH_ROOT, "LANG": "C.UTF-8"}
         r = subprocess.run(chroot_argv(root, ["useradd", "-m", "-s", "/bin/bash", name], env=env),
@@ -660,7 +664,7 @@ def trixie_learner(learner) -> Iterator[RootfsLearner]:
         subprocess.run(["chown", "-R", f"{uid}:{uid}", str(bare)], check=True)
         home = root / "home" / name
         who = RootfsLearner(name=name, uid=uid, root=root, netns=netns, binds=binds, home=home,
-                            checkout=home / "virtlab")
+                            checkout=home / "virtlab", wanted=wanted)
         r = who.run(f"git clone -q /var/tmp/{bare.name} virtlab", cwd=home, timeout=120)
         assert r.returncode == 0, r.stderr
         yield who
@@ -682,6 +686,10 @@ def test_debian13_readme_setup_line_as_the_learner(trixie_learner):
     setup, _ = readme_setup_line()
     status = who.root / "var/lib/dpkg/status"
     before = status.read_bytes()
+    # Every package .ci/install computes for Debian 13 exists in trixie and is installed here.
+    r = who.dpkg_query(sorted(who.wanted))
+    assert r.stdout.count("install ok installed") == len(who.wanted), r.stdout + r.stderr
+    assert {"virt-install", "pkgconf", "python3-dev", "libvirt-dev", "sudo"} <= who.wanted
     t0 = time.monotonic()
     r = who.run(setup, timeout=1200, net=True)
     TIMINGS["setup"] = first = time.monotonic() - t0
