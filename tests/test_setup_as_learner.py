@@ -8,6 +8,13 @@ Also: root without sudo (a shell from `su -`) in that checkout, and a learner wi
 machine where Debian packages are missing (a real dpkg-query reading a status database where
 they are not installed), and the package names of Debian 12 and 13 against their archives.
 
+The same on Debian 13 (``test_debian13_*``): a learner made with trixie's own useradd in a
+Debian 13 root filesystem (tests/rootfs.py) holding what .ci/install computes for trixie, who
+clones with trixie's git and types the same line with trixie's sudo; pip compiles
+libvirt-python with Python 3.13 against trixie's libvirt; the pages' commands and JupyterLab
+run in a network namespace with no route out (only pip reaches PyPI, as RootfsSandbox's venv
+set-up does). First run on a machine: about 1.5 min more to build that root filesystem (cached).
+
 The clone is of this repository's HEAD (`git clone`): commit a change to `.ci/install` or to
 the README before running this file on it.
 """
