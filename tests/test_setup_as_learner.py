@@ -791,3 +791,45 @@ print(json.dumps(out))
         stop(proc)
         shutil.rmtree(log.parent, ignore_errors=True)
     assert who.foreign_files() == []
+
+
+def netns_get(netns: str, urls: list[str], wait: float = 120) -> list[tuple[int, str]]:
+    """GET each of ``urls`` (loopback of ``netns``) from inside it, with this machine's Python;
+    waits up to ``wait`` s for the first to answer."""
+    for url in urls:
+        assert url.startswith("http://127.0.0.1:"), url  # loopback only
+    code = r'''
+import json, sys, time, urllib.request, urllib.error
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r: return r.status, r.read().decode()
+    except urllib.error.HTTPError as e: return e.code, e.read().decode()
+deadline = time.monotonic() + float(sys.argv[1])
+while True:
+    try: first = get(sys.argv[2]); break
+    except OSError:
+        if time.monotonic() > deadline: raise
+        time.sleep(0.5)
+print(json.dumps([first] + [get(u) for u in sys.argv[3:]]))
+'''
+    r = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code, str(wait),
+                        *urls], capture_output=True, text=True, timeout=wait + 60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [tuple(x) for x in json.loads(r.stdout)]
+
+
+def test_debian13_mkdocs_serve_answers_on_loopback_inside(trixie_learner):
+    who = trixie_learner
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="virtlab-mkdocs-")) / "mkdocs.log"
+    proc = who.start([".venv/bin/mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"], log)
+    try:
+        (s_fr, fr), (s_en, en) = netns_get(who.netns, [f"http://127.0.0.1:{port}/install/",
+                                                        f"http://127.0.0.1:{port}/en/install/"])
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert s_fr == 200 and "Pas de <code>sudo</code> ?" in fr, fr[:500]
+        assert s_en == 200 and "No <code>sudo</code>?" in en, en[:500]
+    finally:
+        stop(proc)
+        shutil.rmtree(log.parent, ignore_errors=True)
+    assert who.foreign_files() == []
