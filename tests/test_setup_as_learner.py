@@ -8,6 +8,13 @@ Also: root without sudo (a shell from `su -`) in that checkout, and a learner wi
 machine where Debian packages are missing (a real dpkg-query reading a status database where
 they are not installed), and the package names of Debian 12 and 13 against their archives.
 
+The same on Debian 13 (``test_debian13_*``): a learner made with trixie's own useradd in a
+Debian 13 root filesystem (tests/rootfs.py) holding what .ci/install computes for trixie, who
+clones with trixie's git and types the same line with trixie's sudo; pip compiles
+libvirt-python with Python 3.13 against trixie's libvirt; the pages' commands and JupyterLab
+run in a network namespace with no route out (only pip reaches PyPI, as RootfsSandbox's venv
+set-up does). First run on a machine: about 1.5 min more to build that root filesystem (cached).
+
 The clone is of this repository's HEAD (`git clone`): commit a change to `.ci/install` or to
 the README before running this file on it.
 """
@@ -20,6 +27,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -32,6 +40,7 @@ from typing import Iterator
 import pytest
 
 from conftest import REPO, add_user, cannot_run, remove_user
+from rootfs import chroot_argv
 
 pytestmark = pytest.mark.integration
 
@@ -306,6 +315,13 @@ def test_readme_setup_line_as_the_learner(learner):
 
 
 def test_every_command_of_the_pages_works_as_the_learner(learner):
+    run_page_commands(learner, installed=lambda pkgs: subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}\\n", *pkgs], capture_output=True, text=True))
+
+
+def run_page_commands(learner, installed) -> list[str]:
+    """Each command of the README and the install pages, typed by ``learner`` (this machine's
+    or the Debian 13 root filesystem's); ``installed(pkgs)``: dpkg-query's answer there."""
     rules_used: set[str] = set()
     ran: list[str] = []
     for page in PAGES:
@@ -315,8 +331,7 @@ def test_every_command_of_the_pages_works_as_the_learner(learner):
                 rules_used.add(rule)
                 if cmd.startswith("sudo apt install "):
                     pkgs = cmd.split()[3:]
-                    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}\\n", *pkgs],
-                                       capture_output=True, text=True)
+                    r = installed(pkgs)
                     assert r.stdout.count("install ok installed") == len(pkgs), (cmd, r.stderr)
                 continue
             expanded = ([cmd.replace(" [--check]", ""), cmd.replace("[--check]", "--check")]
@@ -324,7 +339,11 @@ def test_every_command_of_the_pages_works_as_the_learner(learner):
             for c in expanded:
                 # `. .venv/bin/activate` opens the README's and the page's blocks: each command
                 # runs in a shell where it was typed.
-                r = learner.run(f". .venv/bin/activate && {c}", timeout=600)
+                # In the Debian 13 root filesystem only pip reaches the network (PyPI), as in
+                # the set-up; every other command runs where there is no route out.
+                pypi = {"net": True} if (isinstance(learner, RootfsLearner)
+                                         and re.search(r"\bpip install\b", c)) else {}
+                r = learner.run(f". .venv/bin/activate && {c}", timeout=600, **pypi)
                 out = r.stdout + r.stderr
                 ok = (0, 1) if c.startswith("virtlab check ") else (0,)
                 assert r.returncode in ok, f"{page.name}: `{c}` exited {r.returncode}:\n{out[-3000:]}"
@@ -337,8 +356,9 @@ def test_every_command_of_the_pages_works_as_the_learner(learner):
         assert needed in ran, f"{needed!r} is no longer shown by the README or the install page"
     # `virtlab build` regenerated the checkout's files as they are committed (editable install)
     r = learner.run("git status --porcelain --untracked-files=no")
-    assert r.stdout == "", r.stdout
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
     assert (learner.checkout / "build" / "site" / "install" / "index.html").is_file()
+    return ran
 
 
 def test_jupyterlab_answers_and_saves_as_the_learner(learner):
@@ -531,3 +551,285 @@ def test_readme_test_command_keeps_the_checkout_the_learners(learner):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
     assert learner.foreign_files() == []
+
+
+# --- the same on Debian 13, in the trixie root filesystem ----------------------------------------
+# A learner of the Debian 13 root filesystem (tests/rootfs.py, tests/sandbox_rootfs.py): its
+# own useradd, sudo, git, python3 3.13 and libvirt, chrooted. Their commands run in a private
+# network namespace with no route out, except the set-up line, whose pip reaches PyPI the way
+# RootfsSandbox's venv set-up does (this machine's network, pip configuration and CA bundle
+# bound inside). The Debian packages .ci/install computes for trixie are in the root filesystem
+# (a cached build of its own: the sandbox's packages plus those and git), so that its apt step
+# must find nothing missing; the test checks that it installed nothing.
+
+@dataclass
+class RootfsLearner:
+    name: str
+    uid: int
+    root: Path            # the root filesystem, on this machine
+    netns: str
+    binds: list[tuple[str, str]]
+    home: Path            # on this machine: root / home / name
+    checkout: Path        # on this machine
+    wanted: set[str]      # the packages .ci/install computes for Debian 13
+
+    def inside(self, path: Path) -> str:
+        return "/" + str(path.relative_to(self.root))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {"HOME": self.inside(self.home), "USER": self.name, "LOGNAME": self.name,
+               "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "SHELL": "/bin/bash"}
+        env.update(extra)
+        return env
+
+    def argv(self, argv: list[str], cwd: Path | None = None, net: bool = False,
+             **env: str) -> list[str]:
+        """``argv`` as the learner (setpriv: their uid, gid and groups, then exec) in the root
+        filesystem; in the private network namespace unless ``net`` (the set-up's pip)."""
+        return chroot_argv(self.root, ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
+                                       "--init-groups", *argv],
+                           binds=self.binds, netns=None if net else self.netns,
+                           env=self.env(**env), cwd=self.inside(cwd or self.checkout))
+
+    def run(self, cmd: str, cwd: Path | None = None, timeout: float = 300, net: bool = False,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(["bash", "-c", cmd], cwd, net, **env),
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def start(self, argv: list[str], log: Path) -> subprocess.Popen[str]:
+        """A long-running program of the learner's: every step execs, so its PID is the program's."""
+        out = open(log, "w+")
+        return subprocess.Popen(self.argv(argv), stdout=out, stderr=subprocess.STDOUT, text=True,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def foreign_files(self) -> list[str]:
+        r = subprocess.run(["find", str(self.home), "!", "-uid", str(self.uid)],
+                           capture_output=True, text=True, check=True)
+        return r.stdout.split()
+
+    def root_run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(chroot_argv(self.root, argv, env={"PATH": PATH_ROOT, "LANG": "C.UTF-8"}),
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    def dpkg_query(self, pkgs: list[str]) -> subprocess.CompletedProcess[str]:
+        """dpkg-query reading the root filesystem's own status database."""
+        return subprocess.run(["dpkg-query", f"--admindir={self.root / 'var/lib/dpkg'}", "-W",
+                               "-f=${Status}\\n", *pkgs], capture_output=True, text=True)
+
+
+PATH_ROOT = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def trixie_learner(learner) -> Iterator[RootfsLearner]:
+    from rootfs import RootfsError, build, tool_path
+    from sandbox_rootfs import (COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, _pip_sources)
+
+    if not tool_path():
+        cannot_run("mmdebstrap is not installed (.ci/install --test)")
+    # What .ci/install itself computes for Debian 13 (read from its apt-get line).
+    wanted = packages_named(learner, "trixie", "")
+    t0 = time.monotonic()
+    try:
+        root = build("trixie-learner", "trixie",
+                     COMMON_PACKAGES + RELEASE_PACKAGES["trixie"] + sorted(wanted) + ["git"])
+    except (RootfsError, OSError, subprocess.SubprocessError) as e:
+        cannot_run(f"cannot build the Debian 13 root filesystem: {e}")
+    TIMINGS["rootfs"] = time.monotonic() - t0
+    name = f"vl{uuid.uuid4().hex[:8]}"
+    netns = f"virtlab-learner-{name}"
+    sudoers = root / "etc/sudoers.d" / f"virtlab-test-{name}"
+    bare = root / "var/tmp" / f"{name}.git"
+    made_user = made_ns = False
+    binds = [(p, p) for p in PIP_FILES + _pip_sources() if Path(p).exists()]
+    # apt has no source of packages in the learner's commands, even in the set-up, which runs
+    # on this machine's network for pip: the cached root filesystem never changes.
+    binds.append(("/dev/null", "/etc/apt/sources.list"))
+    try:
+        env = {"PATH": PATH_ROOT, "LANG": "C.UTF-8"}
+        r = subprocess.run(chroot_argv(root, ["useradd", "-m", "-s", "/bin/bash", name], env=env),
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            cannot_run(f"useradd in the Debian 13 root filesystem failed: {r.stderr}")
+        made_user = True
+        uid = next(int(line.split(":")[2]) for line in
+                   (root / "etc/passwd").read_text().splitlines() if line.startswith(f"{name}:"))
+        sudoers.write_text(f"{name} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        sudoers.chmod(0o440)
+        r = subprocess.run(chroot_argv(root, ["visudo", "-cqf", f"/etc/sudoers.d/{sudoers.name}"],
+                                       env=env), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
+        made_ns = True
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        # This checkout's HEAD, as a bare repository the learner owns, cloned with trixie's git.
+        subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(REPO), str(bare)],
+                       check=True, capture_output=True)
+        subprocess.run(["chown", "-R", f"{uid}:{uid}", str(bare)], check=True)
+        home = root / "home" / name
+        who = RootfsLearner(name=name, uid=uid, root=root, netns=netns, binds=binds, home=home,
+                            checkout=home / "virtlab", wanted=wanted)
+        r = who.run(f"git clone -q /var/tmp/{bare.name} virtlab", cwd=home, timeout=120)
+        assert r.returncode == 0, r.stderr
+        yield who
+    finally:
+        sudoers.unlink(missing_ok=True)
+        if made_user:
+            subprocess.run(chroot_argv(root, ["userdel", "-r", name], env={"PATH": PATH_ROOT}),
+                           capture_output=True)
+            shutil.rmtree(root / "var/lib/sudo/lectured" / name, ignore_errors=True)
+        if made_ns:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        shutil.rmtree(bare, ignore_errors=True)
+        if TIMINGS:
+            print(f"\nDebian 13 learner timings (s): {TIMINGS}")
+
+
+def test_debian13_readme_setup_line_as_the_learner(trixie_learner):
+    who = trixie_learner
+    setup, _ = readme_setup_line()
+    status = who.root / "var/lib/dpkg/status"
+    before = status.read_bytes()
+    # Every package .ci/install computes for Debian 13 exists in trixie and is installed here.
+    r = who.dpkg_query(sorted(who.wanted))
+    assert r.stdout.count("install ok installed") == len(who.wanted), r.stdout + r.stderr
+    assert {"virt-install", "pkgconf", "python3-dev", "libvirt-dev", "sudo"} <= who.wanted
+    t0 = time.monotonic()
+    r = who.run(setup, timeout=1200, net=True)
+    TIMINGS["setup"] = first = time.monotonic() - t0
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "ready (virtlab " in out and "Traceback" not in out, out
+    # The packages .ci/install computes on Debian 13 are all there: its apt step did nothing.
+    assert "installing Debian packages" not in out, out
+    assert status.read_bytes() == before
+    assert who.foreign_files() == [], out
+
+    venv = who.checkout / ".venv"
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert re.search(r"^home = /usr/bin$", cfg, re.M), cfg
+    assert re.search(r"^version(_info)? = 3\.13\.", cfg, re.M), cfg
+    # libvirt-python compiled here, against trixie's libvirt (11.x), by Python 3.13
+    r = who.run(".venv/bin/python -c 'import sys, libvirt, checker; "
+                "print(sys.version_info[:2], libvirt.getVersion() // 1000000, checker.__file__)'")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == f"(3, 13) 11 {who.inside(who.checkout)}/checker/__init__.py"
+    r = who.run(".venv/bin/python -c 'import matplotlib, ansible'")
+    assert r.returncode == 0, r.stderr
+
+    t0 = time.monotonic()
+    r = who.run(setup, timeout=300)          # in the namespace: nothing to fetch any more
+    again = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pip not run again" in r.stdout
+    assert again < 15, f"second run took {again:.1f} s (first {first:.1f} s)"
+    assert who.foreign_files() == []
+
+
+def test_debian13_every_command_of_the_pages_works_as_the_learner(trixie_learner):
+    t0 = time.monotonic()
+    ran = run_page_commands(trixie_learner, installed=trixie_learner.dpkg_query)
+    TIMINGS["commands"] = time.monotonic() - t0
+    assert "virtlab list" in ran
+
+
+def test_debian13_jupyterlab_answers_on_loopback_inside(trixie_learner):
+    """The README's `.venv/bin/jupyter lab notebooks/`, in the namespace; asked from there."""
+    who = trixie_learner
+    _, jupyter = readme_setup_line()
+    port, token = free_port(), uuid.uuid4().hex
+    log = Path(tempfile.mkdtemp(prefix="virtlab-jl-")) / "jupyter.log"
+    t0 = time.monotonic()
+    proc = who.start([*jupyter.split(), "--no-browser", "--ServerApp.ip=127.0.0.1",
+                      f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                      f"--IdentityProvider.token={token}"], log)
+    # This machine's Python asks from inside the namespace (its loopback is the namespace's).
+    probe = r'''
+import json, sys, time, urllib.request, urllib.error
+base, token = sys.argv[1], sys.argv[2]
+def http(path, method="GET", body=None, auth=True):
+    req = urllib.request.Request(base + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    if auth: req.add_header("Authorization", f"token {token}")
+    if body is not None: req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r: return r.status, r.read()
+    except urllib.error.HTTPError as e: return e.code, e.read()
+deadline = time.monotonic() + 150
+while True:
+    try: status, _ = http("/api/status"); break
+    except OSError:
+        if time.monotonic() > deadline: raise
+        time.sleep(0.5)
+out = {"status": status, "anonymous": http("/api/contents", auth=False)[0]}
+s, body = http("/api/contents/index.ipynb?content=1")
+out["get"] = s
+model = json.loads(body)
+out["put"] = http("/api/contents/index.ipynb", "PUT",
+                  {"type": "notebook", "format": "json", "content": model["content"]})[0]
+out["checkpoint"] = http("/api/contents/index.ipynb/checkpoints", "POST", {})[0]
+print(json.dumps(out))
+'''
+    try:
+        nb_file = who.checkout / "notebooks" / "index.ipynb"
+        before = nb_file.stat().st_mtime_ns
+        r = subprocess.run(["ip", "netns", "exec", who.netns, sys.executable, "-c", probe,
+                            f"http://127.0.0.1:{port}", token],
+                           capture_output=True, text=True, timeout=200)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert r.returncode == 0, r.stderr[-3000:] + log.read_text()[-3000:]
+        TIMINGS["jupyterlab"] = time.monotonic() - t0
+        answers = json.loads(r.stdout)
+        assert answers.pop("anonymous") in (401, 403), r.stdout      # the token is needed
+        assert answers == {"status": 200, "get": 200, "put": 200, "checkpoint": 201}, r.stdout
+        assert nb_file.stat().st_mtime_ns > before
+        assert (who.checkout / "notebooks" / ".ipynb_checkpoints").is_dir()
+    finally:
+        stop(proc)
+        shutil.rmtree(log.parent, ignore_errors=True)
+    assert who.foreign_files() == []
+
+
+def netns_get(netns: str, urls: list[str], wait: float = 120) -> list[tuple[int, str]]:
+    """GET each of ``urls`` (loopback of ``netns``) from inside it, with this machine's Python;
+    waits up to ``wait`` s for the first to answer."""
+    for url in urls:
+        assert url.startswith("http://127.0.0.1:"), url  # loopback only
+    code = r'''
+import json, sys, time, urllib.request, urllib.error
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r: return r.status, r.read().decode()
+    except urllib.error.HTTPError as e: return e.code, e.read().decode()
+deadline = time.monotonic() + float(sys.argv[1])
+while True:
+    try: first = get(sys.argv[2]); break
+    except OSError:
+        if time.monotonic() > deadline: raise
+        time.sleep(0.5)
+print(json.dumps([first] + [get(u) for u in sys.argv[3:]]))
+'''
+    r = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code, str(wait),
+                        *urls], capture_output=True, text=True, timeout=wait + 60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [tuple(x) for x in json.loads(r.stdout)]
+
+
+def test_debian13_mkdocs_serve_answers_on_loopback_inside(trixie_learner):
+    who = trixie_learner
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="virtlab-mkdocs-")) / "mkdocs.log"
+    proc = who.start([".venv/bin/mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"], log)
+    try:
+        (s_fr, fr), (s_en, en) = netns_get(who.netns, [f"http://127.0.0.1:{port}/install/",
+                                                        f"http://127.0.0.1:{port}/en/install/"])
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert s_fr == 200 and "Pas de <code>sudo</code> ?" in fr, fr[:500]
+        assert s_en == 200 and "No <code>sudo</code>?" in en, en[:500]
+    finally:
+        stop(proc)
+        shutil.rmtree(log.parent, ignore_errors=True)
+    assert who.foreign_files() == []
