@@ -40,7 +40,7 @@ from typing import Iterator
 import pytest
 
 from conftest import REPO, add_user, cannot_run, remove_user
-from rootfs import chroot_argv
+from rootfs import chroot_argv, host_release, other_release
 
 pytestmark = pytest.mark.integration
 
@@ -478,35 +478,45 @@ def packages_named(learner: Learner, codename: str, mode: str) -> set[str]:
     return apt_line(r.stdout + r.stderr)
 
 
+def machine_mirror() -> str:
+    """The Debian mirror this machine's apt sources name (deb822 or one-line form)."""
+    for path in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        m = re.search(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(https?://\S+/debian)/?\s", text, re.M)
+        if m:
+            return m.group(1)
+    return "http://deb.debian.org/debian"
+
+
 def test_package_names_exist_on_debian_12_and_13(learner, tmp_path):
-    bookworm = packages_named(learner, "bookworm", "--test")
-    trixie = packages_named(learner, "trixie", "--test")
-    assert "virtinst" in bookworm and "virt-install" in trixie
-    assert bookworm - {"virtinst"} == trixie - {"virt-install"}
-    # Debian 12 is this machine: .ci/install --test put them all here.
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *sorted(bookworm)],
+    named = {codename: packages_named(learner, codename, "--test")
+             for codename in ("bookworm", "trixie")}
+    assert "virtinst" in named["bookworm"] and "virt-install" in named["trixie"]
+    assert named["bookworm"] - {"virtinst"} == named["trixie"] - {"virt-install"}
+    # This machine's release (Debian 12 or 13): .ci/install --test put them all here.
+    here, other = host_release(), other_release()
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *sorted(named[here])],
                        capture_output=True, text=True)
-    assert r.stdout.count("install ok installed") == len(bookworm), r.stdout + r.stderr
-    assert_real_packages(bookworm, [], "bookworm")
-    # Debian 13: the trixie archive, read by apt into a private directory.
-    mirror = "http://deb.debian.org/debian"
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
-    if sources.exists():
-        m = re.search(r"^URIs:\s*(\S+/debian)/?\s*$", sources.read_text(), re.M)
-        mirror = m.group(1) if m else mirror
+    assert r.stdout.count("install ok installed") == len(named[here]), r.stdout + r.stderr
+    assert_real_packages(named[here], [], here)
+    # The other release: its archive, read by apt into a private directory.
+    mirror = machine_mirror()
     (tmp_path / "lists" / "partial").mkdir(parents=True)
     (tmp_path / "cache" / "archives" / "partial").mkdir(parents=True)
     (tmp_path / "status").write_text("")
     (tmp_path / "sources.list").write_text(
-        f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} trixie main\n")
+        f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {other} main\n")
     apt = ["-o", f"Dir::Etc::sourcelist={tmp_path / 'sources.list'}",
            "-o", "Dir::Etc::sourceparts=/nonexistent", "-o", f"Dir::State::Lists={tmp_path / 'lists'}",
            "-o", f"Dir::State::status={tmp_path / 'status'}", "-o", f"Dir::Cache={tmp_path / 'cache'}",
            "-o", "APT::Architecture=amd64"]
     r = subprocess.run(["apt-get", *apt, "update"], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
-        cannot_run(f"the trixie archive cannot be read from {mirror}: {r.stderr[-500:]}")
-    assert_real_packages(trixie, apt, "trixie")
+        cannot_run(f"the {other} archive cannot be read from {mirror}: {r.stderr[-500:]}")
+    assert_real_packages(named[other], apt, other)
 
 
 def assert_real_packages(names: set[str], apt_options: list[str], release: str) -> None:

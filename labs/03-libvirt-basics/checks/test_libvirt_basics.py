@@ -291,8 +291,9 @@ def test_config_backup(host, virt, learner, obj):
     if size > MAX_BACKUP_BYTES:
         obj.fail(fr=f"{path} fait {size} octets : ce n'est pas le XML d'un réseau.",
                  en=f"{path} is {size} bytes: not the XML of a network.")
+    # The bytes, decoded here: the checker's testinfra decodes command output leniently
+    # (checker.probes.output.safe_decode, errors="replace"), so content_string never refuses.
     try:
-        # bytes, decoded here: the host's own decoding would turn invalid bytes into U+FFFD
         text = f.content.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         obj.fail(fr=f"{path} n'est pas un texte UTF-8.", en=f"{path} is not UTF-8 text.")
