@@ -288,15 +288,22 @@ class Sandbox:
                 self.reset(keep_default=False)
         finally:
             self.stop()
-            vl = _read_pid(self.root / "virtlogd.pid")
-            if vl:
-                _stop_pid(vl)
+            self._stop_helpers()
             self._kill_leftovers()
             if self._netns_made:
                 subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
                 self._netns_made = False
-            self.bus.stop()
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._remove_dirs()
+
+    def _stop_helpers(self) -> None:
+        """The daemons started beside libvirtd (virtlogd), by their pid files."""
+        vl = _read_pid(self.root / "virtlogd.pid")
+        if vl:
+            _stop_pid(vl)
+
+    def _remove_dirs(self) -> None:
+        self.bus.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def _kill_leftovers(self) -> None:
         """dnsmasq and qemu started by this sandbox's daemon, found by their pid files."""

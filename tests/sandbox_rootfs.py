@@ -361,30 +361,20 @@ class RootfsSandbox(Sandbox):
         raise SandboxError(f"libvirtd of {self.label} did not answer within {timeout} s:\n"
                            + self.daemon_log())
 
-    def close(self) -> None:
-        import atexit
+    def _stop_helpers(self) -> None:
+        """This release's own virtlogd, polkitd and D-Bus, by their pid files."""
+        for pidfile in ("virtlogd.pid", "virtlab-polkitd.pid", "dbus/pid"):
+            pid = _read_pid(self.run_dir / pidfile)
+            if pid:
+                _stop_pid(pid)
 
-        atexit.unregister(self._close_conn)
-        try:
-            if self.running:
-                self.reset(keep_default=False)
-        finally:
-            self.stop()
-            for pidfile in ("virtlogd.pid", "virtlab-polkitd.pid", "dbus/pid"):
-                pid = _read_pid(self.run_dir / pidfile)
-                if pid:
-                    _stop_pid(pid)
-            self._kill_leftovers()
-            if self._netns_made:
-                subprocess.run(["ip", "netns", "del", self.netns], check=False,
-                               capture_output=True)
-                self._netns_made = False
-            shutil.rmtree(self.root, ignore_errors=True)
-            if self.rootfs is not None:  # the mount point made for self.root inside
-                try:
-                    (self.rootfs / str(self.root).lstrip("/")).rmdir()
-                except OSError:
-                    pass
+    def _remove_dirs(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.rootfs is not None:  # the mount point made for self.root inside
+            try:
+                (self.rootfs / str(self.root).lstrip("/")).rmdir()
+            except OSError:
+                pass
 
     def _kill_leftovers(self) -> None:
         lv = self.run_dir / "libvirt"
