@@ -28,7 +28,7 @@ from typing import Any
 
 from checker import __version__
 from checker.catalog import CatalogError, _lab_dirs, labs_root, load_lab
-from checker.cli import UsageError
+from checker.exitcodes import UsageError
 from checker.dsl import PASS_MSG
 from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
 from checker.releases import both

@@ -14,12 +14,11 @@ import os
 import sys
 from typing import Any, Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EXIT_INTERNAL = 70  # EX_SOFTWARE
+from checker.exitcodes import Exit, UsageError
 
-
-class UsageError(Exception):
-    pass
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = Exit.OK, Exit.FAILED, Exit.USAGE
+EXIT_UNREACHABLE = Exit.UNREACHABLE
+EXIT_INTERNAL = Exit.INTERNAL
 
 
 def _say(msg: str) -> None:

@@ -11,13 +11,13 @@ objective. Reporters (text, json, junit, html, notebook) only render a Report.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from checker.i18n import LANGS, Text, resolve_lang  # noqa: F401  (re-exported)
+
 SCHEMA_VERSION = 1
-LANGS = ("fr", "en")
 Status = Literal["pass", "fail", "error", "skip"]
 STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skip")
 
@@ -28,32 +28,6 @@ REPORT_KEYS = ("schema_version", "lab", "title", "host", "libvirt_uri", "user", 
 #: The keys of one objective in the JSON report.
 OBJECTIVE_KEYS = ("id", "title", "section", "points", "earned", "status", "message", "hint",
                   "evidence", "hints_shown", "duration_s")
-
-
-def resolve_lang(lang: str | None = None) -> str:
-    """The learner's language: ``lang`` if given, else ``LANG`` (``en*`` -> en), else French.
-
-    >>> resolve_lang("en")
-    'en'
-    """
-    if lang in LANGS:
-        return lang  # type: ignore[return-value]
-    env = os.environ.get("LANG", "")
-    return "en" if env.startswith("en") else "fr"
-
-
-@dataclass(frozen=True)
-class Text:
-    """A string a learner reads, in French and in English."""
-
-    fr: str
-    en: str
-
-    def get(self, lang: str) -> str:
-        return self.en if lang == "en" else self.fr
-
-    def format(self, **kwargs: Any) -> "Text":
-        return Text(self.fr.format(**kwargs), self.en.format(**kwargs))
 
 
 @dataclass(frozen=True)

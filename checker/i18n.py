@@ -1,0 +1,89 @@
+"""The one way a text a person reads is written: :class:`Text`, French and English together.
+
+Every string a learner, an instructor or a course author reads — a check's verdict, a hint,
+a CLI message, a help line, a report heading — is a :class:`Text`. Texts the code says
+itself are declared once, by key, with :func:`message`; the catalogue they fill
+(:data:`CATALOGUE`) is what ``tests/test_messages.py`` proves complete (both languages,
+the same ``{placeholders}``). Lab content (titles, hints in ``lab.toml``) and the verdicts of
+checks (``obj.fail(fr=…, en=…)``) are Texts too, checked by the catalogue and lab tests.
+
+Why one message type rather than gettext: virtlab shows French first *and* English too
+(the learners are French-speaking, some read English better), reports carry both languages
+from one run, and course authors write both side by side in ``lab.toml``. gettext's model
+— one language per process, chosen from the environment, the English text as key — fits
+neither; a Text holds both, so a missing translation is a missing argument, not a silent
+fallback at run time. See the design notes (``site/design.en.md``, "Messages").
+
+>>> HELLO = Text(fr="Bonjour {name}", en="Hello {name}")
+>>> HELLO.format(name="Ada").get("en")
+'Hello Ada'
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass
+from typing import Any
+
+LANGS = ("fr", "en")
+DEFAULT_LANG = "fr"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string a person reads, in French and in English."""
+
+    fr: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        """The text in ``lang`` (French unless ``lang`` is ``"en"``)."""
+        return self.en if lang == "en" else self.fr
+
+    def format(self, **kwargs: Any) -> "Text":
+        """Both languages formatted with the same values (``str.format`` rules)."""
+        return Text(self.fr.format(**kwargs), self.en.format(**kwargs))
+
+    def both(self, sep: str = " / ") -> str:
+        """French first, then English (for outputs read by both, e.g. a pytest summary)."""
+        return self.fr if self.fr == self.en else f"{self.fr}{sep}{self.en}"
+
+    def placeholders(self) -> tuple[set[str], set[str]]:
+        """The ``{names}`` each language uses (they must be the same)."""
+        return _fields(self.fr), _fields(self.en)
+
+
+def _fields(s: str) -> set[str]:
+    return {name.split(".")[0].split("[")[0]
+            for _, name, _, _ in string.Formatter().parse(s) if name}
+
+
+#: Every message the code declares with :func:`message`, by key (``"cli.no-such-lab"``).
+CATALOGUE: dict[str, Text] = {}
+
+
+def message(key: str, fr: str, en: str) -> Text:
+    """Declare the message ``key`` once, in both languages, and return it.
+
+    Called at module level, so importing a module fills the catalogue; a key declared twice
+    with different words is a programming error.
+    """
+    text = Text(fr, en)
+    known = CATALOGUE.get(key)
+    if known is not None and known != text:
+        raise ValueError(f"message {key!r} declared twice with different words")
+    CATALOGUE[key] = text
+    return text
+
+
+def resolve_lang(lang: str | None = None) -> str:
+    """The reader's language: ``lang`` if given, else ``LANG`` (``en*`` -> en), else French.
+
+    >>> resolve_lang("en")
+    'en'
+    """
+    if lang in LANGS:
+        return lang  # type: ignore[return-value]
+    env = os.environ.get("LANG", "")
+    return "en" if env.startswith("en") else DEFAULT_LANG
