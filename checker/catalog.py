@@ -145,7 +145,8 @@ def load_lab(path: Path) -> Lab:
     )
 
 
-def _lab_dirs(root: Path) -> list[Path]:
+def lab_dirs(root: Path) -> list[Path]:
+    """The lab folders under ``root`` (``NN-slug``, one per number), in order, unloaded."""
     if not root.is_dir():
         raise CatalogError(f"{root}: labs folder not found (set VIRTLAB_LABS)")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and LAB_DIR_RE.match(p.name))
@@ -173,12 +174,12 @@ def _load(path: Path) -> Lab:
 
 def all_labs() -> tuple[Lab, ...]:
     """Every lab under :func:`labs_root`, in order (a malformed one raises CatalogError)."""
-    return tuple(_load(p) for p in _lab_dirs(labs_root()))
+    return tuple(_load(p) for p in lab_dirs(labs_root()))
 
 
 def lab_ids() -> list[str]:
     """The ids of the labs present (folder names), without loading them."""
-    return [p.name for p in _lab_dirs(labs_root())]
+    return [p.name for p in lab_dirs(labs_root())]
 
 
 def resolve(query: str | int | Lab) -> Lab:
@@ -189,7 +190,7 @@ def resolve(query: str | int | Lab) -> Lab:
     """
     if isinstance(query, Lab):
         return query
-    dirs = _lab_dirs(labs_root())
+    dirs = lab_dirs(labs_root())
     q = str(query).strip()
     for d in dirs:
         number, slug = d.name.split("-", 1)
