@@ -3,7 +3,8 @@
 Each lab is a folder ``labs/NN-slug/`` holding ``lab.toml`` (metadata and objectives),
 ``instructions.fr.md`` / ``instructions.en.md``, ``checks/test_*.py`` (testinfra test
 modules) and ``solution.sh`` (the reference solution), optionally ``lifecycle.py``
-(``setup``/``cleanup`` for ``virtlab start``/``finish``).
+(``setup``/``cleanup`` for ``virtlab start``/``finish``), and ``breaks.toml`` (the lab's
+contract for the test suite, read by tests/contract.py, never by the checker).
 
 >>> lab = resolve("2")        # doctest: +SKIP
 >>> lab.id                    # doctest: +SKIP
