@@ -172,3 +172,55 @@ def test_each_break_fails_exactly_its_objectives(solved: Solved, case: str) -> N
             f"{ {o.id: o.message for o in after.objectives if o.status != 'pass'} }")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the contract file itself ------------------------------------------------------------
+
+def _contract_in(tmp_path: Path, text: str, lifecycle: bool = False) -> Path:
+    lab_dir = tmp_path / "09-scratch"
+    lab_dir.mkdir()
+    (lab_dir / contract.FILE).write_text(text, encoding="utf-8")
+    if lifecycle:
+        (lab_dir / "lifecycle.py").write_text("", encoding="utf-8")
+    return lab_dir
+
+
+@pytest.mark.parametrize("text, says", [
+    ('environment = "cloud"\n', "field 'environment' must be one of"),
+    ('environment = "libvirt"\n[[break]]\nname = "x"\nfails = ["a"]\nrun = "true"\n',
+     "break[0] (x): field 'restore' is missing or empty"),
+    ('environment = "libvirt"\n[[break]]\nname = "x"\nfails = "a"\nrun = "t"\nrestore = "t"\n',
+     "break[0] (x): field 'fails' must be a list"),
+    ('environment = "suite"\nwhy = "w"\n[[break]]\nname = "x"\nfails = ["a"]\n',
+     "break[0] (x): field 'test' is missing or empty"),
+    ('environment = "suite"\n[[break]]\nname = "x"\nfails = ["a"]\ntest = "t"\n',
+     "field 'why' is missing or empty"),
+    ('environment = "libvirt"\nsolv = ["03"]\n', "unknown fields ['solv']"),
+    ('environment = "libvirt"\n[[break]]\nname = "x"\nfails = ["a"]\nrun = "t"\nrestore = "t"\n'
+     'gap = "g"\n', "'gap' is for environment \"suite\" only"),
+    ('environment = "libvirt"\n[[break]]\nname = "x"\nfails = ["a"]\nrun = "t"\nrestore = "t"\n'
+     '[[break]]\nname = "x"\nfails = ["a"]\nrun = "t"\nrestore = "t"\n', "appear twice: ['x']"),
+    ('environment = "libvirt\n', "not valid TOML"),
+])
+def test_a_malformed_contract_names_the_file_and_the_field(tmp_path: Path, text: str,
+                                                            says: str) -> None:
+    lab_dir = _contract_in(tmp_path, text)
+    with pytest.raises(contract.ContractError) as e:
+        contract.load(lab_dir)
+    assert str(lab_dir / contract.FILE) in str(e.value) and says in str(e.value), str(e.value)
+
+
+def test_a_lab_without_a_contract_is_told_to_declare_one(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "09-scratch"
+    lab_dir.mkdir()
+    with pytest.raises(contract.ContractError, match="missing"):
+        contract.load(lab_dir)
+
+
+def test_an_objective_without_a_break_is_named(tmp_path: Path) -> None:
+    c = contract.load(_contract_in(
+        tmp_path, 'environment = "libvirt"\n[[break]]\nname = "x"\nfails = ["a", "z"]\n'
+                  'run = "t"\nrestore = "t"\n', lifecycle=True))
+    assert contract.unbroken(c, ["a", "b", "c"]) == ["b", "c"]
+    assert contract.unknown(c, ["a", "b", "c"]) == ["z"]
+    assert c.solve == ("09",) and c.start is True and c.groups == ("libvirt",)
