@@ -36,7 +36,7 @@ def _contract_or_none(d: Path) -> contract.Contract | None:
     try:
         return contract.load(d)
     except contract.ContractError:
-        return None  # test_every_lab_declares_a_contract says why
+        return None  # test_every_lab_declares_a_break_for_every_objective says why
 
 
 CONTRACTS = {d.name: _contract_or_none(d) for d in LAB_DIRS}
