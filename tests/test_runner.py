@@ -229,3 +229,33 @@ def test_progress_shows_the_best_checks_own_maximum(tmp_path, monkeypatch):
     assert progress.record(best) and progress.record(worse)
     row = next(r for r in progress.summary("en") if r.lab == lab.id)
     assert (row.best_score, row.max_score) == (best.score, best.max_score)
+
+
+# --- no private attribute of testinfra -----------------------------------------------------
+
+def test_local_encoding_is_known_without_asking_python3_or_touching_testinfra_privates():
+    """testinfra asks a host's python3 for its encoding the first time a command prints
+    non-ASCII (0.1 s); on local:// the capped ``get_encoding`` (checker.probes.output) answers
+    our own, through testinfra's public ``encoding`` property, with no command run."""
+    import codecs
+
+    import testinfra.backend
+    import testinfra.host
+
+    from checker.probes import output
+
+    output.install()  # what every virtlab host gets (engine.get_host, the plugin's --hosts)
+    host = testinfra.host.Host(testinfra.backend.get_backend("local://"))  # a fresh one
+    ran: list[str] = []
+    real_run = host.backend.run
+
+    def run(command, *args, **kw):
+        ran.append(command)
+        return real_run(command, *args, **kw)
+
+    host.backend.run = run
+    r = host.run("printf '\\303\\251t\\303\\251'")
+    assert r.stdout == "été"  # decoding it needed the encoding
+    assert len(ran) == 1 and "python" not in ran[0], ran
+    assert codecs.lookup(host.backend.encoding).name == codecs.lookup(
+        output.local_encoding()).name
