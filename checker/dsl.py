@@ -27,6 +27,7 @@ from typing import Any, Callable, NoReturn
 
 from checker.catalog import OBJECTIVE_ID_RE
 from checker.i18n import Text, message
+from checker.model import Status
 
 
 # What one objective may carry into a report (and the gradebook, the class report): the
@@ -58,7 +59,7 @@ class Outcome(Exception):
     """Raised by a check to end it with a status other than pass (how a check may end, and
     the status each way gives, is :func:`checker.outcome.judge`)."""
 
-    status = "fail"
+    status: Status = "fail"
 
     def __init__(self, message: Text):
         self.message = bounded(message)
@@ -66,15 +67,15 @@ class Outcome(Exception):
 
 
 class CheckFailed(Outcome, AssertionError):
-    status = "fail"
+    status: Status = "fail"
 
 
 class CheckSkipped(Outcome):
-    status = "skip"
+    status: Status = "skip"
 
 
 class CheckError(Outcome):
-    status = "error"
+    status: Status = "error"
 
 
 def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -30,8 +30,8 @@ from checker.dsl import Verdict
 from checker.fixtures import FIXTURES, RunContext, UnknownFixture, fixture_names
 from checker.hints import levels as hint_levels_of
 from checker.hints import shown as hints_shown
-from checker.i18n import message
-from checker.model import Lab, ObjectiveResult, Report, earned_points, resolve_lang
+from checker.i18n import message, resolve_lang
+from checker.model import Lab, ObjectiveResult, Report, earned_points
 from checker.outcome import judge
 from checker.probes import ssh_lost
 from checker.probes.learner import Learner, default_learner

@@ -184,7 +184,7 @@ class Report:
         return all(o.status in ("pass", "skip") for o in self.objectives)
 
     def counts(self) -> dict[str, int]:
-        c = {s: 0 for s in STATUSES}
+        c: dict[str, int] = {s: 0 for s in STATUSES}
         for o in self.objectives:
             c[o.status] += 1
         return c

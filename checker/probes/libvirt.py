@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from checker.i18n import message
-from checker.model import Text
+from checker.i18n import Text, message
 
 DEFAULT_URI = "qemu:///system"
 
@@ -435,11 +434,6 @@ class Virt:
             self._error = e
             raise
         return self._conn
-
-    @property
-    def connected(self) -> bool:
-        """Whether this run opened (or borrowed) a connection."""
-        return self._conn is not None
 
     def daemon_gone(self) -> None:
         """The daemon went away during the run: the next run opens a fresh connection."""

@@ -20,6 +20,13 @@ control. The remote command is unchanged, so exit codes and stderr keep their me
 The encoding a host claims (testinfra asks its ``python3``) is taken only when it is a
 known text encoding, and bytes that do not decode become U+FFFD: a hostile ``python3`` answering
 ``unicode_escape`` or ``utf-7`` cannot turn output into control characters or lone surrogates.
+On local:// nothing is asked: the command inherits our environment (:func:`local_encoding`).
+
+How: :func:`install` gives testinfra's ``BaseBackend`` its own ``run_local``, ``decode`` and
+``get_encoding`` — the public methods every backend (local, ssh, ansible, and the hosts the
+pytest plugin's ``--hosts`` makes) calls, and which testinfra's backends override in the same
+way; no private attribute of testinfra is read or set (its ``encoding`` property calls
+``get_encoding`` once and keeps the answer).
 """
 
 from __future__ import annotations
@@ -219,8 +226,8 @@ def install() -> None:
     from testinfra.backend.base import BaseBackend
 
     original_encoding = BaseBackend.get_encoding
-    BaseBackend.run_local = bounded_run_local  # type: ignore[method-assign]
-    BaseBackend.decode = safe_decode  # type: ignore[method-assign]
-    BaseBackend.get_encoding = (  # type: ignore[method-assign]
+    BaseBackend.run_local = bounded_run_local
+    BaseBackend.decode = safe_decode
+    BaseBackend.get_encoding = (
         lambda self: checked_encoding(self, original_encoding))
     _installed = True
