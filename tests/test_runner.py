@@ -259,3 +259,42 @@ def test_local_encoding_is_known_without_asking_python3_or_touching_testinfra_pr
     assert len(ran) == 1 and "python" not in ran[0], ran
     assert codecs.lookup(host.backend.encoding).name == codecs.lookup(
         output.local_encoding()).name
+
+
+def test_shared_connections_are_reused_checked_and_forgotten_through_a_public_api():
+    """checker.probes.libvirt.Connections (what the engine, the watch and notebooks share
+    instead of the engine's former _CONNS): a live connection is handed out again, a dead
+    one is replaced, a lent one is used and forgotten, close_all closes them."""
+    import libvirt
+
+    from checker.probes.libvirt import Connections, LibvirtUnavailable, Virt
+
+    pool = Connections()
+    uri = "test:///default"
+    first = pool.get(uri)
+    assert pool.get(uri) is first  # reused across runs
+    v = Virt(uri, connections=pool)
+    assert "test" in v.domain_names and v.conn is first
+    v.close()
+    assert first.isAlive()  # a shared connection outlives the run
+    first.close()  # its daemon (or its owner) gone: the next caller gets a fresh one
+    second = pool.get(uri)
+    assert second is not first and second.getVersion()
+    own = libvirt.openReadOnly(uri)
+    pool.share(uri, own)  # the watch lends its connection (with its event callbacks)
+    assert pool.get(uri) is own
+    pool.forget(uri, second)  # not the one kept: nothing forgotten
+    assert pool.get(uri) is own
+    pool.forget(uri)
+    assert pool.get(uri) is not own
+    own.close()
+    pool.close_all()
+    with pytest.raises(LibvirtUnavailable) as e:
+        Connections().get(NO_DAEMON)
+    assert e.value.kind == "daemon-down"
+    # without a pool, a Virt's connection is its own: closed with it
+    alone = Virt(uri)
+    conn = alone.conn
+    alone.close()
+    with pytest.raises(libvirt.libvirtError):
+        conn.getVersion()
