@@ -2,7 +2,8 @@
 
 A check is a testinfra test function bound to one objective of ``lab.toml``. It reads
 facts through the fixtures ``host`` (testinfra), ``virt`` (libvirt, read-only),
-``learner`` and ``facts`` (host facts), records what it read with ``obj.evidence()``,
+``learner``, ``facts`` (host facts) and ``lab`` (the list, for both runners:
+:data:`checker.fixtures.FIXTURES`), records what it read with ``obj.evidence()``,
 and either returns (pass) or calls ``obj.fail()`` / ``obj.skip()`` / ``obj.error()``; a plain
 ``assert`` that fails is a failure too (:mod:`checker.outcome`)::
 
