@@ -7,7 +7,8 @@ cannot go: a VBoxManage that hangs, prints garbage or is older than 7.0. Everyth
 stand-in prints otherwise is recorded from the real VBoxManage 7.2 (``recorded/``).
 Everything else is real: the engine, a learner created for the test (``useradd``, group
 ``vboxusers``) through ``runuser`` and ``timeout``; APT sources and keyrings are real files
-in a temp root (``VIRTLAB_APT_ROOT``); ``vbox-kernel-driver`` reads this machine's real
+of a temp root, mounted at /etc/apt and /usr/share/keyrings for the check
+(``tests/apt_sandbox.py``); ``vbox-kernel-driver`` reads this machine's real
 ``/proc/modules`` and ``/sys/module``, or a recorded host (Debian 12 or 13, kernel 6.1 or
 6.12) read through the same host probe.
 """
@@ -25,9 +26,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apt_sandbox import check_with_apt
 
 from checker.catalog import resolve
-from checker.engine import Fixtures, check, get_host, load_checks, run_objective
+from checker.engine import Fixtures, get_host, load_checks, run_objective
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner
 from checker.probes.libvirt import Virt
@@ -122,7 +124,6 @@ class Scene:
         self.mp = monkeypatch
         self.oracle_apt()
         monkeypatch.setenv("PATH", f"{bin_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        monkeypatch.setenv("VIRTLAB_APT_ROOT", str(self.apt))
         monkeypatch.delenv("VIRTLAB_VBOX_TIMEOUT", raising=False)
 
     def file(self, rel: str, content: str | bytes) -> Path:
@@ -151,7 +152,7 @@ class Scene:
         path.write_text(json.dumps(self.data, ensure_ascii=False), encoding="utf-8")
         os.chmod(path, 0o644)
         self.mp.setenv("VIRTLAB_FAKE_VBOX_SCENARIO", str(path))
-        return check("06", user=user, lang="en", **kw)
+        return check_with_apt(self.apt, "06", user=user, lang="en", **kw)
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -434,7 +435,7 @@ def test_cli_on_this_machine_without_virtualbox():
     # this machine as it is: no stand-in, no temp APT root (VIRTLAB_DATA, the tests'
     # private progress store, stays)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTLAB_APT_ROOT", "VIRTLAB_FAKE_VBOX_SCENARIO", "VIRTLAB_VBOX_TIMEOUT")}
+           if k not in ("VIRTLAB_FAKE_VBOX_SCENARIO", "VIRTLAB_VBOX_TIMEOUT")}
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     assert shutil.which("VBoxManage", path=env["PATH"]) is None, "VirtualBox is installed here"
     p = subprocess.run([sys.executable, "-m", "checker", "check", "06", "--format", "json",

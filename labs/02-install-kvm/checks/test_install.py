@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit
 
+import libvirt
+
 from checker.dsl import objective
 from checker.probes.libvirt import LibvirtUnavailable
 
@@ -145,7 +147,7 @@ def test_libvirtd_active(facts, virt, obj):
             obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}{seen_fr}. {START_FR}",
                      en=f"The libvirt daemon does not answer on {virt.uri}{seen_en}. {START_EN}")
         obj.error(fr=e.message.fr, en=e.message.en)
-    except Exception as e:  # libvirtError on a connection that died since it was opened
+    except libvirt.libvirtError as e:  # a connection that died since it was opened
         obj.evidence(error=str(e))
         obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({e}). {START_FR}",
                  en=f"The libvirt daemon no longer answers on {virt.uri} ({e}). {START_EN}")
@@ -383,7 +385,7 @@ def test_host_validate(host, facts, obj):
                     f"(sudo apt install {pkg}).",
                  en=f"virt-host-validate is not found: on {rel.label}, it comes with {pkg} "
                     f"(sudo apt install {pkg}).")
-    r = host.run("env LC_ALL=C virt-host-validate qemu")
+    r = facts.host_validate()
     checks = parse_host_validate(r.stdout)
     obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])
     if not checks:

@@ -4,6 +4,8 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 from checker.dsl import objective
+from checker.probes import read_file
+from checker.probes.host import read_bytes
 
 NETWORK = "default"
 POOL = "default"
@@ -214,10 +216,8 @@ def test_user_default_uri(host, learner, obj):
     conf = host.file(conf_path)
     conf_exists = conf.exists
     if conf_exists and conf.is_file and conf.size <= MAX_BACKUP_BYTES:
-        try:
-            conf_uri = parse_libvirt_conf(conf.content_string)
-        except Exception:  # unreadable or not text: the file gives no URI
-            conf_uri = None
+        text = read_file(host, conf_path)  # None when unreadable: the file gives no URI
+        conf_uri = parse_libvirt_conf(text) if text is not None else None
     env = _login_env(learner)
     env_uri = env.get("VIRSH_DEFAULT_CONNECT_URI") or env.get("LIBVIRT_DEFAULT_URI")
     # LIBVIRT_AUTOSTART=0: a session URI must not start a session daemon (that would write
@@ -293,8 +293,12 @@ def test_config_backup(host, virt, learner, obj):
                  en=f"{path} is {size} bytes: not the XML of a network.")
     # The bytes, decoded here: the checker's testinfra decodes command output leniently
     # (checker.probes.output.safe_decode, errors="replace"), so content_string never refuses.
+    data = read_bytes(host, path)
+    if data is None:
+        obj.error(fr=f"{path} existe mais ne peut pas être lu.",
+                  en=f"{path} exists but cannot be read.")
     try:
-        text = f.content.decode("utf-8").lstrip("\ufeff")
+        text = data.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         obj.fail(fr=f"{path} n'est pas un texte UTF-8.", en=f"{path} is not UTF-8 text.")
     if not text.strip():

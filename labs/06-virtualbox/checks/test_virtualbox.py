@@ -1,16 +1,16 @@
 """Checks of lab 06-virtualbox (testinfra test module; see checker.dsl).
 
 VirtualBox registers VMs per user, so every ``VBoxManage`` command runs as the learner
-(``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read with
-``host.file`` (``checker.probes.apt``) under ``$VIRTLAB_APT_ROOT`` (default ``/``): the
-project's tests point it at a temp dir instead of the machine's own ``/etc/apt``.
+(``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read
+where apt reads them (``/etc/apt``, ``/usr/share/keyrings``) through ``checker.probes.apt``;
+the project's tests give them other files the way a machine would (``tests/apt_sandbox.py``:
+a private mount namespace with their own folders mounted there).
 
 Messages name the commands for the learner's release (Debian 13 "trixie" or Debian 12
 "bookworm", from /etc/os-release) and kernel (/proc/sys/kernel/osrelease), both read through
 the host probe (``facts.read``), so that it works over SSH too.
 """
 
-import os
 import re
 
 from checker.dsl import objective
@@ -35,7 +35,6 @@ FASTTRACK_HOST = "fasttrack.debian.net"
 # in /usr/share/keyrings (so that a source must name it with signed-by=).
 FASTTRACK_KEYRING = "/etc/apt/trusted.gpg.d/fasttrack-archive-keyring.gpg"
 FASTTRACK_KEYRING_13 = "/usr/share/keyrings/fasttrack-archive-keyring.gpg"
-APT_ROOT_ENV = "VIRTLAB_APT_ROOT"
 # Where the lab keeps Oracle's key: the system operator's keyrings (sources.list(5)).
 ORACLE_KEYRING = "/etc/apt/keyrings/oracle-virtualbox-2016.gpg"
 RELEASES = {"12": "bookworm", "13": "trixie"}
@@ -138,7 +137,7 @@ def _signed_by_paths(value):
 def test_vbox_source(host, facts, obj):
     release = _release(facts)
     suite, deb = _suite(facts), _debian(release)
-    apt = AptSources(host, os.environ.get(APT_ROOT_ENV) or "/")
+    apt = AptSources(host)
     sources = [s for s in apt.sources() if s.enabled and "deb" in s.types]
     oracle = [s for s in sources if any(ORACLE_HOST in u for u in s.uris)]
     fasttrack = [s for s in sources if any(FASTTRACK_HOST in u for u in s.uris)]
