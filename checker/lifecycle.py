@@ -356,6 +356,13 @@ def _remove_vm(name: str, vol_paths: list[str]) -> Callable[[Any], None]:
     return run
 
 
+def _bound(fn: Callable[[Any, str], None], name: str) -> Callable[[Any], None]:
+    """``fn(conn, name)`` as a step's ``run(conn)``."""
+    def run(conn: Any) -> None:
+        fn(conn, name)
+    return run
+
+
 def _remove_volume(pool_name: str, vol_name: str) -> Callable[[Any], None]:
     def run(conn: Any) -> None:
         pool = lookup_pool(conn, pool_name)
@@ -446,7 +453,7 @@ def remove_all(conn: Any, prefix: str) -> list[Step]:
         if net.name().startswith(prefix):
             steps.append(Step("remove", "network", net.name(),
                               REMOVE_NETWORK_ACTIVE if net.isActive() else REMOVE_NETWORK,
-                              lambda c, n=net.name(): remove_network(c, n)))
+                              _bound(remove_network, net.name())))
 
     for pool in pools:
         pname = pool.name()
@@ -457,7 +464,7 @@ def remove_all(conn: Any, prefix: str) -> list[Step]:
                                   KEEP_POOL.format(paths=", ".join(blocked), prefix=prefix)))
             else:
                 steps.append(Step("remove", "pool", pname, REMOVE_POOL,
-                                  lambda c, n=pname: remove_pool(c, n)))
+                                  _bound(remove_pool, pname)))
         elif pool.isActive():
             # prefix* volumes that ended up in another pool (e.g. made by the learner)
             try:
@@ -618,9 +625,8 @@ class Scene:
         if not _good_prefix(self.prefix):
             raise LifecycleModuleError(f"Scene: prefix must be a name prefix such as 'lab07-', "
                                        f"got {self.prefix!r}")
-        names = [o.name for o in (*([self.pool] if self.pool else []), *self.networks,
-                                  *self.domains)]
-        names += [d.volume.name for d in self.domains]
+        names = ([self.pool.name] if self.pool else []) + [n.name for n in self.networks]
+        names += [d.name for d in self.domains] + [d.volume.name for d in self.domains]
         bad = [n for n in names if not n.startswith(self.prefix)]
         if bad:
             raise LifecycleModuleError(f"Scene: {', '.join(bad)} not named {self.prefix}*")

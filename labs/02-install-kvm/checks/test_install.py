@@ -33,16 +33,16 @@ PACKAGES: dict[str, tuple[str | tuple[str, ...], ...]] = {
 C_LOCALE = {"LC_ALL": "C"}  # virsh and virt-host-validate translate their messages
 
 
-def _names(need: str | tuple[str, ...]) -> tuple[str, ...]:
+def _alternatives(need: str | tuple[str, ...]) -> tuple[str, ...]:
     return need if isinstance(need, tuple) else (need,)
 
 
-ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _names(need))
+ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _alternatives(need))
 
 
 def _install_name(need: str | tuple[str, ...], rel) -> str:
     """The package a learner on this release installs for one need."""
-    names = _names(need)
+    names = _alternatives(need)
     if rel.virt_install_pkg in names:
         return rel.virt_install_pkg
     return names[0]
@@ -52,10 +52,10 @@ def _packages(facts, obj, oid):
     # One dpkg-query for the whole lab (memoised in facts for this run), not two per package.
     versions = facts.package_versions(ALL_PACKAGES)
     rel = facts.release
-    mine = {n: versions[n] for need in PACKAGES[oid] for n in _names(need)}
+    mine = {n: versions[n] for need in PACKAGES[oid] for n in _alternatives(need)}
     obj.evidence(packages=mine)
     missing = [need for need in PACKAGES[oid]
-               if all(versions[n] is None for n in _names(need))]
+               if all(versions[n] is None for n in _alternatives(need))]
     if missing:
         listed = " ".join(_install_name(need, rel) for need in missing)
         obj.evidence(debian=rel.found)

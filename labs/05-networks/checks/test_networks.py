@@ -8,6 +8,7 @@ connection raises in the probe, it is never graded as a missing bridge.
 
 import ipaddress
 
+from checker.checks import NONE_F, listed
 from checker.dsl import objective
 from checker.probes.ifupdown import bridge_declarations, summarize
 from checker.probes.netdev import net_device
@@ -22,17 +23,18 @@ WANT_ADDR = ipaddress.ip_interface("192.168.100.1/24")
 WANT_RANGE = ("192.168.100.100", "192.168.100.200")
 
 
-def _names(virt, lang):
-    return ", ".join(virt.network_names) or ("aucun" if lang == "fr" else "none")
+def _networks(virt):
+    return listed(virt.network_names, None, quote="")
 
 
 def _nat(virt, obj):
     net = virt.network(NAT)
     obj.evidence(network=NAT, exists=net is not None)
     if net is None:
-        obj.fail(fr=f"Le réseau {NAT} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+        present = _networks(virt)
+        obj.fail(fr=f"Le réseau {NAT} n'existe pas (réseaux présents : {present.fr}). "
                     "Définissez-le : virsh net-define mon-reseau.xml",
-                 en=f"Network {NAT} does not exist (networks present: {_names(virt, 'en')}). "
+                 en=f"Network {NAT} does not exist (networks present: {present.en}). "
                     "Define it: virsh net-define mon-reseau.xml")
     return net
 
@@ -147,10 +149,11 @@ def test_net_isolated(virt, obj):
     net = virt.network(ISOLATED)
     obj.evidence(network=ISOLATED, exists=net is not None)
     if net is None:
-        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+        present = _networks(virt)
+        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {present.fr}). "
                     f"Définissez-le sans <forward> : virsh net-define reseau-isole.xml, puis "
                     f"virsh net-start {ISOLATED}.",
-                 en=f"Network {ISOLATED} does not exist (networks present: {_names(virt, 'en')}). "
+                 en=f"Network {ISOLATED} does not exist (networks present: {present.en}). "
                     f"Define it without <forward>: virsh net-define reseau-isole.xml, then "
                     f"virsh net-start {ISOLATED}.")
     obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
@@ -273,13 +276,13 @@ def _domain(virt, obj, name):
     dom = virt.domain(name)
     obj.evidence(domain=name, exists=dom is not None)
     if dom is None:
-        names = ", ".join(virt.domain_names)
+        names = listed(virt.domain_names, None, quote="", none=NONE_F)
         make_fr = ("créez-la comme au lab 04" if name == NAT_VM else
                    "créez-la avec virt-install (instructions, section 5)")
         make_en = ("create it as in lab 04" if name == NAT_VM else
                    "create it with virt-install (instructions, section 5)")
-        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names or 'aucune'}) : {make_fr}.",
-                 en=f"VM {name} does not exist (VMs present: {names or 'none'}): {make_en}.")
+        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names.fr}) : {make_fr}.",
+                 en=f"VM {name} does not exist (VMs present: {names.en}): {make_en}.")
     return dom
 
 

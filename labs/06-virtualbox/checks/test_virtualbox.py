@@ -13,6 +13,7 @@ the host probe (``facts.read``), so that it works over SSH too.
 
 import re
 
+from checker.checks import decimal
 from checker.dsl import objective
 from checker.probes.apt import AptSources, read_keys
 from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for
@@ -70,11 +71,6 @@ def _vm(learner, obj):
 
 def _quoted(names):
     return ", ".join(repr(n) for n in names[:10]) + (" …" if len(names) > 10 else "")
-
-
-def _fr(x):
-    """A French decimal: 21,5."""
-    return f"{x:.1f}".replace(".", ",")
 
 
 # The learner's release and kernel, from the host probe (read once per run, over SSH too).
@@ -421,7 +417,7 @@ def test_vbox_vm_resources(learner, facts, obj):
         pf.append(f"{vm.memory_mib} Mio de mémoire, il en faut au moins {MIN_MEMORY_MIB}")
         pe.append(f"{vm.memory_mib} MiB of memory, at least {MIN_MEMORY_MIB} needed")
     if left < HOST_KEEPS:
-        pf.append(f"il ne resterait que {_fr(left / GIB)} Gio à l'hôte (2 Gio au moins)")
+        pf.append(f"il ne resterait que {decimal(left / GIB).fr} Gio à l'hôte (2 Gio au moins)")
         pe.append(f"the host would keep only {left / GIB:.1f} GiB (2 GiB at least)")
     if vm.cpus > cores:
         pf.append(f"{vm.cpus} vCPU pour {cores} cœur(s) sur l'hôte")
@@ -431,7 +427,7 @@ def test_vbox_vm_resources(learner, facts, obj):
         pe.append("no vCPU")
     if pf:
         obj.fail(fr=f"{VM} : " + " ; ".join(pf) + ".", en=f"{VM}: " + "; ".join(pe) + ".")
-    obj.ok(fr=f"{vm.memory_mib} Mio et {vm.cpus} vCPU ; l'hôte garde {_fr(left / GIB)} Gio.",
+    obj.ok(fr=f"{vm.memory_mib} Mio et {vm.cpus} vCPU ; l'hôte garde {decimal(left / GIB).fr} Gio.",
            en=f"{vm.memory_mib} MiB and {vm.cpus} vCPU(s); the host keeps {left / GIB:.1f} GiB.")
 
 
