@@ -461,10 +461,13 @@ KERNELS = {"bookworm": "6.1.0-41-amd64", "trixie": "6.12.57+deb13-amd64"}
 
 
 def recorded_host(tmp_path: Path, release: str, kvm: str | None = "kvm_intel",
-                  virt_at_load: str | None = "Y") -> Path:
-    """A host as HostFacts(root=…) reads it: os-release, kernel release, modules."""
+                  virt_at_load: str | None = "Y", apt: Path | None = None) -> Path:
+    """A host as HostFacts(root=…) reads it: os-release, kernel release, modules, and the
+    APT files of ``apt`` (a scene's APT root) when given."""
     root = tmp_path / release
-    (root / "etc").mkdir(parents=True)
+    if apt is not None:
+        shutil.copytree(apt, root)
+    (root / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(OS_RELEASE / release, root / "etc" / "os-release")
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(KERNELS[release] + "\n")
@@ -490,12 +493,13 @@ def run_on(root: Path, oid: str, user: str, lang: str = "en"):
 @pytest.mark.parametrize("release,number", [("trixie", "13"), ("bookworm", "12")])
 def test_no_source_names_the_learners_release(scene, learner, tmp_path, release, number):
     _no_source(scene)
-    r = run_on(recorded_host(tmp_path, release), "vbox-source", learner)
+    r = run_on(recorded_host(tmp_path, release, apt=scene.apt), "vbox-source", learner)
     assert r.status == "fail" and r.evidence["release"] == release
     assert f"Debian {number}'s archive" in r.message
     assert f"/virtualbox/debian {release} contrib" in r.message
     assert "signed-by=/etc/apt/keyrings/oracle-virtualbox-2016.gpg" in r.message
-    fr = run_on(recorded_host(tmp_path / "fr", release), "vbox-source", learner, lang="fr")
+    fr = run_on(recorded_host(tmp_path / "fr", release, apt=scene.apt), "vbox-source", learner,
+                lang="fr")
     assert f"l'archive de Debian {number}" in fr.message
 
 
@@ -504,7 +508,7 @@ def test_no_source_names_the_learners_release(scene, learner, tmp_path, release,
     ("bookworm", "sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")])
 def test_apt_key_fix_is_the_one_the_release_has(scene, learner, tmp_path, release, fix):
     _apt_key(scene)
-    r = run_on(recorded_host(tmp_path, release), "vbox-source", learner)
+    r = run_on(recorded_host(tmp_path, release, apt=scene.apt), "vbox-source", learner)
     assert r.status == "fail" and fix in r.message
     assert ("apt-key --keyring" in r.message) is (release == "bookworm")
     assert ("apt 3.0" in r.message) is (release == "trixie")

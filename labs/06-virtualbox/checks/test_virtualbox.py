@@ -2,9 +2,10 @@
 
 VirtualBox registers VMs per user, so every ``VBoxManage`` command runs as the learner
 (``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read
-where apt reads them (``/etc/apt``, ``/usr/share/keyrings``) through ``checker.probes.apt``;
-the project's tests give them other files the way a machine would (``tests/apt_sandbox.py``:
-a private mount namespace with their own folders mounted there).
+where apt reads them (``/etc/apt``, ``/usr/share/keyrings``) through ``checker.probes.apt``,
+under the root of the host probe (``facts.root``: empty for a live host, the folder of a
+recorded one). The project's tests give a live check other files the way a machine would
+(``tests/apt_sandbox.py``: a private mount namespace with their own folders mounted there).
 
 Messages name the commands for the learner's release (Debian 13 "trixie" or Debian 12
 "bookworm", from /etc/os-release) and kernel (/proc/sys/kernel/osrelease), both read through
@@ -133,7 +134,7 @@ def _signed_by_paths(value):
 def test_vbox_source(host, facts, obj):
     release = _release(facts)
     suite, deb = _suite(facts), _debian(release)
-    apt = AptSources(host)
+    apt = AptSources(host, facts.root or "/")  # a recorded host's files are under its root
     sources = [s for s in apt.sources() if s.enabled and "deb" in s.types]
     oracle = [s for s in sources if any(ORACLE_HOST in u for u in s.uris)]
     fasttrack = [s for s in sources if any(FASTTRACK_HOST in u for u in s.uris)]
