@@ -50,20 +50,29 @@ def _unavailable(obj, e):
     obj.error(fr=e.message.fr, en=e.message.en)
 
 
-def _vm(learner, obj):
-    """The VM debian-vbox, or the objective ends (error if VBoxManage cannot answer,
-    fail if the VM does not exist)."""
+def _lookup_vm(learner, obj):
+    """(the VM debian-vbox or None, the names of the learner's VMs when it is None); the
+    objective ends in error if VBoxManage cannot answer."""
     vb = vbox_for(learner)
     try:
         vm = vb.vm(VM)
     except VBoxUnavailable as e:
         _unavailable(obj, e)
+    if vm is not None:
+        return vm, []
+    try:
+        names = [v.name for v in vb.list_vms()]
+    except VBoxUnavailable:
+        names = []
+    obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
+    return None, names
+
+
+def _vm(learner, obj):
+    """The VM debian-vbox, or the objective ends (error if VBoxManage cannot answer,
+    fail if the VM does not exist)."""
+    vm, _ = _lookup_vm(learner, obj)
     if vm is None:
-        try:
-            names = [v.name for v in vb.list_vms()]
-        except VBoxUnavailable:
-            names = []
-        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
         obj.fail(fr=f"La VM {VM} n'existe pas pour {learner.name} (objectif vbox-vm-created).",
                  en=f"VM {VM} does not exist for {learner.name} (objective vbox-vm-created).")
     obj.evidence(vm=vm.name, uuid=vm.uuid)
@@ -368,17 +377,8 @@ def test_user_group_vboxusers(host, learner, obj):
 
 @objective("vbox-vm-created")
 def test_vbox_vm_created(learner, obj):
-    vb = vbox_for(learner)
-    try:
-        vm = vb.vm(VM)
-    except VBoxUnavailable as e:
-        _unavailable(obj, e)
+    vm, names = _lookup_vm(learner, obj)
     if vm is None:
-        try:
-            names = [v.name for v in vb.list_vms()]
-        except VBoxUnavailable:
-            names = []
-        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
         near = [n for n in names if n.strip().lower() == VM]
         if near:
             obj.fail(fr=f"Pas de VM {VM}, mais {near[0]!r} existe : les noms respectent la casse "
