@@ -297,7 +297,7 @@ class HostFacts:
     @cached_property
     def has_systemd(self) -> bool:
         # sd_booted(): systemd is PID 1 when /run/systemd/system exists.
-        return self.host.file(self.path("/run/systemd/system")).is_directory
+        return bool(self.host.file(self.path("/run/systemd/system")).is_directory)
 
     @cached_property
     def dmesg(self) -> str | None:

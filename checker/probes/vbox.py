@@ -43,8 +43,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.i18n import message
-from checker.model import Text
+from checker.i18n import Text, message
 
 
 # --- what this probe says (checker.i18n: declared once, in both languages) ---------------
