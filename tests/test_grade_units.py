@@ -468,8 +468,10 @@ def test_hosts_and_inventory_are_exclusive(tmp_path):
 def test_an_unreadable_gradebook_is_a_usage_error(tmp_path):
     bad = tmp_path / "gb.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
-    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad))
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad), "--lang", "en")
     assert r.returncode == 2 and "cannot open gradebook" in r.stderr
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad), "--lang", "fr")
+    assert r.returncode == 2 and "impossible d'ouvrir le carnet de notes" in r.stderr
 
 
 # --- inventories as Ansible users write them ----------------------------------------------
