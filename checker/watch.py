@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from checker import i18n
+from checker.exitcodes import Exit
 from checker.i18n import message
 from checker.model import Report
 
@@ -281,8 +282,8 @@ def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None
         from checker.progress import record
 
         record(last[0])
-        return 0 if last[0].passed else 1
-    return 1
+        return Exit.OK if last[0].passed else Exit.FAILED
+    return Exit.FAILED
 
 
 class NotebookWatch:
