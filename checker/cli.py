@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         from checker.engine import BadHostSpec, TargetUnreachable
         from checker.probes.output import OutputFlood
-        from checker.reporters.text import clean
+        from checker.safetext import clean
 
         if isinstance(e, BadHostSpec):
             _say(M_ERROR.format(error=clean(str(e))).get(lang))

@@ -286,7 +286,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from checker.catalog import resolve
-    from checker.model import resolve_lang
+    from checker.i18n import resolve_lang
     from checker.grade.gradebook import Gradebook, GradebookError, default_path
     from checker.grade.exports import ExportError
     from checker.grade.targets import TargetError

@@ -24,7 +24,7 @@ import textwrap
 from checker.i18n import Text, message
 from checker.model import STATUSES, Report
 # the one rule for learner-controlled text, re-exported here for the other renderers
-from checker.safetext import clean  # noqa: F401
+from checker.safetext import clean as clean
 
 #: The report's labels, by name (the HTML templates read them too, as ``t.NAME``).
 LABELS: dict[str, Text] = {
