@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -106,6 +107,47 @@ M_HEADING = message("cli.heading", fr="{title} ", en="{title}")
 M_EXIT_CODES = message("cli.exit-codes", fr="codes de sortie :", en="exit codes:")
 M_USAGE_ERROR = message("cli.usage-error", fr="{prog} : erreur : {error}\nAide : {prog} --help",
                         en="{prog}: error: {error}\nHelp: {prog} --help")
+
+# argparse's error sentences (its English words, the variable parts captured), said again in
+# the reader's language by _Parser.error(); a sentence not listed here is shown as it is.
+_ARGPARSE_ERRORS: tuple[tuple[re.Pattern[str], Text], ...] = tuple(
+    (re.compile(pattern, re.S), text) for pattern, text in (
+        (r"unrecognized arguments: (?P<args>.*)", message(
+            "cli.argparse.unrecognized", fr="arguments non reconnus : {args}",
+            en="unrecognized arguments: {args}")),
+        (r"the following arguments are required: (?P<args>.*)", message(
+            "cli.argparse.required", fr="arguments obligatoires manquants : {args}",
+            en="the following arguments are required: {args}")),
+        (r"argument (?P<arg>[^:]+): invalid choice: (?P<value>.*) \(choose from (?P<choices>.*)\)",
+         message("cli.argparse.choice",
+                 fr="argument {arg} : choix invalide : {value} (choix possibles : {choices})",
+                 en="argument {arg}: invalid choice: {value} (choose from {choices})")),
+        (r"argument (?P<arg>[^:]+): expected one argument", message(
+            "cli.argparse.one-value", fr="argument {arg} : une valeur est attendue",
+            en="argument {arg}: expected one argument")),
+        (r"argument (?P<arg>[^:]+): not allowed with argument (?P<other>.*)", message(
+            "cli.argparse.exclusive", fr="argument {arg} : incompatible avec l'argument {other}",
+            en="argument {arg}: not allowed with argument {other}")),
+        (r"argument (?P<arg>[^:]+): invalid (?P<type>\w+) value: (?P<value>.*)", message(
+            "cli.argparse.bad-value", fr="argument {arg} : valeur invalide ({type}) : {value}",
+            en="argument {arg}: invalid {type} value: {value}")),
+        (r"argument (?P<arg>[^:]+): ignored explicit argument (?P<value>.*)", message(
+            "cli.argparse.no-value", fr="argument {arg} : valeur inattendue {value}",
+            en="argument {arg}: ignored explicit argument {value}")),
+        # last: our own converters' messages (already in the reader's language)
+        (r"argument (?P<arg>[^:]+): (?P<message>.*)", message(
+            "cli.argparse.argument", fr="argument {arg} : {message}",
+            en="argument {arg}: {message}")),
+    ))
+
+
+def _argparse_error(error: str, lang: str) -> str:
+    """argparse's error sentence ``error`` in ``lang`` (as it is when not recognised)."""
+    for pattern, text in _ARGPARSE_ERRORS:
+        m = pattern.fullmatch(error)
+        if m:
+            return text.format(**m.groupdict()).get(lang)
+    return error
 
 
 def _say(msg: str) -> None:
@@ -379,8 +421,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(Exit.USAGE, M_USAGE_ERROR.format(prog=self.prog, error=message)
-                  .get(self.lang) + "\n")
+        self.exit(Exit.USAGE, M_USAGE_ERROR.format(prog=self.prog, error=_argparse_error(
+            message, self.lang)).get(self.lang) + "\n")
 
 
 def _argv_lang(argv: Sequence[str]) -> str:

@@ -114,12 +114,23 @@ def test_bad_options_exit_2_with_usage(args, words):
         assert w in p.stderr
 
 
-@pytest.mark.parametrize("args", [["check", "01", "--bogus"], ["check"], []])
-def test_usage_errors_are_in_the_readers_language(args):
+@pytest.mark.parametrize("args, words", [
+    (["check", "01", "--bogus"], "arguments non reconnus : --bogus"),
+    (["check"], "arguments obligatoires manquants : LAB"),
+    ([], "arguments obligatoires manquants : COMMAND"),
+    (["check", "01", "--format", "xml"], "argument --format : choix invalide : 'xml'"),
+    (["check", "01", "--timeout", "zero"], "un nombre entier de secondes est attendu"),
+    (["check", "01", "--host"], "argument --host : une valeur est attendue"),
+    (["grade", "01", "--hosts", "ssh://a@h", "--inventory", "x"],
+     "argument --inventory : incompatible avec l'argument --hosts"),
+    (["grade", "01", "--workers", "many"], "argument --workers : valeur invalide (int) : 'many'"),
+])
+def test_usage_errors_are_in_the_readers_language(args, words):
     """argparse's own words too: French by default, English with LANG=en… or --lang en."""
     fr = run(*args)
     assert fr.returncode == 2
     assert "usage : virtlab" in fr.stderr and "erreur : " in fr.stderr, fr.stderr
+    assert words in fr.stderr, fr.stderr
     assert "usage: " not in fr.stderr
     en = run(*args, "--lang", "en") if args else run(env={"LANG": "en_US.UTF-8"})
     assert en.returncode == 2

@@ -461,8 +461,10 @@ def test_bad_usage_is_said_in_french_by_default(tmp_path, args, message):
 
 
 def test_hosts_and_inventory_are_exclusive(tmp_path):
-    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini", "--lang", "en")
     assert r.returncode == 2 and "not allowed with" in r.stderr
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini", "--lang", "fr")
+    assert r.returncode == 2 and "incompatible avec" in r.stderr
 
 
 def test_an_unreadable_gradebook_is_a_usage_error(tmp_path):
