@@ -137,10 +137,24 @@ def _formats(*names: str) -> str:
     return ", ".join(names)
 
 
+def _described_formats() -> Text:
+    """The report formats with their descriptions (:data:`checker.reporters.RENDERERS`)."""
+    from checker.reporters import RENDERERS
+
+    def one(lang: str) -> str:
+        return FORMAT_CHECK.get(lang).format(formats=FORMAT_ITEM_SEP.get(lang).join(
+            FORMAT_ITEM.get(lang).format(name=name, description=RENDERERS[name].description.get(lang))
+            for name in FORMATS))
+    return Text(*(one(lang) for lang in LANGS))
+
+
 FORMAT_LIST = message("cli.opt.format-list", fr="format de sortie : {formats}",
                       en="output format: {formats}")
 FORMAT_CHECK = message("cli.opt.format-check", fr="format du rapport : {formats}",
                        en="report format: {formats}")
+FORMAT_ITEM = message("cli.opt.format-item", fr="{name} — {description}",
+                      en="{name} — {description}")
+FORMAT_ITEM_SEP = message("cli.opt.format-sep", fr=" ; ", en="; ")
 
 #: The formats of ``list`` and ``progress`` (data for scripts, or text for a person).
 LIST_FORMATS = ("text", "json")
@@ -262,7 +276,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                 Option(("--user",), message(
                     "cli.opt.user", fr="l'apprenant (par défaut : SUDO_USER, sinon vous)",
                     en="the learner (default: SUDO_USER, else you)"), metavar="NAME"),
-                Option(("--format",), FORMAT_CHECK.format(formats=_formats(*FORMATS)),
+                Option(("--format",), _described_formats(),
                        choices=FORMATS, default="text"),
                 Option(("--output",), message(
                     "cli.opt.output", fr="écrire le rapport dans FILE",

@@ -48,17 +48,17 @@ def register(renderer: Renderer) -> Renderer:
 
 
 register(Renderer("text", "text", ".txt", message(
-    "format.text", fr="texte pour le terminal (couleurs sur un terminal)",
-    en="text for the terminal (colours on a terminal)")))
+    "format.text", fr="texte, en couleurs sur un terminal",
+    en="text, in colour on a terminal")))
 register(Renderer("json", "json_", ".json", message(
-    "format.json", fr="JSON (schema_version 1), le contrat que lisent les autres outils",
-    en="JSON (schema_version 1), the contract other tools read")))
+    "format.json", fr="JSON schema_version 1, le contrat que lisent les autres outils",
+    en="JSON schema_version 1, the contract other tools read")))
 register(Renderer("junit", "junit", ".xml", message(
     "format.junit", fr="JUnit XML, pour un serveur d'intégration continue",
     en="JUnit XML, for a CI server")))
 register(Renderer("html", "html", ".html", message(
-    "format.html", fr="une page HTML autonome (à ouvrir ou à envoyer)",
-    en="a self-contained HTML page (to open or to send)")))
+    "format.html", fr="une page HTML autonome, à ouvrir ou à envoyer",
+    en="a self-contained HTML page, to open or to send")))
 register(Renderer("notebook", "html", ".html", message(
     "format.notebook", fr="le tableau de score d'un notebook (fragment HTML)",
     en="a notebook's scoreboard (HTML fragment)"), function="render_fragment", cli=False))
