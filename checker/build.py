@@ -28,6 +28,7 @@ from typing import Any
 from checker import __version__
 from checker.catalog import CatalogError, lab_dirs, labs_root, load_lab
 from checker.exitcodes import UsageError
+from checker.i18n import message
 from checker.dsl import PASS_MSG
 from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
 from checker.releases import both
@@ -224,43 +225,47 @@ def nav_entries(labs: tuple[Lab, ...]) -> str:
     return "\n".join(f"- labs/{lab.id}.md" for lab in labs)
 
 
+REF_OPTION = message("build.cli.option", fr="Option", en="Option")
+REF_DESCRIPTION = message("build.cli.description", fr="Description", en="Description")
+REF_DEFAULT = message("build.cli.default", fr="défaut : `{value}`", en="default: `{value}`")
+REF_FORMATS = message("build.cli.formats", fr="Formats du rapport (`virtlab check --format`)",
+                      en="Report formats (`virtlab check --format`)")
+REF_FORMAT = message("build.cli.format", fr="Format", en="Format")
+REF_SUFFIX = message("build.cli.suffix", fr="Fichier", en="File")
+REF_EXIT = message("build.cli.exit-codes", fr="Codes de sortie", en="Exit codes")
+REF_CODE = message("build.cli.code", fr="Code", en="Code")
+REF_MEANING = message("build.cli.meaning", fr="Signification", en="Meaning")
+
+
 def cli_reference(lang: str) -> str:
-    """The commands and options of ``virtlab``, read from its argparse parser."""
-    import argparse
+    """The commands and options of ``virtlab``, its report formats and its exit codes, read
+    from their registries (:mod:`checker.commands`, :mod:`checker.reporters`,
+    :class:`checker.exitcodes.Exit`), in ``lang``."""
+    from checker.commands import COMMANDS, exit_codes, usage
+    from checker.reporters import RENDERERS
 
-    from checker.cli import build_parser
-
-    head = {"fr": ("Option", "Description", "défaut"), "en": ("Option", "Description", "default")}
-    h_opt, h_desc, h_default = head[lang]
-    colon = " :" if lang == "fr" else ":"
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out: list[str] = []
-    for choice in sub._choices_actions:
-        sp = sub.choices[choice.dest]
-        sp.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=10_000)
-        usage = sp.format_usage().strip().removeprefix("usage: ")
-        summary = (choice.help or "").rstrip(".")
-        out += [f"### `virtlab {choice.dest}`", "", summary[:1].upper() + summary[1:] + ".", "",
-                f"```text\n{usage}\n```", ""]
+    for command in COMMANDS.values():
+        summary = command.help.get(lang).rstrip(".")
+        out += [f"### `virtlab {command.name}`", "", summary[:1].upper() + summary[1:] + ".",
+                "", f"```text\n{usage(command)}\n```", ""]
         rows = []
-        for a in sp._actions:
-            if isinstance(a, argparse._HelpAction):
-                continue
-            name = ", ".join(a.option_strings) or (a.metavar or a.dest)
-            if a.option_strings and a.nargs != 0:
-                if a.metavar:
-                    name += f" {a.metavar}"
-                elif a.choices:
-                    name += " {" + ",".join(a.choices) + "}"
-                else:
-                    name += f" {a.dest.upper()}"
-            desc = a.help or ""
-            if a.default not in (None, False, argparse.SUPPRESS):
-                desc += f" ({h_default}{colon} `{a.default}`)"
-            rows.append(f"| `{name}` | {_cell(desc.strip())} |")
+        for o in command.options:
+            desc = o.help.get(lang) if o.help is not None else ""
+            if o.default not in (None, False):
+                desc += f" ({REF_DEFAULT.format(value=o.default).get(lang)})"
+            rows.append(f"| `{o.label()}` | {_cell(desc.strip())} |")
         if rows:
-            out += [f"| {h_opt} | {h_desc} |", "|---|---|", *rows, ""]
+            out += [f"| {REF_OPTION.get(lang)} | {REF_DESCRIPTION.get(lang)} |", "|---|---|",
+                    *rows, ""]
+    out += [f"### {REF_FORMATS.get(lang)}", "",
+            f"| {REF_FORMAT.get(lang)} | {REF_SUFFIX.get(lang)} | {REF_DESCRIPTION.get(lang)} |",
+            "|---|---|---|"]
+    out += [f"| `{r.name}` | `{r.suffix}` | {_cell(r.description.get(lang))} |"
+            for r in RENDERERS.values() if r.cli]
+    out += ["", f"### {REF_EXIT.get(lang)}", "",
+            f"| {REF_CODE.get(lang)} | {REF_MEANING.get(lang)} |", "|---:|---|"]
+    out += [f"| {code} | {_cell(text.get(lang))} |" for code, text in exit_codes()]
     return "\n".join(out).strip("\n")
 
 

@@ -84,6 +84,6 @@ def resolve_lang(lang: str | None = None) -> str:
     'en'
     """
     if lang in LANGS:
-        return lang  # type: ignore[return-value]
+        return lang
     env = os.environ.get("LANG", "")
     return "en" if env.startswith("en") else DEFAULT_LANG

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from checker.i18n import Text, message
+
 FENCE_RE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 NOTEBOOK_INFO_RE = re.compile(r"^\s*python\s+notebook\s*$")
 ADMONITION_RE = re.compile(r'^(?:!!!|\?\?\?\+?)\s+(?P<kind>[\w-]+)(?:\s+"(?P<title>[^"]*)")?\s*$')
@@ -28,7 +30,19 @@ INDENT = "    "
 
 
 class InstructionsError(ValueError):
-    """The instructions do not follow the format; the message says where."""
+    """The instructions do not follow the format; the message says where, French then
+    English (the course author reads it from ``virtlab build``)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.both())
+        self.text = text
+
+
+NO_TITLE = message("notebook.no-title",
+                   fr="{where} : la première ligne doit être le titre, « # Titre »",
+                   en="{where}: the first line must be the title, '# Title'")
+NOT_CLOSED = message("notebook.not-closed", fr="un bloc ```python notebook n'est pas fermé",
+                     en="a ```python notebook block is not closed")
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ def split_title(text: str, where: str) -> tuple[str, str]:
     """``# Title`` on the first line, then the body."""
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or not lines[0].startswith("# ") or not lines[0][2:].strip():
-        raise InstructionsError(f"{where}: the first line must be the title, '# Title'")
+        raise InstructionsError(NO_TITLE.format(where=where))
     return lines[0][2:].strip(), "\n".join(lines[1:]).strip("\n")
 
 
@@ -176,6 +190,6 @@ def chunks(section_md: str) -> list[Chunk]:
             fence = m.group("fence")
         buf.append(line)
     if code is not None:
-        raise InstructionsError("a ```python notebook block is not closed")
+        raise InstructionsError(NOT_CLOSED)
     flush()
     return result

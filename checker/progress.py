@@ -18,6 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from checker.i18n import DEFAULT_LANG, LANGS, message
 from checker.model import Report
 
 SCHEMA = """
@@ -130,17 +131,20 @@ def summary(lang: str = "fr") -> list[LabProgress]:
 class ProgressTable:
     """``show()`` in a notebook: the progress summary as an HTML table."""
 
-    HEAD = {"fr": ("Lab", "Meilleur score", "Dernière vérification", "Reste à faire", "jamais vérifié"),
-            "en": ("Lab", "Best score", "Last check", "Left to do", "never checked")}
+    HEAD = (message("progress.lab", fr="Lab", en="Lab"),
+            message("progress.best", fr="Meilleur score", en="Best score"),
+            message("progress.last", fr="Dernière vérification", en="Last check"),
+            message("progress.left", fr="Reste à faire", en="Left to do"),
+            message("progress.never", fr="jamais vérifié", en="never checked"))
 
     def __init__(self, lang: str = "fr"):
-        self.lang = "en" if lang == "en" else "fr"
+        self.lang = lang if lang in LANGS else DEFAULT_LANG
         self.rows = summary(self.lang)
 
     def _repr_html_(self) -> str:
         from html import escape
 
-        h = self.HEAD[self.lang]
+        h = [x.get(self.lang) for x in self.HEAD]
         out = ["<table class='vl-progress'><thead><tr>"]
         out += [f"<th>{escape(x)}</th>" for x in h[:4]]
         out.append("</tr></thead><tbody>")

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
+from checker.i18n import message
+
 if TYPE_CHECKING:
     from checker.probes.host import OsRelease
 
@@ -106,6 +108,10 @@ def unknown_words(text: str) -> list[str]:
     return [w for w in PLACEHOLDER_RE.findall(text) if w not in WORDS]
 
 
+#: One release's variant of a text, for a reader whose release is unknown.
+VARIANT = message("releases.variant", fr="Debian {major} : {text}", en="Debian {major}: {text}")
+
+
 def both(text: str, lang: str) -> str:
     """``text`` for a reader whose release is unknown (the site): once per release when the
     words differ, else once.
@@ -118,5 +124,5 @@ def both(text: str, lang: str) -> str:
     variants = [r.expand(text) for r in RELEASES]
     if len(set(variants)) == 1:
         return variants[0]
-    colon = " :" if lang == "fr" else ":"
-    return " — ".join(f"Debian {r.major}{colon} {v}" for r, v in zip(RELEASES, variants))
+    return " — ".join(VARIANT.format(major=r.major, text=v).get(lang)
+                      for r, v in zip(RELEASES, variants))

@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from checker import i18n
+from checker.exitcodes import Exit
+from checker.i18n import message
 from checker.model import Report
 
 _LOOP_LOCK = threading.Lock()
@@ -182,23 +185,27 @@ class Watcher:
 
 # --- front ends --------------------------------------------------------------------------
 
-REASONS = {
-    "fr": {"start": "première vérification", "interval": "revérification périodique",
-           "daemon-down": "le démon libvirt ne répond plus", "reconnected": "démon libvirt revenu",
-           "event": "événement libvirt", "next": "Prochaine étape", "quit": "Ctrl-C pour quitter"},
-    "en": {"start": "first check", "interval": "periodic re-check",
-           "daemon-down": "the libvirt daemon stopped answering",
-           "reconnected": "libvirt daemon back", "event": "libvirt event", "next": "Next step",
-           "quit": "Ctrl-C to quit"},
+#: Why an update came (``event:…``, ``start``…), and the live view's other words.
+REASONS: dict[str, i18n.Text] = {
+    "start": message("watch.start", fr="première vérification", en="first check"),
+    "interval": message("watch.interval", fr="revérification périodique",
+                        en="periodic re-check"),
+    "daemon-down": message("watch.daemon-down", fr="le démon libvirt ne répond plus",
+                           en="the libvirt daemon stopped answering"),
+    "reconnected": message("watch.reconnected", fr="démon libvirt revenu",
+                           en="libvirt daemon back"),
+    "event": message("watch.event", fr="événement libvirt", en="libvirt event"),
 }
+NEXT = message("watch.next", fr="Prochaine étape ({id}) : {hint}", en="Next step ({id}): {hint}")
+QUIT = message("watch.quit", fr="Ctrl-C pour quitter", en="Ctrl-C to quit")
 
 
 def reason_text(reason: str, lang: str) -> str:
     """Why an update came, for the learner: ``event:domain-lifecycle`` ->
     ``événement libvirt (domain-lifecycle)``."""
-    why = REASONS["en" if lang == "en" else "fr"]
     kind, _, detail = reason.partition(":")
-    return why.get(kind, reason) + (f" ({detail})" if detail else "")
+    why = REASONS[kind].get(lang) if kind in REASONS else reason
+    return why + (f" ({detail})" if detail else "")
 
 
 def live_view(u: Update) -> Any:
@@ -207,11 +214,12 @@ def live_view(u: Update) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from checker.reporters.text import COLON, ICON, LABELS, STYLE, clean
+    from checker.reporters.text import ICON, STYLE, clean, labels
 
     r = u.report
-    lang = "en" if r.lang == "en" else "fr"
-    t, why, colon = LABELS[lang], REASONS[lang], COLON[lang]
+    lang = r.lang
+    t = labels(lang)
+    colon = t["colon"]
     table = Table(box=None, pad_edge=False, expand=True, show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, style="bold")
@@ -227,11 +235,11 @@ def live_view(u: Update) -> Any:
     parts: list[Any] = [head, table, score]
     todo = next((o for o in r.objectives if o.status in ("fail", "error")), None)
     if todo is not None and todo.hint:
-        parts.append(Text(f"{why['next']} ({clean(todo.id)}){colon}{clean(todo.hint)}",
+        parts.append(Text(NEXT.format(id=clean(todo.id), hint=clean(todo.hint)).get(lang),
                           style="italic"))
     reason = clean(reason_text(u.reason, lang))
     stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
-    parts.append(Text(f"[{stamp}] {reason} — {why['quit']}", style="dim"))
+    parts.append(Text(f"[{stamp}] {reason} — {QUIT.get(lang)}", style="dim"))
     return Group(*parts)
 
 
@@ -278,8 +286,8 @@ def watch_terminal(lab: str, host: str, *, connect: str | None, user: str | None
         from checker.progress import record
 
         record(last[0])
-        return 0 if last[0].passed else 1
-    return 1
+        return Exit.OK if last[0].passed else Exit.FAILED
+    return Exit.FAILED
 
 
 class NotebookWatch:

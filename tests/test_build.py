@@ -84,9 +84,9 @@ def test_a_changed_lab_toml_makes_exactly_its_outputs_stale(tmp_path):
     toml.write_text(text.replace(old, 'title.fr = "Matériel : tout est prêt ?"'),
                     encoding="utf-8")
 
-    r = virtlab("build", "--check", env=env)
+    r = virtlab("build", "--check", env={**env, "LANG": "C.UTF-8"})
     assert r.returncode == 1
-    assert "stale outputs" in r.stderr
+    assert "sorties périmées" in r.stderr  # in the reader's language: French by default
     # The French title shows in the French page, the notebook (both halves share a head
     # cell), the lab maps; the English page does not change.
     expected = {"notebooks/01-hardware.ipynb", "notebooks/index.ipynb",

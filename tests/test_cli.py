@@ -107,11 +107,63 @@ def test_unknown_lab_message_is_french_by_default():
     (["check"], ["required: LAB"]),
 ])
 def test_bad_options_exit_2_with_usage(args, words):
-    p = run(*args)
+    p = run(*args, env={"LANG": "en_US.UTF-8"})
     assert p.returncode == 2
-    assert "usage: virtlab" in p.stderr
+    assert "usage: virtlab" in p.stderr and "error: " in p.stderr
     for w in words:
         assert w in p.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "01", "--bogus"], "arguments non reconnus : --bogus"),
+    (["check"], "arguments obligatoires manquants : LAB"),
+    ([], "arguments obligatoires manquants : COMMAND"),
+    (["check", "01", "--format", "xml"], "argument --format : choix invalide : 'xml'"),
+    (["check", "01", "--timeout", "zero"], "un nombre entier de secondes est attendu"),
+    (["check", "01", "--host"], "argument --host : une valeur est attendue"),
+    (["grade", "01", "--hosts", "ssh://a@h", "--inventory", "x"],
+     "argument --inventory : incompatible avec l'argument --hosts"),
+    (["grade", "01", "--workers", "many"], "argument --workers : valeur invalide (int) : 'many'"),
+])
+def test_usage_errors_are_in_the_readers_language(args, words):
+    """argparse's own words too: French by default, English with LANG=en… or --lang en."""
+    fr = run(*args)
+    assert fr.returncode == 2
+    assert "usage : virtlab" in fr.stderr and "erreur : " in fr.stderr, fr.stderr
+    assert words in fr.stderr, fr.stderr
+    assert "usage: " not in fr.stderr
+    en = run(*args, "--lang", "en") if args else run(env={"LANG": "en_US.UTF-8"})
+    assert en.returncode == 2
+    assert "usage: virtlab" in en.stderr and "error: " in en.stderr, en.stderr
+
+
+def test_help_is_french_by_default_and_english_on_request():
+    fr = run("--help")
+    assert fr.returncode == 0
+    for words in ("usage : virtlab", "options :", "commandes :", "afficher cette aide",
+                  "lister les labs", "codes de sortie :", "130"):
+        assert words in fr.stdout, words
+    assert "show this help" not in fr.stdout
+    for en in (run("--help", "--lang", "en"), run("--help", env={"LANG": "en_US.UTF-8"})):
+        assert en.returncode == 0
+        for words in ("usage: virtlab", "options:", "commands:", "show this help message",
+                      "list the labs", "exit codes:"):
+            assert words in en.stdout, words
+    sub = run("check", "--help")
+    assert "arguments positionnels :" in sub.stdout and "format du rapport" in sub.stdout
+    sub = run("check", "--help", "--lang", "en")
+    assert "positional arguments:" in sub.stdout and "report format" in sub.stdout
+
+
+def test_help_lists_every_format_and_exit_code_from_their_registries():
+    from checker.exitcodes import Exit
+    from checker.reporters import FORMATS
+
+    out = run("check", "--help", env={"LANG": "en_US.UTF-8", "COLUMNS": "200"}).stdout
+    assert "{" + ",".join(FORMATS) + "}" in out
+    top = run("--help", env={"COLUMNS": "200"}).stdout
+    for code in Exit:
+        assert f"  {int(code):<5}{code.description.fr[:30]}" in top
 
 
 @pytest.mark.parametrize("spec, why", [

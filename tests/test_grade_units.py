@@ -442,22 +442,38 @@ def test_pass_rates_leave_out_hosts_not_graded(tmp_path):
     (["grade", "--resume"], "nothing to resume"),
 ])
 def test_bad_usage_says_what_and_exits_2(tmp_path, args, message):
-    r = run_virtlab(*args, "--db", str(tmp_path / "gb.sqlite"))
+    r = run_virtlab(*args, "--db", str(tmp_path / "gb.sqlite"), env={"LANG": "en_US.UTF-8"})
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["grade", "--hosts", "ssh://a@h"], "virtlab grade : quel lab ?"),
+    (["grade", "01"], "virtlab grade : quels hôtes ?"),
+    (["grade", "01", "--hosts", "ssh://a@h", "--workers", "0"], "--workers 0 : il en faut"),
+    (["grade", "--resume"], "rien à reprendre"),
+])
+def test_bad_usage_is_said_in_french_by_default(tmp_path, args, message):
+    r = run_virtlab(*args, "--db", str(tmp_path / "gb.sqlite"), env={"LANG": "C.UTF-8"})
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr, r.stderr
+
+
 def test_hosts_and_inventory_are_exclusive(tmp_path):
-    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini")
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini", "--lang", "en")
     assert r.returncode == 2 and "not allowed with" in r.stderr
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--inventory", "x.ini", "--lang", "fr")
+    assert r.returncode == 2 and "incompatible avec" in r.stderr
 
 
 def test_an_unreadable_gradebook_is_a_usage_error(tmp_path):
     bad = tmp_path / "gb.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
-    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad))
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad), "--lang", "en")
     assert r.returncode == 2 and "cannot open gradebook" in r.stderr
+    r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--db", str(bad), "--lang", "fr")
+    assert r.returncode == 2 and "impossible d'ouvrir le carnet de notes" in r.stderr
 
 
 # --- inventories as Ansible users write them ----------------------------------------------
@@ -574,7 +590,7 @@ def test_a_roster_without_the_identity_column_is_refused_before_grading(tmp_path
     roster.write_text("First name,Last name,Email address\nA,B,a@example.org\n")
     r = run_virtlab("grade", "01", "--hosts", "ssh://a@h", "--csv", str(tmp_path / "g.csv"),
                     "--csv-id", "idnumber", "--roster", str(roster),
-                    "--db", str(tmp_path / "gb.sqlite"))
+                    "--db", str(tmp_path / "gb.sqlite"), "--lang", "en")
     assert r.returncode == 2 and "no idnumber column" in r.stderr
     assert not (tmp_path / "gb.sqlite").exists()
 

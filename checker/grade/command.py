@@ -9,11 +9,12 @@
 Every command this module prints as advice is complete: it carries ``--db`` and the export
 options of the run it comes from.
 
-Exit codes: 0 every host graded (whatever the scores); 3 at least one host could not be graded
-(unreachable, timeout, error: listed at the end and in the exports); 2 bad usage; 130
-interrupted (every host already graded is kept: ``--resume`` continues). A gradebook that
-cannot be read or written (damaged, foreign, disk full) is exit 2 with the reason; the hosts
-recorded before it failed are kept.
+Exit codes (:class:`checker.exitcodes.Exit`): OK every host graded (whatever the scores);
+UNREACHABLE at least one host could not be graded (unreachable, timeout, error: listed at the
+end and in the exports); USAGE bad usage; INTERRUPTED (every host already graded is kept:
+``--resume`` continues). A gradebook that cannot be read or written (damaged, foreign, disk
+full) is USAGE with the reason; the hosts recorded before it failed are kept. The options are
+data, in :mod:`checker.commands`; every message is in the catalogue (:mod:`checker.i18n`).
 """
 
 from __future__ import annotations
@@ -26,80 +27,144 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_USAGE, EXIT_NOT_ALL, EXIT_INTERRUPTED = 0, 2, 3, 130
+from checker.exitcodes import Exit, UsageError
+from checker.grade.formats import EXPORTS
+from checker.i18n import Text, message
 
 
-class GradeUsageError(Exception):
-    pass
+class GradeUsageError(UsageError):
+    """Bad usage of ``virtlab grade``: the message, in both languages."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
 
 
-def add_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("labs", metavar="LAB", nargs="*",
-                    help="lab ids or numbers (may be left out with --resume/--retry-unreachable)")
-    who = sp.add_mutually_exclusive_group()
-    who.add_argument("--hosts", metavar="SPEC,...", action="append",
-                     help="learner hosts: ssh://user@host[:port], comma-separated (the SSH user "
-                          "is the learner)")
-    who.add_argument("--inventory", metavar="INVENTORY",
-                     help="Ansible inventory: a file (INI, YAML) or a directory (with "
-                          "group_vars/, host_vars/), read by ansible-core; host variables "
-                          "virtlab_learner (else ansible_user), email, virtlab_username, "
-                          "virtlab_idnumber, ansible_host/port/user, "
-                          "ansible_ssh_private_key_file, ansible_ssh_common_args")
-    sp.add_argument("--limit", metavar="PATTERN",
-                    help="only the inventory hosts this Ansible pattern selects "
-                         "(e.g. 'tp1:!pc13', 'pc0*')")
-    sp.add_argument("--list-hosts", action="store_true",
-                    help="print the hosts that would be graded, grade nothing")
-    sp.add_argument("--ssh-config", metavar="FILE",
-                    help="ssh_config for the class (keys, known_hosts); default ~/.ssh/config")
-    sp.add_argument("--accept-new-host-keys", action="store_true", default=None,
-                    help="trust a learner host seen for the first time and record its key "
-                         "(ssh's StrictHostKeyChecking accept-new); default: a host whose key "
-                         "is not in known_hosts is refused")
-    sp.add_argument("--workers", type=int, metavar="N",
-                    # the rule, not its value here: the site's reference embeds this help
-                    # (checker.grade.runner.default_workers)
-                    help="hosts graded at once (default: 4 per CPU, from 2 to 16)")
-    sp.add_argument("--timeout", type=int, metavar="S",
-                    help="SSH connect timeout per host, seconds (default 10)")
-    sp.add_argument("--host-timeout", type=float, metavar="S",
-                    help="the most one host may take, all labs together (default 120)")
-    sp.add_argument("--connect", metavar="URI",
-                    help="libvirt URI template on each host, with {user} {host} {port} "
-                         "(default qemu+ssh://{user}@{host}:{port}/system)")
-    sp.add_argument("--db", metavar="FILE",
-                    help="gradebook (default $XDG_DATA_HOME/virtlab/gradebook.sqlite)")
-    sp.add_argument("--csv", metavar="FILE", help="write grades for the LMS (Moodle CSV import)")
-    sp.add_argument("--csv-id", choices=("username", "email", "idnumber"), default=None,
-                    help="the Moodle user field the CSV identifies learners by (default email)")
-    sp.add_argument("--roster", metavar="FILE",
-                    help="Moodle's participants export (CSV): the learners' Moodle identity, "
-                         "matched to the hosts")
-    sp.add_argument("--scale", choices=("points", "20", "100"), default=None,
-                    help="grades in the CSV: lab points (default), on 20 or on 100")
-    sp.add_argument("--json", metavar="FILE", help="write every result as JSON")
-    sp.add_argument("--html", metavar="FILE", help="write the class report (HTML)")
-    sp.add_argument("--retry-unreachable", action="store_true",
-                    help="grade again only the hosts that failed to connect in the last run")
-    sp.add_argument("--resume", action="store_true",
-                    help="grade the hosts an interrupted last run did not reach")
-    sp.add_argument("--lang", choices=("fr", "en"), help="language of messages (default fr)")
-
-
-def _tr(lang: str, fr: str, en: str) -> str:
-    return en if lang == "en" else fr
-
+M_ERROR = message("grade.error", fr="virtlab grade : {error}", en="virtlab grade: {error}")
+M_NEED = message("grade.need-package",
+                 fr="{what} : il faut le paquet Python {module!r}, absent ici : {install}",
+                 en="{what}: needs the Python package {module!r}, not installed here: {install}")
+M_INSTALL = message("grade.install-extra",
+                    fr="pip install 'virtlab[{extra}]' (dans une copie installée avec `sudo bash "
+                       ".ci/install` : .venv/bin/pip install '.[{extra}]')",
+                    en="pip install 'virtlab[{extra}]' (in a checkout set up with `sudo bash "
+                       ".ci/install`: .venv/bin/pip install '.[{extra}]')")
+M_NO_COLUMN = message("grade.roster-no-column",
+                      fr="--roster {roster} : pas de colonne {identity} pour --csv-id {identity} "
+                         "(trouvées : {found})",
+                      en="--roster {roster}: no {identity} column for --csv-id {identity} "
+                         "(found: {found})")
+M_LIMIT = message("grade.limit-needs-inventory",
+                  fr="--limit sélectionne des hôtes d'un inventaire Ansible : donnez --inventory",
+                  en="--limit selects hosts of an Ansible inventory: give --inventory")
+M_OUT_NO_DIR = message("grade.output-no-dir", fr="--{opt} {path} : le dossier {parent} n'existe pas",
+                       en="--{opt} {path}: directory {parent} does not exist")
+M_OUT_IS_DIR = message("grade.output-is-dir", fr="--{opt} {path} est un dossier",
+                       en="--{opt} {path} is a directory")
+M_WORKERS = message("grade.workers-min", fr="--workers {n} : il en faut au moins 1",
+                    en="--workers {n}: must be at least 1")
+M_TIMEOUT = message("grade.timeout-min", fr="--timeout {n} : au moins 1 seconde",
+                    en="--timeout {n}: must be at least 1 second")
+M_HOST_TIMEOUT = message("grade.host-timeout-min", fr="--host-timeout {n} : doit être positif",
+                         en="--host-timeout {n}: must be positive")
+M_NO_SSH_CONFIG = message("grade.ssh-config-missing", fr="--ssh-config {path} : fichier introuvable",
+                          en="--ssh-config {path}: no such file")
+M_SSH_CONFIG_CHARS = message(
+    "grade.ssh-config-chars",
+    fr="--ssh-config {path!r} : un chemin avec un guillemet double ou un saut de ligne ne peut "
+       "pas être inclus dans un ssh_config",
+    en="--ssh-config {path!r}: a path with a double quote or a line break cannot be included "
+       "in an ssh_config")
+M_CONNECT_KEY = message("grade.connect-key", fr="--connect {uri} : un modèle qemu+ssh doit contenir {key}",
+                        en="--connect {uri}: a qemu+ssh template needs {key}")
+M_CONNECT_BAD = message("grade.connect-bad",
+                        fr="--connect {uri} : modèle invalide ({error}) ; utilisez {{user}}, "
+                           "{{host}} et {{port}}",
+                        en="--connect {uri}: bad template ({error}); use {{user}}, {{host}} "
+                           "and {{port}}")
+M_TWICE = message("grade.lab-twice", fr="un lab est donné deux fois : {labs}",
+                  en="a lab is given twice: {labs}")
+M_RESUME_HOSTS = message(
+    "grade.resume-hosts",
+    fr="--resume et --retry-unreachable reprennent les hôtes de la dernière exécution : ne "
+       "donnez ni --hosts ni --inventory",
+    en="--resume and --retry-unreachable take the hosts of the last run: do not give --hosts "
+       "or --inventory")
+M_NO_RUN = message("grade.no-earlier-run",
+                   fr="aucune exécution précédente dans {db} : rien à reprendre ni à réessayer",
+                   en="no earlier run in {db}: nothing to resume or retry")
+M_NO_RUN_OF = message("grade.no-earlier-run-of",
+                      fr="aucune exécution précédente de {labs} dans {db} : rien à reprendre ni à "
+                         "réessayer",
+                      en="no earlier run of {labs} in {db}: nothing to resume or retry")
+M_WHICH_LAB = message("grade.which-lab",
+                      fr="quel lab ? donnez au moins un LAB (par exemple 01 ou 01-hardware)",
+                      en="which lab? give at least one LAB (e.g. 01 or 01-hardware)")
+M_WHICH_HOSTS = message("grade.which-hosts",
+                        fr="quels hôtes ? donnez --hosts ssh://utilisateur@hôte,... ou "
+                           "--inventory INVENTORY",
+                        en="which hosts? give --hosts ssh://user@host,... or "
+                           "--inventory INVENTORY")
+M_LIST_HOSTS = message("grade.list-hosts-only",
+                       fr="--list-hosts liste les hôtes de --inventory ou de --hosts",
+                       en="--list-hosts lists the hosts of --inventory or --hosts")
+M_CANNOT_WRITE = message("grade.cannot-write", fr="impossible d'écrire {path} : {reason}",
+                         en="cannot write {path}: {reason}")
+M_BAR_FAILED = message("grade.bar.failed", fr="[red]{task.fields[failed]} non évalué(s)",
+                       en="[red]{task.fields[failed]} not graded")
+M_BAR_RUN = message("grade.bar.run", fr="Évaluation #{run}", en="Grading #{run}")
+M_NOTHING = message("grade.nothing-to-do",
+                    fr="Rien à refaire : chaque hôte de l'exécution #{run} a été évalué.",
+                    en="Nothing to do: every host of run #{run} was graded.")
+M_STOPPED_EXPORTS = message(
+    "grade.interrupted-exports",
+    fr="Interrompu pendant l'écriture des exports. Toutes les notes sont enregistrées "
+       "(exécution #{run}). Réécrire les exports : virtlab grade --resume{again}",
+    en="Interrupted while writing the exports. Every grade is recorded "
+       "(run #{run}). Write the exports again: virtlab grade --resume{again}")
+M_STOPPED = message(
+    "grade.interrupted",
+    fr="Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run}). "
+       "Reprendre : virtlab grade --resume{again}",
+    en="Interrupted. The hosts already graded are recorded (run #{run}). "
+       "Continue with: virtlab grade --resume{again}")
+M_GRADEBOOK_LOST = message(
+    "grade.gradebook-lost",
+    fr="Arrêt : le carnet de notes ne peut plus être lu ou écrit. Les hôtes déjà "
+       "enregistrés sont conservés (exécution #{run}). Après correction (place "
+       "disque…), reprendre : virtlab grade --resume{again}",
+    en="Stopped: the gradebook cannot be read or written. The hosts already recorded "
+       "are kept (run #{run}). Once fixed (disk space…), continue with: "
+       "virtlab grade --resume{again}")
+M_HOSTS = message("grade.hosts", fr="  hôtes ({n}) :", en="  hosts ({n}):")
+M_SUMMARY = message("grade.summary",
+                    fr="Exécution #{run} : {done}/{n} hôte(s) évalué(s) en {seconds} s — carnet "
+                       "de notes : {db}",
+                    en="Run #{run}: {done}/{n} host(s) graded in {seconds} s — gradebook: {db}")
+M_CSV_ROWS = message("grade.csv-rows",
+                     fr="CSV : {n} ligne(s) ; les apprenants non évalués n'y sont pas (une note "
+                        "vide effacerait leur note dans Moodle).",
+                     en="CSV: {n} row(s); learners not graded are left out (an empty grade "
+                        "would erase their grade in Moodle).")
+M_CSV_LEFT_OUT = message("grade.csv-left-out", fr="  absent du CSV : {host} ({learner}) : {why}",
+                         en="  left out of the CSV: {host} ({learner}): {why}")
+M_RETRY = message("grade.retry",
+                  fr="Réessayer ces hôtes : virtlab grade --retry-unreachable{again} (ou --resume)",
+                  en="Retry those hosts: virtlab grade --retry-unreachable{again} (or --resume)")
 
 #: Optional libraries: (module, extra of the virtlab package, what needs it).
-OPTIONAL = {"html": ("matplotlib", "grade", "--html (the class report's chart)"),
-            "inventory": ("ansible", "grade", "--inventory (ansible-core reads it)")}
+OPTIONAL: dict[str, tuple[str, str, Text]] = {
+    "html": ("matplotlib", "grade", message("grade.need.html",
+                                            fr="--html (le graphique du rapport de classe)",
+                                            en="--html (the class report's chart)")),
+    "inventory": ("ansible", "grade", message("grade.need.inventory",
+                                              fr="--inventory (ansible-core le lit)",
+                                              en="--inventory (ansible-core reads it)"))}
 
 
-def install_hint(extra: str) -> str:
+def install_hint(extra: str) -> Text:
     """How to install an extra of virtlab, for the two ways the README installs it."""
-    return (f"pip install 'virtlab[{extra}]' (in a checkout set up with `sudo bash .ci/install`:"
-            f" .venv/bin/pip install '.[{extra}]')")
+    return M_INSTALL.format(extra=extra)
 
 
 def _need(key: str) -> None:
@@ -109,9 +174,10 @@ def _need(key: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError:
-        raise GradeUsageError(f"{what} : il faut le paquet Python {module!r}, absent ici / "
-                              f"needs the Python package {module!r}, not installed here: "
-                              f"{install_hint(extra)}") from None
+        hint = install_hint(extra)
+        raise GradeUsageError(Text(
+            M_NEED.fr.format(what=what.fr, module=module, install=hint.fr),
+            M_NEED.en.format(what=what.en, module=module, install=hint.en))) from None
 
 
 def _csv_options(args: argparse.Namespace) -> Any:
@@ -120,13 +186,10 @@ def _csv_options(args: argparse.Namespace) -> Any:
     opts = CsvOptions(identity=args.csv_id or "email", scale=args.scale or "points",
                       roster=str(Path(args.roster).resolve()) if args.roster else None)
     if opts.roster:
-        try:
-            roster = Roster.read(opts.roster)
-        except ExportError as e:
-            raise GradeUsageError(str(e)) from None
+        roster = Roster.read(opts.roster)  # an ExportError is bad usage (run() says it)
         if opts.identity not in roster.fields:
-            raise GradeUsageError(f"--roster {args.roster}: no {opts.identity} column for "
-                                  f"--csv-id {opts.identity} (found: {', '.join(roster.fields)})")
+            raise GradeUsageError(M_NO_COLUMN.format(roster=args.roster, identity=opts.identity,
+                                                     found=", ".join(roster.fields)))
     return opts
 
 
@@ -136,15 +199,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.inventory:
         _need("inventory")
     if args.limit and not args.inventory:
-        raise GradeUsageError("--limit selects hosts of an Ansible inventory: give --inventory")
-    for opt in ("csv", "json", "html"):
+        raise GradeUsageError(M_LIMIT)
+    for opt in EXPORTS:
         path = getattr(args, opt)
         if path:
             parent = Path(path).resolve().parent
             if not parent.is_dir():
-                raise GradeUsageError(f"--{opt} {path}: directory {parent} does not exist")
+                raise GradeUsageError(M_OUT_NO_DIR.format(opt=opt, path=path, parent=parent))
             if Path(path).is_dir():
-                raise GradeUsageError(f"--{opt} {path} is a directory")
+                raise GradeUsageError(M_OUT_IS_DIR.format(opt=opt, path=path))
 
 
 def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None = None) -> Any:
@@ -158,29 +221,27 @@ def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None 
                        ("connect", "connect"),
                        ("accept_new_host_keys", "accept_new_host_keys")):
         v = getattr(args, attr)
-        if v is not None:
+        if v is not None and not (attr == "accept_new_host_keys" and v is False):
             setattr(o, name, v)
     if o.workers < 1:
-        raise GradeUsageError(f"--workers {o.workers}: must be at least 1")
+        raise GradeUsageError(M_WORKERS.format(n=o.workers))
     if o.timeout < 1:
-        raise GradeUsageError(f"--timeout {o.timeout}: must be at least 1 second")
+        raise GradeUsageError(M_TIMEOUT.format(n=o.timeout))
     if o.host_timeout <= 0:
-        raise GradeUsageError(f"--host-timeout {o.host_timeout:g}: must be positive")
+        raise GradeUsageError(M_HOST_TIMEOUT.format(n=f"{o.host_timeout:g}"))
     if o.ssh_config and not Path(o.ssh_config).is_file():
-        raise GradeUsageError(f"--ssh-config {o.ssh_config}: no such file")
+        raise GradeUsageError(M_NO_SSH_CONFIG.format(path=o.ssh_config))
     if o.ssh_config:
         o.ssh_config = str(Path(o.ssh_config).resolve())
         if any(c in o.ssh_config for c in '"\n\r'):
-            raise GradeUsageError(f"--ssh-config {o.ssh_config!r}: a path with a double quote "
-                                  "or a line break cannot be included in an ssh_config")
+            raise GradeUsageError(M_SSH_CONFIG_CHARS.format(path=o.ssh_config))
     for key in ("{user}", "{host}"):
         if key not in o.connect and "+ssh" in o.connect.split("://", 1)[0]:
-            raise GradeUsageError(f"--connect {o.connect}: a qemu+ssh template needs {key}")
+            raise GradeUsageError(M_CONNECT_KEY.format(uri=o.connect, key=key))
     try:
         o.connect.format(user="u", host="h", port=22)
     except (KeyError, IndexError, ValueError) as e:
-        raise GradeUsageError(f"--connect {o.connect}: bad template ({e}); "
-                              "use {user}, {host} and {port}") from None
+        raise GradeUsageError(M_CONNECT_BAD.format(uri=o.connect, error=e)) from None
     return o
 
 
@@ -199,15 +260,14 @@ class _Progress:
             self.bar = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn(_tr(lang, "[red]{task.fields[failed]} non évalué(s)",
-                               "[red]{task.fields[failed]} not graded")),
+                TextColumn(M_BAR_FAILED.get(lang)),
                 TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), transient=False)
 
     def start(self, run_id: int, total: int) -> None:
         if self.bar is not None:
             self.bar.start()
-            self.task = self.bar.add_task(_tr(self.lang, f"Évaluation #{run_id}",
-                                              f"Grading #{run_id}"), total=total, failed=0)
+            self.task = self.bar.add_task(M_BAR_RUN.format(run=run_id).get(self.lang),
+                                          total=total, failed=0)
 
     def host(self, outcome: Any) -> None:
         if any(r["status"] != "graded" for r in outcome.results):
@@ -226,36 +286,44 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from checker.catalog import resolve
-    from checker.model import resolve_lang
+    from checker.i18n import resolve_lang
     from checker.grade.gradebook import Gradebook, GradebookError, default_path
+    from checker.grade.exports import ExportError
     from checker.grade.targets import TargetError
 
     lang = resolve_lang(args.lang)
-    say = lambda fr, en: print(_tr(lang, fr, en), file=sys.stderr)  # noqa: E731
+
+    def say(text: Text) -> None:
+        print(text.get(lang), file=sys.stderr)
+
+    def error(e: Exception) -> None:
+        text = getattr(e, "text", None)  # GradeUsageError, ExportError: both languages
+        why = text.get(lang) if isinstance(text, Text) else str(e)
+        say(M_ERROR.format(error=why))
+
     try:
         _check_outputs(args)
         csv_options = _csv_options(args)
         labs = [resolve(x).id for x in args.labs]
         if len(set(labs)) != len(labs):
-            raise GradeUsageError(f"a lab is given twice: {' '.join(args.labs)}")
+            raise GradeUsageError(M_TWICE.format(labs=" ".join(args.labs)))
         if args.list_hosts:
             return _list_hosts(args, lang)
         db_path = Path(args.db) if args.db else default_path()
         gb = Gradebook(db_path)
-    except (GradeUsageError, GradebookError, TargetError) as e:
-        print(f"virtlab grade: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except (GradeUsageError, GradebookError, TargetError, ExportError) as e:
+        error(e)
+        return Exit.USAGE
 
     try:
         continuing = args.resume or args.retry_unreachable
         if continuing:
             if args.hosts or args.inventory:
-                raise GradeUsageError("--resume and --retry-unreachable take the hosts of the last "
-                                      "run: do not give --hosts or --inventory")
+                raise GradeUsageError(M_RESUME_HOSTS)
             last = gb.last_run(labs or None)
             if last is None:
-                raise GradeUsageError(f"no earlier run{' of ' + ' '.join(labs) if labs else ''} "
-                                      f"in {db_path}: nothing to resume or retry")
+                raise GradeUsageError(M_NO_RUN_OF.format(labs=" ".join(labs), db=db_path)
+                                      if labs else M_NO_RUN.format(db=db_path))
             root = gb.chain(last.id)[0]
             labs = list(root.labs)
             options = _options(args, lang if args.lang else last.lang, last.options)
@@ -264,29 +332,28 @@ def run(args: argparse.Namespace) -> int:
                                  failed_to_connect=args.retry_unreachable)
             kind = "resume" if args.resume else "retry"
             if not targets:
-                say(f"Rien à refaire : chaque hôte de l'exécution #{last.id} a été évalué.",
-                    f"Nothing to do: every host of run #{last.id} was graded.")
+                say(M_NOTHING.format(run=last.id))
                 run_id = last.id
             else:
                 run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict(),
                                       parent_id=last.id, kind=kind)
         else:
             if not labs:
-                raise GradeUsageError("which lab? give at least one LAB (e.g. 01 or 01-hardware)")
+                raise GradeUsageError(M_WHICH_LAB)
             targets = _targets(args)
             options = _options(args, lang)
             run_id = gb.start_run(labs, targets, lang=lang, options=options.to_dict())
     except (GradeUsageError, TargetError, GradebookError) as e:
-        print(f"virtlab grade: {e}", file=sys.stderr)
+        error(e)
         gb.close()
-        return EXIT_USAGE
+        return Exit.USAGE
 
     from checker.grade.grading import grade
 
     progress = _Progress(lang)
     # advice names files by absolute paths: it works as printed from any directory
     db_opt = f" --db {shlex.quote(str(db_path.resolve()))}"
-    outs = [(fmt, getattr(args, fmt)) for fmt in ("csv", "json", "html") if getattr(args, fmt)]
+    outs = [(fmt, getattr(args, fmt)) for fmt in EXPORTS if getattr(args, fmt)]
     again = _export_options(args)
     t0 = time.monotonic()
     stage = "grading"  # then "exports": what an interrupt or a gradebook error stopped
@@ -306,11 +373,12 @@ def run(args: argparse.Namespace) -> int:
             try:
                 exports.write(view, path, fmt, csv_options)
             except exports.ExportError as e:
-                print(f"virtlab grade: {e}", file=sys.stderr)
-                return EXIT_USAGE
+                error(e)
+                return Exit.USAGE
             except OSError as e:
-                print(f"virtlab grade: cannot write {path}: {e.strerror}", file=sys.stderr)
-                return EXIT_USAGE
+                say(M_ERROR.format(error=M_CANNOT_WRITE.format(path=path, reason=e.strerror)
+                                   .get(lang)))
+                return Exit.USAGE
     except KeyboardInterrupt:
         progress.stop()
         if stage != "exports":
@@ -322,28 +390,16 @@ def run(args: argparse.Namespace) -> int:
             except GradebookError:
                 pass
         if stage == "exports":
-            say(f"Interrompu pendant l'écriture des exports. Toutes les notes sont enregistrées "
-                f"(exécution #{run_id}). Réécrire les exports : "
-                f"virtlab grade --resume{db_opt}{again}",
-                f"Interrupted while writing the exports. Every grade is recorded "
-                f"(run #{run_id}). Write the exports again: virtlab grade --resume{db_opt}{again}")
+            say(M_STOPPED_EXPORTS.format(run=run_id, again=f"{db_opt}{again}"))
         else:
-            say(f"Interrompu. Les hôtes déjà évalués sont enregistrés (exécution #{run_id}). "
-                f"Reprendre : virtlab grade --resume{db_opt}{again}",
-                f"Interrupted. The hosts already graded are recorded (run #{run_id}). "
-                f"Continue with: virtlab grade --resume{db_opt}{again}")
-        return EXIT_INTERRUPTED
+            say(M_STOPPED.format(run=run_id, again=f"{db_opt}{again}"))
+        return Exit.INTERRUPTED
     except GradebookError as e:
         # e.g. the disk filled up: every host recorded before stays; the others are pending.
         progress.stop()
-        print(f"virtlab grade: {e}", file=sys.stderr)
-        say(f"Arrêt : le carnet de notes ne peut plus être lu ou écrit. Les hôtes déjà "
-            f"enregistrés sont conservés (exécution #{run_id}). Après correction (place "
-            f"disque…), reprendre : virtlab grade --resume{db_opt}{again}",
-            f"Stopped: the gradebook cannot be read or written. The hosts already recorded "
-            f"are kept (run #{run_id}). Once fixed (disk space…), continue with: "
-            f"virtlab grade --resume{db_opt}{again}")
-        return EXIT_USAGE
+        error(e)
+        say(M_GRADEBOOK_LOST.format(run=run_id, again=f"{db_opt}{again}"))
+        return Exit.USAGE
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, old_term)
@@ -352,17 +408,18 @@ def run(args: argparse.Namespace) -> int:
              csv_options if args.csv else None)
     all_graded = all(lab in row.results and row.results[lab].status == "graded"
                      for row in view.rows for lab in view.labs)
-    return EXIT_OK if all_graded else EXIT_NOT_ALL
+    return Exit.OK if all_graded else Exit.UNREACHABLE
 
 
 def _export_options(args: argparse.Namespace) -> str:
     """The export options of this command line, quoted (files by absolute path), to repeat
     them in advice."""
     out = ""
-    for opt in ("csv", "csv_id", "scale", "roster", "json", "html"):
+    files = ("roster", *EXPORTS)
+    for opt in ("csv", "csv_id", "scale", "roster", *(e for e in EXPORTS if e != "csv")):
         v = getattr(args, opt)
         if v:
-            if opt in ("csv", "roster", "json", "html"):
+            if opt in files:
                 v = Path(v).resolve()
             out += f" --{opt.replace('_', '-')} {shlex.quote(str(v))}"
     return out
@@ -376,25 +433,24 @@ def _targets(args: argparse.Namespace) -> list[Any]:
         return from_inventory(args.inventory, args.limit)
     if args.hosts:
         return from_specs([s for h in args.hosts for s in h.split(",")])
-    raise GradeUsageError("which hosts? give --hosts ssh://user@host,... or "
-                          "--inventory INVENTORY")
+    raise GradeUsageError(M_WHICH_HOSTS)
 
 
 def _list_hosts(args: argparse.Namespace, lang: str) -> int:
     """``--list-hosts``: the hosts the command would grade; nothing is graded or recorded."""
     if args.resume or args.retry_unreachable:
-        raise GradeUsageError("--list-hosts lists the hosts of --inventory or --hosts")
+        raise GradeUsageError(M_LIST_HOSTS)
     targets = _targets(args)
     from checker.reporters.text import clean as visible
 
-    print(_tr(lang, f"  hôtes ({len(targets)}) :", f"  hosts ({len(targets)}):"))
+    print(M_HOSTS.format(n=len(targets)).get(lang))
     for t in targets:
         port = f":{t.ssh_port}" if t.ssh_port else ""
         who = [f"learner={t.learner}", f"ssh={t.ssh_user}@{t.ssh_host}{port}"]
         who += [f"{k}={v}" for k, v in (("email", t.email), ("username", t.username),
                                         ("idnumber", t.idnumber)) if v]
         print(visible(f"    {t.host}  " + " ".join(who)))
-    return EXIT_OK
+    return Exit.OK
 
 
 def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
@@ -406,10 +462,8 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
         if bad != "ok":
             not_done.append((row, bad))
     n = len(view.rows)
-    print(_tr(lang, f"Exécution #{view.run.id} : {n - len(not_done)}/{n} hôte(s) évalué(s) "
-                    f"en {elapsed:.1f} s — carnet de notes : {db_path}",
-              f"Run #{view.run.id}: {n - len(not_done)}/{n} host(s) graded in {elapsed:.1f} s "
-              f"— gradebook: {db_path}"))
+    print(M_SUMMARY.format(run=view.run.id, done=n - len(not_done), n=n,
+                           seconds=f"{elapsed:.1f}", db=db_path).get(lang))
     from checker.safetext import clean
 
     def visible(line: str) -> str:
@@ -423,15 +477,10 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
         from checker.grade.exports import csv_plan
 
         plan = csv_plan(view, csv_options)
-        print(_tr(lang, f"CSV : {len(plan.rows)} ligne(s) ; les apprenants non évalués n'y sont "
-                        "pas (une note vide effacerait leur note dans Moodle).",
-                  f"CSV: {len(plan.rows)} row(s); learners not graded are left out (an empty "
-                  "grade would erase their grade in Moodle)."))
+        print(M_CSV_ROWS.format(n=len(plan.rows)).get(lang))
         for x in plan.left_out:
             if x.kind != "not_graded":  # those are listed above
-                print(visible(_tr(lang, f"  absent du CSV : {x.host} ({x.learner}) : {x.fr}",
-                                  f"  left out of the CSV: {x.host} ({x.learner}): {x.en}")))
+                print(visible(M_CSV_LEFT_OUT.format(host=x.host, learner=x.learner,
+                                                    why=x.why.get(lang)).get(lang)))
     if not_done:
-        print(_tr(lang, f"Réessayer ces hôtes : virtlab grade --retry-unreachable{again} "
-                        f"(ou --resume)",
-                  f"Retry those hosts: virtlab grade --retry-unreachable{again} (or --resume)"))
+        print(M_RETRY.format(again=again).get(lang))

@@ -55,30 +55,91 @@ from typing import Any
 
 from checker import __version__
 from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
+from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
+from checker.i18n import DEFAULT_LANG, LANGS, Text, message
 from checker.reporters.text import ICON
 from checker.safetext import clean, dumps
-
-#: The user fields Moodle's CSV grade import can map a learner by (``--csv-id``).
-IDENTITIES = ("username", "email", "idnumber")
-#: Grade scales of the CSV (``--scale``).
-SCALES = ("points", "20", "100")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ROSTER_MAX_BYTES = 10 * 1024 * 1024
 
-LABELS: dict[str, dict[str, str]] = {
-    "fr": {"not_met": "Objectifs non atteints", "all_met": "Tous les objectifs sont atteints",
-           "not_graded": "Non évalué", "unreachable": "hôte injoignable",
-           "timeout": "délai dépassé", "error": "erreur du correcteur",
-           "missing": "pas encore évalué"},
-    "en": {"not_met": "Objectives not met", "all_met": "Every objective met",
-           "not_graded": "Not graded", "unreachable": "host unreachable",
-           "timeout": "timed out", "error": "grader error", "missing": "not graded yet"},
+M_NOT_MET = message("grade.feedback.not-met", fr="Objectifs non atteints : {items}",
+                    en="Objectives not met: {items}")
+M_ITEM = message("grade.feedback.item", fr="{id} : {message}", en="{id}: {message}")
+M_JOIN = message("grade.feedback.join", fr=" ; ", en="; ")
+M_ALL_MET = message("grade.feedback.all-met", fr="Tous les objectifs sont atteints.",
+                    en="Every objective met.")
+M_MISSING = message("grade.feedback.missing", fr="Non évalué (pas encore évalué).",
+                    en="Not graded (not graded yet).")
+M_NOT_GRADED = message("grade.feedback.not-graded", fr="Non évalué ({status}) : {reason}",
+                       en="Not graded ({status}): {reason}")
+#: Why a host was not graded, in the CSV's feedback.
+STATUS = {
+    "unreachable": message("grade.feedback.unreachable", fr="hôte injoignable",
+                           en="host unreachable"),
+    "timeout": message("grade.feedback.timeout", fr="délai dépassé", en="timed out"),
+    "error": message("grade.feedback.error", fr="erreur du correcteur", en="grader error"),
 }
+M_ROSTER_UNREADABLE = message("grade.roster.unreadable",
+                              fr="--roster {path} : illisible ({reason})",
+                              en="--roster {path}: cannot read it ({reason})")
+M_ROSTER_LARGE = message("grade.roster.large", fr="--roster {path} : plus de {mib} Mio",
+                         en="--roster {path}: larger than {mib} MiB")
+M_ROSTER_UTF8 = message("grade.roster.utf8",
+                        fr="--roster {path} : pas en UTF-8 (exportez-le de Moodle en CSV, UTF-8)",
+                        en="--roster {path}: not UTF-8 (export it from Moodle as CSV, UTF-8)")
+M_ROSTER_EMPTY = message("grade.roster.empty", fr="--roster {path} : vide",
+                         en="--roster {path}: empty")
+M_ROSTER_NO_ID = message(
+    "grade.roster.no-identity",
+    fr="--roster {path} : pas de colonne nom d'utilisateur, adresse de courriel ou numéro "
+       "d'identification (ses colonnes : {columns}) ; exportez les participants de Moodle avec "
+       "leur adresse de courriel (ou nom d'utilisateur / numéro d'identification)",
+    en="--roster {path}: no username, email or ID number column (its columns: {columns}); "
+       "export the participants from Moodle with their email address (or username / ID "
+       "number)")
+M_BAD_CHOICE = message("grade.export.bad-choice", fr="--{option} {value} : un de {valid} attendu",
+                       en="--{option} {value}: expected one of {valid}")
+M_NO_COLUMN = message("grade.roster-no-column",
+                      fr="--roster {roster} : pas de colonne {identity} pour --csv-id {identity} "
+                         "(trouvées : {found})",
+                      en="--roster {roster}: no {identity} column for --csv-id {identity} "
+                         "(found: {found})")
+M_SEVERAL = message("grade.csv.several", fr="plusieurs participants du fichier {path} "
+                                            "correspondent ({shown})",
+                    en="several participants of {path} match ({shown})")
+M_NOBODY = message("grade.csv.nobody", fr="aucun participant de {path} ne correspond à cet hôte",
+                   en="no participant of {path} matches this host")
+M_NO_FIELD = message("grade.csv.no-field",
+                     fr="le participant trouvé dans {path} n'a pas de {identity}",
+                     en="the participant found in {path} has no {identity}")
+M_NO_IDENTITY = message("grade.csv.no-identity",
+                        fr="pas de {identity} (variable d'hôte {var} de l'inventaire, ou --roster)",
+                        en="no {identity} (inventory host variable {var}, or --roster)")
+M_LEFT_NOT_GRADED = message("grade.csv.not-graded", fr="non évalué ({why})",
+                            en="not graded ({why})")
+M_LAB_ITEM = message("grade.csv.lab-item", fr="{lab} : {feedback}", en="{lab}: {feedback}")
+M_UNUSABLE = message("grade.csv.unusable",
+                     fr="{identity} {value!r} inutilisable dans un CSV (commence par un blanc ou "
+                        "un signe de formule, ou contient un caractère de contrôle)",
+                     en="{identity} {value!r} unusable in a CSV (starts with a blank or a "
+                        "formula sign, or holds a control character)")
+M_NO_GRADE = message("grade.csv.no-grade",
+                     fr="{lab} : aucun objectif applicable, pas de note sur {scale}",
+                     en="{lab}: no objective applies, no grade on {scale}")
+M_DUPLICATE = message("grade.csv.duplicate",
+                      fr="{identity} {value} en double (aussi : {others}) : Moodle donnerait la "
+                         "note de l'un à l'autre",
+                      en="duplicate {identity} {value} (also: {others}): Moodle would give "
+                         "one's grade to the other")
 
 
 class ExportError(ValueError):
     """An export cannot be made as asked (unreadable roster, roster without the identity
-    column); the message says what and how to fix it."""
+    column); the message says what and how to fix it, in both languages."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
 
 
 def neutralise(value: Any) -> str:
@@ -112,21 +173,28 @@ def _formula_start(s: str) -> bool:
 
 
 def _lang(view: ClassView) -> str:
-    return "en" if view.run.lang == "en" else "fr"
+    return view.run.lang if view.run.lang in LANGS else DEFAULT_LANG
+
+
+def feedback_text(result: StoredResult | None) -> Text:
+    """The feedback for one learner and lab, in both languages."""
+    if result is None:
+        return M_MISSING
+    if result.status != "graded" or not result.report:
+        status = STATUS.get(result.status, Text(result.status, result.status))
+        return Text(M_NOT_GRADED.fr.format(status=status.fr, reason=result.reason),
+                    M_NOT_GRADED.en.format(status=status.en, reason=result.reason))
+    bad = [o for o in result.report["objectives"] if o["status"] in ("fail", "error")]
+    if not bad:
+        return M_ALL_MET
+    items = [M_ITEM.format(id=o["id"], message=o["message"]) for o in bad]
+    return Text(M_NOT_MET.fr.format(items=M_JOIN.fr.join(i.fr for i in items)),
+                M_NOT_MET.en.format(items=M_JOIN.en.join(i.en for i in items)))
 
 
 def feedback(result: StoredResult | None, lang: str) -> str:
     """The feedback for one learner and lab, in the run's language."""
-    t = LABELS[lang]
-    sep, join = (" : ", " ; ") if lang == "fr" else (": ", "; ")
-    if result is None:
-        return f"{t['not_graded']} ({t['missing']})."
-    if result.status != "graded" or not result.report:
-        return f"{t['not_graded']} ({t.get(result.status, result.status)}){sep}{result.reason}"
-    bad = [o for o in result.report["objectives"] if o["status"] in ("fail", "error")]
-    if not bad:
-        return t["all_met"] + "."
-    return t["not_met"] + sep + join.join(f"{o['id']}{sep}{o['message']}" for o in bad)
+    return feedback_text(result).get(lang)
 
 
 # --- roster: Moodle's participants export ------------------------------------------------
@@ -162,19 +230,18 @@ class Roster:
             with open(p, "rb") as f:
                 raw = f.read(ROSTER_MAX_BYTES + 1)
         except OSError as e:
-            raise ExportError(f"--roster {path}: cannot read it ({e.strerror})") from None
+            raise ExportError(M_ROSTER_UNREADABLE.format(path=path, reason=e.strerror)) from None
         if len(raw) > ROSTER_MAX_BYTES:
-            raise ExportError(f"--roster {path}: larger than {ROSTER_MAX_BYTES // 2**20} MiB")
+            raise ExportError(M_ROSTER_LARGE.format(path=path, mib=ROSTER_MAX_BYTES // 2**20))
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ExportError(f"--roster {path}: not UTF-8 (export it from Moodle as CSV, "
-                              "UTF-8)") from None
+            raise ExportError(M_ROSTER_UTF8.format(path=path)) from None
         first = text.splitlines()[0] if text.strip() else ""
         delim = max(",;\t", key=first.count)
         rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if any(c.strip() for c in r)]
         if not rows:
-            raise ExportError(f"--roster {path}: empty")
+            raise ExportError(M_ROSTER_EMPTY.format(path=path))
         header = [_norm(h) for h in rows[0]]
         where: dict[str, int] = {}
         for fld, names in _ROSTER_COLUMNS.items():
@@ -182,10 +249,7 @@ class Roster:
                 if h in names:
                     where.setdefault(fld, i)
         if not where:
-            raise ExportError(
-                f"--roster {path}: no username, email or ID number column (its columns: "
-                f"{', '.join(rows[0])}); export the participants from Moodle with their email "
-                "address (or username / ID number)")
+            raise ExportError(M_ROSTER_NO_ID.format(path=path, columns=", ".join(rows[0])))
         people = []
         for r in rows[1:]:
             people.append({fld: r[i].strip() if i < len(r) else "" for fld, i in where.items()})
@@ -220,13 +284,20 @@ class CsvOptions:
 
 @dataclass
 class LeftOut:
-    """A learner of the class that the CSV does not carry, and why (fr, en)."""
+    """A learner of the class that the CSV does not carry, and why."""
 
     host: str
     learner: str
-    fr: str
-    en: str
+    why: Text
     kind: str = "identity"  # not_graded | identity | duplicate | no_grade
+
+    @property
+    def fr(self) -> str:
+        return self.why.fr
+
+    @property
+    def en(self) -> str:
+        return self.why.en
 
 
 @dataclass
@@ -248,8 +319,9 @@ def _grade(score: int, max_score: int, scale: str) -> str | None:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _identity(row: LearnerRow, opts: CsvOptions, roster: Roster | None) -> tuple[str, str, str]:
-    """(identity, why-not fr, why-not en) for one learner; identity '' when none."""
+def _identity(row: LearnerRow, opts: CsvOptions, roster: Roster | None
+              ) -> tuple[str, Text | None]:
+    """(identity, why not) for one learner; identity '' when none."""
     t = row.target
     own = {"username": getattr(t, "username", ""), "email": t.email,
            "idnumber": getattr(t, "idnumber", "")}[opts.identity].strip()
@@ -258,35 +330,32 @@ def _identity(row: LearnerRow, opts: CsvOptions, roster: Roster | None) -> tuple
         values = {p.get(opts.identity, "").strip() for p in found} - {""}
         if len(values) > 1:
             shown = ", ".join(sorted(values))
-            return ("", f"plusieurs participants du fichier {roster.path} correspondent ({shown})",
-                    f"several participants of {roster.path} match ({shown})")
+            return "", M_SEVERAL.format(path=roster.path, shown=shown)
         if values:
-            return values.pop(), "", ""
+            return values.pop(), None
         if not own:
             if not found:
-                return ("", f"aucun participant de {roster.path} ne correspond à cet hôte",
-                        f"no participant of {roster.path} matches this host")
-            return ("", f"le participant trouvé dans {roster.path} n'a pas de {opts.identity}",
-                    f"the participant found in {roster.path} has no {opts.identity}")
+                return "", M_NOBODY.format(path=roster.path)
+            return "", M_NO_FIELD.format(path=roster.path, identity=opts.identity)
     if own:
-        return own, "", ""
+        return own, None
     var = {"username": "virtlab_username", "email": "email", "idnumber": "virtlab_idnumber"}
-    return ("", f"pas de {opts.identity} (variable d'hôte {var[opts.identity]} de "
-                "l'inventaire, ou --roster)",
-            f"no {opts.identity} (inventory host variable {var[opts.identity]}, or --roster)")
+    return "", M_NO_IDENTITY.format(identity=opts.identity, var=var[opts.identity])
 
 
 def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
     """The CSV's rows and the learners it leaves out (not graded, no identity, duplicate)."""
     opts = opts or CsvOptions()
     if opts.identity not in IDENTITIES:
-        raise ExportError(f"--csv-id {opts.identity}: expected one of {', '.join(IDENTITIES)}")
+        raise ExportError(M_BAD_CHOICE.format(option="csv-id", value=opts.identity,
+                                              valid=", ".join(IDENTITIES)))
     if opts.scale not in SCALES:
-        raise ExportError(f"--scale {opts.scale}: expected one of {', '.join(SCALES)}")
+        raise ExportError(M_BAD_CHOICE.format(option="scale", value=opts.scale,
+                                              valid=", ".join(SCALES)))
     roster = Roster.read(opts.roster) if opts.roster else None
     if roster is not None and opts.identity not in roster.fields:
-        raise ExportError(f"--roster {opts.roster}: no {opts.identity} column for --csv-id "
-                          f"{opts.identity} (found: {', '.join(roster.fields)})")
+        raise ExportError(M_NO_COLUMN.format(roster=opts.roster, identity=opts.identity,
+                                             found=", ".join(roster.fields)))
     lang = _lang(view)
     plan = CsvPlan(header=[opts.identity] + [c for lab in view.labs
                                              for c in (lab, f"{lab} feedback")])
@@ -297,21 +366,20 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
         bad = [(lab, r) for lab, r in missing
                if r is None or r.status != "graded" or not r.report or r.score is None]
         if bad:
-            why_fr = " ; ".join(f"{lab} : {feedback(r, 'fr')}" for lab, r in bad)
-            why_en = "; ".join(f"{lab}: {feedback(r, 'en')}" for lab, r in bad)
-            plan.left_out.append(LeftOut(*who, f"non évalué ({why_fr})", f"not graded ({why_en})",
-                                         "not_graded"))
+            items = [(lab, feedback_text(r)) for lab, r in bad]
+            why = Text(*(M_JOIN.get(lang).join(M_LAB_ITEM.get(lang).format(
+                lab=lab, feedback=fb.get(lang)) for lab, fb in items) for lang in LANGS))
+            plan.left_out.append(LeftOut(*who, Text(
+                M_LEFT_NOT_GRADED.fr.format(why=why.fr), M_LEFT_NOT_GRADED.en.format(why=why.en)),
+                "not_graded"))
             continue
-        ident, why_fr, why_en = _identity(row, opts, roster)
+        ident, why_not = _identity(row, opts, roster)
         if not ident:
-            plan.left_out.append(LeftOut(*who, why_fr, why_en))
+            plan.left_out.append(LeftOut(*who, why_not or Text("", "")))
             continue
         if _formula_start(ident) or any(not c.isprintable() for c in ident):
-            plan.left_out.append(LeftOut(
-                *who, f"{opts.identity} {ident!r} inutilisable dans un CSV (commence par un blanc "
-                      "ou un signe de formule, ou contient un caractère de contrôle)",
-                f"{opts.identity} {ident!r} unusable in a CSV (starts with a blank or a formula "
-                "sign, or holds a control character)"))
+            plan.left_out.append(LeftOut(*who, M_UNUSABLE.format(identity=opts.identity,
+                                                                 value=ident)))
             continue
         cells: list[str] = []
         for lab in view.labs:
@@ -319,10 +387,8 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
             g = _grade(r.score or 0, r.max_score or 0, opts.scale)
             if g is None:
                 cells = []
-                plan.left_out.append(LeftOut(*who, f"{lab} : aucun objectif applicable, pas de "
-                                                   f"note sur {opts.scale}",
-                                             f"{lab}: no objective applies, no grade on "
-                                             f"{opts.scale}", "no_grade"))
+                plan.left_out.append(LeftOut(*who, M_NO_GRADE.format(lab=lab, scale=opts.scale),
+                                             "no_grade"))
                 break
             cells += [g, neutralise(feedback(r, lang))]
         if cells:
@@ -334,10 +400,8 @@ def csv_plan(view: ClassView, opts: CsvOptions | None = None) -> CsvPlan:
                                if _norm(i) == _norm(ident) and r is not row)
             plan.left_out.append(LeftOut(
                 row.target.host, row.target.learner,
-                f"{opts.identity} {ident} en double (aussi : {others}) : Moodle donnerait la "
-                "note de l'un à l'autre",
-                f"duplicate {opts.identity} {ident} (also: {others}): Moodle would give one's "
-                "grade to the other", "duplicate"))
+                M_DUPLICATE.format(identity=opts.identity, value=ident, others=others),
+                "duplicate"))
             continue
         plan.rows.append([ident, *cells])
     return plan
@@ -353,7 +417,8 @@ def to_csv(view: ClassView, opts: CsvOptions | None = None) -> str:
     return buf.getvalue()
 
 
-def to_json(view: ClassView) -> str:
+def to_json(view: ClassView, csv_options: CsvOptions | None = None) -> str:
+    """Every result of the run (``csv_options`` is not used: every export takes it)."""
     def res(r: StoredResult | None) -> dict[str, Any] | None:
         if r is None:
             return None
@@ -381,39 +446,96 @@ def to_json(view: ClassView) -> str:
 
 # --- HTML -----------------------------------------------------------------------------
 
-HTML_LABELS = {
-    "title": ("Rapport de classe", "Class report"),
-    "learner": ("Apprenant", "Learner"),
-    "email": ("Courriel", "Email"),
-    "host": ("Hôte", "Host"),
-    "score": ("Score", "Score"),
-    "lab": ("Lab", "Lab"),
-    "summary": ("Synthèse", "Summary"),
-    "graded": ("évalués", "graded"),
-    "not_graded": ("non évalués", "not graded"),
-    "mean": ("moyenne", "mean"),
-    "grid": ("Apprenants × objectifs", "Learners × objectives"),
-    "rates": ("Taux de réussite par objectif", "Pass rate per objective"),
-    "failures": ("Échecs les plus fréquents", "Most common failures"),
-    "count": ("Nombre", "Count"),
-    "objective": ("Objectif", "Objective"),
-    "message": ("Message", "Message"),
-    "unreachable": ("Hôtes non évalués", "Hosts not graded"),
-    "status": ("État", "Status"),
-    "reason": ("Raison", "Reason"),
-    "none": ("Aucun.", "None."),
-    "csv_left_out": ("Absents du CSV pour Moodle", "Left out of the CSV for Moodle"),
-    "runs": ("Exécutions", "Runs"),
-    "generated": ("Généré par virtlab", "Generated by virtlab"),
-    "legend": ("✔ réussi · ✘ échec · ! erreur · – sans objet · ? non évalué · "
-               "✔² : réussi après 2 niveaux d'indice",
-               "✔ pass · ✘ fail · ! error · – skip · ? not graded · "
-               "✔² : met after 2 hint levels"),
+#: The class report's headings and labels (both languages are shown).
+HTML_LABELS: dict[str, Text] = {
+    "title": message("grade.html.title",
+            fr="Rapport de classe",
+            en="Class report"),
+    "learner": message("grade.html.learner",
+            fr="Apprenant",
+            en="Learner"),
+    "email": message("grade.html.email",
+            fr="Courriel",
+            en="Email"),
+    "host": message("grade.html.host",
+            fr="Hôte",
+            en="Host"),
+    "score": message("grade.html.score",
+            fr="Score",
+            en="Score"),
+    "lab": message("grade.html.lab",
+            fr="Lab",
+            en="Lab"),
+    "summary": message("grade.html.summary",
+            fr="Synthèse",
+            en="Summary"),
+    "graded": message("grade.html.graded",
+            fr="évalués",
+            en="graded"),
+    "not_graded": message("grade.html.not_graded",
+            fr="non évalués",
+            en="not graded"),
+    "mean": message("grade.html.mean",
+            fr="moyenne",
+            en="mean"),
+    "grid": message("grade.html.grid",
+            fr="Apprenants × objectifs",
+            en="Learners × objectives"),
+    "rates": message("grade.html.rates",
+            fr="Taux de réussite par objectif",
+            en="Pass rate per objective"),
+    "failures": message("grade.html.failures",
+            fr="Échecs les plus fréquents",
+            en="Most common failures"),
+    "count": message("grade.html.count",
+            fr="Nombre",
+            en="Count"),
+    "objective": message("grade.html.objective",
+            fr="Objectif",
+            en="Objective"),
+    "message": message("grade.html.message",
+            fr="Message",
+            en="Message"),
+    "unreachable": message("grade.html.unreachable",
+            fr="Hôtes non évalués",
+            en="Hosts not graded"),
+    "status": message("grade.html.status",
+            fr="État",
+            en="Status"),
+    "reason": message("grade.html.reason",
+            fr="Raison",
+            en="Reason"),
+    "none": message("grade.html.none",
+            fr="Aucun.",
+            en="None."),
+    "csv_left_out": message("grade.html.csv_left_out",
+            fr="Absents du CSV pour Moodle",
+            en="Left out of the CSV for Moodle"),
+    "runs": message("grade.html.runs",
+            fr="Exécutions",
+            en="Runs"),
+    "generated": message("grade.html.generated",
+            fr="Généré par virtlab",
+            en="Generated by virtlab"),
+    "legend": message("grade.html.legend",
+            fr="✔ réussi · ✘ échec · ! erreur · – sans objet · ? non évalué · ✔² : réussi après 2 niveaux d'indice",
+            en="✔ pass · ✘ fail · ! error · – skip · ? not graded · ✔²: met after 2 hint levels"),
 }
-HOST_STATUS = {"unreachable": ("injoignable", "unreachable"),
-               "timeout": ("délai dépassé", "timed out"),
-               "error": ("erreur du correcteur", "grader error"),
-               "missing": ("pas encore évalué", "not graded yet")}
+#: Why a host was not graded, in the class report.
+HOST_STATUS: dict[str, Text] = {
+    "unreachable": message("grade.html.status.unreachable",
+            fr="injoignable",
+            en="unreachable"),
+    "timeout": message("grade.html.status.timeout",
+            fr="délai dépassé",
+            en="timed out"),
+    "error": message("grade.html.status.error",
+            fr="erreur du correcteur",
+            en="grader error"),
+    "missing": message("grade.html.status.missing",
+            fr="pas encore évalué",
+            en="not graded yet"),
+}
 
 
 @lru_cache(maxsize=1)
@@ -478,6 +600,10 @@ def common_failures(view: ClassView, limit: int = 10) -> list[tuple[str, str, st
     return [(lab, oid, msg, n) for (lab, oid, msg), n in c.most_common(limit)]
 
 
+M_PASS_RATE = message("grade.html.pass-rate", fr="% réussite", en="pass rate")
+M_HINTS_SEEN = message("grade.html.hints-seen", fr="indices vus : {n}", en="hints seen: {n}")
+
+
 def chart_svg(rates: list[tuple[str, str, float, int]], multi_lab: bool) -> str:
     """Pass rates as a horizontal bar chart, an inline SVG (text drawn as paths: nothing in
     it is markup from the data)."""
@@ -492,7 +618,7 @@ def chart_svg(rates: list[tuple[str, str, float, int]], multi_lab: bool) -> str:
     ax.barh(y, values, color=colors)
     ax.set_yticks(y, labels)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("% réussite / pass rate")
+    ax.set_xlabel(M_PASS_RATE.both())
     for yi, v, (_, _, _, n) in zip(y, values, rates):
         ax.text(min(v + 1, 88), yi, f"{v:.0f} % (n={n})", va="center", fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
@@ -512,7 +638,7 @@ def _cell(row: LearnerRow, lab: str, oid: str) -> dict[str, str]:
             hints = int(o.get("hints_shown", 0) or 0)
             title = o["message"]
             if hints > 1:  # asked for more than the hint every failure shows
-                title += f" (indices vus : {hints} / hints seen: {hints})"
+                title += f" ({M_HINTS_SEEN.format(n=hints).both()})"
             return {"status": o["status"], "icon": ICON.get(o["status"], "?"),
                     "title": title, "hints": hints}
     return {"status": "none", "icon": "?", "title": ""}
@@ -568,12 +694,10 @@ def write(view: ClassView, path: str | Path, fmt: str, csv_options: CsvOptions |
           ) -> None:
     """Write one export whole or not at all: a temporary file next to ``path``, renamed over
     it once complete (an interrupt or a full disk never leaves a truncated export)."""
-    if fmt == "csv":
-        text = to_csv(view, csv_options)
-    elif fmt == "html":
-        text = to_html(view, csv_options)
-    else:
-        text = to_json(view)
+    export = EXPORTS.get(fmt)
+    if export is None:
+        raise ValueError(f"unknown export {fmt!r}: expected one of {', '.join(EXPORTS)}")
+    text: str = globals()[export.function](view, csv_options)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.virtlab-tmp")
     try:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from checker import __version__
 from checker.grade.targets import HostTarget
+from checker.i18n import Text, message
 
 SCHEMA_VERSION = 1
 CONNECTION_FAILURES = ("unreachable", "timeout")
@@ -89,7 +90,55 @@ CREATE INDEX IF NOT EXISTS results_host ON results (host, lab);
 
 class GradebookError(Exception):
     """The gradebook cannot be opened, read or written (damaged, not a gradebook, disk full,
-    read-only); the message names the file and says why."""
+    read-only); the message (:attr:`text`, both languages; ``str()`` is the English) names the
+    file and says why."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+M_DB = message("gradebook.db-error", fr="carnet de notes {path} : {error}",
+               en="gradebook {path}: {error}")
+M_CONTENT = message("gradebook.unexpected", fr="carnet de notes {path} : contenu inattendu ({error})",
+                    en="gradebook {path}: unexpected content ({error})")
+M_FOLDER = message("gradebook.folder",
+                   fr="impossible de créer le dossier du carnet de notes {path} : {reason}",
+                   en="cannot create the folder of gradebook {path}: {reason}")
+M_OPEN = message("gradebook.open", fr="impossible d'ouvrir le carnet de notes {path} : {error}",
+                 en="cannot open gradebook {path}: {error}")
+M_OPEN_DAMAGED = message(
+    "gradebook.open-damaged",
+    fr="impossible d'ouvrir le carnet de notes {path} : {error} (un fichier abîmé, tronqué ou "
+       "étranger ? restaurez une copie ou donnez un autre --db)",
+    en="cannot open gradebook {path}: {error} (a damaged, truncated or foreign file? restore a "
+       "copy or give another --db)")
+M_DAMAGED = message("gradebook.damaged",
+                    fr="{path} : le carnet de notes est abîmé ({why}) ; restaurez une copie ou "
+                       "donnez un autre --db",
+                    en="{path}: the gradebook is damaged ({why}); restore a copy or give "
+                       "another --db")
+M_FOREIGN = message("gradebook.foreign",
+                    fr="{path} n'est pas un carnet de notes de virtlab (il contient les tables "
+                       "{tables}) ; donnez un autre --db",
+                    en="{path} is not a virtlab gradebook (it holds tables {tables}); give "
+                       "another --db")
+M_NO_COLUMN = message("gradebook.no-column",
+                      fr="{path} n'est pas un carnet de notes de virtlab (sa table {table!r} n'a "
+                         "pas de colonne {missing}) ; donnez un autre --db",
+                      en="{path} is not a virtlab gradebook (its table {table!r} has no column "
+                         "{missing}); give another --db")
+M_BAD_VERSION = message("gradebook.bad-version",
+                        fr="{path} n'est pas un carnet de notes de virtlab (version de schéma "
+                           "{version!r})",
+                        en="{path} is not a virtlab gradebook (schema version {version!r})")
+M_NEWER = message("gradebook.newer",
+                  fr="{path} : le schéma {version} du carnet de notes est plus récent que ce que "
+                     "ce virtlab comprend ({known}) ; mettez virtlab à jour",
+                  en="{path}: gradebook schema {version} is newer than this virtlab "
+                     "understands ({known}); upgrade virtlab")
+M_NO_RUN = message("gradebook.no-run", fr="{path} : pas d'exécution {run}",
+                   en="{path}: no run {run}")
 
 
 # The columns each table must have: a SQLite file of another schema (another program's
@@ -117,10 +166,10 @@ def _db_errors(fn: _F) -> _F:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.Error as e:
-            raise GradebookError(f"gradebook {self.path}: {e}") from None
+            raise GradebookError(M_DB.format(path=self.path, error=e)) from None
         except (ValueError, TypeError, KeyError) as e:  # a row that is not what we wrote
-            raise GradebookError(f"gradebook {self.path}: unexpected content "
-                                 f"({type(e).__name__}: {e})") from None
+            raise GradebookError(M_CONTENT.format(path=self.path,
+                                                  error=f"{type(e).__name__}: {e}")) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -188,21 +237,19 @@ class Gradebook:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise GradebookError(f"cannot create the folder of gradebook {self.path}: "
-                                 f"{e.strerror}") from None
+            raise GradebookError(M_FOLDER.format(path=self.path, reason=e.strerror)) from None
         try:
             self.db = sqlite3.connect(self.path, timeout=30)
         except sqlite3.Error as e:
-            raise GradebookError(f"cannot open gradebook {self.path}: {e}") from None
+            raise GradebookError(M_OPEN.format(path=self.path, error=e)) from None
         try:
             self._open()
         except sqlite3.DatabaseError as e:
             self.db.close()
             low = str(e).lower()
-            why = ("" if any(w in low for w in ("full", "readonly", "read-only", "locked"))
-                   else " (a damaged, truncated or foreign file? restore a copy or give "
-                        "another --db)")
-            raise GradebookError(f"cannot open gradebook {self.path}: {e}{why}") from None
+            known = any(w in low for w in ("full", "readonly", "read-only", "locked"))
+            raise GradebookError((M_OPEN if known else M_OPEN_DAMAGED).format(
+                path=self.path, error=e)) from None
         except GradebookError:
             self.db.close()
             raise
@@ -212,32 +259,28 @@ class Gradebook:
         # before anything is written in it (reads only until the checks pass).
         bad = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
         if bad != ["ok"]:
-            raise GradebookError(f"{self.path}: the gradebook is damaged ({'; '.join(bad)}); "
-                                 "restore a copy or give another --db")
+            raise GradebookError(M_DAMAGED.format(path=self.path, why="; ".join(bad)))
         tables = sorted(r[0] for r in self.db.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"))
         if tables and "meta" not in tables:
-            raise GradebookError(f"{self.path} is not a virtlab gradebook (it holds tables "
-                                 f"{', '.join(tables[:8])}); give another --db")
+            raise GradebookError(M_FOREIGN.format(path=self.path, tables=", ".join(tables[:8])))
         have = {name: {c[1] for c in self.db.execute(f"PRAGMA table_info({name})")}
                 for name in _COLUMNS}
         for name, cols in _COLUMNS.items():
             if have[name] and not cols <= have[name]:
                 missing = ", ".join(sorted(cols - have[name]))
-                raise GradebookError(f"{self.path} is not a virtlab gradebook (its table "
-                                     f"{name!r} has no column {missing}); give another --db")
+                raise GradebookError(M_NO_COLUMN.format(path=self.path, table=name,
+                                                        missing=missing))
         row = (self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                if have["meta"] else None)
         if row is not None:
             try:
                 version = int(row[0])
             except (TypeError, ValueError):
-                raise GradebookError(f"{self.path} is not a virtlab gradebook (schema version "
-                                     f"{row[0]!r})") from None
+                raise GradebookError(M_BAD_VERSION.format(path=self.path, version=row[0])) from None
             if version > SCHEMA_VERSION:
-                raise GradebookError(
-                    f"{self.path}: gradebook schema {version} is newer than this virtlab "
-                    f"understands ({SCHEMA_VERSION}); upgrade virtlab")
+                raise GradebookError(M_NEWER.format(path=self.path, version=version,
+                                                    known=SCHEMA_VERSION))
         self.db.execute("PRAGMA journal_mode=WAL")  # readers (reports) never block a run
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -286,7 +329,7 @@ class Gradebook:
     def run(self, run_id: int) -> Run:
         row = self.db.execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise GradebookError(f"{self.path}: no run {run_id}")
+            raise GradebookError(M_NO_RUN.format(path=self.path, run=run_id))
         return self._run(row)
 
     @_db_errors

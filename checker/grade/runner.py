@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from checker.i18n import message
+
 # Measured (benchmarks/bench_grade.py, lab 01, 60 loopback hosts, 2 busy cores): 1 worker 31 s,
 # 2 workers 25-36 s, 4 workers 20-27 s, 8 workers 15-17 s, 16 workers 15 s. Past ~4 per core
 # the CPU (key exchanges at both ends, one ssh client per command) is the limit.
-# (`virtlab grade --help` states this rule in words: keep checker/grade/command.py in step.)
+# (`virtlab grade --help` states this rule in words: keep checker/commands.py in step.)
 DEFAULT_WORKERS_PER_CPU = 4
 DEFAULT_WORKERS_MAX = 16
 
@@ -45,6 +47,11 @@ def default_workers() -> int:
 
 
 DEFAULT_WORKERS = default_workers()
+NO_ANSWER = message("grade.no-answer",
+                    fr="pas de réponse en {seconds} s (évaluation arrêtée sur cet hôte)",
+                    en="no answer within {seconds} s (grading stopped on this host)")
+WORKER_DIED = message("grade.worker-died", fr="le processus d'évaluation s'est arrêté : {error}",
+                      en="grading worker died: {error}")
 READY_TIMEOUT = 60.0  # a worker that cannot even import in this time is broken
 
 
@@ -196,10 +203,12 @@ class WorkerPool:
                         answer = worker.read(t0 + self.host_timeout)
                         if answer is None:
                             status = "timeout"
-                            reason = (f"no answer within {self.host_timeout:g} s "
-                                      "(grading stopped on this host)")
+                            reason = NO_ANSWER.format(seconds=f"{self.host_timeout:g}").get(
+                                job.payload.get("lang") or "fr")
                     except (EOFError, BrokenPipeError, OSError, ValueError) as e:
-                        status, reason = "error", f"grading worker died: {e}".strip()
+                        status = "error"
+                        reason = WORKER_DIED.format(error=e).get(
+                            job.payload.get("lang") or "fr").strip()
                     if answer is None:
                         worker.kill()
                         worker = None

@@ -40,12 +40,79 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from checker.i18n import LANGS, Text, message
+
 from checker.hostspec import (UnsafeHost, check_inventory_host, check_inventory_text,
                               parse_ssh_spec, valid_user)
 
 
 class TargetError(ValueError):
-    """Bad ``--hosts`` spec or unusable inventory; the message says what and how to fix it."""
+    """Bad ``--hosts`` spec or unusable inventory; the message (:attr:`text`, both languages;
+    ``str()`` is the English) says what and how to fix it."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+    @classmethod
+    def refused(cls, e: UnsafeHost | Text) -> "TargetError":
+        """A value refused as unsafe (:mod:`checker.hostspec`): its message is shown in both
+        languages, whatever the reader's (as ``virtlab check --host`` shows it)."""
+        both = e.both("\n") if isinstance(e, Text) else str(e)
+        return cls(Text(both, both))
+
+
+M_BAD_SPEC = message("targets.bad-spec",
+                     fr="spécification d'hôte invalide {spec!r} : {help} ; pour d'autres "
+                        "connexions, utilisez --inventory FILE",
+                     en="bad host spec {spec!r}: {help}; for other connections use "
+                        "--inventory FILE")
+SPEC_HELP_TEXT = message("targets.spec-help",
+                         fr="ssh://utilisateur@hôte[:port] attendu (l'utilisateur SSH est "
+                            "l'apprenant)",
+                         en="expected ssh://user@host[:port] (the SSH user is the learner)")
+M_NO_HOST = message("targets.no-host", fr="aucun hôte donné ; {help}", en="no host given; {help}")
+M_NO_ANSIBLE = message("targets.no-ansible",
+                       fr="lire un inventaire demande ansible-core (ansible-inventory absent) : "
+                          "pip install 'virtlab[grade]'",
+                       en="reading an inventory needs ansible-core (ansible-inventory not "
+                          "found): pip install 'virtlab[grade]'")
+M_NO_FILE = message("targets.inventory-missing",
+                    fr="impossible de lire l'inventaire {path} : fichier ou dossier introuvable "
+                       "(no such file or directory)",
+                    en="cannot read inventory {path}: no such file or directory")
+M_INV_TIMEOUT = message("targets.inventory-timeout",
+                        fr="impossible de lire l'inventaire {path} : ansible-inventory n'a pas "
+                           "répondu en {seconds} s",
+                        en="cannot read inventory {path}: ansible-inventory gave no answer "
+                           "within {seconds} s")
+M_INV_ERROR = message("targets.inventory-error", fr="impossible de lire l'inventaire {path} : {why}",
+                      en="cannot read inventory {path}: {why}")
+M_INV_EXIT = message("targets.inventory-exit", fr="code de sortie {code}", en="exit code {code}")
+M_INV_NO_JSON = message("targets.inventory-no-json",
+                        fr="impossible de lire l'inventaire {path} : ansible-inventory n'a pas "
+                           "écrit de JSON",
+                        en="cannot read inventory {path}: ansible-inventory printed no JSON")
+M_SPLIT = message("targets.ssh-args",
+                  fr="inventaire {path} : hôte {name!r} : {var} ne se découpe pas en arguments "
+                     "ssh ({error})",
+                  en="inventory {path}: host {name!r}: {var} cannot be split into ssh arguments "
+                     "({error})")
+M_NO_MATCH = message("targets.no-match",
+                     fr="inventaire {path} : aucun hôte ne correspond à --limit {limit!r}",
+                     en="inventory {path}: no host matches --limit {limit!r}")
+M_EMPTY = message("targets.empty", fr="l'inventaire {path} ne liste aucun hôte",
+                  en="inventory {path} lists no host")
+M_WHO = message("targets.no-learner",
+                fr="inventaire {path} : l'hôte {name!r} n'a ni virtlab_learner ni ansible_user : "
+                   "qui est l'apprenant ?",
+                en="inventory {path}: host {name!r} has neither virtlab_learner nor "
+                   "ansible_user: who is the learner?")
+M_LEARNER = message("targets.learner-refused",
+                    fr="inventaire {path} : hôte {name!r} : apprenant {learner!r} refusé (pas un "
+                       "nom d'utilisateur)",
+                    en="inventory {path}: host {name!r}: learner {learner!r} refused (not a "
+                       "user name)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +155,6 @@ class HostTarget:
         return uri
 
 
-SPEC_HELP = "expected ssh://user@host[:port] (the SSH user is the learner)"
 # Host specs and inventory values are judged by one function (checker.hostspec), shared with
 # `virtlab check --host`: after every decoding testinfra and ssh apply, nothing can become an
 # ssh option, a testinfra URL option or a command.
@@ -102,18 +168,20 @@ def from_specs(specs: list[str]) -> list[HostTarget]:
         if not spec:
             continue
         if not spec.startswith("ssh://"):
-            raise TargetError(f"bad host spec {spec!r}: {SPEC_HELP}; "
-                              "for other connections use --inventory FILE")
+            raise TargetError(Text(*(M_BAD_SPEC.get(lang).format(spec=spec,
+                                                                   help=SPEC_HELP_TEXT.get(lang))
+                                     for lang in LANGS)))
         try:
             dest = parse_ssh_spec(spec, need_user=True)
         except UnsafeHost as e:
-            raise TargetError(str(e)) from None
+            raise TargetError.refused(e) from None
         assert dest.user
         user, host, port = dest.user, dest.host, dest.port
         out.setdefault(spec, HostTarget(host=spec, spec=spec, learner=user,
                                         ssh_user=user, ssh_host=host, ssh_port=port))
     if not out:
-        raise TargetError(f"no host given; {SPEC_HELP}")
+        raise TargetError(Text(*(M_NO_HOST.get(lang).format(help=SPEC_HELP_TEXT.get(lang))
+                                 for lang in LANGS)))
     return list(out.values())
 
 
@@ -126,8 +194,7 @@ def _ensure_ansible_on_path() -> None:
     if os.path.exists(os.path.join(bindir, "ansible-inventory")):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         return
-    raise TargetError("reading an inventory needs ansible-core (ansible-inventory not found): "
-                      "pip install 'virtlab[grade]'")
+    raise TargetError(M_NO_ANSIBLE)
 
 
 INVENTORY_TIMEOUT = 120  # s: a dynamic inventory script may query a service
@@ -139,7 +206,7 @@ def load_inventory(path: str, limit: str | None = None) -> dict[str, dict[str, A
     host pattern (``class1:!pc03``, ``pc0*``, ``~pc0[1-3]``)."""
     p = Path(path)
     if not p.exists():
-        raise TargetError(f"cannot read inventory {path}: no such file or directory")
+        raise TargetError(M_NO_FILE.format(path=path))
     _ensure_ansible_on_path()
     cmd = ["ansible-inventory", "-i", str(p.resolve()), "--list"]
     if limit:
@@ -150,17 +217,17 @@ def load_inventory(path: str, limit: str | None = None) -> dict[str, dict[str, A
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=INVENTORY_TIMEOUT,
                            stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
-        raise TargetError(f"cannot read inventory {path}: ansible-inventory gave no answer "
-                          f"within {INVENTORY_TIMEOUT} s") from None
+        raise TargetError(M_INV_TIMEOUT.format(path=path, seconds=INVENTORY_TIMEOUT)) from None
     if r.returncode != 0:
         lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
         why = next((ln for ln in lines if "ERROR" in ln), lines[-1] if lines else "")
-        raise TargetError(f"cannot read inventory {path}: {why or f'exit code {r.returncode}'}")
+        reason = Text(why, why) if why else M_INV_EXIT.format(code=r.returncode)
+        raise TargetError(Text(*(M_INV_ERROR.get(lang).format(path=path, why=reason.get(lang))
+                                 for lang in LANGS)))
     try:
         data = json.loads(r.stdout)
     except ValueError:
-        raise TargetError(f"cannot read inventory {path}: ansible-inventory printed no JSON"
-                          ) from None
+        raise TargetError(M_INV_NO_JSON.format(path=path)) from None
     hostvars = data.get("_meta", {}).get("hostvars", {})
     order: list[str] = []
 
@@ -195,8 +262,7 @@ def _ssh_args(name: str, path: str, hv: dict[str, Any]) -> tuple[str, ...]:
         try:
             args += shlex.split(str(value))
         except ValueError as e:
-            raise TargetError(f"inventory {path}: host {name!r}: {var} cannot be split into "
-                              f"ssh arguments ({e})") from None
+            raise TargetError(M_SPLIT.format(path=path, name=name, var=var, error=e)) from None
     return tuple(args)
 
 
@@ -206,26 +272,24 @@ def from_inventory(path: str, limit: str | None = None) -> list[HostTarget]:
     inv = str(Path(path).resolve())
     if not hosts:
         if limit:
-            raise TargetError(f"inventory {path}: no host matches --limit {limit!r}")
-        raise TargetError(f"inventory {path} lists no host")
+            raise TargetError(M_NO_MATCH.format(path=path, limit=limit))
+        raise TargetError(M_EMPTY.format(path=path))
     out = []
     for name, hv in hosts.items():
         login = str(hv.get("ansible_user") or "")
         learner = str(hv.get("virtlab_learner") or login)
         if not learner:
-            raise TargetError(f"inventory {path}: host {name!r} has neither virtlab_learner "
-                              "nor ansible_user: who is the learner?")
+            raise TargetError(M_WHO.format(path=path, name=name))
         email = str(hv.get("email") or hv.get("virtlab_email") or "")
         try:
             dest = check_inventory_host(name, hv, path)
             check_inventory_text(name, "virtlab_learner", learner, path)
             check_inventory_text(name, "email", email, path)
         except UnsafeHost as e:
-            raise TargetError(str(e)) from None
+            raise TargetError.refused(e) from None
         if learner.startswith("-") or (not login and not valid_user(learner)):
             # without ansible_user, the learner is the SSH user of the libvirt connection
-            raise TargetError(f"inventory {path}: host {name!r}: learner {learner!r} refused "
-                              "(not a user name) / apprenant refusé (pas un nom d'utilisateur)")
+            raise TargetError.refused(M_LEARNER.format(path=path, name=name, learner=learner))
         ssh_host, port_n = dest.host, dest.port
         out.append(HostTarget(
             # the path quoted: a '#', '&' or '%' in it must not end or add URL options

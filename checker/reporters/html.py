@@ -11,10 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 from checker.model import Report
-from checker.reporters.text import COLON, ICON, LABELS, clean
+from checker.i18n import message
+from checker.reporters.text import ICON, clean, labels
 
-EXTRA = {"fr": {"evidence": "Faits relevés", "generated": "Vérifié le"},
-         "en": {"evidence": "Evidence", "generated": "Checked on"}}
+#: Labels only the HTML page has (the others: checker.reporters.text.LABELS).
+EVIDENCE = message("report.html.evidence", fr="Faits relevés", en="Evidence")
+GENERATED = message("report.html.generated", fr="Vérifié le", en="Checked on")
 
 
 def _finalize(v: Any) -> Any:
@@ -34,8 +36,9 @@ def _env() -> Any:
 
 
 def _ctx(report: Report) -> dict[str, Any]:
-    lang = "en" if report.lang == "en" else "fr"
-    return {"r": report, "t": {**LABELS[lang], **EXTRA[lang], "colon": COLON[lang]},
+    lang = report.lang
+    return {"r": report, "t": {**labels(lang), "evidence": EVIDENCE.get(lang),
+                               "generated": GENERATED.get(lang)},
             "icons": ICON}
 
 

@@ -21,31 +21,49 @@ import shutil
 import sys
 import textwrap
 
+from checker.i18n import Text, message
 from checker.model import STATUSES, Report
 # the one rule for learner-controlled text, re-exported here for the other renderers
-from checker.safetext import clean  # noqa: F401
+from checker.safetext import clean as clean
 
-LABELS = {
-    "fr": {"obj": "Objectif", "pts": "Points", "status": "État", "detail": "Constat / indice",
-           "score": "Score", "host": "hôte", "user": "apprenant", "hint": "Indice",
-           "pass": "réussi", "fail": "échec", "error": "erreur", "skip": "sans objet"},
-    "en": {"obj": "Objective", "pts": "Points", "status": "Status", "detail": "Finding / hint",
-           "score": "Score", "host": "host", "user": "learner", "hint": "Hint",
-           "pass": "pass", "fail": "fail", "error": "error", "skip": "skip"},
+#: The report's labels, by name (the HTML templates read them too, as ``t.NAME``).
+LABELS: dict[str, Text] = {
+    "obj": message("report.objective", fr="Objectif", en="Objective"),
+    "pts": message("report.points", fr="Points", en="Points"),
+    "status": message("report.status", fr="État", en="Status"),
+    "detail": message("report.detail", fr="Constat / indice", en="Finding / hint"),
+    "score": message("report.score", fr="Score", en="Score"),
+    "host": message("report.host", fr="hôte", en="host"),
+    "user": message("report.learner", fr="apprenant", en="learner"),
+    "hint": message("report.hint", fr="Indice", en="Hint"),
+    "pass": message("report.status.pass", fr="réussi", en="pass"),
+    "fail": message("report.status.fail", fr="échec", en="fail"),
+    "error": message("report.status.error", fr="erreur", en="error"),
+    "skip": message("report.status.skip", fr="sans objet", en="skip"),
 }
 # Counts in the footer ("label : n" avoids French plural agreement).
-COUNT_LABELS = {
-    "fr": {"pass": "réussis", "fail": "échecs", "error": "erreurs", "skip": "sans objet"},
-    "en": {"pass": "passed", "fail": "failed", "error": "errors", "skip": "skipped"},
+COUNT_LABELS: dict[str, Text] = {
+    "pass": message("report.count.pass", fr="réussis", en="passed"),
+    "fail": message("report.count.fail", fr="échecs", en="failed"),
+    "error": message("report.count.error", fr="erreurs", en="errors"),
+    "skip": message("report.count.skip", fr="sans objet", en="skipped"),
 }
-CLOSING = {
-    "fr": {"ok": "Tous les objectifs sont atteints. Bravo !",
-           "ko": "Corrigez les objectifs marqués ✘ ou !, puis relancez : virtlab check {lab}"},
-    "en": {"ok": "Every objective is met. Well done!",
-           "ko": "Fix the objectives marked ✘ or !, then run again: virtlab check {lab}"},
+CLOSING: dict[str, Text] = {
+    "ok": message("report.closing.ok", fr="Tous les objectifs sont atteints. Bravo !",
+                  en="Every objective is met. Well done!"),
+    "ko": message("report.closing.ko",
+                  fr="Corrigez les objectifs marqués ✘ ou !, puis relancez : virtlab check {lab}",
+                  en="Fix the objectives marked ✘ or !, then run again: virtlab check {lab}"),
 }
 #: French typography puts a space before the colon.
-COLON = {"fr": " : ", "en": ": "}
+COLON = message("report.colon", fr=" : ", en=": ")
+
+
+def labels(lang: str) -> dict[str, str]:
+    """The labels in ``lang``, by name, and ``colon``."""
+    return {**{k: v.get(lang) for k, v in LABELS.items()}, "colon": COLON.get(lang)}
+
+
 STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skip": "dim"}
 ICON = {"pass": "✔", "fail": "✘", "error": "!", "skip": "–"}
 
@@ -119,9 +137,8 @@ def _command_lines(words: list[str], width: int) -> list[str]:
 
 
 def render(report: Report, color: bool | None = None, width: int | None = None) -> str:
-    lang = "en" if report.lang == "en" else "fr"
-    t = LABELS[lang]
-    colon = COLON[lang]
+    t = labels(report.lang)
+    colon = t["colon"]
     if color is None:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     width = max(40, width or default_width())
@@ -162,7 +179,7 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
 
     lines.append("─" * width)
     counts = report.counts()
-    cl = COUNT_LABELS[lang]
+    cl = {k: v.get(report.lang) for k, v in COUNT_LABELS.items()}
     score = f"{t['score']}{colon}{report.score}/{report.max_score}"
     footer = _pack([score] + [f"{cl[s]}{colon}{counts[s]}" for s in STATUSES if counts[s]],
                    width)
@@ -173,7 +190,7 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
     # spaces while wrapping), else on lines of its own broken between options.
     words = [clean(w) for w in rerun_words(report)]
     one = " ".join(words)
-    closing = CLOSING[lang]["ok" if report.passed else "ko"].format(lab="\0")
+    closing = CLOSING["ok" if report.passed else "ko"].get(report.lang).format(lab="\0")
     if len(one) <= width:
         closing = closing.replace("virtlab check \0", one.replace(" ", NBSP))
         lines += [ln.replace(NBSP, " ") for ln in _wrap(closing, width)]
