@@ -227,12 +227,12 @@ def _check_ansible_host(spec: str) -> None:
 
     from checker.hostspec import UnsafeHost, check_inventory_host
 
-    from checker.grade.targets import TargetError, _ensure_ansible_on_path
+    from checker.grade.targets import TargetError, ensure_ansible_on_path
 
     name, _, query = spec.split("://", 1)[1].partition("?")
     inv = parse_qs(query).get("ansible_inventory", [None])[0]
     try:
-        _ensure_ansible_on_path()
+        ensure_ansible_on_path()
         from testinfra.utils.ansible_runner import AnsibleRunner
 
         hostvars = AnsibleRunner.get_runner(inv).get_variables(name)

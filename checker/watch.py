@@ -302,9 +302,11 @@ class NotebookWatch:
         def show(u: Update) -> None:
             from html import escape
 
+            from checker.reporters import render
+
             stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
             why = escape(reason_text(u.reason, u.report.lang))
-            self._handle.update(self._HTML(u.report._repr_html_()
+            self._handle.update(self._HTML(render(u.report, "notebook")
                                            + f"<p><small>{stamp} · {why}</small></p>"))
 
         self._watcher = Watcher(lab, host, on_update=show, **kwargs)

@@ -544,10 +544,10 @@ def _env() -> Any:
 
     # autoescape everything: learners control host variables, VM titles, messages; and
     # control characters shown as \xNN, as in the single report (checker.reporters.html)
-    from checker.reporters.html import _finalize
+    from checker.reporters.html import finalize
 
     return Environment(loader=PackageLoader("checker", "templates"), autoescape=True,
-                       finalize=_finalize)
+                       finalize=finalize)
 
 
 def _objectives(view: ClassView) -> dict[str, list[str]]:

@@ -185,7 +185,7 @@ def from_specs(specs: list[str]) -> list[HostTarget]:
     return list(out.values())
 
 
-def _ensure_ansible_on_path() -> None:
+def ensure_ansible_on_path() -> None:
     # ansible-inventory is a console script of ansible-core, installed next to this Python
     # (a venv that was not activated has it off PATH).
     if shutil.which("ansible-inventory"):
@@ -207,7 +207,7 @@ def load_inventory(path: str, limit: str | None = None) -> dict[str, dict[str, A
     p = Path(path)
     if not p.exists():
         raise TargetError(M_NO_FILE.format(path=path))
-    _ensure_ansible_on_path()
+    ensure_ansible_on_path()
     cmd = ["ansible-inventory", "-i", str(p.resolve()), "--list"]
     if limit:
         cmd += ["--limit", limit]

@@ -19,7 +19,7 @@ EVIDENCE = message("report.html.evidence", fr="Faits relevés", en="Evidence")
 GENERATED = message("report.html.generated", fr="Vérifié le", en="Checked on")
 
 
-def _finalize(v: Any) -> Any:
+def finalize(v: Any) -> Any:
     # Markup (e.g. the output of |tojson) is already safe, controls included.
     return clean(v) if isinstance(v, str) and not hasattr(v, "__html__") else v
 
@@ -32,7 +32,7 @@ def _env() -> Any:
     # as \xNN (as in the text report) before Jinja2 escapes the markup characters.
     return Environment(loader=PackageLoader("checker", "templates"),
                        autoescape=select_autoescape(default=True, default_for_string=True),
-                       finalize=_finalize)
+                       finalize=finalize)
 
 
 def _ctx(report: Report) -> dict[str, Any]:
