@@ -486,7 +486,17 @@ def _rtts(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+_interrupted = False
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    """The first Ctrl-C (SIGTERM, SIGHUP) unwinds the run, which removes what it made; the
+    next ones are ignored so that the clean-up finishes."""
+    global _interrupted
+    if _interrupted:
+        print("\n(cleaning up, please wait)", file=sys.stderr, flush=True)
+        return
+    _interrupted = True
     raise KeyboardInterrupt
 
 

@@ -210,7 +210,7 @@ def forward(tap_i: str, ns_i: str, tap_l: str, ns_l: str, control: str, delay: f
                 w = max(0.0, q[0][0] - now)
                 timeout = w if timeout is None else min(timeout, w)
         try:
-            ready, _, _ = select.select([fi, fl, ctl, *clients], [], [], timeout)
+            ready, _, _ = select.select([fi, fl, ctl.fileno(), *clients], [], [], timeout)
         except InterruptedError:
             continue
         now = time.monotonic()
@@ -223,7 +223,7 @@ def forward(tap_i: str, ns_i: str, tap_l: str, ns_l: str, control: str, delay: f
                         break
                     count(r, frame)
                     queues[other[r]].append((now + delay, frame))
-            elif r is ctl:
+            elif r == ctl.fileno():
                 try:
                     c, _ = ctl.accept()
                     clients[c.fileno()] = c
