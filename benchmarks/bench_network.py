@@ -241,24 +241,22 @@ def _score(stdout: str) -> str:
         return "?"
 
 
-def measure_check(link: DelayedLink, lab: str, spec: str, uri: str | None, env: dict[str, str],
+def measure_check(link: DelayedLink, lab: str, spec: str, uri: str, env: dict[str, str],
                   n: int) -> Run:
-    argv = bench_check.virtlab_cmd() + ["check", lab, "--host", spec, "--format", "json"]
-    if uri:
-        argv += ["--connect", uri]
+    argv = bench_check.virtlab_cmd() + ["check", lab, "--host", spec, "--format", "json",
+                                        "--connect", uri]
     run, out = _timed(link, argv, env, n)
     run.note = f"score {_score(out)}"
     return run
 
 
 def measure_grade(link: DelayedLink, labs: list[str], specs: list[str], ssh_config: Path,
-                  template: str | None, env: dict[str, str], tmp: Path) -> Run:
+                  template: str, env: dict[str, str], tmp: Path) -> Run:
     db = tmp / f"grade-{time.monotonic_ns()}.sqlite"
     js = tmp / f"grade-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "checker", "grade", *labs, "--hosts", ",".join(specs),
-            "--ssh-config", str(ssh_config), "--db", str(db), "--json", str(js)]
-    if template:
-        argv += ["--connect", template]
+            "--ssh-config", str(ssh_config), "--db", str(db), "--json", str(js),
+            "--connect", template]
     run, _ = _timed(link, argv, env)
     run.note = _grade_note(js)
     return run
@@ -281,15 +279,13 @@ def _grade_note(path: Path) -> str:
     return f"{hosts_ok}/{len(learners)} hosts fully graded, {pts:g}/{top:g} points"
 
 
-def measure_pytest(link: DelayedLink, lab: str, spec: str, ssh_config: Path, uri: str | None,
+def measure_pytest(link: DelayedLink, lab: str, spec: str, ssh_config: Path, uri: str,
                    user: str, env: dict[str, str]) -> Run:
     d = bench_check.lab_dir(lab)
     assert d is not None
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
             f"--hosts={spec}", f"--ssh-config={ssh_config}", f"--virtlab-user={user}",
-            str(d / "checks")]
-    if uri:
-        argv.insert(-1, f"--virtlab-connect={uri}")
+            f"--virtlab-connect={uri}", str(d / "checks")]
     run, out = _timed(link, argv, env)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     run.note = last
@@ -377,14 +373,17 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
         (nocm / "ssh").write_text(NO_MASTER_SSH.format(ssh=shutil.which("ssh") or "/usr/bin/ssh"))
         (nocm / "ssh").chmod(0o755)
         env_nocm = dict(env, PATH=f"{nocm}{os.pathsep}{env.get('PATH', os.defpath)}")
-        uri = f"qemu+ssh://{user}@{addrs[0]}/system?socket={sock}" if sock else None
-        template = f"qemu+ssh://{{user}}@{{host}}:{{port}}/system?socket={sock}" if sock else None
+        if sock is None:  # never the machine's own libvirtd: a socket where nothing listens
+            sock = str(tmp / "no-libvirtd-here")
+        uri = f"qemu+ssh://{user}@{addrs[0]}/system?socket={sock}"
+        template = f"qemu+ssh://{{user}}@{{host}}:{{port}}/system?socket={sock}"
         spec0 = sshd.net_spec(user, addrs[0])
         specs = [sshd.net_spec(user, a) for a in addrs[:hosts]]
         res.setup_s = time.perf_counter() - t_setup
         say(f"set-up in {res.setup_s:.1f} s")
         if not libvirt:
-            res.notes.append("no libvirtd: libvirt objectives fail to connect (host parts only)")
+            res.notes.append("--no-libvirt: the URIs name a socket where nothing listens; "
+                             "libvirt objectives fail to connect (host parts only)")
 
         for rtt in rtts:
             link.set_rtt(rtt / 1000)
