@@ -13,7 +13,8 @@ every frame that crosses. The machine's own network is never used: the addresses
 (198.18.0.0/15, RFC 2544's benchmarking range) exist only in the two namespaces.
 
 On the learners' side: one real sshd (``tests/sshd.py``, key authentication, host keys
-checked) listening on port 22 of one address per learner host (198.18.1.1, 198.18.1.2, …),
+checked) on port 22 of the learners' namespace, which has one address per learner host
+(198.18.1.1, 198.18.1.2, …; each host's key is in known_hosts under its address),
 one real learner user (group ``libvirt``) and, unless ``--no-libvirt``, a real libvirtd
 (``tests/sandbox.py``) that the hosts' ``qemu+ssh`` connections reach through its socket
 (``?socket=…`` in the URI; the sshd session runs libvirt's netcat helper). Labs 02, 03, 04
@@ -101,7 +102,7 @@ def say(*a: Any) -> None:
 
 
 class NetSshd(Sshd):
-    """tests/sshd.py's server, in the learners' namespace, on port 22 of several addresses."""
+    """tests/sshd.py's server in the learners' namespace, on port 22 of each of its addresses."""
 
     def __init__(self, link: DelayedLink, addrs: list[str]) -> None:
         super().__init__()
@@ -110,9 +111,10 @@ class NetSshd(Sshd):
 
     def _write_configs(self) -> None:
         super()._write_configs()
-        listen = "".join(f"ListenAddress {a}\n" for a in self.addrs)
+        # every address of the learners' namespace (its own, private): one ListenAddress
+        # per host would stop at sshd's MAX_LISTEN_SOCKS (16)
         self.config.write_text(self.config.read_text().replace("ListenAddress 127.0.0.1\n",
-                                                               listen))
+                                                               "ListenAddress 0.0.0.0\n"))
         pub = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text("".join(f"{a} {pub[0]} {pub[1]}\n" for a in self.addrs))
 
@@ -455,13 +457,14 @@ def table(res: NetResult) -> str:
         r0 = min(res.check)
         lines.append("")
         lines.append(f"per lab and host, at {r0:g} ms (counted on the wire) and round trips "
-                     "implied by the clock, (t(RTT) - t(0)) / RTT:")
+                     "implied by the clock, (t(RTT) - t(0)) / RTT, for RTT >= 10 ms (below, "
+                     "the CPU's noise outweighs the delay):")
         for lab in res.labs:
             c = res.check[r0].get(lab)
             if c is None:
                 continue
             implied = [f"{(res.check[r][lab].seconds - c.seconds) / (r / 1000):.0f}@{r:g}ms"
-                       for r in sorted(res.check) if r > r0 and lab in res.check[r]]
+                       for r in sorted(res.check) if r >= 10 and r > r0 and lab in res.check[r]]
             lines.append(f"  lab {lab}: {c.conns} connections, {c.msgs} messages, {c.turns} turns;"
                          f" implied round trips {', '.join(implied) or '-'}")
         m = res.msgs(("01", "02", "06"))
