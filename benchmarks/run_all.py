@@ -343,7 +343,8 @@ def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
             d = res.pytest.get(rtt, {}).get(var)
             if d:
                 results.append(Result(
-                    f"network: plain pytest --hosts, every lab, {var} ControlPath, {tag}",
+                    f"network: plain pytest --hosts, every lab, "
+                    f"{'shared' if var == 'shared' else 'no'} ControlPath, {tag}",
                     sum(x.seconds for x in d.values()), None,
                     note=f"{sum(x.conns for x in d.values())} connections"))
     m = res.msgs(("01", "02", "06"))
@@ -430,7 +431,7 @@ def main() -> int:
     ap.add_argument("--no-pytest-reference", action="store_true",
                     help="skip the plain pytest timing of each lab")
     ap.add_argument("--skip-network", action="store_true",
-                    help="no delayed-link measures (bench_network.py; saves ~10 min)")
+                    help="no delayed-link measures (bench_network.py: ~16 min on 2 cores)")
     ap.add_argument("--network-hosts", type=int, default=4,
                     help="learner hosts graded over the delayed link (default 4; issue: 60)")
     ap.add_argument("--json", metavar="FILE", help="also write every result as JSON")
