@@ -436,14 +436,15 @@ def table(res: NetResult) -> str:
     def fmt(run: Run | None) -> str:
         return "-" if run is None else f"{run.seconds:.2f}s {run.conns}c/{run.msgs}m"
 
-    for lab in res.labs:
-        row(f"virtlab check {lab}", lambda r, lab=lab: fmt(res.check.get(r, {}).get(lab)))
-    row("virtlab check, all labs (sum)", lambda r: "-" if res.check_all(r) is None
-        else f"{res.check_all(r):.2f}s")
-    for size in sorted({1, res.hosts}):
+    if res.check:
+        for lab in res.labs:
+            row(f"virtlab check {lab}", lambda r, lab=lab: fmt(res.check.get(r, {}).get(lab)))
+        row("virtlab check, all labs (sum)", lambda r: "-" if res.check_all(r) is None
+            else f"{res.check_all(r):.2f}s")
+    for size in sorted({1, res.hosts}) if res.grade else []:
         row(f"virtlab grade {len(res.labs)} labs x {size} host(s)",
             lambda r, s=size: fmt(res.grade.get(r, {}).get(s)))
-    for var in ("shared", "none"):
+    for var in ("shared", "none") if res.pytest else ():
         def tot(r: float, var: str = var) -> str:
             d = res.pytest.get(r, {}).get(var)
             if not d:
