@@ -55,6 +55,7 @@ IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 TUNSETIFF = 0x400454CA
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 RT_PRIORITY = 10  # SCHED_FIFO priority of the forwarder and of ping (1..99; low is enough)
 
 INSTRUCTOR_ADDR = "198.18.0.1"
@@ -86,6 +87,10 @@ def _open_tap(name: str) -> int:
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TAP | IFF_NO_PI))
     return fd
+
+
+class _Stop(Exception):
+    """SIGTERM/SIGINT: the forwarder ends."""
 
 
 class Counter:
@@ -133,6 +138,8 @@ def forward(tap_i: str, ns_i: str, tap_l: str, ns_l: str, control: str, delay: f
             os.nice(-10)
         except OSError:
             pass
+    # if the benchmark is killed outright (SIGKILL: no clean-up), the forwarder ends with it
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     _setns(f"/run/netns/{ns_i}")
     fi = _open_tap(tap_i)
     _setns(f"/run/netns/{ns_l}")
@@ -146,11 +153,10 @@ def forward(tap_i: str, ns_i: str, tap_l: str, ns_l: str, control: str, delay: f
     other = {fi: fl, fl: fi}
     queues: dict[int, deque[tuple[float, bytes]]] = {fi: deque(), fl: deque()}  # by target
     last_dir: dict[tuple[bytes, int, bytes, int], int] = {}  # connection -> fd of last data
-    stop = False
 
     def on_term(signum: int, frame: Any) -> None:
-        nonlocal stop
-        stop = True
+        # raise, not a flag: select() is retried after a handler that returns (PEP 475)
+        raise _Stop
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)  # Ctrl-C reaches the whole group: the parent cleans
@@ -202,46 +208,49 @@ def forward(tap_i: str, ns_i: str, tap_l: str, ns_l: str, control: str, delay: f
         sock.sendall(("\n".join(out) + "\n").encode())
         return True
 
-    while not stop:
-        now = time.monotonic()
-        timeout: float | None = None
-        for q in queues.values():
-            if q:
-                w = max(0.0, q[0][0] - now)
-                timeout = w if timeout is None else min(timeout, w)
-        try:
-            ready, _, _ = select.select([fi, fl, ctl.fileno(), *clients], [], [], timeout)
-        except InterruptedError:
-            continue
-        now = time.monotonic()
-        for r in ready:
-            if r in (fi, fl):
-                while True:
+    try:
+        while True:
+            now = time.monotonic()
+            timeout: float | None = None
+            for q in queues.values():
+                if q:
+                    w = max(0.0, q[0][0] - now)
+                    timeout = w if timeout is None else min(timeout, w)
+            try:
+                ready, _, _ = select.select([fi, fl, ctl.fileno(), *clients], [], [], timeout)
+            except InterruptedError:
+                continue
+            now = time.monotonic()
+            for r in ready:
+                if r in (fi, fl):
+                    while True:
+                        try:
+                            frame = os.read(r, 65536)
+                        except BlockingIOError:
+                            break
+                        count(r, frame)
+                        queues[other[r]].append((now + delay, frame))
+                elif r == ctl.fileno():
                     try:
-                        frame = os.read(r, 65536)
+                        c, _ = ctl.accept()
+                        clients[c.fileno()] = c
                     except BlockingIOError:
-                        break
-                    count(r, frame)
-                    queues[other[r]].append((now + delay, frame))
-            elif r == ctl.fileno():
-                try:
-                    c, _ = ctl.accept()
-                    clients[c.fileno()] = c
-                except BlockingIOError:
-                    pass
-            else:
-                s = clients[r]
-                if not handle(s):
-                    del clients[r]
-                    s.close()
-        now = time.monotonic()
-        for dst, q in queues.items():
-            while q and q[0][0] <= now:
-                _, frame = q.popleft()
-                try:
-                    os.write(dst, frame)
-                except OSError:  # the queue of the TAP is full, or it went down: a lost frame
-                    counts[other[dst]].dropped += 1
+                        pass
+                else:
+                    s = clients[r]
+                    if not handle(s):
+                        del clients[r]
+                        s.close()
+            now = time.monotonic()
+            for dst, q in queues.items():
+                while q and q[0][0] <= now:
+                    _, frame = q.popleft()
+                    try:
+                        os.write(dst, frame)
+                    except OSError:  # the TAP's queue is full, or it is down: a lost frame
+                        counts[other[dst]].dropped += 1
+    except _Stop:
+        pass
     for c in clients.values():
         c.close()
     ctl.close()
