@@ -1,6 +1,6 @@
 """All the performance targets of the design notes, measured in one run (not a test).
 
-    sudo .venv/bin/python benchmarks/run_all.py [-n 10] [--labs 01,...,07] [--skip-grade]
+    sudo .venv/bin/python benchmarks/run_all.py [-n 10] [--labs 01,03,...] [--skip-grade]
         [--grade-lab 01] [--baseline-hosts 10] [--skip-network] [--network-hosts 4]
         [--json FILE] [--markdown]
 
@@ -13,14 +13,16 @@ In order, each timed as wall clock, medians of ``-n`` runs after one uncounted w
 1. start-up: ``virtlab --help`` and ``virtlab list`` (target < 0.3 s);
 2. every lab, as a learner meets it (target: ``virtlab check`` median <= 0.6 s, a re-check in
    a running kernel <= 0.15 s), in a fresh sandbox, for a new learner in group ``libvirt``,
-   with the reference solutions applied where they can be: ``virtlab solve`` of 02, 03, 04
-   (cumulative, as a learner goes), ``virtlab start 07`` then ``virtlab solve 07``; lab 05's
-   solution (bridge br0 and its /etc/network declaration, a tiny guest that takes a DHCP
-   lease) is applied inside the sandbox's network namespace, exactly as tests/test_lab05.py
-   does, and lab 05 is checked there (``ip netns exec``; its own cost is measured apart).
-   01 has no solution (it reads the hardware as it is) and 06 cannot be solved here
-   (VirtualBox cannot be installed): both are measured as they are. Each row says the score
-   the check gave. For reference: the same checks with plain ``pytest --hosts=local://``;
+   with the reference solutions applied where they can be. The labs are those found in
+   ``labs/``; how each reaches its solved state is its own contract (``breaks.toml``,
+   tests/contract.py): a lab whose contract runs in the libvirt sandbox is solved the same
+   way (``virtlab start`` first when it has a scene, ``virtlab solve`` of each lab its
+   contract names, cumulative, as a learner goes); lab 05's solution (bridge br0 and its
+   /etc/network declaration, a tiny guest that takes a DHCP lease) is applied inside the
+   sandbox's network namespace, exactly as tests/test_lab05.py does, and lab 05 is checked
+   there (``ip netns exec``; its own cost is measured apart). Other labs (01 reads the
+   hardware as it is, 02's packages are the machine's, 06 needs VirtualBox) are measured as
+   they are. Each row says the score the check gave. For reference: the same checks with plain ``pytest --hosts=local://``;
 3. ``--watch`` latency on lab 07: ``lab07-web`` stopped/started, time until the watcher's
    update shows objective ``vm-running`` changed (target <= 1 s);
 4. class grading (``bench_grade.run``): 10, 30 and 60 learner hosts over SSH on loopback
@@ -70,8 +72,11 @@ import bench_grade  # noqa: E402
 import bench_live  # noqa: E402
 import bench_network  # noqa: E402
 
-ALL_LABS = ("01", "02", "03", "04", "05", "06", "07")
-SOLVED_BY_SOLVE = ("02", "03", "04")  # `virtlab solve NN --yes --user L --connect URI`
+import contract  # noqa: E402  (tests/contract.py: a lab's breaks.toml)
+from checker.catalog import lab_dirs  # noqa: E402
+
+# Every lab folder of this checkout, by number (never a list written here).
+ALL_LABS = tuple(d.name[:2] for d in lab_dirs(REPO / "labs"))
 T_STARTUP, T_CHECK, T_RECHECK, T_WATCH, T_CLASS, T_SPEEDUP = 0.3, 0.6, 0.15, 1.0, 60.0, 4.0
 
 
@@ -211,24 +216,26 @@ def phase_labs(stack: ExitStack, labs: list[str], n: int, env: dict[str, str],
     say(f"learner {user} (group libvirt)")
 
     # A: every lab but 05, in the state a learner reaches going through them in order.
-    for lab in SOLVED_BY_SOLVE:
-        if lab in labs:
-            t = time.perf_counter()
-            run_virtlab("solve", lab, "--yes", "--user", user, "--connect", sb.uri, env=env)
-            say(f"solved {lab} in {time.perf_counter() - t:.1f} s")
-    if "07" in labs:
+    states: dict[str, str] = {}
+    solved: set[str] = set()
+    for lab in labs:
+        c = contract.load(bench_check.lab_dir(lab))
+        if c.environment != "libvirt":
+            states[lab] = "as is"  # its solved state needs more than the libvirt sandbox
+            continue
         t = time.perf_counter()
-        run_virtlab("start", "07", "--yes", "--connect", sb.uri, env=env)
-        run_virtlab("solve", "07", "--yes", "--user", user, "--connect", sb.uri, env=env)
-        say(f"started and solved 07 in {time.perf_counter() - t:.1f} s")
-    states = {"01": "as is, no VT-x here",
-              "06": "unsolvable here: no VirtualBox",
-              "07": "start + solve"}
+        if c.start:
+            run_virtlab("start", lab, "--yes", "--connect", sb.uri, env=env)
+        for s in c.solve:
+            if s not in solved:
+                run_virtlab("solve", s, "--yes", "--user", user, "--connect", sb.uri, env=env)
+                solved.add(s)
+        states[lab] = "start + solve" if c.start else "solved"
+        say(f"{states[lab]} {lab} in {time.perf_counter() - t:.1f} s")
     for lab in labs:
         if lab == "05":
             continue
-        measure_lab(lab, states.get(lab, "solved"), sb.uri, user, n, env, results, refs,
-                    reference)
+        measure_lab(lab, states[lab], sb.uri, user, n, env, results, refs, reference)
 
     if "07" in labs and watch_runs:
         say(f"--watch on lab 07: lab07-web stopped/started {watch_runs} times")
@@ -362,7 +369,7 @@ def _order(r: Result) -> tuple[int, str]:
     for i, lab in enumerate(ALL_LABS):
         if m.startswith((f"virtlab check {lab}", f"re-check {lab} ")):
             return (2 + i, "0" if m.startswith("virtlab") else "1")
-    if m.startswith("ip netns"):
+    if m.startswith("ip netns") and "05" in ALL_LABS:
         return (2 + ALL_LABS.index("05"), "2")
     if m.startswith("--watch"):
         return (20, m)

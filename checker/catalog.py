@@ -3,7 +3,8 @@
 Each lab is a folder ``labs/NN-slug/`` holding ``lab.toml`` (metadata and objectives),
 ``instructions.fr.md`` / ``instructions.en.md``, ``checks/test_*.py`` (testinfra test
 modules) and ``solution.sh`` (the reference solution), optionally ``lifecycle.py``
-(``setup``/``cleanup`` for ``virtlab start``/``finish``).
+(``setup``/``cleanup`` for ``virtlab start``/``finish``), and ``breaks.toml`` (the lab's
+contract for the test suite, read by tests/contract.py, never by the checker).
 
 >>> lab = resolve("2")        # doctest: +SKIP
 >>> lab.id                    # doctest: +SKIP
@@ -145,7 +146,8 @@ def load_lab(path: Path) -> Lab:
     )
 
 
-def _lab_dirs(root: Path) -> list[Path]:
+def lab_dirs(root: Path) -> list[Path]:
+    """The lab folders under ``root`` (``NN-slug``, one per number), in order, unloaded."""
     if not root.is_dir():
         raise CatalogError(f"{root}: labs folder not found (set VIRTLAB_LABS)")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and LAB_DIR_RE.match(p.name))
@@ -173,12 +175,12 @@ def _load(path: Path) -> Lab:
 
 def all_labs() -> tuple[Lab, ...]:
     """Every lab under :func:`labs_root`, in order (a malformed one raises CatalogError)."""
-    return tuple(_load(p) for p in _lab_dirs(labs_root()))
+    return tuple(_load(p) for p in lab_dirs(labs_root()))
 
 
 def lab_ids() -> list[str]:
     """The ids of the labs present (folder names), without loading them."""
-    return [p.name for p in _lab_dirs(labs_root())]
+    return [p.name for p in lab_dirs(labs_root())]
 
 
 def resolve(query: str | int | Lab) -> Lab:
@@ -189,7 +191,7 @@ def resolve(query: str | int | Lab) -> Lab:
     """
     if isinstance(query, Lab):
         return query
-    dirs = _lab_dirs(labs_root())
+    dirs = lab_dirs(labs_root())
     q = str(query).strip()
     for d in dirs:
         number, slug = d.name.split("-", 1)

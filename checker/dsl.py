@@ -2,8 +2,10 @@
 
 A check is a testinfra test function bound to one objective of ``lab.toml``. It reads
 facts through the fixtures ``host`` (testinfra), ``virt`` (libvirt, read-only),
-``learner`` and ``facts`` (host facts), records what it read with ``obj.evidence()``,
-and either returns (pass) or calls ``obj.fail()`` / ``obj.skip()`` / ``obj.error()``::
+``learner``, ``facts`` (host facts) and ``lab`` (the list, for both runners:
+:data:`checker.fixtures.FIXTURES`), records what it read with ``obj.evidence()``,
+and either returns (pass) or calls ``obj.fail()`` / ``obj.skip()`` / ``obj.error()``; a plain
+``assert`` that fails is a failure too (:mod:`checker.outcome`)::
 
     from checker.dsl import objective
 
@@ -25,7 +27,8 @@ import math
 from typing import Any, Callable, NoReturn
 
 from checker.catalog import OBJECTIVE_ID_RE
-from checker.model import Text
+from checker.i18n import Text, message
+from checker.model import Status
 
 
 # What one objective may carry into a report (and the gradebook, the class report): the
@@ -42,36 +45,38 @@ def _cut(s: str, limit: int) -> str:
     return f"{s[:limit]}… (+{len(s) - limit} chars)"
 
 
-def _bounded(message: Text) -> Text:
+def bounded(message: Text) -> Text:
+    """``message`` cut to MAX_MESSAGE_CHARS in each language (saying how much was left out)."""
     if len(message.fr) <= MAX_MESSAGE_CHARS and len(message.en) <= MAX_MESSAGE_CHARS:
         return message
     return Text(_cut(message.fr, MAX_MESSAGE_CHARS), _cut(message.en, MAX_MESSAGE_CHARS))
 
 
 #: The message of an objective that passes without saying more (``obj.ok()``).
-PASS_MSG = Text("Objectif atteint.", "Objective met.")
+PASS_MSG = message("check.pass", fr="Objectif atteint.", en="Objective met.")
 
 
 class Outcome(Exception):
-    """Raised by a check to end it with a status other than pass."""
+    """Raised by a check to end it with a status other than pass (how a check may end, and
+    the status each way gives, is :func:`checker.outcome.judge`)."""
 
-    status = "fail"
+    status: Status = "fail"
 
     def __init__(self, message: Text):
-        self.message = _bounded(message)
+        self.message = bounded(message)
         super().__init__(self.message.en)
 
 
 class CheckFailed(Outcome, AssertionError):
-    status = "fail"
+    status: Status = "fail"
 
 
 class CheckSkipped(Outcome):
-    status = "skip"
+    status: Status = "skip"
 
 
 class CheckError(Outcome):
-    status = "error"
+    status: Status = "error"
 
 
 def objective(oid: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -126,7 +131,7 @@ class Verdict:
 
     def ok(self, fr: str, en: str) -> None:
         """The message shown when the objective passes."""
-        self.message = _bounded(Text(fr, en))
+        self.message = bounded(Text(fr, en))
 
     def fail(self, fr: str, en: str) -> NoReturn:
         """The learner's state does not meet the objective: say what was expected and found."""

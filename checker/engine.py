@@ -26,16 +26,17 @@ from urllib.parse import urlsplit
 
 from checker import __version__
 from checker.catalog import CatalogError, resolve
-from checker.dsl import PASS_MSG, CheckError, CheckFailed, CheckSkipped, Verdict
+from checker.dsl import Verdict
+from checker.fixtures import FIXTURES, RunContext, UnknownFixture, fixture_names
 from checker.hints import levels as hint_levels_of
 from checker.hints import shown as hints_shown
-from checker.model import Lab, ObjectiveResult, Report, Text, resolve_lang
+from checker.i18n import message, resolve_lang
+from checker.model import Lab, ObjectiveResult, Report, earned_points
+from checker.outcome import judge
 from checker.probes import ssh_lost
-from checker.probes.host import HostFacts
 from checker.probes.learner import Learner, default_learner
 from checker.releases import R13, Release
-from checker.probes.libvirt import (DAEMON_GONE, LibvirtUnavailable, Virt, classify_error,
-                                    default_uri)
+from checker.probes.libvirt import CONNECTIONS, Virt, default_uri
 from checker.probes.output import OutputFlood
 from checker.probes.output import budget as output_budget
 from checker.safetext import clean, clean_data
@@ -93,6 +94,10 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
             if oid not in ids:
                 raise CatalogError(f"{mod.__file__}: {fn.__name__} checks objective {oid!r}, "
                                    f"which is not in {lab.path / 'lab.toml'}")
+            try:
+                fixture_names(fn)
+            except UnknownFixture as e:
+                raise CatalogError(f"{mod.__file__}: {e}") from None
             found[oid] = fn
     missing = [o.id for o in lab.objectives if o.id not in found]
     if missing:
@@ -123,6 +128,12 @@ class Target:
 
 
 _HOSTS: dict[tuple[str, str | None, int | None], Any] = {}
+MSG_UNBOUNDED = message(
+    "engine.unbounded-backend",
+    fr="spécification d'hôte refusée {spec} : le moteur {scheme} ne lit pas les sorties avec "
+       "une limite et n'impose pas les réglages SSH sûrs ; utilisez ssh://",
+    en="bad host spec {spec}: the {scheme} backend reads output without a cap and does not "
+       "force the safe SSH settings; use ssh://")
 #: testinfra backends that do not run commands through ``run_local`` (so neither the output
 #: caps of checker.probes.output nor the forced ssh settings apply): refused.
 UNBOUNDED_BACKENDS = ("paramiko", "salt", "winrm")
@@ -141,13 +152,9 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
                           "(expected local://, ssh://[user@]host[:port] or ansible://name)")
     if scheme in UNBOUNDED_BACKENDS:
-        raise BadHostSpec(
-            f"spécification d'hôte refusée {spec!r} : le moteur {scheme!r} ne lit pas les "
-            "sorties avec une limite et n'impose pas les réglages SSH sûrs ; utilisez ssh://\n"
-            f"bad host spec {spec!r}: the {scheme!r} backend reads output without a cap and "
-            "does not force the safe SSH settings; use ssh://")
+        raise BadHostSpec(MSG_UNBOUNDED.format(spec=repr(spec), scheme=repr(scheme)).both("\n"))
     if scheme != "local":
-        _check_spec(spec, scheme)
+        check_spec(spec, scheme)
     import testinfra
 
     from checker.probes import output
@@ -157,7 +164,7 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         _check_ansible_host(spec)
     if scheme in ("ssh", "ansible"):
         # every ssh (testinfra's, libvirt's qemu+ssh) gets the forced settings
-        ssh_config = _ssh_wrapper(ssh_config, timeout)
+        ssh_config = ssh_wrapper(ssh_config, timeout)
     kwargs: dict[str, Any] = {}
     if ssh_config:
         kwargs["ssh_config"] = ssh_config
@@ -172,29 +179,14 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         host = testinfra.get_host(spec, **kwargs)
     except Exception as e:
         raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
-    if scheme == "local":
-        _set_local_encoding(host)
     _HOSTS[key] = host
     return host
-
-
-def _set_local_encoding(host: Any) -> None:
-    """testinfra learns a host's encoding, the first time a command prints non-ASCII, by
-    starting ``python3 -c 'import locale; ...'`` there (~0.1 s, a third of a check). On
-    local:// that child inherits our environment, so it answers what we know already."""
-    import locale
-
-    enc = locale.getpreferredencoding(False)
-    if enc == "ANSI_X3.4-1968":  # testinfra's own rule: plain ASCII (no LANG) means UTF-8
-        enc = "UTF-8"
-    if getattr(host.backend, "_encoding", "absent") is None:
-        host.backend._encoding = enc
 
 
 _OWN_SSH: dict[str | None, Any] = {}
 
 
-def _ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
+def ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
     """The ssh_config to give testinfra, after making sure that the ``ssh`` on our PATH
     forces the safe settings (:mod:`checker.grade.sshconf`): in a grading worker, the run's
     wrapper is there already; elsewhere (``virtlab check --host ssh://…``, a notebook) one is
@@ -219,7 +211,7 @@ def _ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
 
 def _close_own_ssh() -> None:
     """End this process's own shared SSH connections and take its wrapper off PATH."""
-    _close_connections()  # libvirt's qemu+ssh rides the shared connection: close it first
+    CONNECTIONS.close_all()  # libvirt's qemu+ssh rides the shared connection: close it first
     while _OWN_SSH:
         setup = _OWN_SSH.popitem()[1]
         parts = os.environ.get("PATH", "").split(os.pathsep)
@@ -256,7 +248,7 @@ def _check_ansible_host(spec: str) -> None:
         raise BadHostSpec(str(e)) from None
 
 
-def _check_spec(spec: str, scheme: str) -> None:
+def check_spec(spec: str, scheme: str) -> None:
     """Refuse any spec a tool could read as an option, a URL option or a command
     (:mod:`checker.hostspec`, shared with ``virtlab grade``)."""
     from checker.hostspec import UnsafeHost, check_other_spec, parse_ssh_spec
@@ -291,89 +283,58 @@ def ensure_reachable(host: Any, spec: str) -> None:
 
 # --- running -------------------------------------------------------------------------
 
-_CONNS: dict[str, Any] = {}
-
-
-@atexit.register
-def _close_connections() -> None:
-    """Close cached libvirt connections before the interpreter tears modules down (libvirt's
-    own __del__ would otherwise run too late and print an ignored exception)."""
-    while _CONNS:
-        _, conn = _CONNS.popitem()
-        try:
-            conn.close()
-        except Exception:
-            pass
-
-
-def _virt_for(uri: str) -> Virt:
-    """A fresh fact cache per run, reusing a live read-only connection across runs."""
-    virt = Virt(uri)
-    conn = _CONNS.get(uri)
-    if conn is not None:
-        try:
-            if conn.isAlive():
-                # isAlive() stays True after the daemon stopped, until a call fails: one
-                # cheap round trip, so that a dead daemon is reported as such.
-                conn.getVersion()
-                virt._conn = conn
-        except Exception:
-            _CONNS.pop(uri, None)
-    return virt
-
-
 class Fixtures:
-    """What a check function may ask for, by parameter name."""
+    """The fixture values of one run (:data:`checker.fixtures.FIXTURES`), each built from the
+    run's context when a check first asks for it (per-check ones for each objective).
 
-    def __init__(self, lab: Lab, host: Any, virt: Virt, learner: Learner):
-        self.values: dict[str, Any] = {
-            "lab": lab, "host": host, "virt": virt, "learner": learner,
-            "facts": HostFacts(host),
-        }
+    ``virt`` and ``learner``, when given, are used as they are (tests give their own); a
+    test may also set ``values[name]`` before the run.
+    """
 
-    def call(self, fn: Callable[..., Any], verdict: Verdict) -> None:
-        params = inspect.signature(fn).parameters
-        kwargs = {}
-        for name in params:
-            if name == "obj":
-                kwargs[name] = verdict
-            elif name in self.values:
-                kwargs[name] = self.values[name]
-            else:
-                raise CatalogError(f"{fn.__module__}.{fn.__name__}: unknown fixture {name!r}")
-        fn(**kwargs)
+    def __init__(self, lab: Lab, host: Any, virt: Virt | None = None,
+                 learner: Learner | None = None, *, context: RunContext | None = None):
+        if context is None:
+            context = RunContext(lab, host, virt.uri if virt else default_uri(None),
+                                 learner.name if learner else default_learner(None))
+        self.context = context
+        self.values: dict[str, Any] = {"lab": lab, "host": host}
+        if virt is not None:
+            self.values["virt"] = virt
+        if learner is not None:
+            self.values["learner"] = learner
 
+    @classmethod
+    def for_run(cls, context: RunContext) -> "Fixtures":
+        return cls(context.lab, context.host, context=context)
 
-def _could_not_evaluate(e: BaseException) -> Text:
-    detail = f"{type(e).__name__}: {e}".strip()
-    if len(detail) > 500:
-        detail = detail[:500] + "…"
-    return Text(fr=f"Vérification impossible ({detail}).", en=f"Could not evaluate ({detail}).")
+    def value(self, name: str, oid: str = "") -> Any:
+        """The value of fixture ``name`` (KeyError if it is not in the registry)."""
+        spec = FIXTURES[name]
+        if spec.per_check:
+            return spec.build(self.context, oid)
+        if name not in self.values:
+            self.values[name] = spec.build(self.context, oid)
+        return self.values[name]
 
+    def arguments(self, fn: Callable[..., Any], oid: str) -> dict[str, Any]:
+        """The keyword arguments of check ``fn`` for objective ``oid``."""
+        try:
+            names = fixture_names(fn)
+        except UnknownFixture as e:
+            raise CatalogError(str(e)) from None
+        return {name: self.value(name, oid) for name in names}
 
-def _lost(e: BaseException, fx: "Fixtures") -> Text | None:
-    """A clear message when the check lost its libvirt daemon or its SSH connection midway."""
-    virt = fx.values.get("virt")
-    if type(e).__name__ == "libvirtError" and virt is not None:
-        low = str(e).lower()
-        if any(m in low for m in DAEMON_GONE):
-            # the cached connection is dead: the next check opens a fresh one
-            _CONNS.pop(virt.uri, None)
-            return classify_error(virt.uri, str(e).strip().splitlines()[-1]).message
-    if ssh_lost(e):
-        # testinfra's ssh backend: ssh itself failed (exit 255), the command never ran
-        lines = [ln.strip() for ln in (e.args[0].stderr or "").splitlines() if ln.strip()]
-        why = lines[-1] if lines else "ssh exit 255"
-        return Text(fr=f"Connexion SSH à l'hôte perdue pendant la vérification ({why}) ; "
-                       "vérifiez à nouveau.",
-                    en=f"SSH connection to the host lost during the check ({why}); check again.")
-    return None
+    def close(self) -> None:
+        """The end of the run: close what the registry says to close."""
+        for name, value in list(self.values.items()):
+            closer = FIXTURES[name].close if name in FIXTURES else None
+            if closer is not None:
+                closer(value)
 
 
 def _host_release(fx: Fixtures) -> Release:
-    facts = fx.values.get("facts")
     try:
-        return facts.release if facts is not None else R13
+        return fx.value("facts").release  # type: ignore[no-any-return]
     except Exception as e:  # unreadable host: the newest release's words, still a hint
         if ssh_lost(e):
             raise
@@ -382,27 +343,28 @@ def _host_release(fx: Fixtures) -> Release:
 
 def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
                   lang: str, hints_level: int = 0) -> ObjectiveResult:
-    """``hints_level``: hint levels the learner asked for (checker.hints); the report shows
-    the deepest one seen and counts them in ``hints_shown``."""
+    """Run one check; its status and message follow the one outcome rule
+    (:func:`checker.outcome.judge`). ``hints_level``: hint levels the learner asked for
+    (checker.hints); the report shows the deepest one seen and counts them in
+    ``hints_shown``."""
     o = lab.objective(oid)
-    v = Verdict(oid)
+    verdict: Verdict | None = None
     t0 = time.perf_counter()
-    status = "pass"
-    message = PASS_MSG
+    error: Exception | None = None
     try:
-        fx.call(fn, v)
-        message = v.message or PASS_MSG
-    except (CheckFailed, CheckSkipped, CheckError) as e:
-        status, message = e.status, e.message
-    except LibvirtUnavailable as e:
-        status, message = "error", e.message
+        kwargs = fx.arguments(fn, oid)
+        verdict = kwargs.get("obj")
+        fn(**kwargs)
     except CatalogError:
         raise
-    except Exception as e:  # a check must never crash the run: report it as an error
-        status = "error"
-        message = _lost(e, fx) or _could_not_evaluate(e)
+    except Exception as e:  # a check must never crash the run: judged (an error at worst)
+        error = e
+    virt = fx.values.get("virt")
+    result = judge(error, verdict, virt.uri if isinstance(virt, Virt) else None)
+    if result.daemon_gone and isinstance(virt, Virt):
+        virt.daemon_gone()  # the cached connection is dead: the next run opens a fresh one
     duration = round(time.perf_counter() - t0, 4)
-    earned = o.points if status == "pass" else 0
+    status = result.status
     show_hint = status in ("fail", "error")
     shown = hints_shown(hints_level, failing=show_hint)
     hint = o.hints[min(shown, len(o.hints)) - 1].get(lang) if show_hint else ""
@@ -410,9 +372,11 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
         hint = _host_release(fx).expand(hint)
     # messages and evidence quote the learner's machine: control characters made visible
     return ObjectiveResult(
-        id=o.id, title=o.title.get(lang), section=o.section, points=o.points, earned=earned,
-        status=status, message=clean(message.get(lang)), hint=clean(hint),
-        evidence=clean_data(v.facts), hints_shown=shown, duration_s=duration)
+        id=o.id, title=o.title.get(lang), section=o.section, points=o.points,
+        earned=earned_points(status, o.points), status=status,
+        message=clean(result.message.get(lang)), hint=clean(hint),
+        evidence=clean_data(verdict.facts if verdict else {}), hints_shown=shown,
+        duration_s=duration)
 
 
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
@@ -431,18 +395,20 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
         learner_name = default_learner(user) if target.host.startswith("local://") else (
             user or urlsplit(target.host).username or default_learner(None))
         uri = target.libvirt_uri()
-        virt = _virt_for(uri)
-        fx = Fixtures(lab, testinfra_host, virt, Learner(testinfra_host, learner_name))
+        # the read-only libvirt connection is shared across runs in this process
+        fx = Fixtures.for_run(RunContext(lab, testinfra_host, uri, learner_name,
+                                         connections=CONNECTIONS))
         # The learner's hints file lives on the learner's machine: read it there.
         hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
         results = []
-        for o in lab.objectives:
-            if only and o.id not in only:
-                continue
-            results.append(run_objective(lab, o.id, checks[o.id], fx, lang,
-                                         hint_levels.get(o.id, 0)))
-        if virt._conn is not None:
-            _CONNS[uri] = virt._conn
+        try:
+            for o in lab.objectives:
+                if only and o.id not in only:
+                    continue
+                results.append(run_objective(lab, o.id, checks[o.id], fx, lang,
+                                             hint_levels.get(o.id, 0)))
+        finally:
+            fx.close()
         if budget.flood is not None:
             # the host flooded us: whatever the checks made of its cut output, no grade
             raise budget.flood

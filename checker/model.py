@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from checker.i18n import LANGS, Text, resolve_lang  # noqa: F401  (re-exported)
 
@@ -28,6 +28,42 @@ REPORT_KEYS = ("schema_version", "lab", "title", "host", "libvirt_uri", "user", 
 #: The keys of one objective in the JSON report.
 OBJECTIVE_KEYS = ("id", "title", "section", "points", "earned", "status", "message", "hint",
                   "evidence", "hints_shown", "duration_s")
+
+
+@dataclass(frozen=True)
+class Score:
+    """Points earned out of the points that count."""
+
+    earned: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.earned}/{self.total}"
+
+
+def earned_points(status: str, points: int) -> int:
+    """What one objective earns: all its points when it passes, none otherwise."""
+    return points if status == "pass" else 0
+
+
+def score(results: Iterable[tuple[str, int]]) -> Score:
+    """The one scoring rule, from ``(status, points)`` pairs: a passed objective earns its
+    points; a failed one, or one that could not be evaluated (error), counts its points
+    and earns none; a skipped one (it does not apply on this host) counts neither way.
+
+    Used by :class:`Report` (so by every renderer, the progress store and the gradebook)
+    and by the pytest plugin's summary.
+
+    >>> str(score([("pass", 2), ("fail", 3), ("error", 1), ("skip", 5)]))
+    '2/6'
+    """
+    earned = total = 0
+    for status, points in results:
+        if status == "skip":
+            continue
+        total += points
+        earned += earned_points(status, points)
+    return Score(earned, total)
 
 
 @dataclass(frozen=True)
@@ -130,12 +166,17 @@ class Report:
     objectives: tuple[ObjectiveResult, ...]
 
     @property
+    def scored(self) -> Score:
+        """The score of this run (:func:`score`)."""
+        return score((o.status, o.points) for o in self.objectives)
+
+    @property
     def score(self) -> int:
-        return sum(o.earned for o in self.objectives if o.status != "skip")
+        return self.scored.earned
 
     @property
     def max_score(self) -> int:
-        return sum(o.points for o in self.objectives if o.status != "skip")
+        return self.scored.total
 
     @property
     def passed(self) -> bool:
@@ -143,7 +184,7 @@ class Report:
         return all(o.status in ("pass", "skip") for o in self.objectives)
 
     def counts(self) -> dict[str, int]:
-        c = {s: 0 for s in STATUSES}
+        c: dict[str, int] = {s: 0 for s in STATUSES}
         for o in self.objectives:
             c[o.status] += 1
         return c

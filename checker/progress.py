@@ -94,28 +94,33 @@ def summary(lang: str = "fr") -> list[LabProgress]:
     """One row per lab of the catalogue, checked or not."""
     from checker.catalog import all_labs
 
-    rows: dict[str, tuple[int, int, str, str]] = {}
+    rows: dict[str, tuple[int, int, int, str, str]] = {}
     try:
         db = _connect(create=False)
     except (OSError, sqlite3.Error):
         db = None
     if db is not None:
         with closing(db):
-            for lab, n, best, last_id in db.execute(
-                    "SELECT lab, COUNT(*), MAX(score), MAX(id) FROM checks GROUP BY lab"):
+            for lab, n, last_id in db.execute(
+                    "SELECT lab, COUNT(*), MAX(id) FROM checks GROUP BY lab"):
                 started, rep = db.execute(
                     "SELECT started_at, report FROM checks WHERE id = ?", (last_id,)).fetchone()
-                rows[lab] = (n, best, started, rep)
+                # the best check's own score and maximum (checker.model.score: a skipped
+                # objective counts neither way, so the maximum is that check's, not the lab's)
+                best, best_max = db.execute(
+                    "SELECT score, max_score FROM checks WHERE lab = ? "
+                    "ORDER BY score DESC, id DESC LIMIT 1", (lab,)).fetchone()
+                rows[lab] = (n, best, best_max, started, rep)
     out = []
     for lab in all_labs():
         if lab.id in rows:
-            n, best, started, rep = rows[lab.id]
+            n, best, best_max, started, rep = rows[lab.id]
             try:
                 objs = json.loads(rep)["objectives"]
                 left = tuple(o["id"] for o in objs if o["status"] in ("fail", "error"))
             except (ValueError, KeyError, TypeError):
                 left = ()
-            out.append(LabProgress(lab.id, lab.title.get(lang), n, best, lab.max_score, started, left))
+            out.append(LabProgress(lab.id, lab.title.get(lang), n, best, best_max, started, left))
         else:
             out.append(LabProgress(lab.id, lab.title.get(lang), 0, None, lab.max_score, None,
                                    tuple(o.id for o in lab.objectives)))

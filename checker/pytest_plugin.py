@@ -2,10 +2,13 @@
 
     pytest --hosts=ssh://alice@pc12 --virtlab-user=alice labs/02-install-kvm/checks
 
-gives the lab's check functions the fixtures ``virt``, ``learner``, ``facts``, ``lab`` and
-``obj`` besides testinfra's ``host``; a failed objective is a failed test (its message in
-French and English instead of a traceback), an ``obj.skip()`` a skipped one, and the
-terminal summary shows the score per lab and host.
+gives the lab's check functions the fixtures of :data:`checker.fixtures.FIXTURES` (``virt``,
+``learner``, ``facts``, ``lab``, ``obj``; ``host`` is testinfra's own), defined here from that
+registry, as ``virtlab check`` resolves them. A check's status follows the same rule as
+under ``virtlab check`` (:func:`checker.outcome.judge`): a failed objective (``obj.fail()``
+or a plain ``assert``) is a FAILED test (its message in French and English), an
+``obj.skip()`` a skipped one, an objective that could not be evaluated an ERROR; the
+terminal summary shows the score per lab and host (:func:`checker.model.score`).
 
 Each check is known by its objective: ``-k cpu-virt-flags`` selects it (the id ``virtlab
 show`` prints is one of the test's keywords), and ``--junitxml`` gives every testcase the
@@ -23,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from checker.dsl import CheckSkipped, Verdict
 
 _LAB_PROP = "lab"
 _OBJ_PROP = "objective"
@@ -57,12 +59,12 @@ def pytest_configure(config: Any) -> None:
                                     "without a cap; use ssh://")
         if "://" in spec and scheme != "local":
             try:
-                engine._check_spec(spec, scheme)
+                engine.check_spec(spec, scheme)
             except engine.BadHostSpec as e:
                 raise pytest.UsageError(f"virtlab: {e}") from None
         remote = remote or scheme in ("ssh", "ansible")
     if remote:
-        config.option.ssh_config = engine._ssh_wrapper(config.option.ssh_config, None)
+        config.option.ssh_config = engine.ssh_wrapper(config.option.ssh_config, None)
 
 
 def _is_check(item: Any) -> bool:
@@ -76,52 +78,59 @@ def _lab_dir(item: Any) -> Path:
 
 
 @pytest.fixture(scope="module")
-def virt(request: Any, host: Any) -> Any:
+def virtlab_run(request: Any, host: Any) -> Any:
+    """What the lab's fixtures are built from: the lab of this module, testinfra's host,
+    the libvirt URI (``--virtlab-connect``, else derived from the host) and the learner
+    (``--virtlab-user``, else who the host's connection logs in as)."""
+    from checker.catalog import load_lab
     from checker.engine import Target
-    from checker.probes.libvirt import Virt
+    from checker.fixtures import RunContext
+    from checker.probes.learner import default_learner
 
     spec = getattr(host.backend, "get_pytest_id", lambda: "local://")()
     spec = spec if "://" in spec else f"ssh://{spec}"
     if spec.startswith("local"):
         spec = "local://"
     uri = request.config.getoption("--virtlab-connect") or Target(host=spec).libvirt_uri()
-    v = Virt(uri)
-    yield v
-    v.close()
-
-
-@pytest.fixture(scope="module")
-def learner(request: Any, host: Any) -> Any:
-    from checker.probes.learner import Learner, default_learner
-
     name = request.config.getoption("--virtlab-user")
-    if not name:
-        name = host.user().name if host.backend.NAME != "local" else default_learner(None)
-    return Learner(host, name)
+
+    def user() -> str:
+        if name:
+            return str(name)
+        return str(host.user().name) if host.backend.NAME != "local" else default_learner(None)
+
+    node = request.node
+    return RunContext(lambda: load_lab(_lab_dir(node)), host, uri, user)
 
 
-@pytest.fixture(scope="module")
-def facts(host: Any) -> Any:
-    from checker.probes.host import HostFacts
+def _define_fixture(name: str, per_check: bool, doc: str) -> Any:
+    """The pytest fixture ``name`` of the registry (checker.fixtures.FIXTURES)."""
 
-    return HostFacts(host)
+    def fixture(request: Any, virtlab_run: Any) -> Any:
+        from checker.fixtures import FIXTURES
+
+        spec = FIXTURES[name]
+        oid = getattr(request.function, "virtlab_objective", request.node.name) if per_check else ""
+        value = spec.build(virtlab_run, oid)
+        yield value
+        if spec.close is not None:
+            spec.close(value)
+
+    fixture.__name__ = fixture.__qualname__ = f"virtlab_{name}"
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="function" if per_check else "module", name=name)(fixture)
 
 
-@pytest.fixture
-def lab(request: Any) -> Any:
-    from checker.catalog import load_lab
+def _define_fixtures() -> None:
+    from checker.fixtures import FIXTURES
 
-    return load_lab(_lab_dir(request.node))
-
-
-class _PytestVerdict(Verdict):
-    def skip(self, fr: str, en: str) -> Any:  # type: ignore[override]
-        pytest.skip(f"{fr} / {en}")
+    for spec in FIXTURES.values():
+        if not spec.from_testinfra:  # host: testinfra's own fixture
+            globals()[f"virtlab_fixture_{spec.name}"] = _define_fixture(
+                spec.name, spec.per_check, spec.description.both())
 
 
-@pytest.fixture
-def obj(request: Any) -> Verdict:
-    return _PytestVerdict(getattr(request.function, "virtlab_objective", request.node.name))
+_define_fixtures()
 
 
 def pytest_itemcollected(item: Any) -> None:
@@ -139,18 +148,62 @@ def pytest_itemcollected(item: Any) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """A lab check's status is the one outcome rule's (checker.outcome.judge), as under
+    ``virtlab check``: its own verdict is shown in both languages instead of a traceback,
+    an error (libvirt unreachable, connection lost, the check could not evaluate) is
+    reported as ERROR (:func:`pytest_report_teststatus`)."""
     outcome = yield
     if not _is_check(item) or call.when != "call":
         return
-    rep = outcome.get_result()
-    oid = item.function.virtlab_objective
     exc = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(exc, CheckSkipped):
+    if exc is not None and not isinstance(exc, Exception):
+        return  # pytest.skip(), pytest.xfail(), Ctrl-C…: pytest's own
+    from checker.dsl import Verdict
+    from checker.outcome import judge
+
+    rep = outcome.get_result()
+    obj = item.funcargs.get("obj")
+    virt = item.funcargs.get("virt")
+    result = judge(exc, obj if isinstance(obj, Verdict) else None, getattr(virt, "uri", None))
+    rep.virtlab_status = result.status
+    if result.status == "pass":
+        return
+    oid = item.function.virtlab_objective
+    if result.status == "skip":
         rep.outcome = "skipped"
-        rep.longrepr = (str(item.path), 0, f"Skipped: {exc.message.fr} / {exc.message.en}")
-    elif exc is not None and hasattr(exc, "message") and hasattr(exc.message, "fr"):
-        # obj.fail()/obj.error(): the learner's message, not a traceback of the check.
-        rep.longrepr = f"{oid}: {exc.message.fr}\n{oid}: {exc.message.en}"
+        rep.longrepr = (str(item.path), 0, f"Skipped: {result.message.both()}")
+        return
+    rep.outcome = "failed"
+    if result.unexpected and result.status == "fail":
+        return  # a plain assert: pytest's own report explains it (assertion rewriting)
+    text = "\n".join(f"{oid}: {line}" for line in dict.fromkeys(
+        (result.message.fr, result.message.en)))
+    if result.unexpected:
+        # a bug in the check: its traceback helps its author, the verdict says it too
+        rep.sections.append(("virtlab", text))
+    else:
+        rep.longrepr = text
+
+
+def pytest_report_teststatus(report: Any, config: Any) -> Any:
+    """An objective that could not be evaluated is an ERROR, not a FAILED test."""
+    if report.when == "call" and getattr(report, "virtlab_status", None) == "error":
+        return "error", "E", ("ERROR", {"red": True})
+    return None
+
+
+_STATUS_OF_OUTCOME = {"passed": "pass", "failed": "fail", "skipped": "skip"}
+
+
+def _status(rep: Any) -> str | None:
+    """The objective status of a lab check's report (None: this report does not decide)."""
+    if rep.when == "call":
+        return getattr(rep, "virtlab_status", None) or _STATUS_OF_OUTCOME.get(rep.outcome)
+    if rep.when == "setup" and rep.failed:
+        return "error"  # its fixtures could not be built: not evaluated
+    if rep.when == "setup" and rep.skipped:
+        return "skip"
+    return None
 
 
 def _host_of(nodeid: str) -> str:
@@ -162,18 +215,22 @@ def _host_of(nodeid: str) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from checker.catalog import CatalogError, load_lab
+    from checker.model import score
 
     root = Path(str(terminalreporter.config.rootpath))
 
     labs: dict[str, Any] = {}
-    scores: dict[tuple[str, str], list[int]] = {}
-    for status in ("passed", "failed", "skipped"):
-        for rep in terminalreporter.stats.get(status, []):
-            if getattr(rep, "when", None) != "call":
+    results: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+    for reports in list(terminalreporter.stats.values()):
+        for rep in reports:
+            if getattr(rep, "when", None) not in ("setup", "call"):
                 continue
             props = dict(getattr(rep, "user_properties", []))
             oid = props.get(_OBJ_PROP)
             if not oid or not props.get(_LAB_PROP):
+                continue
+            status = _status(rep)
+            if status is None:
                 continue
             # labs/NN-slug/checks/test_x.py -> labs/NN-slug
             lab_dir = str((root / rep.location[0]).resolve().parent.parent)
@@ -189,11 +246,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 pts = lab.objective(oid).points
             except KeyError:
                 continue
-            s = scores.setdefault((lab.id, _host_of(rep.nodeid)), [0, 0])
-            if status != "skipped":  # a skipped objective counts neither way
-                s[1] += pts
-                s[0] += pts if status == "passed" else 0
-    if scores:
+            results.setdefault((lab.id, _host_of(rep.nodeid)), {})[rep.nodeid] = (status, pts)
+    if results:
         terminalreporter.section("virtlab scores")
-        for (lab_id, host), (got, total) in sorted(scores.items()):
-            terminalreporter.write_line(f"{lab_id} [{host}]: {got}/{total}")
+        for (lab_id, host), by_test in sorted(results.items()):
+            terminalreporter.write_line(f"{lab_id} [{host}]: {score(by_test.values())}")

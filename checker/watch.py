@@ -83,7 +83,7 @@ class Watcher:
     def _connect(self) -> bool:
         import libvirt
 
-        from checker import engine
+        from checker.probes.libvirt import CONNECTIONS
 
         try:
             conn = libvirt.openReadOnly(self.uri)
@@ -111,13 +111,16 @@ class Watcher:
         conn.registerCloseCallback(self._closed, None)
         conn.setKeepAlive(1, 2)  # notice a dead daemon within a few seconds
         self._conn = conn
-        engine._CONNS[self.uri] = conn  # checks reuse this connection
+        CONNECTIONS.share(self.uri, conn)  # checks reuse this connection
         return True
 
     def _disconnect(self) -> None:
+        from checker.probes.libvirt import CONNECTIONS
+
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        CONNECTIONS.forget(self.uri, conn)  # closed below: no check may borrow it now
         for cid in self._callbacks:
             try:
                 conn.domainEventDeregisterAny(cid)
@@ -141,10 +144,11 @@ class Watcher:
 
     # --- loop -------------------------------------------------------------------------
     def _check(self, reason: str) -> None:
-        from checker.engine import _CONNS, check
+        from checker.engine import check
+        from checker.probes.libvirt import CONNECTIONS
 
         if self._conn is None:
-            _CONNS.pop(self.uri, None)
+            CONNECTIONS.forget(self.uri)
         report = check(self.lab, self.host, connect=self.uri, user=self.user, lang=self.lang)
         self.on_update(Update(report, reason, time.time()))
 

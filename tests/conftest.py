@@ -201,16 +201,21 @@ def make_learner(release_sandbox: Sandbox) -> Iterator[Callable[..., str]]:
 
 @contextmanager
 def solved_state(sb: Sandbox, labs: tuple[str, ...],
-                 groups: tuple[str, ...] = ("libvirt",)) -> Iterator[str]:
-    """An empty sandbox, a new learner in ``groups``, and ``virtlab solve`` of each lab
-    applied for that learner; yields the learner; everything undone after. The learner and
-    the CLI are those of the host ``sb`` stands for (this machine, or the other release's
-    root filesystem)."""
+                 groups: tuple[str, ...] = ("libvirt",), start: str | None = None,
+                 ) -> Iterator[str]:
+    """An empty sandbox, a new learner in ``groups``, ``virtlab start`` of lab ``start`` if
+    given (a lab whose scene its lifecycle builds), and ``virtlab solve`` of each lab applied
+    for that learner; yields the learner; everything undone after. The learner and the CLI
+    are those of the host ``sb`` stands for (this machine, or the other release's root
+    filesystem)."""
     if not sb.running:
         sb.start()
     sb.reset()
     user = sb.add_user(groups)
     try:
+        if start:
+            r = sb.virtlab("start", start, "--yes", "--connect", sb.uri, timeout=600)
+            assert r.returncode == 0, r.stdout + r.stderr
         for lab in labs:
             r = sb.virtlab("solve", lab, "--yes", "--user", user, "--connect", sb.uri,
                            timeout=600)

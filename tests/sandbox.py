@@ -225,12 +225,28 @@ class Sandbox:
         subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
         self.start()
 
-    def _launcher(self) -> list[str]:
-        mounts = [
+    def _mounts(self) -> list[tuple[Path, str]]:
+        """The sandbox's folders and where the daemon (and a root script) sees them."""
+        return [
             (self.etc, "/etc/libvirt"), (self.lib, "/var/lib/libvirt"),
             (self.run_dir, "/run/libvirt"), (self.log_dir, "/var/log/libvirt"),
             (self.cache_dir, "/var/cache/libvirt"),
         ]
+
+    def run_script(self, script: str, *, env: dict[str, str] | None = None,
+                   cwd: str | Path | None = None, timeout: float = 300,
+                   ) -> subprocess.CompletedProcess[str]:
+        """A bash script (``bash -eu``) as root on the learner's host as the daemon sees it:
+        in a private mount namespace where /etc/libvirt, /var/lib/libvirt… are the
+        sandbox's (never the machine's own), outside the network namespace."""
+        binds = "\n".join(f"mkdir -p {dst}; mount --bind {src} {dst}"
+                          for src, dst in self._mounts())
+        wrapper = f"set -e\n{binds}\nexec bash -euc \"$0\""
+        return self.run(["unshare", "--mount", "--propagation", "private", "--",
+                         "bash", "-c", wrapper, script], env=env, timeout=timeout, cwd=cwd)
+
+    def _launcher(self) -> list[str]:
+        mounts = self._mounts()
         script = ["set -e"]
         for src, dst in mounts:
             script.append(f"mkdir -p {dst}")

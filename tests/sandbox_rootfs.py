@@ -237,6 +237,13 @@ class RootfsSandbox(Sandbox):
                               capture_output=True, text=True, timeout=timeout,
                               input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
+    def run_script(self, script: str, *, env: dict[str, str] | None = None,
+                   cwd: str | Path | None = None, timeout: float = 300,
+                   ) -> subprocess.CompletedProcess[str]:
+        """A bash script (``bash -eu``) as root on the learner's host (the chroot, whose
+        libvirt folders are the sandbox's), in the sandbox's network namespace."""
+        return self.run(["bash", "-euc", script], env=env, cwd=cwd, timeout=timeout)
+
     def virtlab(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
                 timeout: float = 120, netns: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run([f"{self.venv}/bin/python", "-m", "checker", *args], env=env,

@@ -7,7 +7,8 @@ cannot go: a VBoxManage that hangs, prints garbage or is older than 7.0. Everyth
 stand-in prints otherwise is recorded from the real VBoxManage 7.2 (``recorded/``).
 Everything else is real: the engine, a learner created for the test (``useradd``, group
 ``vboxusers``) through ``runuser`` and ``timeout``; APT sources and keyrings are real files
-in a temp root (``VIRTLAB_APT_ROOT``); ``vbox-kernel-driver`` reads this machine's real
+of a temp root, mounted at /etc/apt and /usr/share/keyrings for the check
+(``tests/apt_sandbox.py``); ``vbox-kernel-driver`` reads this machine's real
 ``/proc/modules`` and ``/sys/module``, or a recorded host (Debian 12 or 13, kernel 6.1 or
 6.12) read through the same host probe.
 """
@@ -25,9 +26,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apt_sandbox import check_with_apt
 
 from checker.catalog import resolve
-from checker.engine import Fixtures, check, get_host, load_checks, run_objective
+from checker.engine import Fixtures, get_host, load_checks, run_objective
 from checker.probes.host import HostFacts
 from checker.probes.learner import Learner
 from checker.probes.libvirt import Virt
@@ -122,7 +124,6 @@ class Scene:
         self.mp = monkeypatch
         self.oracle_apt()
         monkeypatch.setenv("PATH", f"{bin_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        monkeypatch.setenv("VIRTLAB_APT_ROOT", str(self.apt))
         monkeypatch.delenv("VIRTLAB_VBOX_TIMEOUT", raising=False)
 
     def file(self, rel: str, content: str | bytes) -> Path:
@@ -151,7 +152,7 @@ class Scene:
         path.write_text(json.dumps(self.data, ensure_ascii=False), encoding="utf-8")
         os.chmod(path, 0o644)
         self.mp.setenv("VIRTLAB_FAKE_VBOX_SCENARIO", str(path))
-        return check("06", user=user, lang="en", **kw)
+        return check_with_apt(self.apt, "06", user=user, lang="en", **kw)
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -434,7 +435,7 @@ def test_cli_on_this_machine_without_virtualbox():
     # this machine as it is: no stand-in, no temp APT root (VIRTLAB_DATA, the tests'
     # private progress store, stays)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTLAB_APT_ROOT", "VIRTLAB_FAKE_VBOX_SCENARIO", "VIRTLAB_VBOX_TIMEOUT")}
+           if k not in ("VIRTLAB_FAKE_VBOX_SCENARIO", "VIRTLAB_VBOX_TIMEOUT")}
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     assert shutil.which("VBoxManage", path=env["PATH"]) is None, "VirtualBox is installed here"
     p = subprocess.run([sys.executable, "-m", "checker", "check", "06", "--format", "json",
@@ -460,10 +461,13 @@ KERNELS = {"bookworm": "6.1.0-41-amd64", "trixie": "6.12.57+deb13-amd64"}
 
 
 def recorded_host(tmp_path: Path, release: str, kvm: str | None = "kvm_intel",
-                  virt_at_load: str | None = "Y") -> Path:
-    """A host as HostFacts(root=…) reads it: os-release, kernel release, modules."""
+                  virt_at_load: str | None = "Y", apt: Path | None = None) -> Path:
+    """A host as HostFacts(root=…) reads it: os-release, kernel release, modules, and the
+    APT files of ``apt`` (a scene's APT root) when given."""
     root = tmp_path / release
-    (root / "etc").mkdir(parents=True)
+    if apt is not None:
+        shutil.copytree(apt, root)
+    (root / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(OS_RELEASE / release, root / "etc" / "os-release")
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(KERNELS[release] + "\n")
@@ -489,12 +493,13 @@ def run_on(root: Path, oid: str, user: str, lang: str = "en"):
 @pytest.mark.parametrize("release,number", [("trixie", "13"), ("bookworm", "12")])
 def test_no_source_names_the_learners_release(scene, learner, tmp_path, release, number):
     _no_source(scene)
-    r = run_on(recorded_host(tmp_path, release), "vbox-source", learner)
+    r = run_on(recorded_host(tmp_path, release, apt=scene.apt), "vbox-source", learner)
     assert r.status == "fail" and r.evidence["release"] == release
     assert f"Debian {number}'s archive" in r.message
     assert f"/virtualbox/debian {release} contrib" in r.message
     assert "signed-by=/etc/apt/keyrings/oracle-virtualbox-2016.gpg" in r.message
-    fr = run_on(recorded_host(tmp_path / "fr", release), "vbox-source", learner, lang="fr")
+    fr = run_on(recorded_host(tmp_path / "fr", release, apt=scene.apt), "vbox-source", learner,
+                lang="fr")
     assert f"l'archive de Debian {number}" in fr.message
 
 
@@ -503,7 +508,7 @@ def test_no_source_names_the_learners_release(scene, learner, tmp_path, release,
     ("bookworm", "sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")])
 def test_apt_key_fix_is_the_one_the_release_has(scene, learner, tmp_path, release, fix):
     _apt_key(scene)
-    r = run_on(recorded_host(tmp_path, release), "vbox-source", learner)
+    r = run_on(recorded_host(tmp_path, release, apt=scene.apt), "vbox-source", learner)
     assert r.status == "fail" and fix in r.message
     assert ("apt-key --keyring" in r.message) is (release == "bookworm")
     assert ("apt 3.0" in r.message) is (release == "trixie")

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from checker.engine import check
+from apt_sandbox import check_with_apt
+from checker.model import Report
 from checker.reporters import render
 from conftest import cannot_run, run_virtlab, statuses
 
@@ -92,16 +93,27 @@ def _drop_learner(name: str) -> list:
     return left
 
 
+#: The APT root of the running test (apt_root fixture): every check of this file reads it.
+_APT_ROOT: list[Path] = []
+
+
+def check(*args, **kw) -> Report:
+    """checker.engine.check with the apt_root fixture's files at /etc/apt (apt_sandbox)."""
+    assert _APT_ROOT, "a check of this file needs the apt_root fixture (through on_path)"
+    return check_with_apt(_APT_ROOT[-1], *args, **kw)
+
+
 @pytest.fixture
-def apt_root(monkeypatch):
+def apt_root():
     """Oracle's repository as the lab teaches it: /etc/apt/keyrings and Signed-By."""
     d = Path(tempfile.mkdtemp(prefix="virtlab-vbox-apt-"))
     (d / "etc/apt/sources.list.d").mkdir(parents=True)
     (d / "etc/apt/keyrings").mkdir(parents=True)
     (d / "etc/apt/sources.list.d/virtualbox.sources").write_text(ORACLE_SOURCES)
     shutil.copy(FIX / "test-oracle-uid.gpg", d / "etc/apt/keyrings/oracle-virtualbox-2016.gpg")
-    monkeypatch.setenv("VIRTLAB_APT_ROOT", str(d))
+    _APT_ROOT.append(d)
     yield d
+    _APT_ROOT.remove(d)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -93,47 +93,7 @@ def test_reference_fix_scores_full_marks_then_finish_leaves_only_what_was_there(
     assert not any(p.name.startswith("lab07-") for p in sb.lib.iterdir())
 
 
-# --- each objective broken alone fails alone --------------------------------------------
-
-def _edit_web_config(sb: Any, fn: Any) -> None:
-    import libvirt
-
-    dom = sb.conn().lookupByName("lab07-web")
-    root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    fn(root.find("devices/interface"))
-    sb.conn().defineXML(ET.tostring(root, encoding="unicode"))
-
-
-def _drop_filter(iface: ET.Element) -> None:
-    iface.remove(iface.find("filterref"))
-
-
-BREAKS: dict[str, Any] = {
-    "net-restored": lambda sb: sb.virsh("net-autostart", "lab07-net", "--disable"),
-    "vm-link-up": lambda sb: sb.virsh("domif-setlink", "lab07-web", WEB_MAC, "down"),
-    "vm-nic-virtio": lambda sb: _edit_web_config(
-        sb, lambda i: i.find("model").set("type", "e1000")),
-    "vm-running": lambda sb: sb.virsh("destroy", "lab07-web"),
-    "snapshots-pruned": lambda sb: sb.virsh("snapshot-create-as", "lab07-web", "extra"),
-    "db-isolated": lambda sb: sb.virsh("detach-interface", "lab07-db", "network", "--config")
-    and sb.virsh("attach-interface", "lab07-db", "network", "default", "--config"),
-    "nic-filtered": lambda sb: _edit_web_config(sb, _drop_filter),
-}
-
-
-def test_every_objective_has_a_break() -> None:
-    assert set(BREAKS) == {o.id for o in resolve(LAB).objectives}
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("oid", sorted(BREAKS))
-def test_each_objective_broken_alone_fails_alone(scene: Any, oid: str) -> None:
-    solve(scene)
-    assert report(scene).passed
-    BREAKS[oid](scene)
-    st = statuses(report(scene))
-    assert st[oid] == "fail", st
-    assert {k for k, v in st.items() if v != "pass"} == {oid}, st
+# Each objective broken alone: labs/07-troubleshooting/breaks.toml, run by tests/test_labs.py.
 
 
 @pytest.mark.integration

@@ -137,6 +137,74 @@ def test_a_step_that_fails_midway_says_what_was_done_and_what_was_not(tmp_path: 
     assert "virtlab start 09-fake" in e and "virtlab finish 09-fake" in e
 
 
+SCENE_LAB = """
+from checker.i18n import Text
+from checker.lifecycle import Scene, SceneDomain, SceneNetwork, ScenePool, SceneVolume
+
+def vm_xml(virt_type):
+    return (f"<domain type='{virt_type}'><name>lab09-vm</name><memory unit='MiB'>64</memory>"
+            "<os><type arch='x86_64'>hvm</type></os><devices>"
+            "<disk type='file' device='disk'><source file='/lab09-pool/lab09-vm.qcow2'/>"
+            "<target dev='vda' bus='virtio'/></disk>"
+            "<interface type='network'><mac address='52:54:00:09:00:01'/>"
+            "<source network='lab09-net'/><model type='virtio'/></interface>"
+            "</devices></domain>")
+
+SCENE = Scene(
+    prefix="lab09-",
+    pool=ScenePool("lab09-pool", "/lab09-pool", what=Text("pool", "pool")),
+    networks=(SceneNetwork("lab09-net", "<network><name>lab09-net</name>"
+                           "<bridge name='virbr-lab09'/><ip address='192.168.109.1' "
+                           "netmask='255.255.255.0'/></network>", what=Text("isolé", "isolated")),),
+    domains=(SceneDomain("lab09-vm", vm_xml, SceneVolume("lab09-vm.qcow2"),
+                         what=Text("éteinte ({virt_type})", "shut off ({virt_type})")),),
+)
+"""
+
+
+def test_a_new_lab_declares_its_scene_and_gets_start_and_finish(tmp_path: Path) -> None:
+    """A lab's lifecycle.py that only declares its objects (no code of its own): start makes
+    them, start again keeps them, a changed one is reset, finish removes every lab09-*
+    object and nothing else. On libvirt's test driver (an in-process hypervisor; one
+    connection held open keeps its state between the runs)."""
+    import libvirt
+
+    lab = _fake_lab(tmp_path, SCENE_LAB)
+    held = libvirt.open("test:///default")
+    try:
+        before = ({n.name() for n in held.listAllNetworks(0)},
+                  {d.name() for d in held.listAllDomains(0)})
+        out = io.StringIO()
+        assert run(lab, "start", "test:///default", yes=True, lang="en", out=out) == 0
+        assert "To create:" in out.getvalue() and "shut off (qemu)" in out.getvalue()
+        assert held.lookupByName("lab09-vm").isActive() == 0
+        assert not held.networkLookupByName("lab09-net").isActive()
+        assert held.storagePoolLookupByName("lab09-pool").storageVolLookupByName("lab09-vm.qcow2")
+        out = io.StringIO()
+        assert run(lab, "start", "test:///default", yes=True, lang="en", out=out) == 0
+        assert "Nothing to do" in out.getvalue(), out.getvalue()
+        held.networkLookupByName("lab09-net").setAutostart(1)
+        out = io.StringIO()
+        assert run(lab, "start", "test:///default", yes=True, lang="en", out=out) == 0
+        assert "network lab09-net — autostarts (scene: no)" in out.getvalue(), out.getvalue()
+        assert not held.networkLookupByName("lab09-net").autostart()
+        out = io.StringIO()
+        assert run(lab, "finish", "test:///default", yes=True, lang="en", out=out) == 0
+        after = ({n.name() for n in held.listAllNetworks(0)},
+                 {d.name() for d in held.listAllDomains(0)})
+        assert after == before, (before, after)
+        assert not [p for p in held.listAllStoragePools(0) if p.name().startswith("lab09-")]
+    finally:
+        held.close()
+
+
+def test_a_scene_that_names_an_object_outside_its_prefix_is_refused(tmp_path: Path) -> None:
+    lab = _fake_lab(tmp_path, SCENE_LAB.replace('SceneNetwork("lab09-net"',
+                                                'SceneNetwork("default"'))
+    with pytest.raises(LifecycleModuleError, match="default not named lab09-"):
+        run(lab, "start", "test:///default", yes=True, lang="en", out=io.StringIO())
+
+
 def test_a_lab_without_lifecycle_has_nothing_to_prepare() -> None:
     for verb in ("start", "finish"):
         r = run_virtlab(verb, "01", "--lang", "en", "--connect", "test:///default")

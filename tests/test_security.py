@@ -39,7 +39,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from checker.catalog import CatalogError, all_labs, load_lab
+from checker.catalog import CatalogError, all_labs, lab_ids, load_lab
 from checker.grade.exports import FORMULA_PREFIXES, neutralise, to_csv, to_html
 from checker.grade.gradebook import ClassView, LearnerRow, Run, StoredResult
 from checker.grade.sshconf import FORCED, SshSetup
@@ -216,7 +216,7 @@ def test_hostile_vm_names_and_learner_names_run_nothing(clean_sandbox, make_user
     c.defineXML(sb.domain_xml("test-debian-12", nics=[{"network": names[0]}],
                               description=names[1]))
     user = make_user(groups=("libvirt",))
-    for lab in ("01", "02", "03", "04", "05", "06", "07"):
+    for lab in lab_ids():  # every lab folder, found in labs/
         r = run_virtlab("check", lab, "--connect", sb.uri, "--user", user, "--format", "json",
                         cwd=scratch_cwd)
         assert r.returncode in (0, 1), r.stdout + r.stderr

@@ -193,6 +193,23 @@ def parse_dpkg_query(text: str) -> dict[str, str]:
     return out
 
 
+def read_bytes(host: Any, path: str) -> bytes | None:
+    """The bytes of a file of a testinfra ``host`` (``cat``, its argument quoted); None when
+    it is missing or unreadable. A lost SSH connection raises (testinfra's ssh backend:
+    ``RuntimeError``, :func:`checker.probes.ssh_lost`), never reads as "unreadable"."""
+    r = host.run("cat -- %s", path)
+    return r.stdout_bytes if r.rc == 0 else None
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """What a read-only command said: exit status, standard output and error."""
+
+    rc: int
+    stdout: str
+    stderr: str = ""
+
+
 class HostFacts:
     """Facts about one host, memoised for one run.
 
@@ -227,6 +244,15 @@ class HostFacts:
             return (0, out) if out is not None else (1, "")
         r = self.host.run(command, *args)
         return r.rc, r.stdout
+
+    def host_validate(self) -> CommandOutput:
+        """``virt-host-validate qemu`` in the C locale (its lines are parsed by lab 02); a
+        recorded host's ``commands/virt-host-validate``."""
+        if self.root:
+            rc, out = self.command("virt-host-validate", "")
+            return CommandOutput(rc, out)
+        r = self.host.run("env LC_ALL=C virt-host-validate qemu")
+        return CommandOutput(r.rc, r.stdout, r.stderr)
 
     @cached_property
     def cpu(self) -> CpuInfo:
@@ -271,7 +297,7 @@ class HostFacts:
     @cached_property
     def has_systemd(self) -> bool:
         # sd_booted(): systemd is PID 1 when /run/systemd/system exists.
-        return self.host.file(self.path("/run/systemd/system")).is_directory
+        return bool(self.host.file(self.path("/run/systemd/system")).is_directory)
 
     @cached_property
     def dmesg(self) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 from checker.probes import list_dir, read_file
 
 INTERFACES = "/etc/network/interfaces"
+INTERFACES_D = "/etc/network/interfaces.d"
 NM_DIR = "/etc/NetworkManager/system-connections"
 NETWORKD_DIR = "/etc/systemd/network"
 
@@ -365,6 +366,9 @@ class Declarations:
     interfaces: InterfacesConfig | None = None
     unreadable: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: the names in /etc/network/interfaces.d (read or not by ifupdown); None when it is
+    #: not a readable folder
+    interfaces_d: list[str] | None = None
 
     def named(self, name: str) -> list[BridgeDeclaration]:
         return [b for b in self.bridges if b.name == name]
@@ -384,6 +388,7 @@ def bridge_declarations(host: Any) -> Declarations:
     out.interfaces = cfg
     out.bridges += ifupdown_bridges(cfg)
     out.problems += list(cfg.problems)
+    out.interfaces_d = listdir(INTERFACES_D)
     for directory, suffix, parse in ((NM_DIR, None, nm_bridge),
                                      (NETWORKD_DIR, ".netdev", networkd_bridge)):
         names = listdir(directory) or []

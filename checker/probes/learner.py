@@ -41,7 +41,7 @@ class Learner:
     @cached_property
     def _connected_as(self) -> str:
         try:
-            return self.host.user().name
+            return str(self.host.user().name)
         except Exception as e:
             if ssh_lost(e):
                 raise
@@ -51,7 +51,7 @@ class Learner:
     # is read once per run, not once per objective (each read is a process on the host).
     @cached_property
     def exists(self) -> bool:
-        return self.host.user(self.name).exists
+        return bool(self.host.user(self.name).exists)
 
     @cached_property
     def groups(self) -> list[str]:
@@ -60,7 +60,7 @@ class Learner:
 
     @cached_property
     def home(self) -> str:
-        return self.host.user(self.name).home
+        return str(self.host.user(self.name).home)
 
     def run(self, *argv: str, env: dict[str, str] | None = None, login_shell: bool = False) -> Any:
         """Run argv as the learner; arguments are quoted by testinfra, never pasted."""

@@ -11,13 +11,15 @@ frozen records (:class:`DomainInfo`, :class:`NetworkInfo`, :class:`PoolInfo`,
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from checker.model import Text
+from checker.i18n import Text, message
 
 DEFAULT_URI = "qemu:///system"
 
@@ -42,24 +44,113 @@ DAEMON_GONE = ("no such file", "connection refused", "failed to connect socket",
                "broken pipe", "connection reset", "client socket is closed")
 
 
+MSG_DAEMON_DOWN = message(
+    "libvirt.daemon-down",
+    fr="Le démon libvirt ne répond pas sur {uri} ({err}). "
+       "Démarrez-le : sudo systemctl start libvirtd",
+    en="The libvirt daemon does not answer on {uri} ({err}). "
+       "Start it: sudo systemctl start libvirtd")
+MSG_DENIED = message(
+    "libvirt.denied",
+    fr="Accès refusé à {uri} ({err}). Ajoutez l'utilisateur au groupe libvirt "
+       "(sudo usermod -aG libvirt $USER) puis ouvrez une nouvelle session.",
+    en="Access to {uri} denied ({err}). Add the user to group libvirt "
+       "(sudo usermod -aG libvirt $USER), then log in again.")
+MSG_CANNOT_CONNECT = message(
+    "libvirt.cannot-connect",
+    fr="Impossible de se connecter à {uri} : {err}",
+    en="Cannot connect to {uri}: {err}")
+MSG_NO_LIBVIRT_PYTHON = message(
+    "libvirt.no-python-binding",
+    fr="libvirt-python n'est pas installé ({err})",
+    en="libvirt-python is not installed ({err})")
+
+
 def classify_error(uri: str, err: str) -> LibvirtUnavailable:
     low = err.lower()
     denied = "permission denied" in low or "polkit" in low or "authentication" in low
     if not denied and any(m in low for m in DAEMON_GONE):
-        return LibvirtUnavailable(Text(
-            fr=f"Le démon libvirt ne répond pas sur {uri} ({err.strip()}). "
-               "Démarrez-le : sudo systemctl start libvirtd",
-            en=f"The libvirt daemon does not answer on {uri} ({err.strip()}). "
-               "Start it: sudo systemctl start libvirtd"), "daemon-down")
+        return LibvirtUnavailable(MSG_DAEMON_DOWN.format(uri=uri, err=err.strip()),
+                                  "daemon-down")
     if denied:
-        return LibvirtUnavailable(Text(
-            fr=f"Accès refusé à {uri} ({err.strip()}). Ajoutez l'utilisateur au groupe libvirt "
-               "(sudo usermod -aG libvirt $USER) puis ouvrez une nouvelle session.",
-            en=f"Access to {uri} denied ({err.strip()}). Add the user to group libvirt "
-               "(sudo usermod -aG libvirt $USER), then log in again."), "denied")
-    return LibvirtUnavailable(Text(
-        fr=f"Impossible de se connecter à {uri} : {err.strip()}",
-        en=f"Cannot connect to {uri}: {err.strip()}"), "other")
+        return LibvirtUnavailable(MSG_DENIED.format(uri=uri, err=err.strip()), "denied")
+    return LibvirtUnavailable(MSG_CANNOT_CONNECT.format(uri=uri, err=err.strip()), "other")
+
+
+def _open_read_only(uri: str) -> Any:
+    """A new read-only connection to ``uri``; LibvirtUnavailable (with the reason) if none."""
+    try:
+        import libvirt
+    except ImportError as e:  # pragma: no cover - the package depends on it
+        raise LibvirtUnavailable(MSG_NO_LIBVIRT_PYTHON.format(err=e), "missing-lib") from None
+    libvirt.registerErrorHandler(lambda *_: None, None)  # no stderr noise
+    try:
+        return libvirt.openReadOnly(uri)
+    except libvirt.libvirtError as e:
+        raise classify_error(uri, str(e)) from None
+
+
+class Connections:
+    """Read-only libvirt connections shared across runs in one process, by URI.
+
+    A notebook re-check or a watch reuses the connection of the previous run instead of
+    opening one each time (the SSH handshake of ``qemu+ssh://`` alone costs a second).
+    :meth:`get` checks that a kept connection still reaches its daemon (one cheap round
+    trip: ``isAlive()`` stays True after the daemon stopped, until a call fails) and opens
+    a fresh one otherwise. A caller holding its own connection (the watch: it carries the
+    event callbacks) lends it with :meth:`share`.
+
+    >>> CONNECTIONS.get("qemu:///system").getVersion()     # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._conns: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, uri: str) -> Any:
+        """A live read-only connection to ``uri`` (kept for the next caller); raises
+        LibvirtUnavailable with the reason when there is none."""
+        with self._lock:
+            conn = self._conns.get(uri)
+        if conn is not None:
+            try:
+                if conn.isAlive() and conn.getVersion():
+                    return conn
+            except Exception:
+                pass
+            self.forget(uri, conn)
+        conn = _open_read_only(uri)
+        with self._lock:
+            self._conns[uri] = conn
+        return conn
+
+    def share(self, uri: str, conn: Any) -> None:
+        """Let later :meth:`get` calls for ``uri`` use ``conn`` (its owner closes it)."""
+        with self._lock:
+            self._conns[uri] = conn
+
+    def forget(self, uri: str, conn: Any = None) -> None:
+        """Stop handing out the connection kept for ``uri`` (only if it is ``conn``, when
+        given); it is not closed: it is dead, or its owner closes it."""
+        with self._lock:
+            if conn is None or self._conns.get(uri) is conn:
+                self._conns.pop(uri, None)
+
+    def close_all(self) -> None:
+        """Close every kept connection (at exit: before the interpreter tears modules down,
+        libvirt's own ``__del__`` would otherwise run too late and print an ignored error)."""
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+#: The process's shared read-only connections (``virtlab check`` runs, notebooks, the watch).
+CONNECTIONS = Connections()
+atexit.register(CONNECTIONS.close_all)
 
 
 # --- records -------------------------------------------------------------------------
@@ -310,10 +401,16 @@ def parse_network_xml(xml: str) -> dict[str, Any]:
 # --- the probe -----------------------------------------------------------------------
 
 class Virt:
-    """Read-only libvirt facts for one URI, memoised for one run."""
+    """Read-only libvirt facts for one URI, memoised for one run.
 
-    def __init__(self, uri: str | None = None):
+    With ``connections`` (a :class:`Connections`, e.g. :data:`CONNECTIONS`), the connection
+    comes from there and outlives the run; without, the Virt opens its own and
+    :meth:`close` closes it.
+    """
+
+    def __init__(self, uri: str | None = None, *, connections: Connections | None = None):
         self.uri = default_uri(uri)
+        self.connections = connections
         self._conn: Any = None
         self._error: LibvirtUnavailable | None = None
         # facts read this run, by name (None: no such object)
@@ -329,27 +426,28 @@ class Virt:
         if self._error is not None:
             raise self._error
         try:
-            import libvirt
-        except ImportError as e:  # pragma: no cover - the package depends on it
-            self._error = LibvirtUnavailable(Text(
-                fr=f"libvirt-python n'est pas installé ({e})",
-                en=f"libvirt-python is not installed ({e})"), "missing-lib")
-            raise self._error from None
-        libvirt.registerErrorHandler(lambda *_: None, None)  # no stderr noise
-        try:
-            self._conn = libvirt.openReadOnly(self.uri)
-        except libvirt.libvirtError as e:
-            self._error = classify_error(self.uri, str(e))
-            raise self._error from None
+            if self.connections is not None:
+                self._conn = self.connections.get(self.uri)
+            else:
+                self._conn = _open_read_only(self.uri)
+        except LibvirtUnavailable as e:
+            self._error = e
+            raise
         return self._conn
 
+    def daemon_gone(self) -> None:
+        """The daemon went away during the run: the next run opens a fresh connection."""
+        if self.connections is not None:
+            self.connections.forget(self.uri, self._conn)
+
     def close(self) -> None:
-        if self._conn is not None:
+        """Close this Virt's own connection (a shared one stays open for the next run)."""
+        conn, self._conn = self._conn, None
+        if conn is not None and self.connections is None:
             try:
-                self._conn.close()
+                conn.close()
             except Exception:
                 pass
-        self._conn = None
 
     # domains
     def _domain_info(self, dom: Any, flags: int = 0) -> DomainInfo:

@@ -43,7 +43,53 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.model import Text
+from checker.i18n import Text, message
+
+
+# --- what this probe says (checker.i18n: declared once, in both languages) ---------------
+
+CANNOT_RUN = message("vbox.cannot-run",
+                     "Impossible d'exécuter VBoxManage en tant que {user} : {error}",
+                     "Cannot run VBoxManage as {user}: {error}")
+MISSING = message("vbox.missing",
+                  "VBoxManage est introuvable : VirtualBox n'est pas installé (ou pas dans le "
+                  "PATH de {user}). Installez-le d'abord (objectif vbox-installed : sudo apt "
+                  "install virtualbox-7.2).",
+                  "VBoxManage not found: VirtualBox is not installed (or not on {user}'s PATH). "
+                  "Install it first (objective vbox-installed: sudo apt install virtualbox-7.2).")
+TIMEOUT = message("vbox.timeout",
+                  "VBoxManage {args} n'a pas répondu en {seconds} s : le service VBoxSVC de "
+                  "{user} est sans doute bloqué. Fermez VirtualBox, vérifiez avec « pgrep -u "
+                  "$USER -a VBoxSVC », arrêtez ce processus puis relancez « VBoxManage list vms ».",
+                  "VBoxManage {args} did not answer within {seconds} s: {user}'s VBoxSVC service "
+                  "is probably stuck. Close VirtualBox, look with 'pgrep -u $USER -a VBoxSVC', "
+                  "stop that process, then run 'VBoxManage list vms' again.")
+NO_USER = message("vbox.no-user", "L'utilisateur {user} n'existe pas sur cet hôte (--user).",
+                  "User {user} does not exist on this host (--user).")
+FAILED = message("vbox.failed",
+                 "« {command} » a échoué (code {rc}) : {said}. Lancez la commande vous-même ; si "
+                 "le service VirtualBox ne démarre pas, lisez ~/.config/VirtualBox/VBoxSVC.log.",
+                 "'{command}' failed (exit {rc}): {said}. Run it yourself; if the VirtualBox "
+                 "service does not start, read ~/.config/VirtualBox/VBoxSVC.log.")
+NO_MESSAGE = message("vbox.no-message", "aucun message", "no message")
+NO_VERSION = message("vbox.no-version",
+                     "« VBoxManage --version » n'a pas affiché de version lisible : {output}. "
+                     "Réinstallez VirtualBox.",
+                     "'VBoxManage --version' printed no readable version: {output}. "
+                     "Reinstall VirtualBox.")
+NOT_MACHINE_READABLE = message(
+    "vbox.not-machine-readable",
+    "« VBoxManage showvminfo {name} --machinereadable » n'a pas affiché son format lisible par "
+    "machine (première ligne : {first}). Lancez-la vous-même ; une installation de VirtualBox "
+    "incomplète ou modifiée en est souvent la cause.",
+    "'VBoxManage showvminfo {name} --machinereadable' did not print its machine-readable format "
+    "(first line: {first}). Run it yourself; an incomplete or altered VirtualBox installation "
+    "is the usual cause.")
+SNAPSHOTS_UNREADABLE = message(
+    "vbox.snapshots-unreadable",
+    "« VBoxManage snapshot … list --machinereadable » a affiché une sortie illisible. Lancez-la "
+    "vous-même.",
+    "'VBoxManage snapshot … list --machinereadable' printed unreadable output. Run it yourself.")
 
 DEFAULT_TIMEOUT_S = 10
 TIMEOUT_ENV = "VIRTLAB_VBOX_TIMEOUT"  # seconds; tests shorten it
@@ -491,50 +537,32 @@ class VBox:
         try:
             r = self.learner.run("timeout", "-k", "2", t, "VBoxManage", *args)
         except Exception as e:  # the backend itself failed (ssh lost…)
-            raise VBoxUnavailable(Text(
-                fr=f"Impossible d'exécuter VBoxManage en tant que {self.learner.name} : {e}",
-                en=f"Cannot run VBoxManage as {self.learner.name}: {e}"), "learner") from None
+            raise VBoxUnavailable(CANNOT_RUN.format(user=self.learner.name, error=e),
+                                  "learner") from None
         res = CmdResult(argv=("VBoxManage", *args), rc=r.rc, stdout=r.stdout, stderr=r.stderr)
         err = res.stderr
         if res.rc in (126, 127) and ("VBoxManage" in err or "No such file" in err
                                       or "not found" in err or not err.strip()):
-            self._broken = VBoxUnavailable(Text(
-                fr="VBoxManage est introuvable : VirtualBox n'est pas installé (ou pas dans le "
-                   "PATH de " + self.learner.name + "). Installez-le d'abord (objectif "
-                   "vbox-installed : sudo apt install virtualbox-7.2).",
-                en="VBoxManage not found: VirtualBox is not installed (or not on "
-                   + self.learner.name + "'s PATH). Install it first (objective vbox-installed: "
-                   "sudo apt install virtualbox-7.2)."), "missing", _tail(err))
+            self._broken = VBoxUnavailable(MISSING.format(user=self.learner.name), "missing",
+                                           _tail(err))
             raise self._broken
         if res.rc in (124, 137):
-            self._broken = VBoxUnavailable(Text(
-                fr=f"VBoxManage {' '.join(args)} n'a pas répondu en {t} s : le service VBoxSVC "
-                   f"de {self.learner.name} est sans doute bloqué. Fermez VirtualBox, vérifiez "
-                   "avec « pgrep -u $USER -a VBoxSVC », arrêtez ce processus puis relancez "
-                   "« VBoxManage list vms ».",
-                en=f"VBoxManage {' '.join(args)} did not answer within {t} s: "
-                   f"{self.learner.name}'s VBoxSVC service is probably stuck. Close VirtualBox, "
-                   "look with 'pgrep -u $USER -a VBoxSVC', stop that process, then run "
-                   "'VBoxManage list vms' again."), "timeout")
+            self._broken = VBoxUnavailable(TIMEOUT.format(
+                args=" ".join(args), seconds=t, user=self.learner.name), "timeout")
             raise self._broken
         if res.rc == 1 and "runuser" in err and "does not exist" in err:
-            self._broken = VBoxUnavailable(Text(
-                fr=f"L'utilisateur {self.learner.name} n'existe pas sur cet hôte (--user).",
-                en=f"User {self.learner.name} does not exist on this host (--user)."), "learner")
+            self._broken = VBoxUnavailable(NO_USER.format(user=self.learner.name), "learner")
             raise self._broken
         self._results[args] = res
         return res
 
     def _failed(self, res: CmdResult) -> VBoxUnavailable:
+        said = _tail(res.stderr or res.stdout)
+        command = " ".join(res.argv)
         return VBoxUnavailable(Text(
-            fr=f"« {' '.join(res.argv)} » a échoué (code {res.rc}) : "
-               f"{_tail(res.stderr or res.stdout) or 'aucun message'}. Lancez la commande "
-               "vous-même ; si le service VirtualBox ne démarre pas, lisez "
-               "~/.config/VirtualBox/VBoxSVC.log.",
-            en=f"'{' '.join(res.argv)}' failed (exit {res.rc}): "
-               f"{_tail(res.stderr or res.stdout) or 'no message'}. Run it yourself; if the "
-               "VirtualBox service does not start, read ~/.config/VirtualBox/VBoxSVC.log."),
-            "failed", _tail(res.stderr or res.stdout))
+            FAILED.fr.format(command=command, rc=res.rc, said=said or NO_MESSAGE.fr),
+            FAILED.en.format(command=command, rc=res.rc, said=said or NO_MESSAGE.en)),
+            "failed", said)
 
     def version(self) -> VBoxVersion:
         res = self.run("--version")
@@ -542,12 +570,8 @@ class VBox:
             raise self._failed(res)
         v = parse_version(res.stdout)
         if v is None:
-            raise VBoxUnavailable(Text(
-                fr=f"« VBoxManage --version » n'a pas affiché de version lisible : "
-                   f"{res.stdout.strip()[:120]!r}. Réinstallez VirtualBox.",
-                en=f"'VBoxManage --version' printed no readable version: "
-                   f"{res.stdout.strip()[:120]!r}. Reinstall VirtualBox."), "garbage",
-                res.stdout[:200])
+            raise VBoxUnavailable(NO_VERSION.format(output=repr(res.stdout.strip()[:120])),
+                                  "garbage", res.stdout[:200])
         return v
 
     def list_vms(self) -> list[VmRef]:
@@ -566,14 +590,8 @@ class VBox:
         info = parse_machinereadable(res.stdout)
         if "name" not in info.values:
             first = next((x for x in res.stdout.splitlines() if x.strip()), "")
-            raise VBoxUnavailable(Text(
-                fr=f"« VBoxManage showvminfo {name} --machinereadable » n'a pas affiché son format "
-                   f"lisible par machine (première ligne : {first[:120]!r}). Lancez-la vous-même ; "
-                   "une installation de VirtualBox incomplète ou modifiée en est souvent la cause.",
-                en=f"'VBoxManage showvminfo {name} --machinereadable' did not print its "
-                   f"machine-readable format (first line: {first[:120]!r}). Run it yourself; an "
-                   "incomplete or altered VirtualBox installation is the usual cause."), "garbage",
-                first[:200])
+            raise VBoxUnavailable(NOT_MACHINE_READABLE.format(name=name, first=repr(first[:120])),
+                                  "garbage", first[:200])
         return vm_from(info)
 
     def snapshots(self, name: str) -> list[Snapshot]:
@@ -585,11 +603,7 @@ class VBox:
         info = parse_machinereadable(res.stdout)
         snaps = snapshots_from(info)
         if not snaps and res.stdout.strip():
-            raise VBoxUnavailable(Text(
-                fr="« VBoxManage snapshot … list --machinereadable » a affiché une sortie "
-                   "illisible. Lancez-la vous-même.",
-                en="'VBoxManage snapshot … list --machinereadable' printed unreadable output. "
-                   "Run it yourself."), "garbage", res.stdout[:200])
+            raise VBoxUnavailable(SNAPSHOTS_UNREADABLE, "garbage", res.stdout[:200])
         return snaps
 
 

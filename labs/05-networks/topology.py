@@ -1,6 +1,7 @@
 """The three libvirt network topologies of lab 05 (NAT, bridge, isolated), drawn with matplotlib.
 
-Pure matplotlib (object API, no pyplot, no backend choice), no network access, no root:
+Pure matplotlib (object API, no pyplot, no backend choice), no network access, no root; its
+labels are ``checker.i18n`` messages:
 the notebook imports this file by path and shows the PNG; the tests render it to a file.
 
 >>> png = png_bytes("fr")           # doctest: +SKIP
@@ -15,6 +16,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
 
+from checker.i18n import message
+
 OK = "#2e7d32"
 NO = "#c62828"
 HOST = "#eceff1"
@@ -22,41 +25,68 @@ BR = "#1565c0"
 VM = "#fff3e0"
 NET = "#e3f2fd"
 
-L = {
-    "fr": {
-        "title": "Trois façons de brancher une VM (libvirt)",
-        "nat": "NAT : mon-reseau-prive",
-        "bridge": "Pont : br0",
-        "iso": "Isolé : reseau-isole",
-        "host": "Hôte Debian",
-        "lan": "LAN / Internet",
-        "natbox": "NAT\n(iptables MASQUERADE)",
-        "out": "sortie OK",
-        "in": "entrée bloquée",
-        "both": "entrée et sortie",
-        "none": "aucun routage",
-        "nat_note": "VM en 192.168.100.100–200\n(DHCP dnsmasq sur virbr1)",
-        "br_note": "VM sur le LAN, IP donnée\npar le routeur du LAN",
-        "iso_note": "VM ↔ VM, et VM ↔ hôte si\nle réseau a une <ip> (host-only)",
-        "port": "port",
-    },
-    "en": {
-        "title": "Three ways to plug a VM in (libvirt)",
-        "nat": "NAT: mon-reseau-prive",
-        "bridge": "Bridge: br0",
-        "iso": "Isolated: reseau-isole",
-        "host": "Debian host",
-        "lan": "LAN / Internet",
-        "natbox": "NAT\n(iptables MASQUERADE)",
-        "out": "out OK",
-        "in": "in blocked",
-        "both": "in and out",
-        "none": "no routing",
-        "nat_note": "VMs in 192.168.100.100–200\n(dnsmasq DHCP on virbr1)",
-        "br_note": "VMs on the LAN, address from\nthe LAN's router",
-        "iso_note": "VM ↔ VM, and VM ↔ host when\nthe network has an <ip> (host-only)",
-        "port": "port",
-    },
+#: Every label of the drawing, in both languages (checker.i18n: one message type).
+LABELS = {
+    "title": message(
+        "lab05.topology-title",
+        fr="Trois façons de brancher une VM (libvirt)",
+        en="Three ways to plug a VM in (libvirt)"),
+    "nat": message(
+        "lab05.topology-nat",
+        fr="NAT : mon-reseau-prive",
+        en="NAT: mon-reseau-prive"),
+    "bridge": message(
+        "lab05.topology-bridge",
+        fr="Pont : br0",
+        en="Bridge: br0"),
+    "iso": message(
+        "lab05.topology-iso",
+        fr="Isolé : reseau-isole",
+        en="Isolated: reseau-isole"),
+    "host": message(
+        "lab05.topology-host",
+        fr="Hôte Debian",
+        en="Debian host"),
+    "lan": message(
+        "lab05.topology-lan",
+        fr="LAN / Internet",
+        en="LAN / Internet"),
+    "natbox": message(
+        "lab05.topology-natbox",
+        fr="NAT\n(iptables MASQUERADE)",
+        en="NAT\n(iptables MASQUERADE)"),
+    "out": message(
+        "lab05.topology-out",
+        fr="sortie OK",
+        en="out OK"),
+    "in": message(
+        "lab05.topology-in",
+        fr="entrée bloquée",
+        en="in blocked"),
+    "both": message(
+        "lab05.topology-both",
+        fr="entrée et sortie",
+        en="in and out"),
+    "none": message(
+        "lab05.topology-none",
+        fr="aucun routage",
+        en="no routing"),
+    "nat_note": message(
+        "lab05.topology-nat-note",
+        fr="VM en 192.168.100.100–200\n(DHCP dnsmasq sur virbr1)",
+        en="VMs in 192.168.100.100–200\n(dnsmasq DHCP on virbr1)"),
+    "br_note": message(
+        "lab05.topology-br-note",
+        fr="VM sur le LAN, IP donnée\npar le routeur du LAN",
+        en="VMs on the LAN, address from\nthe LAN's router"),
+    "iso_note": message(
+        "lab05.topology-iso-note",
+        fr="VM ↔ VM, et VM ↔ hôte si\nle réseau a une <ip> (host-only)",
+        en="VM ↔ VM, and VM ↔ host when\nthe network has an <ip> (host-only)"),
+    "port": message(
+        "lab05.topology-port",
+        fr="port",
+        en="port"),
 }
 
 
@@ -144,7 +174,7 @@ def draw_isolated(ax, t):
 
 def figure(lang: str = "fr") -> Figure:
     """The three topologies side by side, labelled in ``lang`` (fr or en)."""
-    t = L["en" if lang == "en" else "fr"]
+    t = {key: text.get(lang) for key, text in LABELS.items()}
     fig = Figure(figsize=(15, 5.6), dpi=100)
     axes = fig.subplots(1, 3)
     draw_nat(axes[0], t)

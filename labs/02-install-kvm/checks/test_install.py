@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit
 
+import libvirt
+
 from checker.dsl import objective
 from checker.probes.libvirt import LibvirtUnavailable
 
@@ -31,16 +33,16 @@ PACKAGES: dict[str, tuple[str | tuple[str, ...], ...]] = {
 C_LOCALE = {"LC_ALL": "C"}  # virsh and virt-host-validate translate their messages
 
 
-def _names(need: str | tuple[str, ...]) -> tuple[str, ...]:
+def _alternatives(need: str | tuple[str, ...]) -> tuple[str, ...]:
     return need if isinstance(need, tuple) else (need,)
 
 
-ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _names(need))
+ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _alternatives(need))
 
 
 def _install_name(need: str | tuple[str, ...], rel) -> str:
     """The package a learner on this release installs for one need."""
-    names = _names(need)
+    names = _alternatives(need)
     if rel.virt_install_pkg in names:
         return rel.virt_install_pkg
     return names[0]
@@ -50,10 +52,10 @@ def _packages(facts, obj, oid):
     # One dpkg-query for the whole lab (memoised in facts for this run), not two per package.
     versions = facts.package_versions(ALL_PACKAGES)
     rel = facts.release
-    mine = {n: versions[n] for need in PACKAGES[oid] for n in _names(need)}
+    mine = {n: versions[n] for need in PACKAGES[oid] for n in _alternatives(need)}
     obj.evidence(packages=mine)
     missing = [need for need in PACKAGES[oid]
-               if all(versions[n] is None for n in _names(need))]
+               if all(versions[n] is None for n in _alternatives(need))]
     if missing:
         listed = " ".join(_install_name(need, rel) for need in missing)
         obj.evidence(debian=rel.found)
@@ -145,7 +147,7 @@ def test_libvirtd_active(facts, virt, obj):
             obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}{seen_fr}. {START_FR}",
                      en=f"The libvirt daemon does not answer on {virt.uri}{seen_en}. {START_EN}")
         obj.error(fr=e.message.fr, en=e.message.en)
-    except Exception as e:  # libvirtError on a connection that died since it was opened
+    except libvirt.libvirtError as e:  # a connection that died since it was opened
         obj.evidence(error=str(e))
         obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({e}). {START_FR}",
                  en=f"The libvirt daemon no longer answers on {virt.uri} ({e}). {START_EN}")
@@ -383,7 +385,7 @@ def test_host_validate(host, facts, obj):
                     f"(sudo apt install {pkg}).",
                  en=f"virt-host-validate is not found: on {rel.label}, it comes with {pkg} "
                     f"(sudo apt install {pkg}).")
-    r = host.run("env LC_ALL=C virt-host-validate qemu")
+    r = facts.host_validate()
     checks = parse_host_validate(r.stdout)
     obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])
     if not checks:

@@ -3,24 +3,16 @@
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
+from checker.checks import listed
 from checker.dsl import objective
+from checker.probes import read_file
+from checker.probes.host import read_bytes
 
 NETWORK = "default"
 POOL = "default"
 IMAGES = "/var/lib/libvirt/images"
 BACKUP = "virtlab/backup/default-network.xml"  # under the learner's home
 MAX_BACKUP_BYTES = 1024 * 1024
-
-
-def _names(names, lang, limit=10):
-    """`a`, `b`, … for a message; 'aucun' / 'none' when empty."""
-    names = list(names)
-    if not names:
-        return "aucun" if lang == "fr" else "none"
-    shown = ", ".join(f"`{n}`" for n in names[:limit])
-    if len(names) > limit:
-        shown += f" (+{len(names) - limit})"
-    return shown
 
 
 def _norm(path):
@@ -41,10 +33,10 @@ def _network(virt, obj):
         obj.evidence(network_defined=False, networks=list(names))
         obj.fail(
             fr=f"Le réseau `{NETWORK}` n'est pas défini (réseaux existants : "
-               f"{_names(names, 'fr')}). Recréez-le depuis le modèle du paquet : "
+               f"{listed(names).fr}). Recréez-le depuis le modèle du paquet : "
                "sudo virsh net-define /usr/share/libvirt/networks/default.xml",
             en=f"Network `{NETWORK}` is not defined (existing networks: "
-               f"{_names(names, 'en')}). Define it again from the package's template: "
+               f"{listed(names).en}). Define it again from the package's template: "
                "sudo virsh net-define /usr/share/libvirt/networks/default.xml")
     obj.evidence(network_defined=True, active=net.active, autostart=net.autostart,
                  persistent=net.persistent, bridge=net.bridge, forward_mode=net.forward_mode,
@@ -105,10 +97,10 @@ def _pool(virt, obj):
                f"sudo virsh pool-undefine {other} (the files stay), then "
                f"sudo virsh pool-define-as {POOL} dir --target {IMAGES}.")
     obj.fail(
-        fr=f"Aucun pool `{POOL}` (pools existants : {_names([p.name for p in pools], 'fr')}). "
+        fr=f"Aucun pool `{POOL}` (pools existants : {listed([p.name for p in pools]).fr}). "
            "Debian (13 comme 12) n'en crée pas : sudo virsh pool-define-as default dir --target "
            f"{IMAGES}, puis pool-build, pool-start et pool-autostart.",
-        en=f"No pool `{POOL}` (existing pools: {_names([p.name for p in pools], 'en')}). "
+        en=f"No pool `{POOL}` (existing pools: {listed([p.name for p in pools]).en}). "
            "Debian (13 as 12) does not create one: sudo virsh pool-define-as default dir --target "
            f"{IMAGES}, then pool-build, pool-start and pool-autostart.")
 
@@ -214,10 +206,8 @@ def test_user_default_uri(host, learner, obj):
     conf = host.file(conf_path)
     conf_exists = conf.exists
     if conf_exists and conf.is_file and conf.size <= MAX_BACKUP_BYTES:
-        try:
-            conf_uri = parse_libvirt_conf(conf.content_string)
-        except Exception:  # unreadable or not text: the file gives no URI
-            conf_uri = None
+        text = read_file(host, conf_path)  # None when unreadable: the file gives no URI
+        conf_uri = parse_libvirt_conf(text) if text is not None else None
     env = _login_env(learner)
     env_uri = env.get("VIRSH_DEFAULT_CONNECT_URI") or env.get("LIBVIRT_DEFAULT_URI")
     # LIBVIRT_AUTOSTART=0: a session URI must not start a session daemon (that would write
@@ -293,8 +283,12 @@ def test_config_backup(host, virt, learner, obj):
                  en=f"{path} is {size} bytes: not the XML of a network.")
     # The bytes, decoded here: the checker's testinfra decodes command output leniently
     # (checker.probes.output.safe_decode, errors="replace"), so content_string never refuses.
+    data = read_bytes(host, path)
+    if data is None:
+        obj.error(fr=f"{path} existe mais ne peut pas être lu.",
+                  en=f"{path} exists but cannot be read.")
     try:
-        text = f.content.decode("utf-8").lstrip("\ufeff")
+        text = data.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         obj.fail(fr=f"{path} n'est pas un texte UTF-8.", en=f"{path} is not UTF-8 text.")
     if not text.strip():

@@ -5,6 +5,8 @@ that is what ``virsh edit``, ``virsh setvcpus --config`` and ``virt-xml`` change
 the next boot uses. When the running VM still differs, the message says a restart applies it.
 """
 
+from checker.checks import GIB as GIB_UNIT
+from checker.checks import NONE_F, decimal, definition, listed
 from checker.dsl import objective
 from checker.probes.libvirt import VolumeUnreadable
 
@@ -16,38 +18,21 @@ MIN_MEMORY_MIB = 512
 HOST_KEEPS = 2 * GIB
 
 
-def _names(names, lang, limit=10):
-    names = list(names)
-    if not names:
-        return "aucune" if lang == "fr" else "none"
-    shown = ", ".join(f"`{n}`" for n in names[:limit])
-    if len(names) > limit:
-        shown += f" (+{len(names) - limit})"
-    return shown
-
-
-def _num(x, lang, digits=1):
-    """1.5 -> '1,5' in French, '1.5' in English."""
-    text = f"{x:.{digits}f}"
-    return text.replace(".", ",") if lang == "fr" else text
-
-
 def _vm(virt, obj):
     """The domain, or a failure listing the domains that do exist."""
     dom = virt.domain(VM)
     if dom is None:
         names = virt.domain_names
         obj.evidence(vm_found=False, domains=list(names[:50]))
-        obj.fail(fr=f"VM `{VM}` introuvable ; VM existantes : {_names(names, 'fr')}.",
-                 en=f"VM `{VM}` not found; existing VMs: {_names(names, 'en')}.")
+        obj.fail(fr=f"VM `{VM}` introuvable ; VM existantes : {listed(names, none=NONE_F).fr}.",
+                 en=f"VM `{VM}` not found; existing VMs: {listed(names, none=NONE_F).en}.")
     return dom
 
 
 def _config(virt, obj):
     """(live domain, persistent definition)."""
     dom = _vm(virt, obj)
-    cfg = virt.domain_config(VM) or dom
-    return dom, cfg
+    return dom, definition(virt, VM) or dom
 
 
 def _restart_note(dom, changed):
@@ -95,8 +80,8 @@ def test_vm_snapshot(virt, obj):
                     "\"État après création\"",
                  en=f"`{VM}` has no snapshot: virsh snapshot-create-as {VM} initial "
                     "\"State after creation\"")
-    obj.ok(fr=f"`{VM}` a {dom.snapshot_count} snapshot(s) : {_names(names, 'fr', 5)}.",
-           en=f"`{VM}` has {dom.snapshot_count} snapshot(s): {_names(names, 'en', 5)}.")
+    obj.ok(fr=f"`{VM}` a {dom.snapshot_count} snapshot(s) : {listed(names, 5, none=NONE_F).fr}.",
+           en=f"`{VM}` has {dom.snapshot_count} snapshot(s): {listed(names, 5, none=NONE_F).en}.")
 
 
 # --- resources ---------------------------------------------------------------------------
@@ -147,29 +132,28 @@ def test_vm_memory(virt, facts, obj):
     vm_bytes = counted[VM]
 
     def listing(lang):
-        unit = "Gio" if lang == "fr" else "GiB"
-        parts = [f"`{k}` {_num(v / GIB, lang)} {unit}" for k, v in top[:5]]
+        parts = [f"`{k}` {decimal(v / GIB).get(lang)} {GIB_UNIT.get(lang)}" for k, v in top[:5]]
         if len(top) > 5:
             parts.append("…")
         return ", ".join(parts)
 
     if left < HOST_KEEPS:
         obj.fail(
-            fr=f"L'hôte a {_num(host_bytes / GIB, 'fr')} Gio ; les VM en marche ou en autostart "
-               f"en prennent {_num((host_bytes - left) / GIB, 'fr')} ({listing('fr')}) : il lui "
-               f"reste {_num(left / GIB, 'fr')} Gio, moins que les 2 Gio à garder. Réduisez la "
+            fr=f"L'hôte a {decimal(host_bytes / GIB).fr} Gio ; les VM en marche ou en autostart "
+               f"en prennent {decimal((host_bytes - left) / GIB).fr} ({listing('fr')}) : il lui "
+               f"reste {decimal(left / GIB).fr} Gio, moins que les 2 Gio à garder. Réduisez la "
                "mémoire des VM (virsh setmaxmem/setmem --config) ou retirez l'autostart des "
                "autres (virsh autostart --disable NOM).",
-            en=f"The host has {_num(host_bytes / GIB, 'en')} GiB; running or autostart VMs take "
-               f"{_num((host_bytes - left) / GIB, 'en')} ({listing('en')}): "
-               f"{_num(left / GIB, 'en')} GiB left, less than the 2 GiB to keep. Shrink the "
+            en=f"The host has {decimal(host_bytes / GIB).en} GiB; running or autostart VMs take "
+               f"{decimal((host_bytes - left) / GIB).en} ({listing('en')}): "
+               f"{decimal(left / GIB).en} GiB left, less than the 2 GiB to keep. Shrink the "
                "VMs' memory (virsh setmaxmem/setmem --config) or remove the others' autostart "
                "(virsh autostart --disable NAME).")
     note = _restart_note(dom, dom.memory_kib != cfg.memory_kib)
-    obj.ok(fr=f"{mem_mib} Mio ; l'hôte garde {_num(left / GIB, 'fr')} Gio sur "
-              f"{_num(host_bytes / GIB, 'fr')} ({VM} : {_num(vm_bytes / GIB, 'fr')} Gio).{note[0]}",
-           en=f"{mem_mib} MiB; the host keeps {_num(left / GIB, 'en')} GiB of "
-              f"{_num(host_bytes / GIB, 'en')} ({VM}: {_num(vm_bytes / GIB, 'en')} GiB).{note[1]}")
+    obj.ok(fr=f"{mem_mib} Mio ; l'hôte garde {decimal(left / GIB).fr} Gio sur "
+              f"{decimal(host_bytes / GIB).fr} ({VM} : {decimal(vm_bytes / GIB).fr} Gio).{note[0]}",
+           en=f"{mem_mib} MiB; the host keeps {decimal(left / GIB).en} GiB of "
+              f"{decimal(host_bytes / GIB).en} ({VM}: {decimal(vm_bytes / GIB).en} GiB).{note[1]}")
 
 
 # --- disk ----------------------------------------------------------------------------------
@@ -271,16 +255,16 @@ def test_vm_disk_thin(virt, obj):
         capacity, allocation, source = info.capacity, info.allocation, f"disk {disk.target}"
     obj.evidence(capacity=capacity, allocation=allocation, read_from=source)
     if capacity <= 0 or allocation >= capacity:
-        obj.fail(fr=f"Le disque est préalloué : {_num(allocation / GIB, 'fr', 2)} Gio alloués "
-                    f"pour {_num(capacity / GIB, 'fr', 2)} Gio de capacité ({source}). "
+        obj.fail(fr=f"Le disque est préalloué : {decimal(allocation / GIB, 2).fr} Gio alloués "
+                    f"pour {decimal(capacity / GIB, 2).fr} Gio de capacité ({source}). "
                     "Recréez-le sans préallocation (virsh vol-create-as … --format qcow2).",
-                 en=f"The disk is preallocated: {_num(allocation / GIB, 'en', 2)} GiB allocated "
-                    f"for {_num(capacity / GIB, 'en', 2)} GiB of capacity ({source}). Create it "
+                 en=f"The disk is preallocated: {decimal(allocation / GIB, 2).en} GiB allocated "
+                    f"for {decimal(capacity / GIB, 2).en} GiB of capacity ({source}). Create it "
                     "again without preallocation (virsh vol-create-as … --format qcow2).")
-    obj.ok(fr=f"Allocation dynamique : {_num(allocation / MIB, 'fr')} Mio utilisés sur "
-              f"{_num(capacity / GIB, 'fr')} Gio ({source}).",
-           en=f"Thin-provisioned: {_num(allocation / MIB, 'en')} MiB used of "
-              f"{_num(capacity / GIB, 'en')} GiB ({source}).")
+    obj.ok(fr=f"Allocation dynamique : {decimal(allocation / MIB).fr} Mio utilisés sur "
+              f"{decimal(capacity / GIB).fr} Gio ({source}).",
+           en=f"Thin-provisioned: {decimal(allocation / MIB).en} MiB used of "
+              f"{decimal(capacity / GIB).en} GiB ({source}).")
 
 
 # --- devices -------------------------------------------------------------------------------

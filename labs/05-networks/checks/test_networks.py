@@ -1,14 +1,17 @@
 """Checks of lab 05-networks (testinfra test module; see checker.dsl).
 
-libvirt state through ``virt`` (read-only); the host bridge through testinfra's ``host``
-(``/sys/class/net/br0/...``), its persistent declaration through
-``checker.probes.ifupdown``.
+libvirt state through ``virt`` (read-only); the host bridge through
+``checker.probes.netdev`` (/sys/class/net/br0, read in one command), its persistent
+declaration through ``checker.probes.ifupdown``. Nothing here reads the host itself: a lost
+connection raises in the probe, it is never graded as a missing bridge.
 """
 
 import ipaddress
 
+from checker.checks import NONE_F, listed
 from checker.dsl import objective
 from checker.probes.ifupdown import bridge_declarations, summarize
+from checker.probes.netdev import net_device
 
 NAT = "mon-reseau-prive"
 ISOLATED = "reseau-isole"
@@ -18,20 +21,20 @@ BRIDGE_VM = "web-server-prod"
 WANT_BRIDGE = "virbr1"
 WANT_ADDR = ipaddress.ip_interface("192.168.100.1/24")
 WANT_RANGE = ("192.168.100.100", "192.168.100.200")
-IFF_UP = 0x1
 
 
-def _names(virt, lang):
-    return ", ".join(virt.network_names) or ("aucun" if lang == "fr" else "none")
+def _networks(virt):
+    return listed(virt.network_names, None, quote="")
 
 
 def _nat(virt, obj):
     net = virt.network(NAT)
     obj.evidence(network=NAT, exists=net is not None)
     if net is None:
-        obj.fail(fr=f"Le réseau {NAT} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+        present = _networks(virt)
+        obj.fail(fr=f"Le réseau {NAT} n'existe pas (réseaux présents : {present.fr}). "
                     "Définissez-le : virsh net-define mon-reseau.xml",
-                 en=f"Network {NAT} does not exist (networks present: {_names(virt, 'en')}). "
+                 en=f"Network {NAT} does not exist (networks present: {present.en}). "
                     "Define it: virsh net-define mon-reseau.xml")
     return net
 
@@ -146,10 +149,11 @@ def test_net_isolated(virt, obj):
     net = virt.network(ISOLATED)
     obj.evidence(network=ISOLATED, exists=net is not None)
     if net is None:
-        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {_names(virt, 'fr')}). "
+        present = _networks(virt)
+        obj.fail(fr=f"Le réseau {ISOLATED} n'existe pas (réseaux présents : {present.fr}). "
                     f"Définissez-le sans <forward> : virsh net-define reseau-isole.xml, puis "
                     f"virsh net-start {ISOLATED}.",
-                 en=f"Network {ISOLATED} does not exist (networks present: {_names(virt, 'en')}). "
+                 en=f"Network {ISOLATED} does not exist (networks present: {present.en}). "
                     f"Define it without <forward>: virsh net-define reseau-isole.xml, then "
                     f"virsh net-start {ISOLATED}.")
     obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
@@ -165,42 +169,24 @@ def test_net_isolated(virt, obj):
            en=f"{ISOLATED} is isolated (no <forward>) and active.")
 
 
-def _sys(host, name):
-    f = host.file(f"/sys/class/net/{BRIDGE}/{name}")
-    try:
-        return f.content_string.strip() if f.exists else None
-    except Exception:
-        return None
-
-
 @objective("host-bridge")
 def test_host_bridge(host, facts, obj):
-    exists = host.interface(BRIDGE).exists
-    obj.evidence(bridge=BRIDGE, exists=exists)
-    if not exists:
+    dev = net_device(host, BRIDGE)
+    obj.evidence(bridge=BRIDGE, exists=dev.exists)
+    if not dev.exists:
         obj.fail(fr=f"Pas d'interface {BRIDGE} sur l'hôte (ip link show {BRIDGE}). "
                     f"Créez le pont : sudo brctl addbr {BRIDGE} (ou sudo ip link add {BRIDGE} "
                     "type bridge).",
                  en=f"No interface {BRIDGE} on the host (ip link show {BRIDGE}). "
                     f"Create the bridge: sudo brctl addbr {BRIDGE} (or sudo ip link add {BRIDGE} "
                     "type bridge).")
-    is_bridge = host.file(f"/sys/class/net/{BRIDGE}/bridge").is_directory
-    obj.evidence(is_bridge=is_bridge)
-    if not is_bridge:
+    obj.evidence(is_bridge=dev.is_bridge)
+    if not dev.is_bridge:
         obj.fail(fr=f"{BRIDGE} existe mais n'est pas un pont (pas de /sys/class/net/{BRIDGE}/bridge).",
                  en=f"{BRIDGE} exists but is not a bridge (no /sys/class/net/{BRIDGE}/bridge).")
-    flags_s, operstate = _sys(host, "flags"), _sys(host, "operstate")
-    try:
-        flags = int(flags_s or "0", 16)
-    except ValueError:
-        flags = 0
-    brif = host.file(f"/sys/class/net/{BRIDGE}/brif")
-    try:
-        ports = sorted(brif.listdir()) if brif.is_directory else []
-    except Exception:
-        ports = []
-    obj.evidence(flags=flags_s, admin_up=bool(flags & IFF_UP), operstate=operstate, ports=ports)
-    if not flags & IFF_UP:
+    flags_s, operstate, ports = dev.flags_text, dev.operstate, list(dev.ports)
+    obj.evidence(flags=flags_s, admin_up=dev.admin_up, operstate=operstate, ports=ports)
+    if not dev.admin_up:
         obj.fail(fr=f"{BRIDGE} est désactivé (state DOWN) : sudo ip link set {BRIDGE} up",
                  en=f"{BRIDGE} is down (state DOWN): sudo ip link set {BRIDGE} up")
     if not ports:
@@ -263,13 +249,8 @@ def test_host_bridge_persistent(host, obj):
     files = ", ".join(cfg.files) if cfg and cfg.files else ""
     extra_fr = f" Ponts déclarés : {', '.join(others)}." if others else ""
     extra_en = f" Bridges declared: {', '.join(others)}." if others else ""
-    idir = host.file("/etc/network/interfaces.d")
-    try:
-        unread = [f"/etc/network/interfaces.d/{n}" for n in sorted(idir.listdir())
-                  if cfg and f"/etc/network/interfaces.d/{n}" not in cfg.files] \
-            if idir.is_directory else []
-    except Exception:
-        unread = []
+    unread = [f"/etc/network/interfaces.d/{n}" for n in sorted(d.interfaces_d or ())
+              if cfg and f"/etc/network/interfaces.d/{n}" not in cfg.files]
     if unread:
         obj.evidence(not_read=unread)
         extra_fr += (f" Fichiers non lus par ifupdown : {', '.join(unread[:3])} (il faut la ligne "
@@ -295,13 +276,13 @@ def _domain(virt, obj, name):
     dom = virt.domain(name)
     obj.evidence(domain=name, exists=dom is not None)
     if dom is None:
-        names = ", ".join(virt.domain_names)
+        names = listed(virt.domain_names, None, quote="", none=NONE_F)
         make_fr = ("créez-la comme au lab 04" if name == NAT_VM else
                    "créez-la avec virt-install (instructions, section 5)")
         make_en = ("create it as in lab 04" if name == NAT_VM else
                    "create it with virt-install (instructions, section 5)")
-        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names or 'aucune'}) : {make_fr}.",
-                 en=f"VM {name} does not exist (VMs present: {names or 'none'}): {make_en}.")
+        obj.fail(fr=f"La VM {name} n'existe pas (VM présentes : {names.fr}) : {make_fr}.",
+                 en=f"VM {name} does not exist (VMs present: {names.en}): {make_en}.")
     return dom
 
 

@@ -1,18 +1,20 @@
 """Checks of lab 06-virtualbox (testinfra test module; see checker.dsl).
 
 VirtualBox registers VMs per user, so every ``VBoxManage`` command runs as the learner
-(``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read with
-``host.file`` (``checker.probes.apt``) under ``$VIRTLAB_APT_ROOT`` (default ``/``): the
-project's tests point it at a temp dir instead of the machine's own ``/etc/apt``.
+(``checker.probes.vbox``, bounded by a timeout). APT sources and keyrings are read
+where apt reads them (``/etc/apt``, ``/usr/share/keyrings``) through ``checker.probes.apt``,
+under the root of the host probe (``facts.root``: empty for a live host, the folder of a
+recorded one). The project's tests give a live check other files the way a machine would
+(``tests/apt_sandbox.py``: a private mount namespace with their own folders mounted there).
 
 Messages name the commands for the learner's release (Debian 13 "trixie" or Debian 12
 "bookworm", from /etc/os-release) and kernel (/proc/sys/kernel/osrelease), both read through
 the host probe (``facts.read``), so that it works over SSH too.
 """
 
-import os
 import re
 
+from checker.checks import decimal
 from checker.dsl import objective
 from checker.probes.apt import AptSources, read_keys
 from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for
@@ -35,7 +37,6 @@ FASTTRACK_HOST = "fasttrack.debian.net"
 # in /usr/share/keyrings (so that a source must name it with signed-by=).
 FASTTRACK_KEYRING = "/etc/apt/trusted.gpg.d/fasttrack-archive-keyring.gpg"
 FASTTRACK_KEYRING_13 = "/usr/share/keyrings/fasttrack-archive-keyring.gpg"
-APT_ROOT_ENV = "VIRTLAB_APT_ROOT"
 # Where the lab keeps Oracle's key: the system operator's keyrings (sources.list(5)).
 ORACLE_KEYRING = "/etc/apt/keyrings/oracle-virtualbox-2016.gpg"
 RELEASES = {"12": "bookworm", "13": "trixie"}
@@ -49,20 +50,29 @@ def _unavailable(obj, e):
     obj.error(fr=e.message.fr, en=e.message.en)
 
 
-def _vm(learner, obj):
-    """The VM debian-vbox, or the objective ends (error if VBoxManage cannot answer,
-    fail if the VM does not exist)."""
+def _lookup_vm(learner, obj):
+    """(the VM debian-vbox or None, the names of the learner's VMs when it is None); the
+    objective ends in error if VBoxManage cannot answer."""
     vb = vbox_for(learner)
     try:
         vm = vb.vm(VM)
     except VBoxUnavailable as e:
         _unavailable(obj, e)
+    if vm is not None:
+        return vm, []
+    try:
+        names = [v.name for v in vb.list_vms()]
+    except VBoxUnavailable:
+        names = []
+    obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
+    return None, names
+
+
+def _vm(learner, obj):
+    """The VM debian-vbox, or the objective ends (error if VBoxManage cannot answer,
+    fail if the VM does not exist)."""
+    vm, _ = _lookup_vm(learner, obj)
     if vm is None:
-        try:
-            names = [v.name for v in vb.list_vms()]
-        except VBoxUnavailable:
-            names = []
-        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
         obj.fail(fr=f"La VM {VM} n'existe pas pour {learner.name} (objectif vbox-vm-created).",
                  en=f"VM {VM} does not exist for {learner.name} (objective vbox-vm-created).")
     obj.evidence(vm=vm.name, uuid=vm.uuid)
@@ -71,11 +81,6 @@ def _vm(learner, obj):
 
 def _quoted(names):
     return ", ".join(repr(n) for n in names[:10]) + (" …" if len(names) > 10 else "")
-
-
-def _fr(x):
-    """A French decimal: 21,5."""
-    return f"{x:.1f}".replace(".", ",")
 
 
 # The learner's release and kernel, from the host probe (read once per run, over SSH too).
@@ -138,7 +143,7 @@ def _signed_by_paths(value):
 def test_vbox_source(host, facts, obj):
     release = _release(facts)
     suite, deb = _suite(facts), _debian(release)
-    apt = AptSources(host, os.environ.get(APT_ROOT_ENV) or "/")
+    apt = AptSources(host, facts.root or "/")  # a recorded host's files are under its root
     sources = [s for s in apt.sources() if s.enabled and "deb" in s.types]
     oracle = [s for s in sources if any(ORACLE_HOST in u for u in s.uris)]
     fasttrack = [s for s in sources if any(FASTTRACK_HOST in u for u in s.uris)]
@@ -372,17 +377,8 @@ def test_user_group_vboxusers(host, learner, obj):
 
 @objective("vbox-vm-created")
 def test_vbox_vm_created(learner, obj):
-    vb = vbox_for(learner)
-    try:
-        vm = vb.vm(VM)
-    except VBoxUnavailable as e:
-        _unavailable(obj, e)
+    vm, names = _lookup_vm(learner, obj)
     if vm is None:
-        try:
-            names = [v.name for v in vb.list_vms()]
-        except VBoxUnavailable:
-            names = []
-        obj.evidence(vm_exists=False, learner=learner.name, registered_vms=names)
         near = [n for n in names if n.strip().lower() == VM]
         if near:
             obj.fail(fr=f"Pas de VM {VM}, mais {near[0]!r} existe : les noms respectent la casse "
@@ -422,7 +418,7 @@ def test_vbox_vm_resources(learner, facts, obj):
         pf.append(f"{vm.memory_mib} Mio de mémoire, il en faut au moins {MIN_MEMORY_MIB}")
         pe.append(f"{vm.memory_mib} MiB of memory, at least {MIN_MEMORY_MIB} needed")
     if left < HOST_KEEPS:
-        pf.append(f"il ne resterait que {_fr(left / GIB)} Gio à l'hôte (2 Gio au moins)")
+        pf.append(f"il ne resterait que {decimal(left / GIB).fr} Gio à l'hôte (2 Gio au moins)")
         pe.append(f"the host would keep only {left / GIB:.1f} GiB (2 GiB at least)")
     if vm.cpus > cores:
         pf.append(f"{vm.cpus} vCPU pour {cores} cœur(s) sur l'hôte")
@@ -432,7 +428,7 @@ def test_vbox_vm_resources(learner, facts, obj):
         pe.append("no vCPU")
     if pf:
         obj.fail(fr=f"{VM} : " + " ; ".join(pf) + ".", en=f"{VM}: " + "; ".join(pe) + ".")
-    obj.ok(fr=f"{vm.memory_mib} Mio et {vm.cpus} vCPU ; l'hôte garde {_fr(left / GIB)} Gio.",
+    obj.ok(fr=f"{vm.memory_mib} Mio et {vm.cpus} vCPU ; l'hôte garde {decimal(left / GIB).fr} Gio.",
            en=f"{vm.memory_mib} MiB and {vm.cpus} vCPU(s); the host keeps {left / GIB:.1f} GiB.")
 
 

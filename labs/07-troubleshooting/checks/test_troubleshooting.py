@@ -8,6 +8,7 @@ counts when it lasts: for a running VM, both its live state and its persistent d
 
 import difflib
 
+from checker.checks import definition
 from checker.dsl import objective
 
 NET = "lab07-net"
@@ -15,12 +16,6 @@ WEB = "lab07-web"
 DB = "lab07-db"
 FILTER = "clean-traffic"
 START = "virtlab start 07-troubleshooting"
-
-
-def _config(virt, name):
-    """The persistent definition (falls back to the live one on older probes)."""
-    fn = getattr(virt, "domain_config", None)
-    return fn(name) if fn is not None else virt.domain(name)
 
 
 def _candidates(virt, name):
@@ -62,7 +57,7 @@ def _domain(virt, obj, name):
 def _ifaces(virt, obj, name):
     """(live domain, live interfaces, persistent interfaces) of ``name``; fails without any."""
     dom = _domain(virt, obj, name)
-    cfg = _config(virt, name) or dom
+    cfg = definition(virt, name) or dom
     if not dom.interfaces and not cfg.interfaces:
         obj.evidence(interfaces=0)
         obj.fail(fr=f"{name} n'a aucune interface réseau (virsh domiflist {name}).",

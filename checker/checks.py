@@ -1,0 +1,63 @@
+"""Helpers shared by the labs' checks (``labs/*/checks/*.py``).
+
+Checks judge facts that probes read (:mod:`checker.probes`); what several labs say the same
+way lives here, once, instead of being copied from one lab module to the next: lists of
+names in a message, decimal numbers in both languages, a domain's persistent definition.
+Every helper returns a :class:`checker.i18n.Text` (both languages) or a fact; none reads
+the host itself.
+
+>>> listed(["default", "lab"]).en
+'`default`, `lab`'
+>>> listed([], none=NONE_F).fr
+'aucune'
+>>> decimal(1.5).fr, decimal(1.5).en
+('1,5', '1.5')
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from checker.i18n import Text, message
+
+if TYPE_CHECKING:
+    from checker.probes.libvirt import DomainInfo, Virt
+
+#: "none" for a list of masculine French nouns (réseaux, pools)
+NONE = message("checks.none", "aucun", "none")
+#: "none" for a list of feminine French nouns (VM)
+NONE_F = message("checks.none-f", "aucune", "none")
+#: the binary gigabyte, as each language writes it
+GIB = message("checks.unit-gib", "Gio", "GiB")
+#: the binary megabyte, as each language writes it
+MIB = message("checks.unit-mib", "Mio", "MiB")
+
+
+def listed(names: Iterable[str], limit: int | None = 10, *, quote: str = "`",
+           none: Text = NONE) -> Text:
+    """``names`` for a message: each between ``quote`` s, the first ``limit`` of them then
+    ``(+N)``; ``none`` when there is none.
+
+    >>> listed(["a", "b", "c"], limit=2, quote="").fr
+    'a, b (+1)'
+    """
+    names = list(names)
+    if not names:
+        return none
+    shown = names if limit is None else names[:limit]
+    text = ", ".join(f"{quote}{n}{quote}" for n in shown)
+    if len(names) > len(shown):
+        text += f" (+{len(names) - len(shown)})"
+    return Text(text, text)
+
+
+def decimal(x: float, digits: int = 1) -> Text:
+    """A number with ``digits`` decimals: a decimal comma in French, a point in English."""
+    text = f"{x:.{digits}f}"
+    return Text(text.replace(".", ","), text)
+
+
+def definition(virt: "Virt", name: str) -> "DomainInfo | None":
+    """The persistent definition of domain ``name`` (what ``virsh edit`` changes), or its
+    live one when it has none (a transient domain); None when there is no such domain."""
+    return virt.domain_config(name) or virt.domain(name)
