@@ -17,10 +17,10 @@ checked) on port 22 of the learners' namespace, which has one address per learne
 (198.18.1.1, 198.18.1.2, …; each host's key is in known_hosts under its address),
 one real learner user (group ``libvirt``) and, unless ``--no-libvirt``, a real libvirtd
 (``tests/sandbox.py``) that the hosts' ``qemu+ssh`` connections reach through its socket
-(``?socket=…`` in the URI; the sshd session runs libvirt's netcat helper). Labs 02, 03, 04
-are solved (``virtlab solve``) and 07 started and solved for that learner, as
-``run_all.py`` does; 01, 05 (its bridge lives in another namespace) and 06 (no VirtualBox)
-are checked as they are.
+(``?socket=…`` in the URI; the sshd session runs libvirt's netcat helper). Each lab whose
+contract (``breaks.toml``, tests/contract.py) runs in the libvirt sandbox is started and
+solved for that learner, as ``run_all.py`` does; the others (01 reads the hardware, 05's
+bridge would live in another namespace, 06 needs VirtualBox, …) are checked as they are.
 
 For each round-trip time (default 0, 2, 20, 60 ms), measured first with ping:
 
@@ -77,13 +77,12 @@ for _p in (str(REPO), str(REPO / "tests"), str(HERE)):
 
 import bench_check  # noqa: E402
 import netlink  # noqa: E402
+from checker.catalog import lab_dirs  # noqa: E402
 from netlink import DelayedLink, RttStats  # noqa: E402
 from sshd import SSHD, LearnerUsers, Sshd, SshdError  # noqa: E402
 
-#: every lab of the repository (a new lab folder is measured without touching this file)
-ALL_LABS = tuple(sorted(p.name[:2] for p in (REPO / "labs").glob("[0-9][0-9]-*")
-                        if (p / "lab.toml").is_file()))
-SOLVED_BY_SOLVE = ("02", "03", "04")
+#: every lab folder of this checkout, by number (a new lab is measured without a change here)
+ALL_LABS = tuple(d.name[:2] for d in lab_dirs(REPO / "labs"))
 DEFAULT_RTTS = (0.0, 2.0, 20.0, 60.0)
 # the issue's targets (#17), for reference in the table
 T_SEVEN_LABS_60MS = 3.0
@@ -188,6 +187,7 @@ class NetResult:
     pytest: dict[float, dict[str, dict[str, Run]]] = field(default_factory=dict)
     setup_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)  # lab -> "solved", "as is", …
 
     def check_all(self, rtt: float) -> float | None:
         c = self.check.get(rtt)
@@ -204,7 +204,7 @@ class NetResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "labs": self.labs, "hosts": self.hosts, "libvirt": self.libvirt,
-            "setup_s": self.setup_s, "notes": self.notes,
+            "setup_s": self.setup_s, "notes": self.notes, "states": self.states,
             "ping": {str(k): v.as_dict() for k, v in self.ping.items()},
             "check": {str(k): {lab: r.as_dict() for lab, r in v.items()}
                       for k, v in self.check.items()},
@@ -298,23 +298,38 @@ def measure_pytest(link: DelayedLink, lab: str, spec: str, ssh_config: Path, uri
 
 # --- set-up and the run --------------------------------------------------------------------
 
-def _solve(labs: list[str], user: str, uri: str, env: dict[str, str]) -> None:
+def _solve(labs: list[str], user: str, uri: str, env: dict[str, str]) -> dict[str, str]:
+    """Each lab in the state its contract (``breaks.toml``, tests/contract.py) reaches in the
+    libvirt sandbox, as run_all.py does: ``virtlab start`` first when it has a scene, then
+    ``virtlab solve`` of each lab the contract names (cumulative). Other labs stay as they
+    are. Returns each lab's state."""
+    import contract
+
     def virtlab(*args: str) -> None:
         r = subprocess.run([sys.executable, "-m", "checker", *args], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
         if r.returncode != 0:
             raise RuntimeError(f"virtlab {' '.join(args)} exited {r.returncode}:\n"
                                f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    for lab in SOLVED_BY_SOLVE:
-        if lab in labs:
-            t = time.perf_counter()
-            virtlab("solve", lab, "--yes", "--user", user, "--connect", uri)
-            say(f"  solved {lab} in {time.perf_counter() - t:.1f} s")
-    if "07" in labs:
+    states: dict[str, str] = {}
+    solved: set[str] = set()
+    for lab in labs:
+        d = bench_check.lab_dir(lab)
+        assert d is not None  # checked by the caller
+        c = contract.load(d)
+        if c.environment != "libvirt":
+            states[lab] = "as is"
+            continue
         t = time.perf_counter()
-        virtlab("start", "07", "--yes", "--connect", uri)
-        virtlab("solve", "07", "--yes", "--user", user, "--connect", uri)
-        say(f"  started and solved 07 in {time.perf_counter() - t:.1f} s")
+        if c.start:
+            virtlab("start", lab, "--yes", "--connect", uri)
+        for s in c.solve:
+            if s not in solved:
+                virtlab("solve", s, "--yes", "--user", user, "--connect", uri)
+                solved.add(s)
+        states[lab] = "start + solve" if c.start else "solved"
+        say(f"  {states[lab]} {lab} in {time.perf_counter() - t:.1f} s")
+    return states
 
 
 def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
@@ -364,7 +379,7 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
         say(f"sshd on port 22 of {addrs[0]}…{addrs[-1]}; learner {user} (group libvirt)")
         if libvirt and solve:
             assert sock is not None
-            _solve(labs, user, f"qemu:///system?socket={sock}", env)
+            res.states = _solve(labs, user, f"qemu:///system?socket={sock}", env)
         # `virtlab check --host` reads ~/.ssh/config (this run's HOME): keys, known_hosts
         (home / ".ssh" / "config").write_text(sshd.ssh_config.read_text(), encoding="utf-8")
         shared = tmp / "ssh_config_shared"
@@ -400,6 +415,7 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
                 res.check[rtt] = {}
                 for lab in labs:
                     r = res.check[rtt][lab] = measure_check(link, lab, spec0, uri, env, n)
+                    r.note = f"{res.states.get(lab, 'as is')}, {r.note}"
                     say(f"  virtlab check {lab}: {r.seconds:6.2f} s  {r.conns:3d} conn "
                         f"{r.msgs:4d} msgs {r.turns:4d} turns  {r.note}")
             if do_grade:
