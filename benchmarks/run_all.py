@@ -1,7 +1,8 @@
 """All the performance targets of the design notes, measured in one run (not a test).
 
     sudo .venv/bin/python benchmarks/run_all.py [-n 10] [--labs 01,03,...] [--skip-grade]
-        [--grade-lab 01] [--baseline-hosts 10] [--json FILE] [--markdown]
+        [--grade-lab 01] [--baseline-hosts 10] [--skip-network] [--network-hosts 4]
+        [--json FILE] [--markdown]
 
 Root only: it starts a private libvirtd (tests/sandbox.py), a loopback sshd and real learner
 users (tests/sshd.py), and removes all of them at the end, on an error and on Ctrl-C (or
@@ -29,7 +30,13 @@ In order, each timed as wall clock, medians of ``-n`` runs after one uncounted w
    host, measured on ``--baseline-hosts`` hosts and extrapolated linearly, printed as such);
 5. a learner host flooding the grader (``bench_flood.run``): a ``~/.bashrc`` printing 2 GiB
    before every command; the instructor's process tree must stay under 100 MB and the host
-   be reported as not graded (skipped with ``--skip-grade`` too).
+   be reported as not graded (skipped with ``--skip-grade`` too);
+6. over a delayed link between private network namespaces (``bench_network.run``; skipped
+   with ``--skip-network``): every lab checked and graded on one host, and graded on
+   ``--network-hosts`` hosts, at 0, 2, 20 and 60 ms RTT, plain ``pytest --hosts`` with and
+   without a shared ControlPath, and the messages sent to one host for labs 01+02+06,
+   counted on the wire (issue #17's targets: <= 3 s for every lab on one host at 60 ms,
+   <= 20 s for 60 hosts at 60 ms, <= 40 messages).
 
 Ends with a summary (measure, median, target, verdict), the load average before and after,
 and exit status 1 when a target is missed.
@@ -63,6 +70,7 @@ import bench_check  # noqa: E402
 import bench_flood  # noqa: E402
 import bench_grade  # noqa: E402
 import bench_live  # noqa: E402
+import bench_network  # noqa: E402
 
 import contract  # noqa: E402  (tests/contract.py: a lab's breaks.toml)
 from checker.catalog import lab_dirs  # noqa: E402
@@ -98,6 +106,8 @@ class Result:
             return "-"
         if self.unit == "MB":
             return f"{v:.1f} MB"
+        if self.unit == "msgs":
+            return f"{v:.0f} msgs"
         return f"{v:.1f}x" if self.unit == "x" else f"{v:.3f} s" if v < 10 else f"{v:.1f} s"
 
     def target_str(self) -> str:
@@ -315,6 +325,44 @@ def phase_flood(lab: str, results: list[Result]) -> None:
         results[-2].target = 0.0  # a flood that is not cut is a miss, whatever the memory
 
 
+def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
+    """bench_network.run: checks and grading over a delayed link (issue #17's targets)."""
+    res = bench_network.run(rtts=rtts, hosts=hosts)
+    for rtt in sorted(res.ping):
+        p = res.ping[rtt]
+        tag = f"{rtt:g} ms RTT (ping avg {p.avg_ms:.2f} ms)"
+        total = res.check_all(rtt)
+        if total is not None:
+            results.append(Result(f"network: virtlab check of every lab, one host, {tag}",
+                                  total, None, note="sum of one fresh process per lab"))
+        one = res.grade.get(rtt, {}).get(1)
+        if one is not None:
+            target = bench_network.T_SEVEN_LABS_60MS if rtt == 60 and \
+                set(res.labs) == set(bench_network.ALL_LABS) else None
+            results.append(Result(f"network: virtlab grade of every lab, one host, {tag}",
+                                  one.seconds, target, note=f"{one.conns} connections, "
+                                  f"{one.msgs} messages to the host; {one.note}"))
+        cls = res.grade.get(rtt, {}).get(hosts)
+        if cls is not None and hosts > 1:
+            target = bench_network.T_CLASS_60MS if rtt == 60 and hosts >= 60 else None
+            results.append(Result(f"network: virtlab grade of every lab, {hosts} hosts, {tag}",
+                                  cls.seconds, target, note=cls.note))
+        for var in ("shared", "none"):
+            d = res.pytest.get(rtt, {}).get(var)
+            if d:
+                results.append(Result(
+                    f"network: plain pytest --hosts, every lab, "
+                    f"{'shared' if var == 'shared' else 'no'} ControlPath, {tag}",
+                    sum(x.seconds for x in d.values()), None,
+                    note=f"{sum(x.conns for x in d.values())} connections"))
+    m = res.msgs(("01", "02", "06"))
+    if m is not None:
+        results.append(Result("network: messages to one host, labs 01+02+06", m,
+                              bench_network.T_MSGS_01_02_06, unit="msgs",
+                              note="data-carrying TCP segments, instructor to host, on the wire"))
+    say(bench_network.table(res))
+
+
 def _order(r: Result) -> tuple[int, str]:
     """Start-up, then the labs in order (05 is measured last), --watch, grading."""
     m = r.measure
@@ -327,6 +375,8 @@ def _order(r: Result) -> tuple[int, str]:
         return (20, m)
     if "flood" in m or "plain learner" in m:
         return (40, m)
+    if m.startswith("network"):
+        return (50, "")
     if "grade" in m or "pytest" in m:
         return (30, "")
     return (0, "")
@@ -388,6 +438,10 @@ def main() -> int:
     ap.add_argument("--watch-runs", type=int, default=10, help="state changes for --watch")
     ap.add_argument("--no-pytest-reference", action="store_true",
                     help="skip the plain pytest timing of each lab")
+    ap.add_argument("--skip-network", action="store_true",
+                    help="no delayed-link measures (bench_network.py: ~16 min on 2 cores)")
+    ap.add_argument("--network-hosts", type=int, default=4,
+                    help="learner hosts graded over the delayed link (default 4; issue: 60)")
     ap.add_argument("--json", metavar="FILE", help="also write every result as JSON")
     ap.add_argument("--markdown", action="store_true", help="the summary as a Markdown table")
     a = ap.parse_args()
@@ -440,6 +494,13 @@ def main() -> int:
             say(f"\n4. a learner host flooding the grader (lab {a.grade_lab})")
             try:
                 phase_flood(a.grade_lab, results)
+            finally:
+                _cleaning = True
+            _cleaning = False
+        if not a.skip_network:
+            say("\n5. over a delayed link (0, 2, 20, 60 ms RTT; bench_network)")
+            try:
+                phase_network(a.network_hosts, list(bench_network.DEFAULT_RTTS), results)
             finally:
                 _cleaning = True
     except KeyboardInterrupt:
