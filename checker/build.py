@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from checker import __version__
@@ -30,7 +31,8 @@ from checker.catalog import CatalogError, lab_dirs, labs_root, load_lab
 from checker.exitcodes import UsageError
 from checker.i18n import Text, message
 from checker.dsl import PASS_MSG
-from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
+from checker.i18n import LANGS
+from checker.model import Lab, ObjectiveResult, Report
 from checker.releases import both
 from checker.notebook import InstructionsError, chunks, sections, split_title, to_site_md
 
@@ -298,15 +300,15 @@ def _notebook(cells: list[Any], lab_id: str | None) -> Any:
 def _dump(nb: Any) -> str:
     import nbformat
 
-    s = nbformat.writes(nb, version=4)
+    s: str = nbformat.writes(nb, version=4)
     return s if s.endswith("\n") else s + "\n"
 
 
 def lab_notebook(lab: Lab) -> str:
     from nbformat import v4
 
-    md = v4.new_markdown_cell
-    code = v4.new_code_cell
+    md: Callable[..., Any] = v4.new_markdown_cell
+    code: Callable[..., Any] = v4.new_code_cell
     cells = []
     head = [
         f"# {PAGE_WORDS['lab'].fr} {_num(lab.id)} · {lab.title.fr}",

@@ -297,7 +297,7 @@ class NotebookWatch:
         from IPython.display import HTML, display
 
         self._handle = display(HTML("<p>virtlab: …</p>"), display_id=True)
-        self._HTML = HTML
+        self._HTML: Callable[..., Any] = HTML
 
         def show(u: Update) -> None:
             from html import escape

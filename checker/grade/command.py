@@ -458,9 +458,9 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
     not_done = []
     for row in view.rows:
         rs = [row.results.get(lab) for lab in view.labs]
-        bad = next((r for r in rs if r is None or r.status != "graded"), "ok")
-        if bad != "ok":
-            not_done.append((row, bad))
+        bad = [r for r in rs if r is None or r.status != "graded"]
+        if bad:
+            not_done.append((row, bad[0]))
     n = len(view.rows)
     print(M_SUMMARY.format(run=view.run.id, done=n - len(not_done), n=n,
                            seconds=f"{elapsed:.1f}", db=db_path).get(lang))

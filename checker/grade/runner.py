@@ -103,7 +103,8 @@ class _Worker:
                 raise EOFError(self.stderr_tail())
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        answer: dict[str, Any] | None = json.loads(line)
+        return answer
 
     def wait_ready(self) -> None:
         if not self.ready:

@@ -56,7 +56,8 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
         answer = _grade_labs(job)
     # what the learner's host said (reasons, report strings) travels as visible text: no
     # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
-    return clean_data(answer)
+    cleaned: dict[str, Any] = clean_data(answer)
+    return cleaned
 
 
 def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,8 @@ def path(name: str) -> Path:
 
 @lru_cache(maxsize=None)
 def load(name: str) -> dict[str, Any]:
-    return json.loads(path(name).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path(name).read_text(encoding="utf-8"))
+    return schema
 
 
 @lru_cache(maxsize=None)
