@@ -17,8 +17,8 @@ few mkdocs-material extensions; see ``site/reference.md`` ("Le format des instru
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from checker.i18n import Text, message

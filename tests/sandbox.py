@@ -29,13 +29,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 import uuid as uuidlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_NETWORK_XML = Path("/usr/share/libvirt/networks/default.xml")
@@ -196,7 +197,7 @@ class Sandbox:
         self._conn: Any = None
 
     # --- life -----------------------------------------------------------------------
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.open()
         return self
 
@@ -284,7 +285,7 @@ class Sandbox:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing at teardown: the daemon may be gone already)
                 pass
             self._conn = None
         if self._daemon is not None:
@@ -357,7 +358,7 @@ class Sandbox:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing at teardown: the daemon may be gone already)
                 pass
             self._conn = None
 

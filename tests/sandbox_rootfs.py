@@ -64,8 +64,9 @@ import stat
 import subprocess
 import time
 import uuid as uuidlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rootfs import CACHE, RootfsError, build, chroot_argv, other_release
 from sandbox import REPO, Sandbox, SandboxError, _read_pid, _stop_pid

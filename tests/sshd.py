@@ -26,8 +26,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -118,7 +118,7 @@ class Sshd:
             "  LogLevel ERROR\n",
             encoding="utf-8")
 
-    def start(self) -> "Sshd":
+    def start(self) -> Sshd:
         if not self.host_key.exists():
             self._keygen(self.host_key, "virtlab-test-host")
             self._keygen(self.client_key, "virtlab-test-grader")
@@ -165,7 +165,7 @@ class Sshd:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Sshd":
+    def __enter__(self) -> Sshd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -251,7 +251,7 @@ class HangingListener:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -264,7 +264,7 @@ class HangingListener:
             c.close()
         self.sock.close()
 
-    def __enter__(self) -> "HangingListener":
+    def __enter__(self) -> HangingListener:
         return self
 
     def __exit__(self, *exc: object) -> None:

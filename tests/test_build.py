@@ -13,8 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from checker.notebook import iter_lines, chunks, sections, split_title, to_jupyter_md, \
-    to_site_md
+from checker.notebook import chunks, iter_lines, sections, split_title, to_jupyter_md, to_site_md
 
 REPO = Path(__file__).resolve().parent.parent
 CELL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

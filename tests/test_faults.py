@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cannot_run, run_virtlab, solved_state
 from sshd import LearnerUsers, Sshd, dead_port
 

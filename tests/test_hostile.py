@@ -26,6 +26,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+from conftest import run_virtlab
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,6 @@ from checker.grade.targets import HostTarget, TargetError, from_inventory, from_
 from checker.model import Lab
 from checker.probes.apt import dearmor, parse_deb822, parse_one_line, read_keys
 from checker.probes.libvirt import parse_domain_xml, parse_network_xml
-from conftest import run_virtlab
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -20,14 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 import contract
-from checker.catalog import lab_dirs, labs_root, load_lab
+import pytest
 from conftest import REPO, _release_ids, solved_state, statuses
+
+from checker.catalog import lab_dirs, labs_root, load_lab
 
 LAB_DIRS = lab_dirs(labs_root())
 
@@ -143,7 +144,7 @@ def test_the_reference_solution_scores_full_marks(solved: Solved) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     st = {o["id"]: o["status"] for o in report["objectives"]}
-    assert st == {o: "pass" for o in solved.objectives}, {
+    assert st == dict.fromkeys(solved.objectives, "pass"), {
         o["id"]: o["message"] for o in report["objectives"] if o["status"] != "pass"}
     assert report["score"] == report["max_score"] > 0
 

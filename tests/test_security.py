@@ -36,6 +36,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_virtlab
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,6 @@ from checker.grade.exports import FORMULA_PREFIXES, neutralise, to_csv, to_html
 from checker.grade.gradebook import ClassView, LearnerRow, Run, StoredResult
 from checker.grade.sshconf import FORCED, SshSetup
 from checker.grade.targets import HostTarget, TargetError, from_specs
-from conftest import REPO, run_virtlab
 
 TOKEN = f"vlpwn{uuid.uuid4().hex[:8]}"
 
@@ -146,8 +146,9 @@ def test_commands_are_constants_with_quoted_arguments():
 def test_learner_commands_reach_the_shell_as_single_words():
     """What Learner.run hands the shell, parsed back as the shell would: the hostile learner
     name and arguments come out as whole words, never as commands."""
-    from checker.probes.learner import Learner
     from testinfra.backend.base import BaseBackend
+
+    from checker.probes.learner import Learner
 
     seen: list[str] = []
 

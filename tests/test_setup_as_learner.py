@@ -33,12 +33,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import REPO, add_user, cannot_run, remove_user
 from rootfs import chroot_argv, host_release, other_release
 
@@ -212,9 +211,9 @@ def wait_http(url: str, proc: subprocess.Popen[str], token: str | None = None,
         assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode}: {log_of(proc)}"
         try:
             return http(url, token=token)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer in {timeout} s: {log_of(proc)}")
+                raise AssertionError(f"{url} did not answer in {timeout} s: {log_of(proc)}") from e
             time.sleep(0.5)
 
 
@@ -636,7 +635,7 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def trixie_learner(learner) -> Iterator[RootfsLearner]:
     from rootfs import RootfsError, build, tool_path
-    from sandbox_rootfs import (COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, _pip_sources)
+    from sandbox_rootfs import COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, _pip_sources
 
     if not tool_path():
         cannot_run("mmdebstrap is not installed (.ci/install --test)")

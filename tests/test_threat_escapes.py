@@ -23,7 +23,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_virtlab
 
 ESC = "\x1b"

@@ -181,7 +181,7 @@ def _need(key: str) -> None:
 
 
 def _csv_options(args: argparse.Namespace) -> Any:
-    from checker.grade.exports import CsvOptions, ExportError, Roster
+    from checker.grade.exports import CsvOptions, Roster
 
     opts = CsvOptions(identity=args.csv_id or "email", scale=args.scale or "points",
                       roster=str(Path(args.roster).resolve()) if args.roster else None)
@@ -254,8 +254,15 @@ class _Progress:
         self.task: Any = None
         self.failed = 0
         if sys.stdout.isatty():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -286,10 +293,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from checker.catalog import resolve
-    from checker.i18n import resolve_lang
-    from checker.grade.gradebook import Gradebook, GradebookError, default_path
     from checker.grade.exports import ExportError
+    from checker.grade.gradebook import Gradebook, GradebookError, default_path
     from checker.grade.targets import TargetError
+    from checker.i18n import resolve_lang
 
     lang = resolve_lang(args.lang)
 

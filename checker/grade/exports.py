@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checker import __version__
-from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
+from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.i18n import DEFAULT_LANG, LANGS, Text, message
 from checker.reporters.text import ICON
 from checker.safetext import clean, dumps
@@ -228,7 +228,7 @@ class Roster:
     fields: tuple[str, ...]
 
     @classmethod
-    def read(cls, path: str | Path) -> "Roster":
+    def read(cls, path: str | Path) -> Roster:
         p = Path(path)
         try:
             with open(p, "rb") as f:

@@ -25,10 +25,11 @@ import functools
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from checker import __version__
 from checker.grade.targets import HostTarget
@@ -162,7 +163,7 @@ def _db_errors(fn: _F) -> _F:
     GradebookError naming the file: a clear message for the instructor, never a traceback."""
 
     @functools.wraps(fn)
-    def wrapper(self: "Gradebook", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Gradebook, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.Error as e:

@@ -27,7 +27,7 @@ def default_learner(explicit: str | None = None) -> str:
         return sudo_user
     try:
         return getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001 (getpass.getuser raises OSError or KeyError by Python version: the uid then)
         return str(os.getuid())
 
 

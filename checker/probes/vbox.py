@@ -45,7 +45,6 @@ from typing import Any
 
 from checker.i18n import Text, message
 
-
 # --- what this probe says (checker.i18n: declared once, in both languages) ---------------
 
 CANNOT_RUN = message("vbox.cannot-run",
@@ -536,7 +535,7 @@ class VBox:
         t = f"{self.timeout:g}"
         try:
             r = self.learner.run("timeout", "-k", "2", t, "VBoxManage", *args)
-        except Exception as e:  # the backend itself failed (ssh lost…)
+        except Exception as e:  # the backend itself failed (ssh lost…)  # noqa: BLE001
             raise VBoxUnavailable(CANNOT_RUN.format(user=self.learner.name, error=e),
                                   "learner") from None
         res = CmdResult(argv=("VBoxManage", *args), rc=r.rc, stdout=r.stdout, stderr=r.stderr)
@@ -613,7 +612,7 @@ def vbox_for(learner: Any) -> VBox:
     if vb is None:
         vb = VBox(learner)
         try:
-            setattr(learner, "_virtlab_vbox", vb)
-        except Exception:
+            learner._virtlab_vbox = vb
+        except Exception:  # noqa: BLE001 (a backend object that takes no attribute: cached nowhere)
             pass
     return vb

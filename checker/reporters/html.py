@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from checker.model import Report
 from checker.i18n import message
+from checker.model import Report
 from checker.reporters.text import ICON, clean, labels
 
 if TYPE_CHECKING:
