@@ -554,11 +554,15 @@ def test_readme_test_command_keeps_the_checkout_the_learners(learner):
     assert learner.foreign_files() == []
     r = learner.run(".venv/bin/python -c 'import hypothesis, selenium, nbclient, checker'")
     assert r.returncode == 0, r.stderr
+    # the static checks .ci/run runs first come with the test extra
+    r = learner.run(".venv/bin/ruff --version && .venv/bin/mypy --version")
+    assert r.returncode == 0, r.stderr
     # The README's test command itself, through sudo, on one quick test file: the tests run as
     # root (they must), and leave nothing of root's in the learner's checkout.
     r = learner.run("sudo bash .ci/run tests/test_catalog.py -q", timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
+    assert "All checks passed!" in r.stdout and "Success: no issues found" in r.stdout
     assert learner.foreign_files() == []
 
 
