@@ -206,11 +206,11 @@ def ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
         setup = _OWN_SSH[ssh_config] = SshSetup(ssh_config, timeout or 10)
         if len(_OWN_SSH) == 1:
             os.environ["PATH"] = setup.path_env(dict(os.environ), worker=False)["PATH"]
-            atexit.register(_close_own_ssh)
+            atexit.register(close_own_ssh)
     return str(setup.config)
 
 
-def _close_own_ssh() -> None:
+def close_own_ssh() -> None:
     """End this process's own shared SSH connections and take its wrapper off PATH."""
     CONNECTIONS.close_all()  # libvirt's qemu+ssh rides the shared connection: close it first
     while _OWN_SSH:

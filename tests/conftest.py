@@ -67,7 +67,7 @@ def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     sandbox.reset()
 
 
-def _release_ids() -> list[str]:
+def release_ids() -> list[str]:
     try:
         from rootfs import host_release, other_release
 
@@ -116,7 +116,7 @@ def rootfs_sandbox() -> Iterator[Sandbox]:
         sb.close()
 
 
-@pytest.fixture(scope="session", params=["host", "rootfs"], ids=_release_ids())
+@pytest.fixture(scope="session", params=["host", "rootfs"], ids=release_ids())
 def release_sandbox(request: pytest.FixtureRequest) -> Sandbox:
     """This machine's sandbox, then the other release's: one lab suite, both releases."""
     name = "sandbox" if request.param == "host" else "rootfs_sandbox"

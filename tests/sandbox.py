@@ -57,7 +57,7 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _stop_pid(pid: int, timeout: float = 10.0) -> None:
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after timeout; only for processes this module started."""
     if not _pid_alive(pid):
         return
@@ -82,7 +82,7 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
         pass
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -168,7 +168,7 @@ class SystemBus:
                 return  # another sandbox still uses the bus
             pids = (self.STATE / "pids")
             for line in reversed(pids.read_text().split() if pids.exists() else []):
-                _stop_pid(int(line))
+                stop_pid(int(line))
             pids.unlink(missing_ok=True)
 
 
@@ -289,12 +289,18 @@ class Sandbox:
                 pass
             self._conn = None
         if self._daemon is not None:
-            _stop_pid(self._daemon.pid, timeout=20)
+            stop_pid(self._daemon.pid, timeout=20)
             self._daemon = None
 
     @property
     def running(self) -> bool:
         return self._daemon is not None and self._daemon.poll() is None
+
+    @property
+    def daemon(self) -> subprocess.Popen[bytes] | None:
+        """The libvirtd process this sandbox started (a fault test kills it); None once
+        stopped."""
+        return self._daemon
 
     def close(self) -> None:
         import atexit
@@ -314,9 +320,9 @@ class Sandbox:
 
     def _stop_helpers(self) -> None:
         """The daemons started beside libvirtd (virtlogd), by their pid files."""
-        vl = _read_pid(self.root / "virtlogd.pid")
+        vl = read_pid(self.root / "virtlogd.pid")
         if vl:
-            _stop_pid(vl)
+            stop_pid(vl)
 
     def _remove_dirs(self) -> None:
         self.bus.stop()
@@ -325,9 +331,9 @@ class Sandbox:
     def _kill_leftovers(self) -> None:
         """dnsmasq and qemu started by this sandbox's daemon, found by their pid files."""
         for pidfile in list(self.run_dir.glob("network/*.pid")) + list(self.run_dir.glob("qemu/*.pid")):
-            pid = _read_pid(pidfile)
+            pid = read_pid(pidfile)
             if pid:
-                _stop_pid(pid)
+                stop_pid(pid)
 
     def daemon_log(self) -> str:
         try:

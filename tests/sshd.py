@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -269,3 +270,26 @@ class HangingListener:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The `ssh` an argv recorder puts first on PATH: it writes its arguments out, NUL-separated,
+# and connects nowhere.
+_RECORDER = "#!/bin/sh\nprintf 'ssh\\0'\nprintf '%s\\0' \"$@\"\n"
+
+
+def ssh_argv(backend: Any, command: str = "true") -> list[str]:
+    """The argument vector testinfra's ssh backend starts ``ssh`` with, as its shell splits it:
+    the backend's public ``run()``, with an ``ssh`` first on PATH that only records its
+    arguments (``ssh`` itself is never started). The previous PATH is put back."""
+    with tempfile.TemporaryDirectory(prefix="virtlab-sshargv-") as d:
+        rec = Path(d) / "ssh"
+        rec.write_text(_RECORDER)
+        rec.chmod(0o755)
+        path = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{d}{os.pathsep}{path}"
+        try:
+            res = backend.run(command)
+        finally:
+            os.environ["PATH"] = path
+    assert res.rc == 0, res.stderr
+    return res.stdout_bytes.decode("utf-8", "surrogateescape").split("\0")[:-1]

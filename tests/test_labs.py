@@ -26,7 +26,7 @@ from typing import Any
 
 import contract
 import pytest
-from conftest import REPO, _release_ids, solved_state, statuses
+from conftest import REPO, release_ids, solved_state, statuses
 
 from checker.catalog import lab_dirs, labs_root, load_lab
 
@@ -66,7 +66,7 @@ def test_every_lab_declares_a_break_for_every_objective(lab_dir: Path) -> None:
 def _node(node_id: str) -> str:
     """A node id without the release of ``release_sandbox`` (host-bookworm, rootfs-trixie…),
     so that a break names its test once for both releases."""
-    releases = "|".join(re.escape(r) for r in _release_ids())
+    releases = "|".join(re.escape(r) for r in release_ids())
     node_id = re.sub(rf"\[(?:{releases})\]$", "", node_id)
     return re.sub(rf"\[(?:{releases})-", "[", node_id)
 

@@ -396,8 +396,9 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
     path = os.environ["PATH"]
     try:
         host = engine.get_host("ssh://alice@127.0.0.1:2222", None, 5)
-        cmd, _args = host.backend._build_ssh_command("true")
-        line = " ".join(cmd)
+        from sshd import ssh_argv
+
+        line = " ".join(ssh_argv(host.backend))
         assert line.startswith("ssh ") and "-o BatchMode=yes" in line
         assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
         # the "ssh" that line runs is this process's wrapper, which forces the safe settings
@@ -405,7 +406,7 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
         assert WRAPPER_MARK in wrapper.read_text() and "StrictHostKeyChecking=yes" in \
             wrapper.read_text()
     finally:
-        engine._close_own_ssh()
+        engine.close_own_ssh()
     assert os.environ["PATH"] == path  # nothing of it left in this process
 
 

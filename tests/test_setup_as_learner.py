@@ -639,7 +639,7 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def trixie_learner(learner) -> Iterator[RootfsLearner]:
     from rootfs import RootfsError, build, tool_path
-    from sandbox_rootfs import COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, _pip_sources
+    from sandbox_rootfs import COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, pip_sources
 
     if not tool_path():
         cannot_run("mmdebstrap is not installed (.ci/install --test)")
@@ -657,7 +657,7 @@ def trixie_learner(learner) -> Iterator[RootfsLearner]:
     sudoers = root / "etc/sudoers.d" / f"virtlab-test-{name}"
     bare = root / "var/tmp" / f"{name}.git"
     made_user = made_ns = False
-    binds = [(p, p) for p in PIP_FILES + _pip_sources() if Path(p).exists()]
+    binds = [(p, p) for p in PIP_FILES + pip_sources() if Path(p).exists()]
     # apt has no source of packages in the learner's commands, even in the set-up, which runs
     # on this machine's network for pip: the cached root filesystem never changes.
     binds.append(("/dev/null", "/etc/apt/sources.list"))

@@ -25,8 +25,8 @@ from checker.probes.vbox import (
     NO_SNAPSHOTS_RE,
     NOT_FOUND_RE,
     RAW_KEY_RE,
-    _key_at,
     is_debian_64,
+    key_at,
     parse_list_vms,
     parse_machinereadable,
     parse_version,
@@ -312,7 +312,7 @@ def test_roundtrip_raw_snapshot_names_on_one_line(names, description):
 @given(st.lists(hostile, min_size=4, max_size=4))
 def test_roundtrip_raw_snapshot_names_over_several_lines(names):
     # Raw values are ambiguous only where a continuation line itself starts a pair.
-    assume(not any(_key_at(line)[0] is not None for n in names for line in n.split("\n")[1:]))
+    assume(not any(key_at(line)[0] is not None for n in names for line in n.split("\n")[1:]))
     rc, out = vboxfmt.snapshot_list({"snapshots": _snap_tree(names)})
     parsed = snapshots_from(parse_machinereadable(out))
     assert [s.name for s in parsed] == [names[0], names[1], names[3], names[2]]

@@ -411,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
         progress.stop()
         signal.signal(signal.SIGTERM, old_term)
         gb.close()
-    _summary(view, lang, time.monotonic() - t0, db_path, f"{db_opt}{again}",
+    print_summary(view, lang, time.monotonic() - t0, db_path, f"{db_opt}{again}",
              csv_options if args.csv else None)
     all_graded = all(lab in row.results and row.results[lab].status == "graded"
                      for row in view.rows for lab in view.labs)
@@ -460,7 +460,7 @@ def _list_hosts(args: argparse.Namespace, lang: str) -> int:
     return Exit.OK
 
 
-def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
+def print_summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
              csv_options: Any = None) -> None:
     not_done = []
     for row in view.rows:

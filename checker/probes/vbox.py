@@ -160,7 +160,7 @@ RAW_KEY_RE = re.compile(
     r"|hostonly-network\d+|generic\d+|cloud-network\d+|uartmode\d+|lptmode\d+")
 
 
-def _key_at(line: str) -> tuple[str | None, int]:
+def key_at(line: str) -> tuple[str | None, int]:
     """(key, index of the value) when ``line`` starts a ``key=value`` pair, else (None, 0)."""
     if line.startswith('"'):
         k, end, closed = _scan_key(line)
@@ -192,7 +192,7 @@ def parse_machinereadable(text: str) -> MachineReadable:
     i = 0
     while i < len(lines):
         line = lines[i]
-        key, rest_at = _key_at(line)
+        key, rest_at = key_at(line)
         if key is None:
             stray.append(line)
             i += 1
@@ -201,7 +201,7 @@ def parse_machinereadable(text: str) -> MachineReadable:
         if rest_at < len(line) and line[rest_at] == '"' and RAW_KEY_RE.fullmatch(key):
             parts = [line[rest_at + 1:]]
             i += 1
-            while i < len(lines) and _key_at(lines[i])[0] is None:
+            while i < len(lines) and key_at(lines[i])[0] is None:
                 parts.append(lines[i])
                 i += 1
             raw = "\n".join(parts)
@@ -607,12 +607,8 @@ class VBox:
 
 
 def vbox_for(learner: Any) -> VBox:
-    """The VBox probe of this run: one per Learner object (the engine makes one per run)."""
-    vb = getattr(learner, "_virtlab_vbox", None)
-    if vb is None:
-        vb = VBox(learner)
-        try:
-            learner._virtlab_vbox = vb
-        except Exception:  # noqa: BLE001 (a backend object that takes no attribute: cached nowhere)
-            pass
-    return vb
+    """The VBox probe of this run: one per Learner object (the engine makes one per run),
+    kept by the Learner itself; another object standing for a learner gets a new one."""
+    from checker.probes.learner import Learner
+
+    return learner.vbox if isinstance(learner, Learner) else VBox(learner)
