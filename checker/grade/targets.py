@@ -139,10 +139,10 @@ class HostTarget:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HostTarget:
-        kw = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
+        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
         if "ssh_args" in kw:
             kw["ssh_args"] = tuple(kw["ssh_args"] or ())
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**kw)
 
     def libvirt_uri(self, template: str) -> str:
         """The libvirt URI for this host from a template with {user}, {host}, {port}.
