@@ -28,8 +28,8 @@ SKIPPED_PARTS = {"fixtures", "golden", "__pycache__"}
 
 
 def sources(*tops: str) -> Iterator[Path]:
-    for top in tops:
-        for p in sorted((REPO / top).rglob("*.py")):
+    for t in tops:
+        for p in sorted((REPO / t).rglob("*.py")):
             if not SKIPPED_PARTS.intersection(p.relative_to(REPO).parts):
                 yield p
 
