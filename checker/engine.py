@@ -79,7 +79,8 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
             sys.modules[name] = mod
             try:
                 spec.loader.exec_module(mod)
-            except Exception as e:  # noqa: BLE001 (a lab's check module may fail any way: reported as a malformed lab)
+            # a lab's check module may fail any way: reported as a malformed lab
+            except Exception as e:  # noqa: BLE001
                 raise CatalogError(f"{f}: cannot be loaded: {type(e).__name__}: {e}") from None
             mods.append(mod)
         _MODULES[lab.path] = mods
@@ -269,7 +270,8 @@ def ensure_reachable(host: Any, spec: str) -> None:
         r = host.run("true")
     except OutputFlood:
         raise
-    except Exception as e:  # noqa: BLE001 (testinfra's ssh backend raises RuntimeError and others: reported as unreachable)
+    # testinfra's ssh backend raises RuntimeError and others: reported as unreachable
+    except Exception as e:  # noqa: BLE001
         # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255.
         res = e.args[0] if e.args else None
         err = getattr(res, "stderr", None)
@@ -358,7 +360,8 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
         fn(**kwargs)
     except CatalogError:
         raise
-    except Exception as e:  # a check must never crash the run: judged (an error at worst)  # noqa: BLE001
+    # a check must never crash the run: judged (an error at worst)
+    except Exception as e:  # noqa: BLE001
         error = e
     virt = fx.values.get("virt")
     result = judge(error, verdict, virt.uri if isinstance(virt, Virt) else None)

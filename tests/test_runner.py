@@ -132,7 +132,8 @@ def test_the_outcome_rule():
     def raised(e: BaseException) -> BaseException:
         try:
             raise e
-        except BaseException as caught:  # noqa: BLE001 (the test returns what was raised, whatever it is)
+        # the test returns what was raised, whatever it is
+        except BaseException as caught:  # noqa: BLE001
             return caught
 
     v = Verdict("x")

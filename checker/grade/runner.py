@@ -222,7 +222,8 @@ class WorkerPool:
                     done.put(Outcome(host=job.host, results=answer["results"], started_at=wall0,
                                      duration_s=round(time.monotonic() - t0, 3),
                                      worker_pid=worker.proc.pid if worker else None))
-            except BaseException as e:  # pragma: no cover - surfaced to the consumer  # noqa: BLE001
+            # surfaced to the consumer
+            except BaseException as e:  # pragma: no cover  # noqa: BLE001
                 done.put(e)
             finally:
                 if worker is not None:

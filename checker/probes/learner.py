@@ -30,7 +30,8 @@ def default_learner(explicit: str | None = None) -> str:
         return sudo_user
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 (getpass.getuser raises OSError or KeyError by Python version: the uid then)
+    # getpass.getuser raises OSError or KeyError by Python version: the uid then
+    except Exception:  # noqa: BLE001
         return str(os.getuid())
 
 

@@ -116,7 +116,8 @@ class Connections:
             try:
                 if conn.isAlive() and conn.getVersion():
                     return conn
-            except Exception:  # noqa: BLE001 (a dead connection fails any way: forgotten, opened again)
+            # a dead connection fails any way: forgotten, opened again
+            except Exception:  # noqa: BLE001
                 pass
             self.forget(uri, conn)
         conn = _open_read_only(uri)
