@@ -65,7 +65,7 @@ def watch_latency(lab: str, uri: str, conn: Any, domain: str, objective: str, ru
     lat = []
     try:
         time.sleep(2)
-        for i in range(runs):
+        for _ in range(runs):
             start = not dom.isActive()
             seen.clear()
             want["status"] = "pass" if start else "fail"

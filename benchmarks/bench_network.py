@@ -77,9 +77,10 @@ for _p in (str(REPO), str(REPO / "tests"), str(HERE)):
 
 import bench_check  # noqa: E402
 import netlink  # noqa: E402
-from checker.catalog import lab_dirs  # noqa: E402
 from netlink import DelayedLink, RttStats  # noqa: E402
 from sshd import SSHD, LearnerUsers, Sshd, SshdError  # noqa: E402
+
+from checker.catalog import lab_dirs  # noqa: E402
 
 #: every lab folder of this checkout, by number (a new lab is measured without a change here)
 ALL_LABS = tuple(d.name[:2] for d in lab_dirs(REPO / "labs"))
@@ -119,7 +120,7 @@ class NetSshd(Sshd):
         pub = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text("".join(f"{a} {pub[0]} {pub[1]}\n" for a in self.addrs))
 
-    def start(self) -> "NetSshd":
+    def start(self) -> NetSshd:
         if not self.host_key.exists():
             self._keygen(self.host_key, "virtlab-bench-host")
             self._keygen(self.client_key, "virtlab-bench-grader")

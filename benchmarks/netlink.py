@@ -311,7 +311,7 @@ class DelayedLink:
         self.rtt = 0.0
 
     # -- set-up / clean-up ----------------------------------------------------------------
-    def open(self) -> "DelayedLink":
+    def open(self) -> DelayedLink:
         for ns in (self.ns_i, self.ns_l):
             _run(["ip", "netns", "add", ns])
             self._made.append(ns)
@@ -347,7 +347,7 @@ class DelayedLink:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise LinkError("the forwarder does not answer on its control socket")
+                    raise LinkError("the forwarder does not answer on its control socket") from None
                 time.sleep(0.05)
         return self
 
@@ -393,7 +393,7 @@ class DelayedLink:
             while time.monotonic() < deadline and any(_pid_alive(x) for x in left):
                 time.sleep(0.05)
 
-    def __enter__(self) -> "DelayedLink":
+    def __enter__(self) -> DelayedLink:
         try:
             return self.open()
         except BaseException:

@@ -71,8 +71,8 @@ import bench_flood  # noqa: E402
 import bench_grade  # noqa: E402
 import bench_live  # noqa: E402
 import bench_network  # noqa: E402
-
 import contract  # noqa: E402  (tests/contract.py: a lab's breaks.toml)
+
 from checker.catalog import lab_dirs  # noqa: E402
 
 # Every lab folder of this checkout, by number (never a list written here).

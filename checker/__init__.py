@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from checker.engine import check  # noqa: F401
-    from checker.model import Report  # noqa: F401
+    from checker.engine import check
+    from checker.model import Report
 
 __all__ = ["check", "Report", "__version__"]
 

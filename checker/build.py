@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from checker import __version__
 from checker.catalog import CatalogError, lab_dirs, labs_root, load_lab
-from checker.exitcodes import UsageError
-from checker.i18n import Text, message
 from checker.dsl import PASS_MSG
-from checker.model import LANGS, Lab, ObjectiveResult, Report, Text
-from checker.releases import both
+from checker.exitcodes import UsageError
+from checker.i18n import LANGS, Text, message
+from checker.model import Lab, ObjectiveResult, Report
 from checker.notebook import InstructionsError, chunks, sections, split_title, to_site_md
+from checker.releases import both
 
 LABMAP_START, LABMAP_END = "<!-- virtlab:labmap -->", "<!-- /virtlab:labmap -->"
 NAV_START, NAV_END = "# virtlab:labs", "# /virtlab:labs"
@@ -298,15 +299,15 @@ def _notebook(cells: list[Any], lab_id: str | None) -> Any:
 def _dump(nb: Any) -> str:
     import nbformat
 
-    s = nbformat.writes(nb, version=4)
+    s: str = nbformat.writes(nb, version=4)
     return s if s.endswith("\n") else s + "\n"
 
 
 def lab_notebook(lab: Lab) -> str:
     from nbformat import v4
 
-    md = v4.new_markdown_cell
-    code = v4.new_code_cell
+    md: Callable[..., Any] = v4.new_markdown_cell
+    code: Callable[..., Any] = v4.new_code_cell
     cells = []
     head = [
         f"# {PAGE_WORDS['lab'].fr} {_num(lab.id)} · {lab.title.fr}",
@@ -327,7 +328,7 @@ def lab_notebook(lab: Lab) -> str:
         _, body = _instructions(lab, lang)
         n = 0
 
-        def cid(kind: str) -> str:
+        def cid(kind: str, lang: str = lang) -> str:
             nonlocal n
             n += 1
             return f"{lang}-{kind}-{n:02d}"

@@ -20,7 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from checker.model import LANGS, Lab, Objective, Text
+from checker.i18n import LANGS, Text
+from checker.model import Lab, Objective
 from checker.releases import WORDS, unknown_words
 
 LAB_DIR_RE = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")

@@ -16,7 +16,8 @@ the host itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from checker.i18n import Text, message
 
@@ -57,7 +58,7 @@ def decimal(x: float, digits: int = 1) -> Text:
     return Text(text.replace(".", ","), text)
 
 
-def definition(virt: "Virt", name: str) -> "DomainInfo | None":
+def definition(virt: Virt, name: str) -> DomainInfo | None:
     """The persistent definition of domain ``name`` (what ``virsh edit`` changes), or its
     live one when it has none (a transient domain); None when there is no such domain."""
     return virt.domain_config(name) or virt.domain(name)

@@ -16,7 +16,8 @@ import re
 import shutil
 import sys
 import textwrap
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Option, exit_codes
 from checker.exitcodes import Exit, UsageError

@@ -11,8 +11,9 @@ Adding a command is one :class:`Command` here and its ``cmd_*`` function in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from checker.exitcodes import Exit
 from checker.grade.formats import EXPORTS, IDENTITIES, SCALES

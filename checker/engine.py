@@ -17,11 +17,12 @@ import inspect
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from checker import __version__
@@ -35,10 +36,10 @@ from checker.model import Lab, ObjectiveResult, Report, earned_points
 from checker.outcome import judge
 from checker.probes import ssh_lost
 from checker.probes.learner import Learner, default_learner
-from checker.releases import R13, Release
 from checker.probes.libvirt import CONNECTIONS, Virt, default_uri
 from checker.probes.output import OutputFlood
 from checker.probes.output import budget as output_budget
+from checker.releases import R13, Release
 from checker.safetext import clean, clean_data
 
 DEFAULT_HOST = "local://"
@@ -78,7 +79,8 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
             sys.modules[name] = mod
             try:
                 spec.loader.exec_module(mod)
-            except Exception as e:
+            # a lab's check module may fail any way: reported as a malformed lab
+            except Exception as e:  # noqa: BLE001
                 raise CatalogError(f"{f}: cannot be loaded: {type(e).__name__}: {e}") from None
             mods.append(mod)
         _MODULES[lab.path] = mods
@@ -177,7 +179,7 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         kwargs.setdefault("timeout", 10)
     try:
         host = testinfra.get_host(spec, **kwargs)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (testinfra raises anything on a bad spec: a usage error)
         raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
     _HOSTS[key] = host
     return host
@@ -205,11 +207,11 @@ def ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
         setup = _OWN_SSH[ssh_config] = SshSetup(ssh_config, timeout or 10)
         if len(_OWN_SSH) == 1:
             os.environ["PATH"] = setup.path_env(dict(os.environ), worker=False)["PATH"]
-            atexit.register(_close_own_ssh)
+            atexit.register(close_own_ssh)
     return str(setup.config)
 
 
-def _close_own_ssh() -> None:
+def close_own_ssh() -> None:
     """End this process's own shared SSH connections and take its wrapper off PATH."""
     CONNECTIONS.close_all()  # libvirt's qemu+ssh rides the shared connection: close it first
     while _OWN_SSH:
@@ -225,9 +227,8 @@ def _check_ansible_host(spec: str) -> None:
     """The inventory values testinfra will paste into an ssh:// URL, checked like --hosts."""
     from urllib.parse import parse_qs
 
-    from checker.hostspec import UnsafeHost, check_inventory_host
-
     from checker.grade.targets import TargetError, ensure_ansible_on_path
+    from checker.hostspec import UnsafeHost, check_inventory_host
 
     name, _, query = spec.split("://", 1)[1].partition("?")
     inv = parse_qs(query).get("ansible_inventory", [None])[0]
@@ -238,7 +239,7 @@ def _check_ansible_host(spec: str) -> None:
         hostvars = AnsibleRunner.get_runner(inv).get_variables(name)
     except TargetError as e:
         raise BadHostSpec(str(e)) from None
-    except Exception as e:  # not read, not checked: not used either
+    except Exception as e:  # not read, not checked: not used either  # noqa: BLE001
         msg = str(e).strip().splitlines()
         raise BadHostSpec(f"cannot read inventory {inv}: "
                           f"{msg[-1] if msg else type(e).__name__}") from None
@@ -269,7 +270,8 @@ def ensure_reachable(host: Any, spec: str) -> None:
         r = host.run("true")
     except OutputFlood:
         raise
-    except Exception as e:
+    # testinfra's ssh backend raises RuntimeError and others: reported as unreachable
+    except Exception as e:  # noqa: BLE001
         # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255.
         res = e.args[0] if e.args else None
         err = getattr(res, "stderr", None)
@@ -304,7 +306,7 @@ class Fixtures:
             self.values["learner"] = learner
 
     @classmethod
-    def for_run(cls, context: RunContext) -> "Fixtures":
+    def for_run(cls, context: RunContext) -> Fixtures:
         return cls(context.lab, context.host, context=context)
 
     def value(self, name: str, oid: str = "") -> Any:
@@ -334,7 +336,8 @@ class Fixtures:
 
 def _host_release(fx: Fixtures) -> Release:
     try:
-        return fx.value("facts").release  # type: ignore[no-any-return]
+        release: Release = fx.value("facts").release
+        return release
     except Exception as e:  # unreadable host: the newest release's words, still a hint
         if ssh_lost(e):
             raise
@@ -357,7 +360,8 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
         fn(**kwargs)
     except CatalogError:
         raise
-    except Exception as e:  # a check must never crash the run: judged (an error at worst)
+    # a check must never crash the run: judged (an error at worst)
+    except Exception as e:  # noqa: BLE001
         error = e
     virt = fx.values.get("virt")
     result = judge(error, verdict, virt.uri if isinstance(virt, Virt) else None)

@@ -91,7 +91,7 @@ def levels(lab_id: str, user: str | None = None, host: Any = None) -> dict[str, 
             home = host.user(user).home if user else host.user().home
             text = read_file(host, f"{home}/.local/share/virtlab/{FILENAME}")
             return parse_levels(text, lab_id) if text is not None else {}
-        except Exception:  # unreadable: counts as no hint asked
+        except Exception:  # unreadable: counts as no hint asked  # noqa: BLE001
             return {}
     try:
         return parse_levels(state_path(user).read_text(encoding="utf-8"), lab_id)

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")

@@ -41,7 +41,7 @@ class Text:
         """The text in ``lang`` (French unless ``lang`` is ``"en"``)."""
         return self.en if lang == "en" else self.fr
 
-    def format(self, **kwargs: Any) -> "Text":
+    def format(self, **kwargs: Any) -> Text:
         """Both languages formatted with the same values (``str.format`` rules)."""
         return Text(self.fr.format(**kwargs), self.en.format(**kwargs))
 

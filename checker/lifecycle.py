@@ -51,17 +51,23 @@ import shlex
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from checker.catalog import CatalogError
 from checker.exitcodes import Exit
 from checker.i18n import Text, message
 from checker.model import Lab
-from checker.probes.libvirt import (LibvirtUnavailable, classify_error, default_uri,
-                                    parse_domain_xml, parse_network_xml)
+from checker.probes.libvirt import (
+    LibvirtUnavailable,
+    classify_error,
+    default_uri,
+    parse_domain_xml,
+    parse_network_xml,
+)
 
 Action = Literal["create", "reset", "remove", "keep", "blocked"]
 Verb = Literal["start", "finish"]
@@ -135,7 +141,7 @@ def load(lab: Lab) -> Lifecycle | None:
     sys.modules[name] = mod  # dataclasses look their module up there
     try:
         spec.loader.exec_module(mod)
-    except Exception as e:  # any error of a lab's own module is a malformed lab
+    except Exception as e:  # any error of a lab's own module is a malformed lab  # noqa: BLE001
         sys.modules.pop(name, None)
         raise LifecycleModuleError(f"{path}: cannot be loaded: {type(e).__name__}: {e}") from None
     lc = _lifecycle_of(mod, path)

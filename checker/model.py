@@ -11,9 +11,10 @@ objective. Reporters (text, json, junit, html, notebook) only render a Report.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from checker.i18n import LANGS, Text, resolve_lang  # noqa: F401  (re-exported)
 
@@ -184,7 +185,7 @@ class Report:
         return all(o.status in ("pass", "skip") for o in self.objectives)
 
     def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {s: 0 for s in STATUSES}
+        c: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for o in self.objectives:
             c[o.status] += 1
         return c
@@ -213,7 +214,7 @@ class Report:
         return dumps(self.to_dict(), indent=indent, default=str)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Report":
+    def from_dict(cls, d: dict[str, Any]) -> Report:
         """The inverse of :meth:`to_dict` (score, max_score and passed are recomputed).
 
         Raises ValueError on another ``schema_version`` or a missing key.
@@ -245,5 +246,5 @@ class Report:
         return render(self, "notebook")
 
     @classmethod
-    def from_json(cls, text: str) -> "Report":
+    def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))

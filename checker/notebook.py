@@ -17,6 +17,7 @@ few mkdocs-material extensions; see ``site/reference.md`` ("Le format des instru
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,7 +65,7 @@ def _fence_close(line: str, fence: str) -> bool:
     return s.startswith(fence[0] * len(fence)) and set(s) == {fence[0]}
 
 
-def _iter_lines(md: str):
+def iter_lines(md: str) -> Iterator[tuple[str, bool]]:
     """Yield (line, in_fence) for top-level lines: fenced lines are flagged."""
     fence = None
     for line in md.splitlines():
@@ -84,7 +85,7 @@ def _iter_lines(md: str):
 def sections(body: str) -> list[str]:
     """Split at ``## `` headings outside code blocks; text before the first one is kept."""
     out: list[list[str]] = [[]]
-    for line, fenced in _iter_lines(body):
+    for line, fenced in iter_lines(body):
         if not fenced and line.startswith("## "):
             out.append([])
         out[-1].append(line)

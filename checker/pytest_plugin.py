@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-
 _LAB_PROP = "lab"
 _OBJ_PROP = "objective"
 

@@ -93,7 +93,7 @@ R12 = Release(
 RELEASES = (R13, R12)
 
 
-def release_of(os_release: "OsRelease") -> Release:
+def release_of(os_release: OsRelease) -> Release:
     """The release whose words fit a host. Debian 12 and older get Debian 12's; Debian 13,
     testing, unstable and any other system get Debian 13's (the current stable, and the
     closest to what newer systems ship). ``found`` keeps what the host really is."""

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from checker import i18n
 from checker.exitcodes import Exit
@@ -127,22 +128,22 @@ class Watcher:
         for cid in self._callbacks:
             try:
                 conn.domainEventDeregisterAny(cid)
-            except Exception:
+            except Exception:  # noqa: BLE001 (tearing down: the connection may be gone already)
                 pass
         for cid in self._net_callbacks:
             try:
                 conn.networkEventDeregisterAny(cid)
-            except Exception:
+            except Exception:  # noqa: BLE001 (tearing down: the connection may be gone already)
                 pass
         for cid in self._pool_callbacks:
             try:
                 conn.storagePoolEventDeregisterAny(cid)
-            except Exception:
+            except Exception:  # noqa: BLE001 (tearing down: the connection may be gone already)
                 pass
         try:
             conn.unregisterCloseCallback()
             conn.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 (tearing down: the connection may be gone already)
             pass
 
     # --- loop -------------------------------------------------------------------------
@@ -297,7 +298,7 @@ class NotebookWatch:
         from IPython.display import HTML, display
 
         self._handle = display(HTML("<p>virtlab: …</p>"), display_id=True)
-        self._HTML = HTML
+        self._HTML: Callable[..., Any] = HTML
 
         def show(u: Update) -> None:
             from html import escape

@@ -18,15 +18,16 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sandbox import Sandbox, SandboxError  # noqa: E402
+from sandbox import Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -66,12 +67,12 @@ def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     sandbox.reset()
 
 
-def _release_ids() -> list[str]:
+def release_ids() -> list[str]:
     try:
         from rootfs import host_release, other_release
 
         return [f"host-{host_release()}", f"rootfs-{other_release()}"]
-    except Exception:  # not Debian 12/13: the fixture reports it when used
+    except Exception:  # not Debian 12/13: the fixture reports it when used  # noqa: BLE001
         return ["host", "rootfs"]
 
 
@@ -115,7 +116,7 @@ def rootfs_sandbox() -> Iterator[Sandbox]:
         sb.close()
 
 
-@pytest.fixture(scope="session", params=["host", "rootfs"], ids=_release_ids())
+@pytest.fixture(scope="session", params=["host", "rootfs"], ids=release_ids())
 def release_sandbox(request: pytest.FixtureRequest) -> Sandbox:
     """This machine's sandbox, then the other release's: one lab suite, both releases."""
     name = "sandbox" if request.param == "host" else "rootfs_sandbox"

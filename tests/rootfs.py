@@ -25,8 +25,8 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 CACHE = Path(os.environ.get("VIRTLAB_ROOTFS_CACHE", "/var/cache/virtlab/rootfs"))
 # The machine's own mirror (its apt sources name it); the same registry the machine installs from.

@@ -29,13 +29,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 import uuid as uuidlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_NETWORK_XML = Path("/usr/share/libvirt/networks/default.xml")
@@ -56,7 +57,7 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _stop_pid(pid: int, timeout: float = 10.0) -> None:
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after timeout; only for processes this module started."""
     if not _pid_alive(pid):
         return
@@ -81,7 +82,7 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
         pass
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -167,7 +168,7 @@ class SystemBus:
                 return  # another sandbox still uses the bus
             pids = (self.STATE / "pids")
             for line in reversed(pids.read_text().split() if pids.exists() else []):
-                _stop_pid(int(line))
+                stop_pid(int(line))
             pids.unlink(missing_ok=True)
 
 
@@ -196,7 +197,7 @@ class Sandbox:
         self._conn: Any = None
 
     # --- life -----------------------------------------------------------------------
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.open()
         return self
 
@@ -284,16 +285,22 @@ class Sandbox:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing at teardown: the daemon may be gone already)
                 pass
             self._conn = None
         if self._daemon is not None:
-            _stop_pid(self._daemon.pid, timeout=20)
+            stop_pid(self._daemon.pid, timeout=20)
             self._daemon = None
 
     @property
     def running(self) -> bool:
         return self._daemon is not None and self._daemon.poll() is None
+
+    @property
+    def daemon(self) -> subprocess.Popen[bytes] | None:
+        """The libvirtd process this sandbox started (a fault test kills it); None once
+        stopped."""
+        return self._daemon
 
     def close(self) -> None:
         import atexit
@@ -313,9 +320,9 @@ class Sandbox:
 
     def _stop_helpers(self) -> None:
         """The daemons started beside libvirtd (virtlogd), by their pid files."""
-        vl = _read_pid(self.root / "virtlogd.pid")
+        vl = read_pid(self.root / "virtlogd.pid")
         if vl:
-            _stop_pid(vl)
+            stop_pid(vl)
 
     def _remove_dirs(self) -> None:
         self.bus.stop()
@@ -324,9 +331,9 @@ class Sandbox:
     def _kill_leftovers(self) -> None:
         """dnsmasq and qemu started by this sandbox's daemon, found by their pid files."""
         for pidfile in list(self.run_dir.glob("network/*.pid")) + list(self.run_dir.glob("qemu/*.pid")):
-            pid = _read_pid(pidfile)
+            pid = read_pid(pidfile)
             if pid:
-                _stop_pid(pid)
+                stop_pid(pid)
 
     def daemon_log(self) -> str:
         try:
@@ -357,7 +364,7 @@ class Sandbox:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing at teardown: the daemon may be gone already)
                 pass
             self._conn = None
 

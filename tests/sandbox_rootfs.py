@@ -64,11 +64,12 @@ import stat
 import subprocess
 import time
 import uuid as uuidlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rootfs import CACHE, RootfsError, build, chroot_argv, other_release
-from sandbox import REPO, Sandbox, SandboxError, _read_pid, _stop_pid
+from sandbox import REPO, Sandbox, SandboxError, read_pid, stop_pid
 
 # What the root filesystem holds: the packages a learner of that release has after lab 02's
 # reference solution (its Debian names), plus what the test set-up needs (D-Bus, polkitd,
@@ -101,7 +102,7 @@ def rootfs_for(release: str) -> Path:
     return build(release, release, COMMON_PACKAGES + RELEASE_PACKAGES[release])
 
 
-def _pip_sources() -> list[str]:
+def pip_sources() -> list[str]:
     """Local package folders this machine's pip configuration names (find-links, indexes):
     the top folder of each (/opt/pypi for file:///opt/pypi/simple), to bind inside."""
     words: list[str] = []
@@ -134,7 +135,7 @@ def ensure_venv(root: Path, timeout: float = 1200) -> str:
             return venv
         shutil.rmtree(root / venv.lstrip("/"), ignore_errors=True)
         binds = [(str(REPO), "/virtlab")]
-        binds += [(p, p) for p in PIP_FILES + _pip_sources() if Path(p).exists()]
+        binds += [(p, p) for p in PIP_FILES + pip_sources() if Path(p).exists()]
         env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"}
         env |= {k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)}
         script = (f"python3 -m venv {venv} && {venv}/bin/python -m pip install -q --upgrade pip"
@@ -371,9 +372,9 @@ class RootfsSandbox(Sandbox):
     def _stop_helpers(self) -> None:
         """This release's own virtlogd, polkitd and D-Bus, by their pid files."""
         for pidfile in ("virtlogd.pid", "virtlab-polkitd.pid", "dbus/pid"):
-            pid = _read_pid(self.run_dir / pidfile)
+            pid = read_pid(self.run_dir / pidfile)
             if pid:
-                _stop_pid(pid)
+                stop_pid(pid)
 
     def _remove_dirs(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -386,9 +387,9 @@ class RootfsSandbox(Sandbox):
     def _kill_leftovers(self) -> None:
         lv = self.run_dir / "libvirt"
         for pidfile in list(lv.glob("network/*.pid")) + list(lv.glob("qemu/*.pid")):
-            pid = _read_pid(pidfile)
+            pid = read_pid(pidfile)
             if pid:
-                _stop_pid(pid)
+                stop_pid(pid)
 
 
 def _selftest() -> None:  # python3 tests/sandbox_rootfs.py: open one, print its timings

@@ -26,8 +26,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -118,7 +119,7 @@ class Sshd:
             "  LogLevel ERROR\n",
             encoding="utf-8")
 
-    def start(self) -> "Sshd":
+    def start(self) -> Sshd:
         if not self.host_key.exists():
             self._keygen(self.host_key, "virtlab-test-host")
             self._keygen(self.client_key, "virtlab-test-grader")
@@ -165,7 +166,7 @@ class Sshd:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Sshd":
+    def __enter__(self) -> Sshd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -251,7 +252,7 @@ class HangingListener:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -264,8 +265,31 @@ class HangingListener:
             c.close()
         self.sock.close()
 
-    def __enter__(self) -> "HangingListener":
+    def __enter__(self) -> HangingListener:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The `ssh` an argv recorder puts first on PATH: it writes its arguments out, NUL-separated,
+# and connects nowhere.
+_RECORDER = "#!/bin/sh\nprintf 'ssh\\0'\nprintf '%s\\0' \"$@\"\n"
+
+
+def ssh_argv(backend: Any, command: str = "true") -> list[str]:
+    """The argument vector testinfra's ssh backend starts ``ssh`` with, as its shell splits it:
+    the backend's public ``run()``, with an ``ssh`` first on PATH that only records its
+    arguments (``ssh`` itself is never started). The previous PATH is put back."""
+    with tempfile.TemporaryDirectory(prefix="virtlab-sshargv-") as d:
+        rec = Path(d) / "ssh"
+        rec.write_text(_RECORDER)
+        rec.chmod(0o755)
+        path = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{d}{os.pathsep}{path}"
+        try:
+            res = backend.run(command)
+        finally:
+            os.environ["PATH"] = path
+    assert res.rc == 0, res.stderr
+    return res.stdout_bytes.decode("utf-8", "surrogateescape").split("\0")[:-1]

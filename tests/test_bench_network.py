@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import cannot_run
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"

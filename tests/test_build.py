@@ -13,8 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from checker.notebook import _iter_lines, chunks, sections, split_title, to_jupyter_md, \
-    to_site_md
+from checker.notebook import chunks, iter_lines, sections, split_title, to_jupyter_md, to_site_md
 
 REPO = Path(__file__).resolve().parent.parent
 CELL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -178,7 +177,7 @@ def test_notebook_is_valid_v4_without_outputs_or_machine_metadata(path):
     # mkdocs-material syntax is translated for Jupyter (outside code blocks).
     for c in nb.cells:
         if c.cell_type == "markdown":
-            for line, fenced in _iter_lines(c.source):
+            for line, fenced in iter_lines(c.source):
                 assert fenced or not line.lstrip().startswith(("!!!", "???", "===")), (c.id, line)
     if path.stem != "index":  # French half then English half, each closed by its check
         code_ids = [c.id for c in nb.cells if c.cell_type == "code"]

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cannot_run, run_virtlab, solved_state
 from sshd import LearnerUsers, Sshd, dead_port
 
@@ -197,7 +196,7 @@ def test_libvirtd_killed_in_the_middle_of_a_check(sandbox, monkeypatch, tmp_path
     state: the objectives read before stay, the others say the daemon does not answer; a
     later check (same process, its cached connection now dead) recovers once it is back."""
     from checker.catalog import resolve
-    from checker.engine import _MODULES, check, load_checks
+    from checker.engine import check, load_checks
     from checker.reporters import render
 
     with solved_state(sandbox, ("03", "04")) as user:
@@ -213,15 +212,18 @@ def test_libvirtd_killed_in_the_middle_of_a_check(sandbox, monkeypatch, tmp_path
         @functools.wraps(fn)
         def kill_then_check(**kw):
             if not killed:
-                pid = sandbox._daemon.pid
+                daemon = sandbox.daemon
+                assert daemon is not None
+                pid = daemon.pid
                 assert Path(f"/proc/{pid}/comm").read_text().strip() == "libvirtd"
                 os.kill(pid, signal.SIGKILL)
-                sandbox._daemon.wait(10)
+                daemon.wait(10)
                 sandbox.stop()  # forget the dead daemon and the test's connection to it
                 killed.append(pid)
             return fn(**kw)
 
-        mod = next(m for m in _MODULES[lab.path] if getattr(m, fn.__name__, None) is fn)
+        mod = sys.modules[fn.__module__]  # load_checks registers each check module there
+        assert getattr(mod, fn.__name__) is fn
         monkeypatch.setattr(mod, fn.__name__, kill_then_check)
         report = check(lab, connect=sandbox.uri, user=user, lang="en")
         monkeypatch.undo()

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_virtlab
 from consumers import MoodleUser, check_json, check_moodle_csv
 from sshd import HangingListener, LearnerUsers, dead_port

@@ -12,14 +12,14 @@ import json
 import sqlite3
 
 import pytest
+from conftest import run_virtlab
+from consumers import MoodleAbort, MoodleUser, check_json, check_moodle_csv, moodle_import
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checker.grade import exports
 from checker.grade.gradebook import Gradebook, GradebookError, default_path
 from checker.grade.targets import HostTarget, TargetError, from_inventory, from_specs
-from conftest import run_virtlab
-from consumers import (MoodleAbort, MoodleUser, check_json, check_moodle_csv, moodle_import)
 
 LAB = "01-hardware"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

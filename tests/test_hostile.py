@@ -26,6 +26,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+from conftest import run_virtlab
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,6 @@ from checker.grade.targets import HostTarget, TargetError, from_inventory, from_
 from checker.model import Lab
 from checker.probes.apt import dearmor, parse_deb822, parse_one_line, read_keys
 from checker.probes.libvirt import parse_domain_xml, parse_network_xml
-from conftest import run_virtlab
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -529,16 +529,10 @@ hostile_piece = st.sampled_from([
 hostile_str = st.lists(hostile_piece, max_size=7).map("".join)
 
 
-def _ssh_argv(backend) -> list[str]:
-    """The ssh command testinfra would start for this backend, split as its shell will."""
-    import shlex
-
-    cmd, args = backend._build_ssh_command("true")
-    return shlex.split(backend.quote(" ".join(cmd), *args))
-
-
 def _assert_plain_destination(backend, user, host, port) -> None:
-    argv = _ssh_argv(backend)
+    from sshd import ssh_argv
+
+    argv = ssh_argv(backend)  # what testinfra's own run() starts ssh with
     assert argv[0] == "ssh" and argv[-1] == "true"
     assert argv[-2] == host and not host.startswith("-")  # the host: one plain word
     # every other word is testinfra's own: "-o" followed by one of its settings

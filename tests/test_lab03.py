@@ -9,11 +9,11 @@ labs/03-libvirt-basics/breaks.toml and run for every lab by tests/test_labs.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import libvirt_state, solved_state, statuses
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 LAB = "03"
 OBJECTIVES = ("default-network-active", "default-network-autostart", "default-pool-active",
               "default-pool-autostart", "user-default-uri", "config-backup")
-ALL_PASS = {o: "pass" for o in OBJECTIVES}
+ALL_PASS = dict.fromkeys(OBJECTIVES, "pass")
 ODD = ["r\u00e9seau \"cit\u00e9\" $(id) `id`", "x'; touch vl-pwned #", "\u65e5\u672c \u00e9t\u00e9"]
 
 
@@ -50,7 +50,7 @@ def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_release
     user = make_learner(groups=("libvirt",))
     sb = clean_release_sandbox
     report = sb.check(LAB, connect=sb.uri, user=user, lang="fr")
-    assert statuses(report) == {o: "fail" for o in OBJECTIVES}
+    assert statuses(report) == dict.fromkeys(OBJECTIVES, "fail")
     o = _by_id(report)
     assert "sudo virsh net-start default" in o["default-network-active"].message
     assert "Aucun pool `default`" in o["default-pool-active"].message

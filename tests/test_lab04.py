@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import libvirt_state, solved_state, statuses
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ LAB = "04"
 VM = "test-debian-12"
 OBJECTIVES = ("vm-defined", "vm-vcpus", "vm-memory", "vm-disk-qcow2", "vm-disk-thin",
               "vm-nic-virtio", "vm-console", "vm-description", "vm-running", "vm-snapshot")
-ALL_PASS = {o: "pass" for o in OBJECTIVES}
+ALL_PASS = dict.fromkeys(OBJECTIVES, "pass")
 ODD = ["vm \"cit\u00e9e\" $(id) `id`", "x'; touch vl-pwned #", "\u65e5\u672c \u00e9t\u00e9"]
 
 
@@ -46,7 +46,7 @@ def test_no_vm_fails_every_objective_and_lists_the_vms_that_exist(clean_release_
         c.defineXML(sb.domain_xml(name))
     fr = sb.check(LAB, connect=sb.uri, user="root", lang="fr")
     en = sb.check(LAB, connect=sb.uri, user="root", lang="en")
-    assert statuses(fr) == statuses(en) == {o: "fail" for o in OBJECTIVES}
+    assert statuses(fr) == statuses(en) == dict.fromkeys(OBJECTIVES, "fail")
     for o in fr.objectives:
         assert o.message.startswith(f"VM `{VM}` introuvable ; VM existantes : "), o.message
         for name in ODD:

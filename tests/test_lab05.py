@@ -23,16 +23,23 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checker.probes.ifupdown import (
-    BridgeDeclaration, logical_lines, networkd_bridge, nm_bridge, parse_ini, parse_interfaces,
-    parse_nmcli_terse, read_interfaces,
+    BridgeDeclaration,
+    logical_lines,
+    networkd_bridge,
+    nm_bridge,
+    parse_ini,
+    parse_interfaces,
+    parse_nmcli_terse,
+    read_interfaces,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -497,7 +504,7 @@ def scene(release_sandbox, guest):
 @pytest.mark.integration
 def test_reference_solution_scores_full_marks(scene):
     st_, rep = run_check(scene.sb)
-    assert st_ == {o: "pass" for o in OBJECTIVES}, json.dumps(rep["objectives"], indent=1)
+    assert st_ == dict.fromkeys(OBJECTIVES, "pass"), json.dumps(rep["objectives"], indent=1)
     assert rep["score"] == rep["max_score"] == 20
     # the solution really wrote the namespace's /etc/network, not the machine's
     decl = (scene.etc_net / "interfaces.d" / "br0").read_text()

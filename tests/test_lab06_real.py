@@ -23,14 +23,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
+import vbox_real
 from apt_sandbox import check_with_apt
+from conftest import cannot_run, run_virtlab, statuses
+from rootfs import RootfsError
+
 from checker.model import Report
 from checker.reporters import render
-from conftest import cannot_run, run_virtlab, statuses
-
-import vbox_real
-from rootfs import RootfsError
 
 pytestmark = pytest.mark.integration
 
@@ -348,9 +347,9 @@ def test_hostile_description_snapshot_and_network_names_inside_the_good_vm(solve
         assert result(report, "vbox-vm-created").evidence["vm"] == VM
         assert result(report, "vbox-snapshot").evidence["snapshots"] == ["installation propre", snap]
         assert result(report, "vbox-nic-private").evidence["network"] == net
-        from checker.probes.vbox import VBox
         from checker.engine import get_host
         from checker.probes.learner import Learner
+        from checker.probes.vbox import VBox
         vm = VBox(Learner(get_host("local://"), learner)).vm(VM)
         assert vm.description == desc and vm.name == VM
     finally:

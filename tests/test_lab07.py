@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_virtlab, statuses
 
 from checker.catalog import resolve
-from conftest import run_virtlab, statuses
 
 LAB = "07-troubleshooting"
 WEB_MAC = "52:54:00:07:00:01"

@@ -20,14 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 import contract
+import pytest
+from conftest import REPO, release_ids, solved_state, statuses
+
 from checker.catalog import lab_dirs, labs_root, load_lab
-from conftest import REPO, _release_ids, solved_state, statuses
 
 LAB_DIRS = lab_dirs(labs_root())
 
@@ -65,7 +66,7 @@ def test_every_lab_declares_a_break_for_every_objective(lab_dir: Path) -> None:
 def _node(node_id: str) -> str:
     """A node id without the release of ``release_sandbox`` (host-bookworm, rootfs-trixie…),
     so that a break names its test once for both releases."""
-    releases = "|".join(re.escape(r) for r in _release_ids())
+    releases = "|".join(re.escape(r) for r in release_ids())
     node_id = re.sub(rf"\[(?:{releases})\]$", "", node_id)
     return re.sub(rf"\[(?:{releases})-", "[", node_id)
 
@@ -143,7 +144,7 @@ def test_the_reference_solution_scores_full_marks(solved: Solved) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     st = {o["id"]: o["status"] for o in report["objectives"]}
-    assert st == {o: "pass" for o in solved.objectives}, {
+    assert st == dict.fromkeys(solved.objectives, "pass"), {
         o["id"]: o["message"] for o in report["objectives"] if o["status"] != "pass"}
     assert report["score"] == report["max_score"] > 0
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO, run_virtlab
 
 from checker.catalog import CatalogError, load_lab, resolve
 from checker.lifecycle import PAUSE_ENV, LifecycleModuleError, Step, run, validate
-from conftest import REPO, run_virtlab
 
 LAB = "07-troubleshooting"
 

@@ -7,8 +7,15 @@ from datetime import datetime
 
 import pytest
 
-from checker.model import (OBJECTIVE_KEYS, REPORT_KEYS, SCHEMA_VERSION, ObjectiveResult,
-                           Report, Text, resolve_lang)
+from checker.model import (
+    OBJECTIVE_KEYS,
+    REPORT_KEYS,
+    SCHEMA_VERSION,
+    ObjectiveResult,
+    Report,
+    Text,
+    resolve_lang,
+)
 
 # The contract, written out again here on purpose: a change to the model must be a
 # deliberate change to this test too.

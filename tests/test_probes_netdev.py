@@ -13,6 +13,7 @@ import inspect
 
 import pytest
 import testinfra
+from sshd import dead_port
 
 from checker.catalog import resolve
 from checker.dsl import Verdict
@@ -20,7 +21,6 @@ from checker.engine import load_checks
 from checker.probes import ssh_lost
 from checker.probes.host import HostFacts
 from checker.probes.netdev import NetDevice, net_device, parse_net_device
-from sshd import dead_port
 
 
 def _lost_host():

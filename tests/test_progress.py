@@ -7,8 +7,8 @@ import os
 
 from conftest import run_virtlab
 
-from checker.model import ObjectiveResult, Report
 from checker import progress
+from checker.model import ObjectiveResult, Report
 
 
 def _report(lab: str, statuses: list[str], points: int = 2) -> Report:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytestmark = pytest.mark.integration
 RUNS = 20
 
@@ -57,7 +56,7 @@ def libvirt_state(conn) -> dict:
 
 def tree_hashes(root: Path) -> dict[str, str]:
     out = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             p = Path(dirpath) / name
             try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import cannot_run
 
 from checker.build import example_report, lab_notebook, site_page
 from checker.catalog import CatalogError, load_lab, resolve
@@ -24,7 +25,6 @@ from checker.probes.host import HostFacts, parse_os_release
 from checker.probes.learner import Learner
 from checker.probes.libvirt import Virt
 from checker.releases import R12, R13, WORDS, both, release_of
-from conftest import cannot_run
 
 HOSTS = Path(__file__).parent / "fixtures" / "hosts"
 REPO = Path(__file__).parent.parent

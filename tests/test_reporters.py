@@ -15,10 +15,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from consumers import check_json, xmllint_junit
 
 from checker.model import ObjectiveResult, Report
 from checker.reporters import FORMATS, RENDERERS, render
-from consumers import check_json, xmllint_junit
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("VIRTLAB_REGEN_GOLDEN") == "1"

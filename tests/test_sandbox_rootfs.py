@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from rootfs import RELEASES, chroot_argv, host_release, mounted_inside
 
 # What each release ships (Debian's versions; checked again on the real packages here).

@@ -18,9 +18,9 @@ import tempfile
 import time
 
 import pytest
+from conftest import REPO
 
 from checker.dsl import MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS, MAX_MESSAGE_CHARS
-from conftest import REPO
 
 pytestmark = pytest.mark.integration
 

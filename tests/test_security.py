@@ -36,6 +36,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_virtlab
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,6 @@ from checker.grade.exports import FORMULA_PREFIXES, neutralise, to_csv, to_html
 from checker.grade.gradebook import ClassView, LearnerRow, Run, StoredResult
 from checker.grade.sshconf import FORCED, SshSetup
 from checker.grade.targets import HostTarget, TargetError, from_specs
-from conftest import REPO, run_virtlab
 
 TOKEN = f"vlpwn{uuid.uuid4().hex[:8]}"
 
@@ -146,8 +146,9 @@ def test_commands_are_constants_with_quoted_arguments():
 def test_learner_commands_reach_the_shell_as_single_words():
     """What Learner.run hands the shell, parsed back as the shell would: the hostile learner
     name and arguments come out as whole words, never as commands."""
-    from checker.probes.learner import Learner
     from testinfra.backend.base import BaseBackend
+
+    from checker.probes.learner import Learner
 
     seen: list[str] = []
 
@@ -395,8 +396,9 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
     path = os.environ["PATH"]
     try:
         host = engine.get_host("ssh://alice@127.0.0.1:2222", None, 5)
-        cmd, _args = host.backend._build_ssh_command("true")
-        line = " ".join(cmd)
+        from sshd import ssh_argv
+
+        line = " ".join(ssh_argv(host.backend))
         assert line.startswith("ssh ") and "-o BatchMode=yes" in line
         assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
         # the "ssh" that line runs is this process's wrapper, which forces the safe settings
@@ -404,7 +406,7 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
         assert WRAPPER_MARK in wrapper.read_text() and "StrictHostKeyChecking=yes" in \
             wrapper.read_text()
     finally:
-        engine._close_own_ssh()
+        engine.close_own_ssh()
     assert os.environ["PATH"] == path  # nothing of it left in this process
 
 

@@ -33,12 +33,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import REPO, add_user, cannot_run, remove_user
 from rootfs import chroot_argv, host_release, other_release
 
@@ -212,9 +211,9 @@ def wait_http(url: str, proc: subprocess.Popen[str], token: str | None = None,
         assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode}: {log_of(proc)}"
         try:
             return http(url, token=token)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer in {timeout} s: {log_of(proc)}")
+                raise AssertionError(f"{url} did not answer in {timeout} s: {log_of(proc)}") from e
             time.sleep(0.5)
 
 
@@ -555,11 +554,15 @@ def test_readme_test_command_keeps_the_checkout_the_learners(learner):
     assert learner.foreign_files() == []
     r = learner.run(".venv/bin/python -c 'import hypothesis, selenium, nbclient, checker'")
     assert r.returncode == 0, r.stderr
+    # the static checks .ci/run runs first come with the test extra
+    r = learner.run(".venv/bin/ruff --version && .venv/bin/mypy --version")
+    assert r.returncode == 0, r.stderr
     # The README's test command itself, through sudo, on one quick test file: the tests run as
     # root (they must), and leave nothing of root's in the learner's checkout.
     r = learner.run("sudo bash .ci/run tests/test_catalog.py -q", timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
+    assert "All checks passed!" in r.stdout and "Success: no issues found" in r.stdout
     assert learner.foreign_files() == []
 
 
@@ -636,7 +639,7 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def trixie_learner(learner) -> Iterator[RootfsLearner]:
     from rootfs import RootfsError, build, tool_path
-    from sandbox_rootfs import (COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, _pip_sources)
+    from sandbox_rootfs import COMMON_PACKAGES, PIP_FILES, RELEASE_PACKAGES, pip_sources
 
     if not tool_path():
         cannot_run("mmdebstrap is not installed (.ci/install --test)")
@@ -654,7 +657,7 @@ def trixie_learner(learner) -> Iterator[RootfsLearner]:
     sudoers = root / "etc/sudoers.d" / f"virtlab-test-{name}"
     bare = root / "var/tmp" / f"{name}.git"
     made_user = made_ns = False
-    binds = [(p, p) for p in PIP_FILES + _pip_sources() if Path(p).exists()]
+    binds = [(p, p) for p in PIP_FILES + pip_sources() if Path(p).exists()]
     # apt has no source of packages in the learner's commands, even in the set-up, which runs
     # on this machine's network for pip: the cached root filesystem never changes.
     binds.append(("/dev/null", "/etc/apt/sources.list"))

@@ -23,7 +23,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_virtlab
 
 ESC = "\x1b"
@@ -167,11 +166,11 @@ def test_the_grade_summary_and_exports_clean_a_tampered_gradebook(tmp_path):
     import io
     from contextlib import redirect_stdout
 
-    from checker.grade.command import _summary
+    from checker.grade.command import print_summary
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        _summary(view, "en", 1.0, Path("/tmp/gb.sqlite"))
+        print_summary(view, "en", 1.0, Path("/tmp/gb.sqlite"))
     assert_no_raw("summary", buf.getvalue())
     assert not any(ln.startswith("Run #1: 5/5") for ln in buf.getvalue().splitlines()[1:])
 

@@ -18,9 +18,9 @@ import subprocess
 import time
 
 import pytest
+from conftest import run_virtlab
 
 from checker.probes.output import COMMAND_CAP, HOST_CAP, MiB, OutputFlood, budget
-from conftest import run_virtlab
 
 
 def flooding_learners(users) -> dict[str, str]:

@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import cannot_run, run_virtlab
 
 SECRET = "vl-instructor-secret-7f3a"

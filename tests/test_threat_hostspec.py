@@ -22,10 +22,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import run_virtlab
 
 from checker.grade.targets import TargetError, from_specs
 from checker.hostspec import UnsafeHost, check_inventory_host, parse_ssh_spec
-from conftest import run_virtlab
 
 TOKEN = f"vlhs{uuid.uuid4().hex[:8]}"
 

@@ -25,8 +25,8 @@ from checker.probes.vbox import (
     NO_SNAPSHOTS_RE,
     NOT_FOUND_RE,
     RAW_KEY_RE,
-    _key_at,
     is_debian_64,
+    key_at,
     parse_list_vms,
     parse_machinereadable,
     parse_version,
@@ -35,7 +35,7 @@ from checker.probes.vbox import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "vbox"))
-import vboxfmt  # noqa: E402
+import vboxfmt
 
 REC = Path(__file__).parent / "fixtures" / "vbox" / "recorded"
 RUNS = json.loads((REC / "index.json").read_text(encoding="utf-8"))
@@ -234,8 +234,8 @@ def test_no_version_in_garbage(text):
 # --- list vms ----------------------------------------------------------------------------
 
 def test_list_vms_with_quotes_newlines_and_inaccessible():
-    text = ('"debian-vbox" {%s}\n"say "hi"" {%s}\n"two\nlines" {%s}\n"<inaccessible>" {%s}\n'
-            % (UUID, UUID, UUID, UUID.upper()))
+    text = (f'"debian-vbox" {{{UUID}}}\n"say "hi"" {{{UUID}}}\n"two\nlines" {{{UUID}}}\n'
+            f'"<inaccessible>" {{{UUID.upper()}}}\n')
     vms, stray = parse_list_vms(text)
     assert [v.name for v in vms] == ["debian-vbox", 'say "hi"', "two\nlines", "<inaccessible>"]
     assert all(v.uuid == UUID for v in vms) and stray == []
@@ -264,7 +264,7 @@ def test_roundtrip_any_escaped_values(pairs, strays):
         chunks.insert(min(1 + 2 * j, len(chunks)), s + "\n")
     info = parse_machinereadable("".join(chunks))
     assert info.values == dict(pairs)
-    assert list(info.stray) == [s for s in strays]
+    assert list(info.stray) == list(strays)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -312,7 +312,7 @@ def test_roundtrip_raw_snapshot_names_on_one_line(names, description):
 @given(st.lists(hostile, min_size=4, max_size=4))
 def test_roundtrip_raw_snapshot_names_over_several_lines(names):
     # Raw values are ambiguous only where a continuation line itself starts a pair.
-    assume(not any(_key_at(line)[0] is not None for n in names for line in n.split("\n")[1:]))
+    assume(not any(key_at(line)[0] is not None for n in names for line in n.split("\n")[1:]))
     rc, out = vboxfmt.snapshot_list({"snapshots": _snap_tree(names)})
     parsed = snapshots_from(parse_machinereadable(out))
     assert [s.name for s in parsed] == [names[0], names[1], names[3], names[2]]

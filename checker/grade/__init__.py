@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from checker.grade.gradebook import ClassView, Gradebook, GradebookError, default_path
-    from checker.grade.grading import GradeOptions, grade
-    from checker.grade.targets import HostTarget, TargetError, from_inventory, from_specs
+    # re-exported lazily by __getattr__; listed in __all__
+    from checker.grade.gradebook import ClassView, Gradebook, GradebookError, default_path  # noqa: F401
+    from checker.grade.grading import GradeOptions, grade  # noqa: F401
+    from checker.grade.targets import HostTarget, TargetError, from_inventory, from_specs  # noqa: F401
 
 _WHERE = {
     "ClassView": "gradebook", "Gradebook": "gradebook", "GradebookError": "gradebook",

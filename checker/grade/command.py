@@ -181,7 +181,7 @@ def _need(key: str) -> None:
 
 
 def _csv_options(args: argparse.Namespace) -> Any:
-    from checker.grade.exports import CsvOptions, ExportError, Roster
+    from checker.grade.exports import CsvOptions, Roster
 
     opts = CsvOptions(identity=args.csv_id or "email", scale=args.scale or "points",
                       roster=str(Path(args.roster).resolve()) if args.roster else None)
@@ -254,8 +254,15 @@ class _Progress:
         self.task: Any = None
         self.failed = 0
         if sys.stdout.isatty():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -286,10 +293,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from checker.catalog import resolve
-    from checker.i18n import resolve_lang
-    from checker.grade.gradebook import Gradebook, GradebookError, default_path
     from checker.grade.exports import ExportError
+    from checker.grade.gradebook import Gradebook, GradebookError, default_path
     from checker.grade.targets import TargetError
+    from checker.i18n import resolve_lang
 
     lang = resolve_lang(args.lang)
 
@@ -404,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
         progress.stop()
         signal.signal(signal.SIGTERM, old_term)
         gb.close()
-    _summary(view, lang, time.monotonic() - t0, db_path, f"{db_opt}{again}",
+    print_summary(view, lang, time.monotonic() - t0, db_path, f"{db_opt}{again}",
              csv_options if args.csv else None)
     all_graded = all(lab in row.results and row.results[lab].status == "graded"
                      for row in view.rows for lab in view.labs)
@@ -453,14 +460,14 @@ def _list_hosts(args: argparse.Namespace, lang: str) -> int:
     return Exit.OK
 
 
-def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
+def print_summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "",
              csv_options: Any = None) -> None:
     not_done = []
     for row in view.rows:
         rs = [row.results.get(lab) for lab in view.labs]
-        bad = next((r for r in rs if r is None or r.status != "graded"), "ok")
-        if bad != "ok":
-            not_done.append((row, bad))
+        bad = [r for r in rs if r is None or r.status != "graded"]
+        if bad:
+            not_done.append((row, bad[0]))
     n = len(view.rows)
     print(M_SUMMARY.format(run=view.run.id, done=n - len(not_done), n=n,
                            seconds=f"{elapsed:.1f}", db=db_path).get(lang))

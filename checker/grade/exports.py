@@ -51,14 +51,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checker import __version__
-from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
+from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.i18n import DEFAULT_LANG, LANGS, Text, message
 from checker.reporters.text import ICON
 from checker.safetext import clean, dumps
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ROSTER_MAX_BYTES = 10 * 1024 * 1024
 
@@ -224,7 +228,7 @@ class Roster:
     fields: tuple[str, ...]
 
     @classmethod
-    def read(cls, path: str | Path) -> "Roster":
+    def read(cls, path: str | Path) -> Roster:
         p = Path(path)
         try:
             with open(p, "rb") as f:
@@ -539,7 +543,7 @@ HOST_STATUS: dict[str, Text] = {
 
 
 @lru_cache(maxsize=1)
-def _env() -> Any:
+def _env() -> Environment:
     from jinja2 import Environment, PackageLoader
 
     # autoescape everything: learners control host variables, VM titles, messages; and

@@ -25,10 +25,11 @@ import functools
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from checker import __version__
 from checker.grade.targets import HostTarget
@@ -154,15 +155,17 @@ _COLUMNS = {
                           "evidence"},
 }
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _db_errors(fn: _F) -> _F:
+def _db_errors(fn: Callable[Concatenate[Gradebook, _P], _R],
+               ) -> Callable[Concatenate[Gradebook, _P], _R]:
     """SQLite errors of a gradebook method (disk full, damaged file, locked) become a
     GradebookError naming the file: a clear message for the instructor, never a traceback."""
 
     @functools.wraps(fn)
-    def wrapper(self: "Gradebook", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Gradebook, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.Error as e:
@@ -171,7 +174,7 @@ def _db_errors(fn: _F) -> _F:
             raise GradebookError(M_CONTENT.format(path=self.path,
                                                   error=f"{type(e).__name__}: {e}")) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def default_path() -> Path:

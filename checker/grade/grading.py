@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
 
 from checker.grade.gradebook import Gradebook
 from checker.grade.hostssh import host_bin

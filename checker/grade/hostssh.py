@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def host_bin(setup: Any, extra: tuple[str, ...] | list[str]) -> Path:

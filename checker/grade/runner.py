@@ -28,9 +28,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from checker.i18n import message
 
@@ -103,7 +104,8 @@ class _Worker:
                 raise EOFError(self.stderr_tail())
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        answer: dict[str, Any] | None = json.loads(line)
+        return answer
 
     def wait_ready(self) -> None:
         if not self.ready:
@@ -220,7 +222,8 @@ class WorkerPool:
                     done.put(Outcome(host=job.host, results=answer["results"], started_at=wall0,
                                      duration_s=round(time.monotonic() - t0, 3),
                                      worker_pid=worker.proc.pid if worker else None))
-            except BaseException as e:  # pragma: no cover - surfaced to the consumer
+            # surfaced to the consumer
+            except BaseException as e:  # pragma: no cover  # noqa: BLE001
                 done.put(e)
             finally:
                 if worker is not None:

@@ -37,7 +37,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-
 #: What a grading connection must never do, whatever the instructor's ssh_config says
 #: (OpenSSH 9.2, Debian 12: each checked by tests/test_threat_forwarding.py on a real sshd).
 FORCED = (

@@ -40,10 +40,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from checker.hostspec import (
+    UnsafeHost,
+    check_inventory_host,
+    check_inventory_text,
+    parse_ssh_spec,
+    valid_user,
+)
 from checker.i18n import LANGS, Text, message
-
-from checker.hostspec import (UnsafeHost, check_inventory_host, check_inventory_text,
-                              parse_ssh_spec, valid_user)
 
 
 class TargetError(ValueError):
@@ -55,7 +59,7 @@ class TargetError(ValueError):
         self.text = text
 
     @classmethod
-    def refused(cls, e: UnsafeHost | Text) -> "TargetError":
+    def refused(cls, e: UnsafeHost | Text) -> TargetError:
         """A value refused as unsafe (:mod:`checker.hostspec`): its message is shown in both
         languages, whatever the reader's (as ``virtlab check --host`` shows it)."""
         both = e.both("\n") if isinstance(e, Text) else str(e)
@@ -134,11 +138,11 @@ class HostTarget:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "HostTarget":
-        kw = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
+    def from_dict(cls, d: dict[str, Any]) -> HostTarget:
+        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
         if "ssh_args" in kw:
             kw["ssh_args"] = tuple(kw["ssh_args"] or ())
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**kw)
 
     def libvirt_uri(self, template: str) -> str:
         """The libvirt URI for this host from a template with {user}, {host}, {port}.

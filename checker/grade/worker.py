@@ -56,7 +56,8 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
         answer = _grade_labs(job)
     # what the learner's host said (reasons, report strings) travels as visible text: no
     # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
-    return clean_data(answer)
+    cleaned: dict[str, Any] = clean_data(answer)
+    return cleaned
 
 
 def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
         except (BadHostSpec, CatalogError) as e:
             results.append({"lab": lab, "status": "error", "reason": str(e), "report": None})
             continue
-        except Exception as e:  # never lose the other labs or hosts to one crash
+        except Exception as e:  # never lose the other labs or hosts to one crash  # noqa: BLE001
             results.append({"lab": lab, "status": "error",
                             "reason": f"{type(e).__name__}: {e}"[:500], "report": None})
             continue
@@ -106,8 +107,9 @@ def main() -> int:
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import checker.engine  # noqa: F401  (pay the imports before saying ready)
     import testinfra  # noqa: F401
+
+    import checker.engine  # noqa: F401  (pay the imports before saying ready)
     from checker.safetext import clean_data, dumps
 
     proto.write(json.dumps({"ready": os.getpid()}) + "\n")
@@ -117,7 +119,8 @@ def main() -> int:
         job = json.loads(line)
         try:
             answer = _on_its_path(job)
-        except Exception as e:  # pragma: no cover - grade_host already catches per lab
+        # grade_host already catches per lab
+        except Exception as e:  # pragma: no cover  # noqa: BLE001
             answer = {"host": job.get("host"), "results": [
                 {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
                  "report": None} for lab in job.get("labs", [])]}

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from checker.probes import read_file
 
@@ -268,7 +269,7 @@ class HostFacts:
         return parse_os_release(text or "")
 
     @cached_property
-    def release(self) -> "Release":
+    def release(self) -> Release:
         """The Debian release whose commands the messages and hints name (checker.releases)."""
         from checker.releases import release_of
 
@@ -351,7 +352,7 @@ class HostFacts:
         lines = [ln.strip() for ln in out.strip().splitlines()]
         if len(lines) != len(units):
             why = (err.strip().splitlines() or [f"rc={rc}"])[0][:200]
-            return {u: why for u in units}
+            return dict.fromkeys(units, why)
         return dict(zip(units, lines))
 
     def module_loaded(self, name: str) -> bool:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from checker.probes import list_dir, read_file
 

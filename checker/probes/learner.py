@@ -14,9 +14,12 @@ import os
 import shlex
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checker.probes import ssh_lost
+
+if TYPE_CHECKING:
+    from checker.probes.vbox import VBox
 
 
 def default_learner(explicit: str | None = None) -> str:
@@ -27,7 +30,8 @@ def default_learner(explicit: str | None = None) -> str:
         return sudo_user
     try:
         return getpass.getuser()
-    except Exception:
+    # getpass.getuser raises OSError or KeyError by Python version: the uid then
+    except Exception:  # noqa: BLE001
         return str(os.getuid())
 
 
@@ -61,6 +65,14 @@ class Learner:
     @cached_property
     def home(self) -> str:
         return str(self.host.user(self.name).home)
+
+    @cached_property
+    def vbox(self) -> VBox:
+        """The learner's VirtualBox probe, one per run as the facts above
+        (:func:`checker.probes.vbox.vbox_for`)."""
+        from checker.probes.vbox import VBox
+
+        return VBox(self)
 
     def run(self, *argv: str, env: dict[str, str] | None = None, login_shell: bool = False) -> Any:
         """Run argv as the learner; arguments are quoted by testinfra, never pasted."""

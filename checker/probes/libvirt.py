@@ -116,7 +116,8 @@ class Connections:
             try:
                 if conn.isAlive() and conn.getVersion():
                     return conn
-            except Exception:
+            # a dead connection fails any way: forgotten, opened again
+            except Exception:  # noqa: BLE001
                 pass
             self.forget(uri, conn)
         conn = _open_read_only(uri)
@@ -144,7 +145,7 @@ class Connections:
         for conn in conns:
             try:
                 conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing: nothing left to report)
                 pass
 
 
@@ -446,7 +447,7 @@ class Virt:
         if conn is not None and self.connections is None:
             try:
                 conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 (closing: nothing left to report)
                 pass
 
     # domains
@@ -456,7 +457,7 @@ class Virt:
         state, _ = dom.state()
         try:
             snaps = dom.snapshotNum(0)
-        except Exception:
+        except Exception:  # noqa: BLE001 (no snapshot support in the driver: none)
             snaps = 0
         return DomainInfo(
             persistent=bool(dom.isPersistent()), active=bool(dom.isActive()),
@@ -613,13 +614,13 @@ class Virt:
             raise VolumeUnreadable(path, str(e).strip()) from None
         try:
             pool = vol.storagePoolLookupByVolume().name()
-        except Exception:
+        except Exception:  # noqa: BLE001 (a volume outside any pool: no pool)
             pool = None
         fmt = None
         try:
             root = ET.fromstring(vol.XMLDesc(0))
             fmt = _attr(root.find("target/format"), "type")
-        except Exception:
+        except Exception:  # noqa: BLE001 (unreadable XML: format unknown)
             pass
         return VolumeInfo(name=vol.name(), path=vol.path(), pool=pool, format=fmt,
                           capacity=capacity, allocation=allocation)

@@ -37,8 +37,9 @@ import selectors
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from checker.i18n import message
 

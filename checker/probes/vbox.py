@@ -45,7 +45,6 @@ from typing import Any
 
 from checker.i18n import Text, message
 
-
 # --- what this probe says (checker.i18n: declared once, in both languages) ---------------
 
 CANNOT_RUN = message("vbox.cannot-run",
@@ -161,7 +160,7 @@ RAW_KEY_RE = re.compile(
     r"|hostonly-network\d+|generic\d+|cloud-network\d+|uartmode\d+|lptmode\d+")
 
 
-def _key_at(line: str) -> tuple[str | None, int]:
+def key_at(line: str) -> tuple[str | None, int]:
     """(key, index of the value) when ``line`` starts a ``key=value`` pair, else (None, 0)."""
     if line.startswith('"'):
         k, end, closed = _scan_key(line)
@@ -193,7 +192,7 @@ def parse_machinereadable(text: str) -> MachineReadable:
     i = 0
     while i < len(lines):
         line = lines[i]
-        key, rest_at = _key_at(line)
+        key, rest_at = key_at(line)
         if key is None:
             stray.append(line)
             i += 1
@@ -202,7 +201,7 @@ def parse_machinereadable(text: str) -> MachineReadable:
         if rest_at < len(line) and line[rest_at] == '"' and RAW_KEY_RE.fullmatch(key):
             parts = [line[rest_at + 1:]]
             i += 1
-            while i < len(lines) and _key_at(lines[i])[0] is None:
+            while i < len(lines) and key_at(lines[i])[0] is None:
                 parts.append(lines[i])
                 i += 1
             raw = "\n".join(parts)
@@ -536,7 +535,7 @@ class VBox:
         t = f"{self.timeout:g}"
         try:
             r = self.learner.run("timeout", "-k", "2", t, "VBoxManage", *args)
-        except Exception as e:  # the backend itself failed (ssh lost…)
+        except Exception as e:  # the backend itself failed (ssh lost…)  # noqa: BLE001
             raise VBoxUnavailable(CANNOT_RUN.format(user=self.learner.name, error=e),
                                   "learner") from None
         res = CmdResult(argv=("VBoxManage", *args), rc=r.rc, stdout=r.stdout, stderr=r.stderr)
@@ -608,12 +607,8 @@ class VBox:
 
 
 def vbox_for(learner: Any) -> VBox:
-    """The VBox probe of this run: one per Learner object (the engine makes one per run)."""
-    vb = getattr(learner, "_virtlab_vbox", None)
-    if vb is None:
-        vb = VBox(learner)
-        try:
-            setattr(learner, "_virtlab_vbox", vb)
-        except Exception:
-            pass
-    return vb
+    """The VBox probe of this run: one per Learner object (the engine makes one per run),
+    kept by the Learner itself; another object standing for a learner gets a new one."""
+    from checker.probes.learner import Learner
+
+    return learner.vbox if isinstance(learner, Learner) else VBox(learner)

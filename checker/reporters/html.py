@@ -8,11 +8,14 @@ opened offline.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from checker.model import Report
 from checker.i18n import message
+from checker.model import Report
 from checker.reporters.text import ICON, clean, labels
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 #: Labels only the HTML page has (the others: checker.reporters.text.LABELS).
 EVIDENCE = message("report.html.evidence", fr="Faits relevés", en="Evidence")
@@ -25,7 +28,7 @@ def finalize(v: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def _env() -> Any:
+def _env() -> Environment:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     # finalize: control characters and bidi overrides from the learner's machine are shown

@@ -23,6 +23,7 @@ import textwrap
 
 from checker.i18n import Text, message
 from checker.model import STATUSES, Report
+
 # the one rule for learner-controlled text, re-exported here for the other renderers
 from checker.safetext import clean as clean
 

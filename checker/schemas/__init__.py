@@ -16,7 +16,7 @@ or in Python with :func:`validate` (needs the ``jsonschema`` package).
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,13 @@ def path(name: str) -> Path:
     return _DIR / f"{name}.schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
-    return json.loads(path(name).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path(name).read_text(encoding="utf-8"))
+    return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource

@@ -29,8 +29,14 @@ from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
 from checker.i18n import Text
-from checker.lifecycle import (Scene, SceneDomain, SceneNetwork, ScenePool, SceneSnapshot,
-                               SceneVolume)
+from checker.lifecycle import (
+    Scene,
+    SceneDomain,
+    SceneNetwork,
+    ScenePool,
+    SceneSnapshot,
+    SceneVolume,
+)
 
 PREFIX = "lab07-"
 POOL = "lab07-pool"
