@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import string
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 LANGS = ("fr", "en")
 DEFAULT_LANG = "fr"
@@ -77,13 +77,43 @@ def message(key: str, fr: str, en: str) -> Text:
     return text
 
 
-def resolve_lang(lang: str | None = None) -> str:
-    """The reader's language: ``lang`` if given, else ``LANG`` (``en*`` -> en), else French.
+#: The environment variables naming the reader's locale, strongest first (POSIX order).
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def _lang_of(value: str) -> str:
+    """``fr_FR.UTF-8`` -> ``fr``; a language we do not write -> French."""
+    code = value.split(".")[0].split("@")[0].split("_")[0].split("-")[0].lower()
+    return code if code in LANGS else DEFAULT_LANG
+
+
+def _is_c_locale(value: str) -> bool:
+    return value in ("", "C", "POSIX") or value.startswith("C.")
+
+
+def resolve_lang(lang: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The reader's language: ``lang`` if given (``--lang``), else the environment, else French.
+
+    The environment is read in POSIX order, as GNU gettext reads it for messages: the first
+    entry of ``LANGUAGE`` (a colon-separated list), but only when the locale is not ``C`` or
+    ``POSIX`` (gettext ignores ``LANGUAGE`` then); else the first non-empty of ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``. A language virtlab does not write (``de_DE``) or the ``C``
+    locale gives French.
 
     >>> resolve_lang("en")
     'en'
+    >>> resolve_lang(None, {"LC_ALL": "en_US.UTF-8", "LANG": "fr_FR.UTF-8"})
+    'en'
+    >>> resolve_lang(None, {"LANGUAGE": "en:fr", "LANG": "fr_FR.UTF-8"})
+    'en'
+    >>> resolve_lang(None, {"LANGUAGE": "en", "LANG": "C"})
+    'fr'
     """
     if lang in LANGS:
         return lang
-    env = os.environ.get("LANG", "")
-    return "en" if env.startswith("en") else DEFAULT_LANG
+    env = os.environ if env is None else env
+    locale = next((env[v] for v in LOCALE_VARS if env.get(v)), "")
+    if _is_c_locale(locale):
+        return DEFAULT_LANG
+    first = env.get("LANGUAGE", "").split(":")[0]
+    return _lang_of(first or locale)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from checker.i18n import LOCALE_VARS
+
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("testinfra", "libvirt", "rich", "jinja2", "pytest", "_pytest", "paramiko")
 
@@ -37,7 +39,8 @@ def _private_progress_store(tmp_path_factory):
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | str = REPO,
         exe: list[str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "LANG": "C.UTF-8", **_DATA, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k not in LOCALE_VARS + ("LANGUAGE",)}
+    full_env.update({"LANG": "C.UTF-8", **_DATA, **(env or {})})
     full_env.pop("VIRTLAB_DEBUG", None)
     cmd = (exe or [sys.executable, "-m", "checker"]) + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd,
