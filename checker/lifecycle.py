@@ -61,7 +61,7 @@ from checker.exitcodes import Exit
 from checker.i18n import Text, message
 from checker.model import Lab
 from checker.probes.libvirt import (LibvirtUnavailable, classify_error, default_uri,
-                                    parse_domain_xml, parse_network_xml)
+                                    parse_domain_xml, parse_network_xml, quiet_libvirt)
 
 Action = Literal["create", "reset", "remove", "keep", "blocked"]
 Verb = Literal["start", "finish"]
@@ -199,7 +199,7 @@ def open_rw(uri: str | None) -> Any:
         import libvirt
     except ImportError as e:  # pragma: no cover - a dependency of the package
         raise LibvirtUnavailable(NO_LIBVIRT.format(error=e), "missing-lib") from None
-    libvirt.registerErrorHandler(lambda *_: None, None)
+    quiet_libvirt()
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as e:
