@@ -20,7 +20,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Option, exit_codes
 from checker.exitcodes import Exit, UsageError
-from checker.i18n import Text, message, resolve_lang
+from checker.i18n import Text, format_date, message, resolve_lang
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -249,7 +249,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
             state = M_NEVER.get(lang)
         else:
             state = M_BEST.format(best=r.best_score, max=r.max_score,
-                                  last=r.last_check).get(lang)
+                                  last=format_date(r.last_check, lang)).get(lang)
         print(f"{r.lab:<24} {state}")
         if r.left and r.best_score is not None:
             print("    " + M_LEFT.format(objectives=", ".join(r.left)).get(lang))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import string
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 LANGS = ("fr", "en")
@@ -117,3 +118,84 @@ def resolve_lang(lang: str | None = None, env: Mapping[str, str] | None = None) 
         return DEFAULT_LANG
     first = env.get("LANGUAGE", "").split(":")[0]
     return _lang_of(first or locale)
+
+
+# --- dates, numbers and units as the reader writes them (Babel, CLDR data) -------------------
+# Only for what a person reads: machine files (JSON, JUnit, CSV) keep ISO times and dots.
+
+#: A date and time as a person reads it (a CLDR pattern, in the local time zone).
+DATETIME_PATTERN = message("i18n.datetime-pattern", fr="d MMMM y 'à' HH:mm", en="d MMMM y, HH:mm")
+
+
+def _when(value: datetime | str | float) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    elif isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone()  # the reader's local time zone
+
+
+def format_date(value: datetime | str | float | None, lang: str, empty: str = "—") -> str:
+    """A time as a person reads it, in the local time zone: ``1 décembre 2026 à 05:40`` /
+    ``1 December 2026, 05:40``. ``value``: a datetime, an ISO 8601 string (what reports and
+    databases store) or a Unix timestamp; ``empty`` for None or an unreadable string.
+
+    >>> format_date("2026-12-01T05:40:42+00:00", "fr")  # doctest: +SKIP
+    '1 décembre 2026 à 05:40'
+    """
+    if value is None or value == "":
+        return empty
+    try:
+        when = _when(value)
+    except (ValueError, OverflowError, OSError):
+        return value if isinstance(value, str) else empty
+    from babel.dates import format_datetime
+
+    return str(format_datetime(when, DATETIME_PATTERN.get(lang), locale=_locale(lang)))
+
+
+def format_number(x: float, lang: str, digits: int = 1) -> str:
+    """``x`` with exactly ``digits`` decimals, the reader's separators (``23,5`` / ``23.5``;
+    thousands grouped: ``1 234,5`` / ``1,234.5``).
+
+    >>> format_number(23.5, "fr"), format_number(23.5, "en"), format_number(3, "fr", 0)
+    ('23,5', '23.5', '3')
+    """
+    from babel.numbers import format_decimal
+
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return str(format_decimal(x, format=pattern, locale=_locale(lang), decimal_quantization=True))
+
+
+def format_percent(ratio: float, lang: str, digits: int = 0) -> str:
+    """A ratio (0.5) as a percentage, the reader's way: ``50 %`` (no-break space) / ``50%``.
+
+    >>> format_percent(0.5, "en"), format_percent(0.125, "fr", 1)
+    ('50%', '12,5\xa0%')
+    """
+    from babel import Locale
+    from babel.numbers import format_percent as babel_percent
+
+    pattern = str(Locale.parse(_locale(lang)).percent_formats[None].pattern)
+    if digits > 0:
+        pattern = pattern.replace("0", "0." + "0" * digits, 1) if "0" in pattern else pattern
+    return str(babel_percent(ratio, format=pattern, locale=_locale(lang),
+                             decimal_quantization=True))
+
+
+SECONDS = message("i18n.seconds", fr="{n} s", en="{n} s")
+
+
+def format_duration(seconds: float, lang: str, digits: int = 1) -> str:
+    """A duration in seconds: ``1,2 s`` / ``1.2 s``.
+
+    >>> format_duration(1.25, "fr", 2)
+    '1,25 s'
+    """
+    return SECONDS.format(n=format_number(seconds, lang, digits)).get(lang)
+
+
+def _locale(lang: str) -> str:
+    return lang if lang in LANGS else DEFAULT_LANG

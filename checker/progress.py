@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from checker.i18n import DEFAULT_LANG, LANGS, message
+from checker.i18n import DEFAULT_LANG, LANGS, format_date, message
 from checker.model import Report
 
 SCHEMA = """
@@ -151,8 +151,9 @@ class ProgressTable:
         for r in self.rows:
             best = f"{r.best_score}/{r.max_score}" if r.best_score is not None else h[4]
             left = ", ".join(r.left) if r.best_score is not None else "—"
+            last = format_date(r.last_check, self.lang)
             out.append(f"<tr><td><strong>{escape(r.lab)}</strong><br>{escape(r.title)}</td>"
-                       f"<td>{escape(best)}</td><td>{escape(r.last_check or '—')}</td>"
+                       f"<td>{escape(best)}</td><td>{escape(last)}</td>"
                        f"<td>{escape(left) or '✔'}</td></tr>")
         out.append("</tbody></table>")
         return "".join(out)

@@ -29,7 +29,7 @@ from typing import Any
 
 from checker.exitcodes import Exit, UsageError
 from checker.grade.formats import EXPORTS
-from checker.i18n import Text, message
+from checker.i18n import Text, format_number, message
 
 
 class GradeUsageError(UsageError):
@@ -463,7 +463,7 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
             not_done.append((row, bad))
     n = len(view.rows)
     print(M_SUMMARY.format(run=view.run.id, done=n - len(not_done), n=n,
-                           seconds=f"{elapsed:.1f}", db=db_path).get(lang))
+                           seconds=format_number(elapsed, lang, 1), db=db_path).get(lang))
     from checker.safetext import clean
 
     def visible(line: str) -> str:

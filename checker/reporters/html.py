@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from checker.model import Report
-from checker.i18n import message
+from checker.i18n import format_date, format_duration, message
 from checker.reporters.text import ICON, clean, labels
 
 #: Labels only the HTML page has (the others: checker.reporters.text.LABELS).
@@ -39,7 +39,8 @@ def _ctx(report: Report) -> dict[str, Any]:
     lang = report.lang
     return {"r": report, "t": {**labels(lang), "evidence": EVIDENCE.get(lang),
                                "generated": GENERATED.get(lang)},
-            "icons": ICON}
+            "icons": ICON, "when": format_date(report.started_at, lang),
+            "duration": format_duration(report.duration_s, lang, 2)}
 
 
 def render(report: Report) -> str:
