@@ -169,7 +169,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         try:
             labs.append(resolve(lab_id))
         except CatalogError as e:  # list the others; say which one is broken, and why
-            broken.append(str(e))
+            broken.append(e.text.get(lang))
     if args.format == "json":
         import json
 
@@ -546,10 +546,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(M_UNKNOWN_LAB.format(query=e.query, valid=", ".join(e.valid)).get(lang))
         return Exit.USAGE
     except CatalogError as e:
-        _say(M_MALFORMED.format(error=e).get(lang))
+        _say(M_MALFORMED.format(error=e.text.get(lang)).get(lang))
         return Exit.USAGE
     except UsageError as e:
-        _say(M_ERROR.format(error=e).get(lang))
+        text = getattr(e, "text", None)  # BuildError, GradeUsageError: both languages
+        _say(M_ERROR.format(error=text.get(lang) if isinstance(text, Text) else e).get(lang))
         return Exit.USAGE
     except KeyboardInterrupt:
         _say(M_INTERRUPTED.get(lang))
@@ -567,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from checker.safetext import clean
 
         if isinstance(e, BadHostSpec):
-            _say(M_ERROR.format(error=clean(str(e))).get(lang))
+            _say(M_ERROR.format(error=clean(e.text.get(lang))).get(lang))
             return Exit.USAGE
         if isinstance(e, TargetUnreachable):
             # the reason may be what the learner's host printed: shown, never obeyed

@@ -91,3 +91,47 @@ def test_lang_option_wins(flag: str, expected: str) -> None:
     assert lang_of_help(env, "--lang", flag) == expected
     assert lang_of_list(env, "--lang", flag) == expected
     assert lang_of_list(env, f"--lang={flag}") == expected
+
+
+def _fails(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in LOCALE_KEYS}
+    full.pop("VIRTLAB_DEBUG", None)
+    full.update(env)
+    p = subprocess.run(_virtlab() + list(args), capture_output=True, text=True, env=full,
+                       cwd=REPO, timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in p.stderr
+    return p
+
+
+@pytest.mark.parametrize("lang_env,lang", [({"LANG": "fr_FR.UTF-8"}, "fr"),
+                                           ({"LC_ALL": "en_US.UTF-8"}, "en")])
+def test_errors_in_the_readers_language(tmp_path: Path, lang_env: dict[str, str],
+                                        lang: str) -> None:
+    """Unreachable host, bad host spec, gradebook and inventory errors: each line in the
+    reader's language only (what ssh or SQLite said is quoted as it is)."""
+    env = {**lang_env, "VIRTLAB_DATA": str(tmp_path / "data")}
+    expected = {
+        # args: (exit code, French words, English words)
+        ("check", "--host", "ssh://nowhere.invalid", "01"):
+            (3, "impossible d'inspecter ssh://nowhere.invalid", "cannot inspect"),
+        ("check", "--host", "bogus://x", "01"):
+            (2, "spécification d'hôte invalide 'bogus://x' : moteur inconnu", "bad host spec"),
+        ("grade", "01", "--inventory", str(tmp_path / "none.ini")):
+            (2, "impossible de lire l'inventaire", "cannot read inventory"),
+        ("grade", "01", "--hosts", "ssh://u@h", "--db", str(tmp_path)):
+            (2, "impossible d'ouvrir le carnet de notes", "cannot open gradebook"),
+        ("grade", "--resume", "--db", str(tmp_path / "none.sqlite")):
+            (2, "aucune exécution précédente", "no earlier run"),
+        ("grade", "01", "--hosts", "ssh://u@nowhere.invalid", "--db",
+         str(tmp_path / "gb.sqlite")):
+            (3, "  injoignable ", "  unreachable "),  # not --retry-unreachable
+    }
+    for args, (rc, fr, en) in expected.items():
+        p = _fails(*args, env=env)
+        out = p.stdout + p.stderr
+        assert p.returncode == rc, (args, out)
+        want, other = (fr, en) if lang == "fr" else (en, fr)
+        assert want in out, (args, out)
+        if lang == "fr":
+            assert "gradebook:" not in out and "host(s)" not in out, (args, out)
+        assert other not in out.replace("nowhere.invalid", ""), (args, out)

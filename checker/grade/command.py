@@ -470,9 +470,12 @@ def _summary(view: Any, lang: str, elapsed: float, db_path: Path, again: str = "
         # host, learner and reason may come from the learner's machine: shown, never obeyed
         return clean(line).replace("\n", " ").rstrip()
 
+    from checker.grade.exports import HOST_STATUS
+
     for row, r in not_done:
         status, reason = (r.status, r.reason) if r is not None else ("missing", "")
-        print(visible(f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}".rstrip()))
+        label = HOST_STATUS[status].get(lang) if status in HOST_STATUS else status
+        print(visible(f"  {label:<15} {row.target.host} ({row.target.learner}) {reason}".rstrip()))
     if csv_options is not None:
         from checker.grade.exports import csv_plan
 

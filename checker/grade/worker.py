@@ -83,7 +83,8 @@ def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
             continue
         except (BadHostSpec, CatalogError) as e:
-            results.append({"lab": lab, "status": "error", "reason": str(e), "report": None})
+            results.append({"lab": lab, "status": "error",
+                            "reason": e.text.get(job.get("lang") or "fr"), "report": None})
             continue
         except Exception as e:  # never lose the other labs or hosts to one crash
             results.append({"lab": lab, "status": "error",
