@@ -51,7 +51,8 @@ M_BAD_ID = message(
        "trouvé {got}",
     en="{where}: field '{field}' must be a lowercase-dashed id, got {got}")
 M_BAD_POINTS = message(
-    "catalog.bad-points", fr="{where} : le champ « {field} » doit être un entier positif, trouvé {got}",
+    "catalog.bad-points",
+    fr="{where} : le champ « {field} » doit être un entier positif, trouvé {got}",
     en="{where}: field '{field}' must be a positive integer, got {got}")
 M_FIELD_MISSING = message("catalog.field-missing", fr="{where} : le champ « {field} » manque",
                           en="{where}: field '{field}' is missing")
@@ -62,7 +63,8 @@ M_UNKNOWN_WORD = message(
     fr="{where} : le champ « {field} » nomme un mot inconnu {{{word}}} (connus : {known})",
     en="{where}: field '{field}' names an unknown word {{{word}}} (known: {known})")
 M_BAD_FOLDER = message(
-    "catalog.bad-folder", fr="{path} : un dossier de lab s'appelle NN-slug (par ex. 02-install-kvm)",
+    "catalog.bad-folder",
+    fr="{path} : un dossier de lab s'appelle NN-slug (par ex. 02-install-kvm)",
     en="{path}: a lab folder is named NN-slug (e.g. 02-install-kvm)")
 M_FILE_MISSING = message("catalog.file-missing", fr="{where} : fichier absent",
                          en="{where}: file missing")

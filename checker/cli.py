@@ -2,8 +2,9 @@
 
 The commands and their options are data (:mod:`checker.commands`); this module builds the
 argparse parser from them in the reader's language (``--lang``, read from the command line
-before parsing, else the locale (:func:`checker.i18n.resolve_lang`), else French: help, usage and usage errors included) and runs
-the command. Exit codes are :class:`checker.exitcodes.Exit` (``virtlab --help`` lists them).
+before parsing, else the locale: :func:`checker.i18n.resolve_lang`; help, usage and usage
+errors included) and runs the command. Exit codes are :class:`checker.exitcodes.Exit`
+(``virtlab --help`` lists them).
 Heavy modules (testinfra, libvirt, rich, jinja2) are imported inside the commands so that
 ``--help`` and ``list`` start fast; ``tests/test_cli.py`` asserts it.
 """

@@ -125,7 +125,8 @@ M_LC_OUTSIDE = message(
     fr="{where} : refuse de {action} {kind} {name} : seuls les objets nommés {prefix}* "
        "peuvent être touchés",
     en="{where}: refuses to {action} {kind} {name}: only objects named {prefix}* may be touched")
-M_LC_NO_RUN = message("lifecycle.no-run", fr="{where} : l'étape {action} {kind} {name} n'a pas de run",
+M_LC_NO_RUN = message("lifecycle.no-run",
+                      fr="{where} : l'étape {action} {kind} {name} n'a pas de run",
                       en="{where}: step {action} {kind} {name} has no run")
 M_SCENE_NAMES = message("lifecycle.scene-names", fr="Scene : {names} pas nommé(s) {prefix}*",
                         en="Scene: {names} not named {prefix}*")

@@ -5,7 +5,8 @@ stderr (fd 2, red in JupyterLab) for every failed call unless a handler is regis
 virtlab registers one where it opens or hands out a connection
 (:func:`checker.probes.libvirt.quiet_libvirt`). These tests look up a missing domain through
 libvirt's built-in ``test:///default`` driver (no daemon needed) and capture fd 2 at the OS
-level: in a subprocess for the probes, ``virtlab check`` and ``virtlab check --watch``; in a
+level: in a subprocess for the probes, ``virtlab check``, ``virtlab check --watch`` and a grading
+worker; in a
 Jupyter kernel (nbclient) whose first cell used libvirt itself.
 """
 
@@ -92,6 +93,23 @@ def test_virtlab_check_watch_prints_no_libvirt_line(tmp_path: Path) -> None:
             p.communicate()
     assert not NOISE.search(out + err), err
     assert "Traceback" not in err
+
+
+def test_a_grading_worker_prints_no_libvirt_line(tmp_path: Path) -> None:
+    """The worker process ``virtlab grade`` starts (``python -m checker.grade.worker``), one
+    job on its protocol, its fd 2 captured: its stderr tail would end up in the gradebook."""
+    job = {"host": "local://", "labs": ["04-create-vm"], "spec": "local://", "connect": URI,
+           "lang": "fr"}
+    p = subprocess.run([sys.executable, "-m", "checker.grade.worker"], input=json.dumps(job) + "\n",
+                       capture_output=True, text=True, env=_env(tmp_path), cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ready, answer = (json.loads(line) for line in p.stdout.splitlines())
+    assert "ready" in ready
+    result = answer["results"][0]
+    assert result["status"] == "graded", result
+    assert "test-debian-12" in json.dumps(result["report"], ensure_ascii=False)
+    assert not NOISE.search(p.stderr), p.stderr
+    assert p.stderr == ""
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])

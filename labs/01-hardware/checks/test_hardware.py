@@ -94,8 +94,9 @@ def test_host_resources(facts, obj):
         problems_fr.append(f"{cores} cœur(s), il en faut au moins 2")
         problems_en.append(f"{cores} core(s), at least 2 needed")
     if mem < 3 * GIB:
-        problems_fr.append(f"{decimal(mem / GIB).fr} Gio de RAM, il faut 3 Gio (2 pour l'hôte + 1 pour une VM)")
-        problems_en.append(f"{decimal(mem / GIB).en} GiB of RAM, 3 GiB needed (2 for the host + 1 for a VM)")
+        ram = decimal(mem / GIB)
+        problems_fr.append(f"{ram.fr} Gio de RAM, il faut 3 Gio (2 pour l'hôte + 1 pour une VM)")
+        problems_en.append(f"{ram.en} GiB of RAM, 3 GiB needed (2 for the host + 1 for a VM)")
     if free is None:
         obj.error(fr=f"Impossible de mesurer l'espace libre sous {where} (df a échoué).",
                   en=f"Cannot measure free space under {where} (df failed).")
