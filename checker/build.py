@@ -42,7 +42,24 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 
 class BuildError(UsageError):
-    """The tree cannot be built (missing marker, not a source tree); exit code 2."""
+    """The tree cannot be built (missing marker, not a source tree); exit code 2. The
+    message is :attr:`text` (both languages; ``str()`` is the English)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+M_NO_MARKERS = message("build.no-markers", fr="{where} : marqueurs {start} ... {end} introuvables",
+                       en="{where}: markers {start} ... {end} not found")
+M_NOT_SOURCE = message(
+    "build.not-a-source-tree",
+    fr="{root} : pas un dépôt virtlab (pas de mkdocs.yml) ; lancez depuis le dépôt (ou un "
+       "dossier du dépôt) ou définissez VIRTLAB_ROOT",
+    en="{root}: not a virtlab source tree (no mkdocs.yml); run from the repository (or a "
+       "folder inside it) or set VIRTLAB_ROOT")
+M_BUILD_FILE_MISSING = message("build.file-missing", fr="{name} : fichier absent",
+                               en="{name}: file missing")
 
 
 #: At the top of a (French) notebook, for English readers: where their version starts.
@@ -143,7 +160,7 @@ def _instructions(lab: Lab, lang: str) -> tuple[str, str]:
     try:
         return split_title(path.read_text(encoding="utf-8"), str(path))
     except InstructionsError as e:
-        raise CatalogError(str(e)) from None
+        raise CatalogError(e.text) from None
 
 
 def _load_labs(labs_dir: Path) -> tuple[Lab, ...]:
@@ -226,7 +243,7 @@ def _replace_region(text: str, start: str, end: str, new: str, where: str) -> st
                      re.S | re.M)
     m = pat.search(text)
     if not m:
-        raise BuildError(f"{where}: markers '{start}' ... '{end}' not found")
+        raise BuildError(M_NO_MARKERS.format(where=where, start=repr(start), end=repr(end)))
     indent = m.group("indent")
     first_line = text[m.start():text.index("\n", m.start())]
     body = "".join(f"{indent}{line}\n" if line else "\n" for line in new.splitlines())
@@ -389,10 +406,7 @@ def output_root(root: Path | None = None) -> Path:
         env = os.environ.get("VIRTLAB_ROOT")
         root = Path(env) if env else (source_tree() or labs_root().resolve().parent)
     if not (root / "mkdocs.yml").is_file():
-        raise BuildError(f"{root}: not a virtlab source tree (no mkdocs.yml); run from the "
-                         "repository (or a folder inside it) or set VIRTLAB_ROOT / "
-                         f"{Path.cwd()} : pas un dépôt virtlab (pas de mkdocs.yml) ; lancez "
-                         "depuis le dépôt (ou un dossier du dépôt) ou définissez VIRTLAB_ROOT")
+        raise BuildError(M_NOT_SOURCE.format(root=root))
     return root
 
 
@@ -440,7 +454,7 @@ def _read(path: Path, name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BuildError(f"{name}: file missing") from None
+        raise BuildError(M_BUILD_FILE_MISSING.format(name=name)) from None
 
 
 def _orphans(root: Path, wanted: dict[str, str]) -> list[str]:

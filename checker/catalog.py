@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from checker.i18n import LANGS, Text
+from checker.i18n import LANGS, Text, message
 from checker.model import Lab, Objective
 from checker.releases import WORDS, unknown_words
 
@@ -29,7 +29,74 @@ OBJECTIVE_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class CatalogError(Exception):
-    """A lab file is malformed; the message names the file and the field."""
+    """A lab file is malformed; the message (:attr:`text`, both languages; ``str()`` is the
+    English) names the file and the field."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+M_NOT_TEXT = message(
+    "catalog.not-text",
+    fr="{where} : le champ « {field} » doit être une table avec les chaînes « fr » et « en »",
+    en="{where}: field '{field}' must be a table with 'fr' and 'en' strings")
+M_TEXT_EMPTY = message("catalog.text-empty", fr="{where} : le champ « {field} » manque ou est vide",
+                       en="{where}: field '{field}' is missing or empty")
+M_NOT_TABLE = message("catalog.not-table", fr="{where} : {loc} doit être une table",
+                      en="{where}: {loc} must be a table")
+M_BAD_ID = message(
+    "catalog.bad-id",
+    fr="{where} : le champ « {field} » doit être un identifiant en minuscules et tirets, "
+       "trouvé {got}",
+    en="{where}: field '{field}' must be a lowercase-dashed id, got {got}")
+M_BAD_POINTS = message(
+    "catalog.bad-points",
+    fr="{where} : le champ « {field} » doit être un entier positif, trouvé {got}",
+    en="{where}: field '{field}' must be a positive integer, got {got}")
+M_FIELD_MISSING = message("catalog.field-missing", fr="{where} : le champ « {field} » manque",
+                          en="{where}: field '{field}' is missing")
+M_NOT_LIST = message("catalog.not-list", fr="{where} : le champ « {field} » doit être une liste",
+                     en="{where}: field '{field}' must be a list")
+M_UNKNOWN_WORD = message(
+    "catalog.unknown-word",
+    fr="{where} : le champ « {field} » nomme un mot inconnu {{{word}}} (connus : {known})",
+    en="{where}: field '{field}' names an unknown word {{{word}}} (known: {known})")
+M_BAD_FOLDER = message(
+    "catalog.bad-folder",
+    fr="{path} : un dossier de lab s'appelle NN-slug (par ex. 02-install-kvm)",
+    en="{path}: a lab folder is named NN-slug (e.g. 02-install-kvm)")
+M_FILE_MISSING = message("catalog.file-missing", fr="{where} : fichier absent",
+                         en="{where}: file missing")
+M_UNREADABLE = message("catalog.unreadable", fr="{where} : illisible : {error}",
+                       en="{where}: cannot be read: {error}")
+M_BAD_TOML = message("catalog.bad-toml", fr="{where} : TOML invalide : {error}",
+                     en="{where}: not valid TOML: {error}")
+M_NO_ID = message("catalog.no-id", fr="{where} : le champ « id » manque ({expected} attendu)",
+                  en="{where}: field 'id' is missing (expected {expected})")
+M_WRONG_ID = message(
+    "catalog.wrong-id",
+    fr="{where} : le champ « id » doit être {expected} (le nom du dossier), trouvé {got}",
+    en="{where}: field 'id' must be {expected} (the folder's name), got {got}")
+M_NO_SECTION = message(
+    "catalog.no-section", fr="{where} : le champ « section » manque ou n'est pas une chaîne",
+    en="{where}: field 'section' is missing or not a string")
+M_NO_OBJECTIVES = message(
+    "catalog.no-objectives",
+    fr="{where} : le champ « objectives » doit être une liste non vide de tables ([[objectives]])",
+    en="{where}: field 'objectives' must be a non-empty list of tables ([[objectives]])")
+M_DUPLICATE = message(
+    "catalog.duplicate-objective",
+    fr="{where} : champ « objectives.id » : l'objectif {oid} apparaît deux fois",
+    en="{where}: field 'objectives.id': objective id {oid} appears twice")
+M_NO_INSTRUCTIONS = message(
+    "catalog.no-instructions", fr="{path} : fichier absent (les instructions du lab en {lang})",
+    en="{path}: file missing (the lab's instructions in {lang})")
+M_NO_LABS = message(
+    "catalog.no-labs-folder", fr="{root} : dossier des labs introuvable (définissez VIRTLAB_LABS)",
+    en="{root}: labs folder not found (set VIRTLAB_LABS)")
+M_TWO_LABS = message("catalog.two-labs", fr="{root} : deux labs portent le numéro {n} : {a} et {b}",
+                     en="{root}: two labs numbered {n}: {a} and {b}")
 
 
 class UnknownLab(LookupError):
@@ -53,41 +120,41 @@ def labs_root() -> Path:
 
 def _text(raw: Any, where: str, field: str) -> Text:
     if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: field '{field}' must be a table with 'fr' and 'en' strings")
+        raise CatalogError(M_NOT_TEXT.format(where=where, field=field))
     for lang in ("fr", "en"):
         v = raw.get(lang)
         if not isinstance(v, str) or not v.strip():
-            raise CatalogError(f"{where}: field '{field}.{lang}' is missing or empty")
+            raise CatalogError(M_TEXT_EMPTY.format(where=where, field=f"{field}.{lang}"))
     return Text(fr=raw["fr"].strip(), en=raw["en"].strip())
 
 
 def _objective(raw: Any, where: str, index: int) -> Objective:
     loc = f"objectives[{index}]"
     if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: {loc} must be a table")
+        raise CatalogError(M_NOT_TABLE.format(where=where, loc=loc))
     oid = raw.get("id")
     if not isinstance(oid, str) or not OBJECTIVE_ID_RE.match(oid):
-        raise CatalogError(f"{where}: field '{loc}.id' must be a lowercase-dashed id, got {oid!r}")
+        raise CatalogError(M_BAD_ID.format(where=where, field=f"{loc}.id", got=repr(oid)))
     loc = f"objectives[{index}] ({oid})"
     points = raw.get("points")
     if not isinstance(points, int) or isinstance(points, bool) or points < 1:
-        raise CatalogError(f"{where}: field '{loc}.points' must be a positive integer, got {points!r}")
+        raise CatalogError(M_BAD_POINTS.format(where=where, field=f"{loc}.points",
+                                               got=repr(points)))
     section = raw.get("section")
     if not isinstance(section, str) or not section.strip():
-        raise CatalogError(f"{where}: field '{loc}.section' is missing")
+        raise CatalogError(M_FIELD_MISSING.format(where=where, field=f"{loc}.section"))
     hints = [_text(raw.get("hint"), where, f"{loc}.hint")]
     more = raw.get("more_hints", [])
     if not isinstance(more, list):
-        raise CatalogError(f"{where}: field '{loc}.more_hints' must be a list")
+        raise CatalogError(M_NOT_LIST.format(where=where, field=f"{loc}.more_hints"))
     hints += [_text(h, where, f"{loc}.more_hints[{i}]") for i, h in enumerate(more)]
     for i, h in enumerate(hints):
         field = f"{loc}.hint" if i == 0 else f"{loc}.more_hints[{i - 1}]"
         for lang in ("fr", "en"):
             bad = unknown_words(h.get(lang))
             if bad:
-                raise CatalogError(
-                    f"{where}: field '{field}.{lang}' names an unknown word {{{bad[0]}}} "
-                    f"(known: {', '.join(WORDS)})")
+                raise CatalogError(M_UNKNOWN_WORD.format(
+                    where=where, field=f"{field}.{lang}", word=bad[0], known=", ".join(WORDS)))
     return Objective(
         id=oid, points=points, section=section.strip(),
         title=_text(raw.get("title"), where, f"{loc}.title"), hints=tuple(hints),
@@ -99,42 +166,40 @@ def load_lab(path: Path) -> Lab:
     path = Path(path)
     m = LAB_DIR_RE.match(path.name)
     if not m:
-        raise CatalogError(f"{path}: a lab folder is named NN-slug (e.g. 02-install-kvm)")
+        raise CatalogError(M_BAD_FOLDER.format(path=path))
     meta_file = path / "lab.toml"
     where = str(meta_file)
     try:
         raw = tomllib.loads(meta_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CatalogError(f"{where}: file missing") from None
+        raise CatalogError(M_FILE_MISSING.format(where=where)) from None
     except OSError as e:
-        raise CatalogError(f"{where}: cannot be read: {e.strerror}") from None
+        raise CatalogError(M_UNREADABLE.format(where=where, error=e.strerror)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise CatalogError(f"{where}: not valid TOML: {e}") from None
+        raise CatalogError(M_BAD_TOML.format(where=where, error=e)) from None
     if "id" not in raw:
-        raise CatalogError(f"{where}: field 'id' is missing (expected {path.name!r})")
+        raise CatalogError(M_NO_ID.format(where=where, expected=repr(path.name)))
     if raw["id"] != path.name:
-        raise CatalogError(f"{where}: field 'id' must be {path.name!r} (the folder's name), "
-                           f"got {raw['id']!r}")
+        raise CatalogError(M_WRONG_ID.format(where=where, expected=repr(path.name),
+                                             got=repr(raw["id"])))
     title = _text(raw.get("title"), where, "title")
     summary = _text(raw.get("summary"), where, "summary")
     section = raw.get("section")
     if not isinstance(section, str) or not section.strip():
-        raise CatalogError(f"{where}: field 'section' is missing or not a string")
+        raise CatalogError(M_NO_SECTION.format(where=where))
     objs_raw = raw.get("objectives")
     if not isinstance(objs_raw, list) or not objs_raw:
-        raise CatalogError(f"{where}: field 'objectives' must be a non-empty list of tables "
-                           "([[objectives]])")
+        raise CatalogError(M_NO_OBJECTIVES.format(where=where))
     objectives = tuple(_objective(o, where, i) for i, o in enumerate(objs_raw))
     seen: set[str] = set()
     for o in objectives:
         if o.id in seen:
-            raise CatalogError(f"{where}: field 'objectives.id': objective id {o.id!r} "
-                               "appears twice")
+            raise CatalogError(M_DUPLICATE.format(where=where, oid=repr(o.id)))
         seen.add(o.id)
     for lang in LANGS:
         if not (path / f"instructions.{lang}.md").is_file():
-            raise CatalogError(f"{path / f'instructions.{lang}.md'}: file missing "
-                               f"(the lab's instructions in {lang})")
+            raise CatalogError(M_NO_INSTRUCTIONS.format(path=path / f"instructions.{lang}.md",
+                                                        lang=lang))
     return Lab(
         id=path.name,
         number=int(m.group(1)),
@@ -150,13 +215,13 @@ def load_lab(path: Path) -> Lab:
 def lab_dirs(root: Path) -> list[Path]:
     """The lab folders under ``root`` (``NN-slug``, one per number), in order, unloaded."""
     if not root.is_dir():
-        raise CatalogError(f"{root}: labs folder not found (set VIRTLAB_LABS)")
+        raise CatalogError(M_NO_LABS.format(root=root))
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and LAB_DIR_RE.match(p.name))
     numbers: dict[str, str] = {}
     for d in dirs:
         n = d.name[:2]
         if n in numbers:
-            raise CatalogError(f"{root}: two labs numbered {n}: {numbers[n]} and {d.name}")
+            raise CatalogError(M_TWO_LABS.format(root=root, n=n, a=numbers[n], b=d.name))
         numbers[n] = d.name
     return dirs
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from checker.i18n import Text, message
+from checker.i18n import Text, format_number, message
 
 if TYPE_CHECKING:
     from checker.probes.libvirt import DomainInfo, Virt
@@ -53,9 +53,9 @@ def listed(names: Iterable[str], limit: int | None = 10, *, quote: str = "`",
 
 
 def decimal(x: float, digits: int = 1) -> Text:
-    """A number with ``digits`` decimals: a decimal comma in French, a point in English."""
-    text = f"{x:.{digits}f}"
-    return Text(text.replace(".", ","), text)
+    """A number with ``digits`` decimals as each language writes it (a decimal comma and
+    grouped thousands in French, a point in English): :func:`checker.i18n.format_number`."""
+    return Text(format_number(x, "fr", digits), format_number(x, "en", digits))
 
 
 def definition(virt: Virt, name: str) -> DomainInfo | None:

@@ -2,8 +2,9 @@
 
 The commands and their options are data (:mod:`checker.commands`); this module builds the
 argparse parser from them in the reader's language (``--lang``, read from the command line
-before parsing, else ``LANG``, else French: help, usage and usage errors included) and runs
-the command. Exit codes are :class:`checker.exitcodes.Exit` (``virtlab --help`` lists them).
+before parsing, else the locale: :func:`checker.i18n.resolve_lang`; help, usage and usage
+errors included) and runs the command. Exit codes are :class:`checker.exitcodes.Exit`
+(``virtlab --help`` lists them).
 Heavy modules (testinfra, libvirt, rich, jinja2) are imported inside the commands so that
 ``--help`` and ``list`` start fast; ``tests/test_cli.py`` asserts it.
 """
@@ -21,7 +22,7 @@ from typing import Any, NoReturn
 
 from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Option, exit_codes
 from checker.exitcodes import Exit, UsageError
-from checker.i18n import Text, message, resolve_lang
+from checker.i18n import Text, format_date, message, resolve_lang
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -170,7 +171,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         try:
             labs.append(resolve(lab_id))
         except CatalogError as e:  # list the others; say which one is broken, and why
-            broken.append(str(e))
+            broken.append(e.text.get(lang))
     if args.format == "json":
         import json
 
@@ -250,7 +251,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
             state = M_NEVER.get(lang)
         else:
             state = M_BEST.format(best=r.best_score, max=r.max_score,
-                                  last=r.last_check).get(lang)
+                                  last=format_date(r.last_check, lang)).get(lang)
         print(f"{r.lab:<24} {state}")
         if r.left and r.best_score is not None:
             print("    " + M_LEFT.format(objectives=", ".join(r.left)).get(lang))
@@ -547,10 +548,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(M_UNKNOWN_LAB.format(query=e.query, valid=", ".join(e.valid)).get(lang))
         return Exit.USAGE
     except CatalogError as e:
-        _say(M_MALFORMED.format(error=e).get(lang))
+        _say(M_MALFORMED.format(error=e.text.get(lang)).get(lang))
         return Exit.USAGE
     except UsageError as e:
-        _say(M_ERROR.format(error=e).get(lang))
+        text = getattr(e, "text", None)  # BuildError, GradeUsageError: both languages
+        _say(M_ERROR.format(error=text.get(lang) if isinstance(text, Text) else e).get(lang))
         return Exit.USAGE
     except KeyboardInterrupt:
         _say(M_INTERRUPTED.get(lang))
@@ -568,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from checker.safetext import clean
 
         if isinstance(e, BadHostSpec):
-            _say(M_ERROR.format(error=clean(str(e))).get(lang))
+            _say(M_ERROR.format(error=clean(e.text.get(lang))).get(lang))
             return Exit.USAGE
         if isinstance(e, TargetUnreachable):
             # the reason may be what the learner's host printed: shown, never obeyed

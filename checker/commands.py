@@ -117,8 +117,9 @@ HELP = message("cli.opt.help", fr="afficher cette aide et quitter",
                en="show this help message and exit")
 VERSION = message("cli.opt.version", fr="afficher la version et quitter",
                   en="show the version and exit")
-LANG = message("cli.opt.lang", fr="langue (par défaut : LANG, sinon fr)",
-               en="language (default: LANG, else fr)")
+LANG = message("cli.opt.lang",
+               fr="langue (par défaut : LANGUAGE, LC_ALL, LC_MESSAGES, LANG, sinon fr)",
+               en="language (default: LANGUAGE, LC_ALL, LC_MESSAGES, LANG, else fr)")
 CONNECT = message("cli.opt.connect",
                   fr="URI libvirt (par défaut : LIBVIRT_DEFAULT_URI, sinon qemu:///system)",
                   en="libvirt URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system)")

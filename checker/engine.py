@@ -31,7 +31,7 @@ from checker.dsl import Verdict
 from checker.fixtures import FIXTURES, RunContext, UnknownFixture, fixture_names
 from checker.hints import levels as hint_levels_of
 from checker.hints import shown as hints_shown
-from checker.i18n import message, resolve_lang
+from checker.i18n import Text, message, resolve_lang
 from checker.model import Lab, ObjectiveResult, Report, earned_points
 from checker.outcome import judge
 from checker.probes import ssh_lost
@@ -55,7 +55,47 @@ class TargetUnreachable(Exception):
 
 
 class BadHostSpec(ValueError):
-    pass
+    """A host spec virtlab refuses or cannot use; the message (:attr:`text`, both languages;
+    ``str()`` is the English) says why (exit code 2)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+M_SPEC_FORM = message(
+    "engine.bad-spec-form",
+    fr="spécification d'hôte invalide {spec} : local://, ssh://[utilisateur@]hôte[:port] ou "
+       "ansible://nom attendu",
+    en="bad host spec {spec}: expected local://, ssh://[user@]host[:port] or ansible://name")
+M_SPEC_BACKEND = message(
+    "engine.unknown-backend",
+    fr="spécification d'hôte invalide {spec} : moteur inconnu {scheme} (local://, "
+       "ssh://[utilisateur@]hôte[:port] ou ansible://nom attendu)",
+    en="bad host spec {spec}: unknown backend {scheme} (expected local://, "
+       "ssh://[user@]host[:port] or ansible://name)")
+M_SPEC_REFUSED = message("engine.bad-spec", fr="spécification d'hôte invalide {spec} : {error}",
+                         en="bad host spec {spec}: {error}")
+M_INVENTORY = message("engine.inventory-unreadable",
+                      fr="impossible de lire l'inventaire {inventory} : {error}",
+                      en="cannot read inventory {inventory}: {error}")
+M_EXIT_CODE = message("engine.exit-code", fr="code de sortie {rc}", en="exit code {rc}")
+M_NO_CHECK_MODULE = message(
+    "engine.no-check-module", fr="{path} : aucun module de vérification (test_*.py)",
+    en="{path}: no check module (test_*.py)")
+M_CHECKS_UNLOADABLE = message("engine.checks-unloadable",
+                              fr="{path} : chargement impossible : {error}",
+                              en="{path}: cannot be loaded: {error}")
+M_TWO_CHECKS = message("engine.two-checks", fr="{path} : deux vérifications pour l'objectif {oid}",
+                       en="{path}: two checks for objective {oid}")
+M_NOT_AN_OBJECTIVE = message(
+    "engine.not-an-objective",
+    fr="{path} : {function} vérifie l'objectif {oid}, absent de {lab_toml}",
+    en="{path}: {function} checks objective {oid}, which is not in {lab_toml}")
+M_NO_CHECK = message(
+    "engine.objectives-without-check",
+    fr="{lab_toml} : les objectifs {missing} n'ont pas de vérification dans {checks}/test_*.py",
+    en="{lab_toml}: objectives {missing} have no check in {checks}/test_*.py")
 
 
 # --- loading check modules -------------------------------------------------------------
@@ -70,7 +110,7 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
         mods = []
         files = sorted(lab.checks_path.glob("test_*.py"))
         if not files:
-            raise CatalogError(f"{lab.checks_path}: no check module (test_*.py)")
+            raise CatalogError(M_NO_CHECK_MODULE.format(path=lab.checks_path))
         for f in files:
             name = f"virtlab_checks_{lab.id.replace('-', '_')}_{f.stem}"
             spec = importlib.util.spec_from_file_location(name, f)
@@ -81,7 +121,8 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
                 spec.loader.exec_module(mod)
             # a lab's check module may fail any way: reported as a malformed lab
             except Exception as e:  # noqa: BLE001
-                raise CatalogError(f"{f}: cannot be loaded: {type(e).__name__}: {e}") from None
+                raise CatalogError(M_CHECKS_UNLOADABLE.format(
+                    path=f, error=f"{type(e).__name__}: {e}")) from None
             mods.append(mod)
         _MODULES[lab.path] = mods
     found: dict[str, Callable[..., Any]] = {}
@@ -92,19 +133,20 @@ def load_checks(lab: Lab) -> dict[str, Callable[..., Any]]:
             if oid is None:
                 continue
             if oid in found:
-                raise CatalogError(f"{mod.__file__}: two checks for objective {oid!r}")
+                raise CatalogError(M_TWO_CHECKS.format(path=mod.__file__, oid=repr(oid)))
             if oid not in ids:
-                raise CatalogError(f"{mod.__file__}: {fn.__name__} checks objective {oid!r}, "
-                                   f"which is not in {lab.path / 'lab.toml'}")
+                raise CatalogError(M_NOT_AN_OBJECTIVE.format(
+                    path=mod.__file__, function=fn.__name__, oid=repr(oid),
+                    lab_toml=lab.path / "lab.toml"))
             try:
                 fixture_names(fn)
             except UnknownFixture as e:
-                raise CatalogError(f"{mod.__file__}: {e}") from None
+                raise CatalogError(e.text) from None
             found[oid] = fn
     missing = [o.id for o in lab.objectives if o.id not in found]
     if missing:
-        raise CatalogError(f"{lab.path / 'lab.toml'}: objectives {missing} have no check "
-                           f"in {lab.checks_path}/test_*.py")
+        raise CatalogError(M_NO_CHECK.format(lab_toml=lab.path / "lab.toml", missing=missing,
+                                             checks=lab.checks_path))
     return found
 
 
@@ -147,14 +189,12 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     if key in _HOSTS:
         return _HOSTS[key]
     if "://" not in spec:
-        raise BadHostSpec(
-            f"bad host spec {spec!r}: expected local://, ssh://[user@]host[:port] or ansible://name")
+        raise BadHostSpec(M_SPEC_FORM.format(spec=repr(spec)))
     scheme = spec.split("://", 1)[0]
     if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
-        raise BadHostSpec(f"bad host spec {spec!r}: unknown backend {scheme!r} "
-                          "(expected local://, ssh://[user@]host[:port] or ansible://name)")
+        raise BadHostSpec(M_SPEC_BACKEND.format(spec=repr(spec), scheme=repr(scheme)))
     if scheme in UNBOUNDED_BACKENDS:
-        raise BadHostSpec(MSG_UNBOUNDED.format(spec=repr(spec), scheme=repr(scheme)).both("\n"))
+        raise BadHostSpec(MSG_UNBOUNDED.format(spec=repr(spec), scheme=repr(scheme)))
     if scheme != "local":
         check_spec(spec, scheme)
     import testinfra
@@ -180,7 +220,7 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     try:
         host = testinfra.get_host(spec, **kwargs)
     except Exception as e:  # noqa: BLE001 (testinfra raises anything on a bad spec: a usage error)
-        raise BadHostSpec(f"bad host spec {spec!r}: {e}") from None
+        raise BadHostSpec(M_SPEC_REFUSED.format(spec=repr(spec), error=e)) from None
     _HOSTS[key] = host
     return host
 
@@ -238,15 +278,15 @@ def _check_ansible_host(spec: str) -> None:
 
         hostvars = AnsibleRunner.get_runner(inv).get_variables(name)
     except TargetError as e:
-        raise BadHostSpec(str(e)) from None
+        raise BadHostSpec(e.text) from None
     except Exception as e:  # not read, not checked: not used either  # noqa: BLE001
         msg = str(e).strip().splitlines()
-        raise BadHostSpec(f"cannot read inventory {inv}: "
-                          f"{msg[-1] if msg else type(e).__name__}") from None
+        raise BadHostSpec(M_INVENTORY.format(
+            inventory=inv, error=msg[-1] if msg else type(e).__name__)) from None
     try:
         check_inventory_host(name, hostvars, inv or "")
     except UnsafeHost as e:
-        raise BadHostSpec(str(e)) from None
+        raise BadHostSpec(Text(e.fr, e.en)) from None
 
 
 def check_spec(spec: str, scheme: str) -> None:
@@ -260,7 +300,7 @@ def check_spec(spec: str, scheme: str) -> None:
         else:
             check_other_spec(spec)
     except UnsafeHost as e:
-        raise BadHostSpec(str(e)) from None
+        raise BadHostSpec(Text(e.fr, e.en)) from None
 
 
 def ensure_reachable(host: Any, spec: str) -> None:
@@ -279,8 +319,9 @@ def ensure_reachable(host: Any, spec: str) -> None:
         raise TargetUnreachable(
             spec, lines[-1].strip() if lines else f"{type(e).__name__}: {e}") from None
     if r.rc != 0:
-        reason = (r.stderr or r.stdout or f"exit code {r.rc}").strip().splitlines()
-        raise TargetUnreachable(spec, reason[-1] if reason else f"exit code {r.rc}")
+        code = M_EXIT_CODE.format(rc=r.rc).both()
+        reason = (r.stderr or r.stdout or code).strip().splitlines()
+        raise TargetUnreachable(spec, reason[-1] if reason else code)
 
 
 # --- running -------------------------------------------------------------------------
@@ -323,7 +364,7 @@ class Fixtures:
         try:
             names = fixture_names(fn)
         except UnknownFixture as e:
-            raise CatalogError(str(e)) from None
+            raise CatalogError(e.text) from None
         return {name: self.value(name, oid) for name in names}
 
     def close(self) -> None:

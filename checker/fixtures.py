@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from checker.i18n import Text
+from checker.i18n import Text, message
 
 if TYPE_CHECKING:
     from checker.model import Lab
@@ -134,13 +134,20 @@ FIXTURES: dict[str, Fixture] = {f.name: f for f in (
 )}
 
 
+M_UNKNOWN_FIXTURE = message(
+    "fixtures.unknown",
+    fr="{where} : fixture inconnue {name} (une vérification peut demander : {known})",
+    en="{where}: unknown fixture {name} (a check may ask for: {known})")
+
+
 class UnknownFixture(LookupError):
     """A check asks for a name that is not in :data:`FIXTURES`."""
 
     def __init__(self, where: str, name: str):
         self.where, self.name = where, name
-        super().__init__(f"{where}: unknown fixture {name!r} (a check may ask for: "
-                         f"{', '.join(FIXTURES)})")
+        self.text = M_UNKNOWN_FIXTURE.format(where=where, name=repr(name),
+                                             known=", ".join(FIXTURES))
+        super().__init__(self.text.en)
 
 
 def fixture_names(fn: Callable[..., Any]) -> tuple[str, ...]:

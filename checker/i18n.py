@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 LANGS = ("fr", "en")
@@ -77,13 +79,124 @@ def message(key: str, fr: str, en: str) -> Text:
     return text
 
 
-def resolve_lang(lang: str | None = None) -> str:
-    """The reader's language: ``lang`` if given, else ``LANG`` (``en*`` -> en), else French.
+#: The environment variables naming the reader's locale, strongest first (POSIX order).
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def _lang_of(value: str) -> str:
+    """``fr_FR.UTF-8`` -> ``fr``; a language we do not write -> French."""
+    code = value.split(".")[0].split("@")[0].split("_")[0].split("-")[0].lower()
+    return code if code in LANGS else DEFAULT_LANG
+
+
+def _is_c_locale(value: str) -> bool:
+    return value in ("", "C", "POSIX") or value.startswith("C.")
+
+
+def resolve_lang(lang: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The reader's language: ``lang`` if given (``--lang``), else the environment, else French.
+
+    The environment is read in POSIX order, as GNU gettext reads it for messages: the first
+    entry of ``LANGUAGE`` (a colon-separated list), but only when the locale is not ``C`` or
+    ``POSIX`` (gettext ignores ``LANGUAGE`` then); else the first non-empty of ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``. A language virtlab does not write (``de_DE``) or the ``C``
+    locale gives French.
 
     >>> resolve_lang("en")
     'en'
+    >>> resolve_lang(None, {"LC_ALL": "en_US.UTF-8", "LANG": "fr_FR.UTF-8"})
+    'en'
+    >>> resolve_lang(None, {"LANGUAGE": "en:fr", "LANG": "fr_FR.UTF-8"})
+    'en'
+    >>> resolve_lang(None, {"LANGUAGE": "en", "LANG": "C"})
+    'fr'
     """
     if lang in LANGS:
         return lang
-    env = os.environ.get("LANG", "")
-    return "en" if env.startswith("en") else DEFAULT_LANG
+    env = os.environ if env is None else env
+    locale = next((env[v] for v in LOCALE_VARS if env.get(v)), "")
+    if _is_c_locale(locale):
+        return DEFAULT_LANG
+    first = env.get("LANGUAGE", "").split(":")[0]
+    return _lang_of(first or locale)
+
+
+# --- dates, numbers and units as the reader writes them (Babel, CLDR data) -------------------
+# Only for what a person reads: machine files (JSON, JUnit, CSV) keep ISO times and dots.
+
+#: A date and time as a person reads it (a CLDR pattern, in the local time zone).
+DATETIME_PATTERN = message("i18n.datetime-pattern", fr="d MMMM y 'à' HH:mm", en="d MMMM y, HH:mm")
+
+
+def _when(value: datetime | str | float) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    elif isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone()  # the reader's local time zone
+
+
+def format_date(value: datetime | str | float | None, lang: str, empty: str = "—") -> str:
+    """A time as a person reads it, in the local time zone: ``1 décembre 2026 à 05:40`` /
+    ``1 December 2026, 05:40``. ``value``: a datetime, an ISO 8601 string (what reports and
+    databases store) or a Unix timestamp; ``empty`` for None or an unreadable string.
+
+    >>> format_date("2026-12-01T05:40:42+00:00", "fr")  # doctest: +SKIP
+    '1 décembre 2026 à 05:40'
+    """
+    if value is None or value == "":
+        return empty
+    try:
+        when = _when(value)
+    except (ValueError, OverflowError, OSError):
+        return value if isinstance(value, str) else empty
+    from babel.dates import format_datetime
+
+    return str(format_datetime(when, DATETIME_PATTERN.get(lang), locale=_locale(lang)))
+
+
+def format_number(x: float, lang: str, digits: int = 1) -> str:
+    """``x`` with exactly ``digits`` decimals, the reader's separators (``23,5`` / ``23.5``;
+    thousands grouped: ``1 234,5`` / ``1,234.5``).
+
+    >>> format_number(23.5, "fr"), format_number(23.5, "en"), format_number(3, "fr", 0)
+    ('23,5', '23.5', '3')
+    """
+    from babel.numbers import format_decimal
+
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return str(format_decimal(x, format=pattern, locale=_locale(lang), decimal_quantization=True))
+
+
+def format_percent(ratio: float, lang: str, digits: int = 0) -> str:
+    """A ratio (0.5) as a percentage, the reader's way: ``50 %`` (no-break space) / ``50%``.
+
+    >>> format_percent(0.5, "en"), format_percent(0.125, "fr", 1)
+    ('50%', '12,5\xa0%')
+    """
+    from babel import Locale
+    from babel.numbers import format_percent as babel_percent
+
+    pattern = str(Locale.parse(_locale(lang)).percent_formats[None].pattern)
+    if digits > 0:
+        pattern = pattern.replace("0", "0." + "0" * digits, 1) if "0" in pattern else pattern
+    return str(babel_percent(ratio, format=pattern, locale=_locale(lang),
+                             decimal_quantization=True))
+
+
+SECONDS = message("i18n.seconds", fr="{n} s", en="{n} s")
+
+
+def format_duration(seconds: float, lang: str, digits: int = 1) -> str:
+    """A duration in seconds: ``1,2 s`` / ``1.2 s``.
+
+    >>> format_duration(1.25, "fr", 2)
+    '1,25 s'
+    """
+    return SECONDS.format(n=format_number(seconds, lang, digits)).get(lang)
+
+
+def _locale(lang: str) -> str:
+    return lang if lang in LANGS else DEFAULT_LANG

@@ -67,6 +67,7 @@ from checker.probes.libvirt import (
     default_uri,
     parse_domain_xml,
     parse_network_xml,
+    quiet_libvirt,
 )
 
 Action = Literal["create", "reset", "remove", "keep", "blocked"]
@@ -113,6 +114,34 @@ class LifecycleModuleError(CatalogError):
     """A lab's lifecycle.py is malformed (exit code 2, like any malformed lab)."""
 
 
+M_LC_UNLOADABLE = message("lifecycle.unloadable", fr="{path} : chargement impossible : {error}",
+                          en="{path}: cannot be loaded: {error}")
+M_LC_NOT_SCENE = message(
+    "lifecycle.not-a-scene", fr="{path} : SCENE doit être un checker.lifecycle.Scene, trouvé {got}",
+    en="{path}: SCENE must be a checker.lifecycle.Scene, got {got}")
+M_LC_PREFIX = message(
+    "lifecycle.bad-prefix",
+    fr="{path} : PREFIX doit être un préfixe de nom comme 'lab07-', trouvé {got}",
+    en="{path}: PREFIX must be a name prefix such as 'lab07-', got {got}")
+M_LC_NO_FUNCTION = message("lifecycle.no-function", fr="{path} : la fonction {fn}(conn) manque",
+                           en="{path}: function {fn}(conn) is missing")
+M_LC_NOT_STEP = message("lifecycle.not-a-step", fr="{where} : a renvoyé {got}, pas un Step",
+                        en="{where}: returned {got}, not a Step")
+M_LC_OUTSIDE = message(
+    "lifecycle.outside-prefix",
+    fr="{where} : refuse de {action} {kind} {name} : seuls les objets nommés {prefix}* "
+       "peuvent être touchés",
+    en="{where}: refuses to {action} {kind} {name}: only objects named {prefix}* may be touched")
+M_LC_NO_RUN = message("lifecycle.no-run",
+                      fr="{where} : l'étape {action} {kind} {name} n'a pas de run",
+                      en="{where}: step {action} {kind} {name} has no run")
+M_SCENE_NAMES = message("lifecycle.scene-names", fr="Scene : {names} pas nommé(s) {prefix}*",
+                        en="Scene: {names} not named {prefix}*")
+M_SCENE_POOL = message("lifecycle.scene-pool",
+                       fr="Scene : les domaines ont besoin du pool de la scène pour leurs disques",
+                       en="Scene: domains need the scene's pool for their disks")
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     """What a lab's ``lifecycle.py`` gives this module: its prefix and its two plans."""
@@ -143,7 +172,8 @@ def load(lab: Lab) -> Lifecycle | None:
         spec.loader.exec_module(mod)
     except Exception as e:  # any error of a lab's own module is a malformed lab  # noqa: BLE001
         sys.modules.pop(name, None)
-        raise LifecycleModuleError(f"{path}: cannot be loaded: {type(e).__name__}: {e}") from None
+        raise LifecycleModuleError(M_LC_UNLOADABLE.format(
+            path=path, error=f"{type(e).__name__}: {e}")) from None
     lc = _lifecycle_of(mod, path)
     _MODULES[path] = lc
     return lc
@@ -153,18 +183,17 @@ def _lifecycle_of(mod: ModuleType, path: Path) -> Lifecycle:
     scene = getattr(mod, "SCENE", None)
     if scene is not None:
         if not isinstance(scene, Scene):
-            raise LifecycleModuleError(f"{path}: SCENE must be a checker.lifecycle.Scene, "
-                                       f"got {type(scene).__name__}")
+            raise LifecycleModuleError(M_LC_NOT_SCENE.format(path=path,
+                                                             got=type(scene).__name__))
         return Lifecycle(scene.prefix, scene.plan, scene.cleanup)
     prefix = getattr(mod, "PREFIX", None)
     if not isinstance(prefix, str) or not _good_prefix(prefix):
-        raise LifecycleModuleError(f"{path}: PREFIX must be a name prefix such as 'lab07-', "
-                                   f"got {prefix!r}")
+        raise LifecycleModuleError(M_LC_PREFIX.format(path=path, got=repr(prefix)))
     fns = {}
     for fn in ("plan", "cleanup"):
         f = getattr(mod, fn, None)
         if not callable(f):
-            raise LifecycleModuleError(f"{path}: function {fn}(conn) is missing")
+            raise LifecycleModuleError(M_LC_NO_FUNCTION.format(path=path, fn=fn))
         fns[fn] = f
     return Lifecycle(prefix, fns["plan"], fns["cleanup"])
 
@@ -177,13 +206,13 @@ def validate(steps: list[Step], prefix: str, where: str) -> None:
     """Refuse any step on an object not named ``prefix*`` (a bug in the lab, never run)."""
     for s in steps:
         if not isinstance(s, Step):
-            raise LifecycleModuleError(f"{where}: returned {s!r}, not a Step")
+            raise LifecycleModuleError(M_LC_NOT_STEP.format(where=where, got=repr(s)))
         if s.changes and not s.name.startswith(prefix):
-            raise LifecycleModuleError(
-                f"{where}: refuses to {s.action} {s.kind} {s.name!r}: only objects named "
-                f"{prefix}* may be touched")
+            raise LifecycleModuleError(M_LC_OUTSIDE.format(
+                where=where, action=s.action, kind=s.kind, name=repr(s.name), prefix=prefix))
         if s.changes and s.run is None:
-            raise LifecycleModuleError(f"{where}: step {s.action} {s.kind} {s.name} has no run")
+            raise LifecycleModuleError(M_LC_NO_RUN.format(where=where, action=s.action,
+                                                          kind=s.kind, name=s.name))
 
 
 # --- libvirt --------------------------------------------------------------------------
@@ -205,7 +234,7 @@ def open_rw(uri: str | None) -> Any:
         import libvirt
     except ImportError as e:  # pragma: no cover - a dependency of the package
         raise LibvirtUnavailable(NO_LIBVIRT.format(error=e), "missing-lib") from None
-    libvirt.registerErrorHandler(lambda *_: None, None)
+    quiet_libvirt()
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as e:
@@ -629,15 +658,16 @@ class Scene:
 
     def __post_init__(self) -> None:
         if not _good_prefix(self.prefix):
-            raise LifecycleModuleError(f"Scene: prefix must be a name prefix such as 'lab07-', "
-                                       f"got {self.prefix!r}")
+            raise LifecycleModuleError(M_LC_PREFIX.format(path="Scene",
+                                                          got=repr(self.prefix)))
         names = ([self.pool.name] if self.pool else []) + [n.name for n in self.networks]
         names += [d.name for d in self.domains] + [d.volume.name for d in self.domains]
         bad = [n for n in names if not n.startswith(self.prefix)]
         if bad:
-            raise LifecycleModuleError(f"Scene: {', '.join(bad)} not named {self.prefix}*")
+            raise LifecycleModuleError(M_SCENE_NAMES.format(names=", ".join(bad),
+                                                            prefix=self.prefix))
         if self.domains and self.pool is None:
-            raise LifecycleModuleError("Scene: domains need the scene's pool for their disks")
+            raise LifecycleModuleError(M_SCENE_POOL)
 
     def disk_path(self, dom: SceneDomain) -> str:
         assert self.pool is not None

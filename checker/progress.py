@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from checker.i18n import DEFAULT_LANG, LANGS, message
+from checker.i18n import format_date, message, resolve_lang
 from checker.model import Report
 
 SCHEMA = """
@@ -137,8 +137,8 @@ class ProgressTable:
             message("progress.left", fr="Reste à faire", en="Left to do"),
             message("progress.never", fr="jamais vérifié", en="never checked"))
 
-    def __init__(self, lang: str = "fr"):
-        self.lang = lang if lang in LANGS else DEFAULT_LANG
+    def __init__(self, lang: str | None = None) -> None:
+        self.lang = resolve_lang(lang)
         self.rows = summary(self.lang)
 
     def _repr_html_(self) -> str:
@@ -151,8 +151,9 @@ class ProgressTable:
         for r in self.rows:
             best = f"{r.best_score}/{r.max_score}" if r.best_score is not None else h[4]
             left = ", ".join(r.left) if r.best_score is not None else "—"
+            last = format_date(r.last_check, self.lang)
             out.append(f"<tr><td><strong>{escape(r.lab)}</strong><br>{escape(r.title)}</td>"
-                       f"<td>{escape(best)}</td><td>{escape(r.last_check or '—')}</td>"
+                       f"<td>{escape(best)}</td><td>{escape(last)}</td>"
                        f"<td>{escape(left) or '✔'}</td></tr>")
         out.append("</tbody></table>")
         return "".join(out)
@@ -162,5 +163,6 @@ class ProgressTable:
                          for r in self.rows)
 
 
-def show(lang: str = "fr") -> ProgressTable:
+def show(lang: str | None = None) -> ProgressTable:
+    """The progress table in a notebook (``lang``: else the reader's, :func:`resolve_lang`)."""
     return ProgressTable(lang)

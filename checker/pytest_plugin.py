@@ -54,13 +54,13 @@ def pytest_configure(config: Any) -> None:
         scheme = spec.split("://", 1)[0] if "://" in spec else (
             getattr(config.option, "connection", None) or "paramiko")
         if scheme in engine.UNBOUNDED_BACKENDS:
-            raise pytest.UsageError(f"virtlab: {spec}: the {scheme!r} backend reads output "
-                                    "without a cap; use ssh://")
+            raise pytest.UsageError("virtlab: " + engine.MSG_UNBOUNDED.format(
+                spec=repr(spec), scheme=repr(scheme)).both("\n"))
         if "://" in spec and scheme != "local":
             try:
                 engine.check_spec(spec, scheme)
             except engine.BadHostSpec as e:
-                raise pytest.UsageError(f"virtlab: {e}") from None
+                raise pytest.UsageError("virtlab: " + e.text.both("\n")) from None
         remote = remote or scheme in ("ssh", "ansible")
     if remote:
         config.option.ssh_config = engine.ssh_wrapper(config.option.ssh_config, None)

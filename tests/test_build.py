@@ -134,7 +134,7 @@ def test_build_outside_a_source_tree_is_a_usage_error(tmp_path):
     env = dict(os.environ, VIRTLAB_ROOT=str(tmp_path))
     r = virtlab("build", "--check", env=env)
     assert r.returncode == 2
-    assert "not a virtlab source tree" in r.stderr
+    assert "pas un dépôt virtlab" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -144,7 +144,7 @@ def test_instructions_without_a_title_line_are_refused_clearly(tmp_path):
     f.write_text("Some text without a title\n\n## Step\n", encoding="utf-8")
     r = virtlab("build", "--check", env=env)
     assert r.returncode == 2
-    assert "instructions.en.md" in r.stderr and "# Title" in r.stderr
+    assert "instructions.en.md" in r.stderr and "« # Titre »" in r.stderr
     assert "Traceback" not in r.stderr
 
 

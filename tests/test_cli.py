@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from checker.i18n import LOCALE_VARS
+
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("testinfra", "libvirt", "rich", "jinja2", "pytest", "_pytest", "paramiko")
 
@@ -37,7 +39,8 @@ def _private_progress_store(tmp_path_factory):
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | str = REPO,
         exe: list[str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "LANG": "C.UTF-8", **_DATA, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k not in LOCALE_VARS + ("LANGUAGE",)}
+    full_env.update({"LANG": "C.UTF-8", **_DATA, **(env or {})})
     full_env.pop("VIRTLAB_DEBUG", None)
     cmd = (exe or [sys.executable, "-m", "checker"]) + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd,
@@ -166,17 +169,28 @@ def test_help_lists_every_format_and_exit_code_from_their_registries():
         assert f"  {int(code):<5}{code.description.fr[:30]}" in top
 
 
-@pytest.mark.parametrize("spec, why", [
-    ("foo", "bad host spec 'foo': expected local://, ssh://"),
-    ("bogus://x", "bad host spec 'bogus://x': unknown backend 'bogus'"),
-    ("ssh://", "host refused 'ssh://': invalid host name ''"),
-    ("ssh://pc 12", "host refused 'ssh://pc 12': non-ASCII, blank or control character"),
-    ("ssh://alice@127.0.0.1:99999", "the port must be a number in 1..65535"),
+@pytest.mark.parametrize("spec, why_fr, why_en", [
+    ("foo", "spécification d'hôte invalide 'foo' : local://, ssh://",
+     "bad host spec 'foo': expected local://, ssh://"),
+    ("bogus://x", "spécification d'hôte invalide 'bogus://x' : moteur inconnu 'bogus'",
+     "bad host spec 'bogus://x': unknown backend 'bogus'"),
+    ("paramiko://x", "spécification d'hôte refusée 'paramiko://x' : le moteur 'paramiko'",
+     "bad host spec 'paramiko://x': the 'paramiko' backend"),
+    ("ssh://", "hôte refusé 'ssh://' : nom d'hôte '' invalide",
+     "host refused 'ssh://': invalid host name ''"),
+    ("ssh://pc 12", "hôte refusé 'ssh://pc 12' : caractère non ASCII, espace",
+     "host refused 'ssh://pc 12': non-ASCII, blank or control character"),
+    ("ssh://alice@127.0.0.1:99999", "le port doit être un nombre de 1 à 65535",
+     "the port must be a number in 1..65535"),
 ])
-def test_bad_host_spec_exits_2_and_says_what_is_expected(spec, why):
-    p = run("check", "01", "--host", spec)
-    assert p.returncode == 2
-    assert why in p.stderr
+def test_bad_host_spec_exits_2_and_says_what_is_expected(spec, why_fr, why_en):
+    """In the reader's language only: French by default, English with --lang en."""
+    fr = run("check", "01", "--host", spec)
+    en = run("check", "01", "--host", spec, "--lang", "en")
+    assert fr.returncode == en.returncode == 2
+    assert why_fr in fr.stderr and why_en not in fr.stderr
+    assert why_en in en.stderr and why_fr not in en.stderr
+    assert fr.stderr.count("\n") == en.stderr.count("\n") == 1  # one line, one language
 
 
 def test_unreachable_host_exits_3_naming_the_host_and_why_without_prompting():
@@ -366,7 +380,7 @@ def test_installed_virtlab_builds_the_checkout_it_is_run_in(installed, tmp_path)
         p = _venv_run(installed, "build", "--check", cwd=where)
         assert p.returncode == 0, (where, p.stdout, p.stderr)
     p = _venv_run(installed, "build", "--check", cwd=tmp_path)
-    assert p.returncode == 2 and "not a virtlab source tree" in p.stderr
+    assert p.returncode == 2 and "pas un dépôt virtlab" in p.stderr
 
 
 def test_installed_package_ships_its_json_schemas(installed):

@@ -118,7 +118,7 @@ ALL_PASS = {"cpu-virt-flags": "pass", "kvm-modules": "pass", "dev-kvm": "pass",
             "host-resources": "pass"}
 
 
-def _graded(user, statuses=ALL_PASS, msg="m"):
+def graded(user, statuses=ALL_PASS, msg="m"):
     return [{"lab": LAB, "status": "graded", "reason": "", "report": _report(user, statuses, msg)}]
 
 
@@ -126,7 +126,7 @@ def _failed(status, reason):
     return [{"lab": LAB, "status": status, "reason": reason, "report": None}]
 
 
-def _class(n=4):
+def a_class(n=4):
     return [HostTarget(host=f"ssh://u{i}@h{i}", spec=f"ssh://u{i}@h{i}", learner=f"u{i}",
                        email=f"u{i}@example.org", ssh_user=f"u{i}", ssh_host=f"h{i}")
             for i in range(n)]
@@ -134,9 +134,9 @@ def _class(n=4):
 
 def test_every_run_is_kept_with_its_time_version_and_evidence(tmp_path):
     gb = Gradebook(tmp_path / "gb.sqlite")
-    roster = _class(2)
+    roster = a_class(2)
     run = gb.start_run([LAB], roster, lang="fr", options={"timeout": 5})
-    gb.record(run, roster[0].host, _graded("u0"), 0.2)
+    gb.record(run, roster[0].host, graded("u0"), 0.2)
     gb.record(run, roster[1].host, _failed("unreachable", "Connection refused"), 0.01)
     gb.finish_run(run, "complete")
     run2 = gb.start_run([LAB], roster, lang="fr")
@@ -154,9 +154,9 @@ def test_every_run_is_kept_with_its_time_version_and_evidence(tmp_path):
 
 def test_pending_hosts_of_an_interrupted_run_and_of_failed_connections(tmp_path):
     gb = Gradebook(tmp_path / "gb.sqlite")
-    roster = _class(4)
+    roster = a_class(4)
     run = gb.start_run([LAB], roster, lang="fr")
-    gb.record(run, roster[0].host, _graded("u0"))
+    gb.record(run, roster[0].host, graded("u0"))
     gb.record(run, roster[1].host, _failed("timeout", "banner exchange"))
     gb.finish_run(run, "interrupted")  # u2, u3 never reached
     missing = gb.pending(run, missing=True, failed_to_connect=False)
@@ -166,7 +166,7 @@ def test_pending_hosts_of_an_interrupted_run_and_of_failed_connections(tmp_path)
     # a resume continues the run; the class view merges both, latest outcome first
     run2 = gb.start_run([LAB], missing + failed, lang="fr", parent_id=run, kind="resume")
     for t in missing + failed:
-        gb.record(run2, t.host, _graded(t.learner))
+        gb.record(run2, t.host, graded(t.learner))
     view = gb.class_view(run2)
     assert [r.id for r in view.runs] == [run, run2]
     assert [row.target.learner for row in view.rows] == ["u0", "u1", "u2", "u3"]
@@ -224,7 +224,7 @@ def _hostile_view(tmp_path, lang="fr"):
         elif i == 2:
             continue  # never graded
         else:
-            gb.record(run, t.host, _graded(t.learner, {**ALL_PASS, "dev-kvm": "fail"},
+            gb.record(run, t.host, graded(t.learner, {**ALL_PASS, "dev-kvm": "fail"},
                                            msg=HOSTILE[i % len(HOSTILE)]))
     gb.finish_run(run, "complete")
     return gb.class_view(run)
@@ -261,9 +261,9 @@ def _csv_view(tmp_path, targets, results, lang="en", labs=(LAB,)):
 
 
 def test_duplicate_identities_are_left_out_and_reported(tmp_path):
-    c = _class(3)
+    c = a_class(3)
     same = [c[0], HostTarget(**{**c[1].to_dict(), "email": "U0@example.org"}), c[2]]
-    view = _csv_view(tmp_path, same, {t.host: _graded(t.learner) for t in same})
+    view = _csv_view(tmp_path, same, {t.host: graded(t.learner) for t in same})
     plan = exports.csv_plan(view)
     assert [r[0] for r in plan.rows] == ["u2@example.org"]
     dup = [x for x in plan.left_out if "duplicate" in x.en]
@@ -274,8 +274,8 @@ def test_duplicate_identities_are_left_out_and_reported(tmp_path):
 @pytest.mark.parametrize("identity", ["username", "email", "idnumber"])
 def test_the_identity_column_is_the_one_the_instructor_chooses(tmp_path, identity):
     c = [HostTarget(**{**t.to_dict(), "username": f"moodle{i}", "idnumber": f"E{i:03}"})
-         for i, t in enumerate(_class(2))]
-    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+         for i, t in enumerate(a_class(2))]
+    view = _csv_view(tmp_path, c, {t.host: graded(t.learner) for t in c})
     text = exports.to_csv(view, exports.CsvOptions(identity=identity))
     rows = list(csv.reader(io.StringIO(text)))
     want = {"username": "moodle0", "email": "u0@example.org", "idnumber": "E000"}[identity]
@@ -287,8 +287,8 @@ def test_the_identity_column_is_the_one_the_instructor_chooses(tmp_path, identit
 
 
 def test_hosts_without_the_identity_are_left_out_and_say_which_variable(tmp_path):
-    c = _class(2)
-    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+    c = a_class(2)
+    view = _csv_view(tmp_path, c, {t.host: graded(t.learner) for t in c})
     plan = exports.csv_plan(view, exports.CsvOptions(identity="username"))
     assert plan.rows == []
     assert all("virtlab_username" in x.en and "--roster" in x.en for x in plan.left_out)
@@ -310,7 +310,7 @@ def test_a_moodle_roster_gives_the_identity_of_each_host(tmp_path):
                     ssh_user="u1", ssh_host="h1"),  # email known from the inventory
          HostTarget(host="pc2", spec="ssh://zed@h2", learner="zed", ssh_user="zed",
                     ssh_host="h2")]  # nobody in the roster
-    view = _csv_view(tmp_path, c, {t.host: _graded(t.learner) for t in c})
+    view = _csv_view(tmp_path, c, {t.host: graded(t.learner) for t in c})
     plan = exports.csv_plan(view, exports.CsvOptions(identity="username", roster=str(roster)))
     assert [r[0] for r in plan.rows] == ["alovelace", "bmartin"]
     (left,) = plan.left_out
@@ -332,13 +332,13 @@ def test_a_moodle_roster_gives_the_identity_of_each_host(tmp_path):
 
 @pytest.mark.parametrize("scale, grade", [("points", "8"), ("20", "16"), ("100", "80")])
 def test_grades_on_the_scale_asked(tmp_path, scale, grade):
-    c = _class(1)
-    view = _csv_view(tmp_path, c, {c[0].host: _graded("u0", {**ALL_PASS, "dev-kvm": "fail"})})
+    c = a_class(1)
+    view = _csv_view(tmp_path, c, {c[0].host: graded("u0", {**ALL_PASS, "dev-kvm": "fail"})})
     rows = exports.csv_plan(view, exports.CsvOptions(scale=scale)).rows
     assert rows[0][1] == grade
     (tmp_path / "x").mkdir()
     third = _csv_view(tmp_path / "x", c,
-                      {c[0].host: _graded("u0", {"cpu-virt-flags": "pass", "kvm-modules": "fail",
+                      {c[0].host: graded("u0", {"cpu-virt-flags": "pass", "kvm-modules": "fail",
                                                  "dev-kvm": "fail", "host-resources": "fail"})})
     assert exports.csv_plan(third, exports.CsvOptions(scale="20")).rows[0][1] == "6"  # 3/10
 

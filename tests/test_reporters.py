@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +24,16 @@ from checker.reporters import FORMATS, RENDERERS, render
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("VIRTLAB_REGEN_GOLDEN") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _paris_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Times shown to people are in the local time zone: the golden files are in Paris's."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 SCRIPT = "<script>alert('x')</script>"
 FORMULA = "=cmd|' /C calc'!A0"

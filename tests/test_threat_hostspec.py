@@ -26,6 +26,7 @@ from conftest import run_virtlab
 
 from checker.grade.targets import TargetError, from_specs
 from checker.hostspec import UnsafeHost, check_inventory_host, parse_ssh_spec
+from checker.i18n import Text
 
 TOKEN = f"vlhs{uuid.uuid4().hex[:8]}"
 
@@ -90,19 +91,27 @@ def _evil_config(scratch: Path) -> None:
     (scratch / "evil_config").write_text(f"ProxyCommand touch {scratch}/{TOKEN}-cfg\n")
 
 
+REFUSED = Text("hôte refusé", "host refused")
+INVENTORY = Text("inventaire", "inventory")
+
+
 @pytest.mark.integration
 def test_hostile_specs_are_refused_by_check_and_grade(sshd, learner, scratch):
+    from checker.i18n import resolve_lang
+
+    lang = resolve_lang()
     _evil_config(scratch)
     for spec in attacks(learner, sshd.port, scratch):
         r = run_virtlab("check", "01", "--host", spec, "--timeout", "3", cwd=scratch)
         assert r.returncode == 2, (spec, r.stdout, r.stderr)
-        assert "hôte refusé" in r.stderr and "host refused" in r.stderr, r.stderr
-        assert r.stderr.index("hôte refusé") < r.stderr.index("host refused")  # French first
+        # in the reader's language (the command inherits our environment), one language
+        assert REFUSED.get(lang) in r.stderr, r.stderr
+        assert REFUSED.get("en" if lang == "fr" else "fr") not in r.stderr, r.stderr
         assert "\x00" not in r.stderr and "Traceback" not in r.stderr
         r = run_virtlab("grade", "01", "--hosts", spec, "--timeout", "3", "--ssh-config",
                         str(sshd.ssh_config), "--db", str(scratch / "gb.sqlite"), cwd=scratch)
         assert r.returncode == 2, (spec, r.stdout, r.stderr)
-        assert "host refused" in r.stderr
+        assert REFUSED.get(lang) in r.stderr, r.stderr
     assert markers(scratch, Path("/tmp")) == []
     # and the learner's real spec still connects (the same sshd, the same account)
     r = run_virtlab("grade", "01", "--hosts", sshd.spec(learner), "--ssh-config",
@@ -140,6 +149,9 @@ def inventory_attacks(port: int, user: str, scratch: Path) -> list[tuple[str, st
 
 @pytest.mark.integration
 def test_hostile_inventory_values_are_refused(sshd, learner, scratch):
+    from checker.i18n import resolve_lang
+
+    lang = resolve_lang()  # the commands inherit our environment: the same reader
     _evil_config(scratch)
     for what, entry in inventory_attacks(sshd.port, learner, scratch):
         inv = scratch / "classe.yml"
@@ -148,7 +160,7 @@ def test_hostile_inventory_values_are_refused(sshd, learner, scratch):
                         "--ssh-config", str(sshd.ssh_config), "--db",
                         str(scratch / "gb.sqlite"), cwd=scratch)
         assert r.returncode == 2, (what, r.stdout, r.stderr)
-        assert "inventaire" in r.stderr and "inventory" in r.stderr, (what, r.stderr)
+        assert INVENTORY.get(lang) in r.stderr, (what, r.stderr)
         # the same inventory host through `virtlab check --host ansible://…`
         name = entry.split(":\n", 1)[0].strip("'")
         r = run_virtlab("check", "01", "--host", f"ansible://{name}?ansible_inventory={inv}",

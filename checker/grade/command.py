@@ -29,7 +29,7 @@ from typing import Any
 
 from checker.exitcodes import Exit, UsageError
 from checker.grade.formats import EXPORTS
-from checker.i18n import Text, message
+from checker.i18n import Text, format_number, message
 
 
 class GradeUsageError(UsageError):
@@ -470,16 +470,19 @@ def print_summary(view: Any, lang: str, elapsed: float, db_path: Path, again: st
             not_done.append((row, bad[0]))
     n = len(view.rows)
     print(M_SUMMARY.format(run=view.run.id, done=n - len(not_done), n=n,
-                           seconds=f"{elapsed:.1f}", db=db_path).get(lang))
+                           seconds=format_number(elapsed, lang, 1), db=db_path).get(lang))
     from checker.safetext import clean
 
     def visible(line: str) -> str:
         # host, learner and reason may come from the learner's machine: shown, never obeyed
         return clean(line).replace("\n", " ").rstrip()
 
+    from checker.grade.exports import HOST_STATUS
+
     for row, r in not_done:
         status, reason = (r.status, r.reason) if r is not None else ("missing", "")
-        print(visible(f"  {status:<11} {row.target.host} ({row.target.learner}) {reason}".rstrip()))
+        label = HOST_STATUS[status].get(lang) if status in HOST_STATUS else status
+        print(visible(f"  {label:<15} {row.target.host} ({row.target.learner}) {reason}".rstrip()))
     if csv_options is not None:
         from checker.grade.exports import csv_plan
 

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from checker import __version__
 from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
 from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
-from checker.i18n import DEFAULT_LANG, LANGS, Text, message
+from checker.i18n import DEFAULT_LANG, LANGS, Text, format_date, format_number, message
 from checker.reporters.text import ICON
 from checker.safetext import clean, dumps
 
@@ -653,6 +653,7 @@ def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
     that CSV leaves out, and why."""
     from markupsafe import Markup
 
+    lang = _lang(view)
     objectives = _objectives(view)
     rates = pass_rates(view)
     grids = []
@@ -673,7 +674,8 @@ def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
         maxs = max((r.max_score or 0 for r in graded), default=0)
         grids.append({"lab": lab, "objectives": objectives[lab], "rows": lines,
                       "graded": len(graded), "not_graded": len(view.rows) - len(graded),
-                      "mean": f"{mean:.1f}/{maxs}" if mean is not None else "—"})
+                      "mean": (f"{format_number(mean, lang, 1)}/{maxs}" if mean is not None
+                               else "—")})
     not_graded = []
     for row in view.rows:
         for lab in view.labs:
@@ -691,7 +693,8 @@ def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
     return _env().get_template("class_report.html.j2").render(
         L=HTML_LABELS, S=HOST_STATUS, view=view, grids=grids, chart=Markup(svg),
         failures=common_failures(view), not_graded=not_graded, version=__version__,
-        csv_left_out=csv_left_out)
+        csv_left_out=csv_left_out,
+        run_times={r.id: format_date(r.started_at, lang) for r in view.runs})
 
 
 def write(view: ClassView, path: str | Path, fmt: str, csv_options: CsvOptions | None = None

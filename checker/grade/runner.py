@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checker.i18n import message
+from checker.i18n import Text, message
 
 # Measured (benchmarks/bench_grade.py, lab 01, 60 loopback hosts, 2 busy cores): 1 worker 31 s,
 # 2 workers 25-36 s, 4 workers 20-27 s, 8 workers 15-17 s, 16 workers 15 s. Past ~4 per core
@@ -51,6 +51,19 @@ DEFAULT_WORKERS = default_workers()
 NO_ANSWER = message("grade.no-answer",
                     fr="pas de réponse en {seconds} s (évaluation arrêtée sur cet hôte)",
                     en="no answer within {seconds} s (grading stopped on this host)")
+NOT_STARTED = message("grade.worker-not-started",
+                      fr="le processus d'évaluation n'a pas démarré : {stderr}",
+                      en="worker did not start: {stderr}")
+
+
+class WorkerNotStarted(EOFError):
+    """A grading worker died before saying it was ready; :attr:`text` says why."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
 WORKER_DIED = message("grade.worker-died", fr="le processus d'évaluation s'est arrêté : {error}",
                       en="grading worker died: {error}")
 READY_TIMEOUT = 60.0  # a worker that cannot even import in this time is broken
@@ -111,7 +124,7 @@ class _Worker:
         if not self.ready:
             msg = self.read(time.monotonic() + READY_TIMEOUT)
             if msg is None or "ready" not in msg:
-                raise EOFError("worker did not start: " + self.stderr_tail())
+                raise WorkerNotStarted(NOT_STARTED.format(stderr=self.stderr_tail()))
             self.ready = True
 
     def stderr_tail(self) -> str:
@@ -209,8 +222,9 @@ class WorkerPool:
                                 job.payload.get("lang") or "fr")
                     except (EOFError, BrokenPipeError, OSError, ValueError) as e:
                         status = "error"
-                        reason = WORKER_DIED.format(error=e).get(
-                            job.payload.get("lang") or "fr").strip()
+                        lang = job.payload.get("lang") or "fr"
+                        why = e.text.get(lang) if isinstance(e, WorkerNotStarted) else e
+                        reason = WORKER_DIED.format(error=why).get(lang).strip()
                     if answer is None:
                         worker.kill()
                         worker = None

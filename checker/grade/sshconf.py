@@ -37,6 +37,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from checker.i18n import Text, message
+
 #: What a grading connection must never do, whatever the instructor's ssh_config says
 #: (OpenSSH 9.2, Debian 12: each checked by tests/test_threat_forwarding.py on a real sshd).
 FORCED = (
@@ -62,10 +64,24 @@ def forced_options(accept_new: bool = False) -> list[str]:
     return out
 
 
+BAD_PATH = message("sshconf.bad-path",
+                   fr="chemin inutilisable dans une configuration ssh : {path} (guillemet ou "
+                      "fin de ligne)",
+                   en="unusable path for ssh_config: {path} (a quote or a line break)")
+
+
+class SshConfigError(ValueError):
+    """A path ssh_config cannot hold; :attr:`text` says which (both languages)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
 def _cfg_quote(path: str) -> str:
     """A path as one ssh_config argument (a folder name may hold blanks)."""
     if any(c in path for c in '"\n\r'):
-        raise ValueError(f"unusable path for ssh_config: {path!r}")
+        raise SshConfigError(BAD_PATH.format(path=repr(path)))
     return f'"{path}"' if any(c.isspace() for c in path) or "#" in path else path
 
 

@@ -60,10 +60,9 @@ class TargetError(ValueError):
 
     @classmethod
     def refused(cls, e: UnsafeHost | Text) -> TargetError:
-        """A value refused as unsafe (:mod:`checker.hostspec`): its message is shown in both
-        languages, whatever the reader's (as ``virtlab check --host`` shows it)."""
-        both = e.both("\n") if isinstance(e, Text) else str(e)
-        return cls(Text(both, both))
+        """A value refused as unsafe (:mod:`checker.hostspec`), in the reader's language (as
+        ``virtlab check --host`` shows it)."""
+        return cls(e if isinstance(e, Text) else Text(e.fr, e.en))
 
 
 M_BAD_SPEC = message("targets.bad-spec",

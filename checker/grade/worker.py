@@ -53,14 +53,14 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
 
     # one output budget for the host, all its labs together (checker.probes.output)
     with budget(reuse=False):
-        answer = _grade_labs(job)
+        answer = grade_labs(job)
     # what the learner's host said (reasons, report strings) travels as visible text: no
     # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
     cleaned: dict[str, Any] = clean_data(answer)
     return cleaned
 
 
-def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
+def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
     from checker.catalog import CatalogError
     from checker.engine import BadHostSpec, TargetUnreachable, check
     from checker.probes.output import OutputFlood
@@ -84,7 +84,8 @@ def _grade_labs(job: dict[str, Any]) -> dict[str, Any]:
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
             continue
         except (BadHostSpec, CatalogError) as e:
-            results.append({"lab": lab, "status": "error", "reason": str(e), "report": None})
+            results.append({"lab": lab, "status": "error",
+                            "reason": e.text.get(job.get("lang") or "fr"), "report": None})
             continue
         except Exception as e:  # never lose the other labs or hosts to one crash  # noqa: BLE001
             results.append({"lab": lab, "status": "error",

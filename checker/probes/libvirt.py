@@ -77,13 +77,33 @@ def classify_error(uri: str, err: str) -> LibvirtUnavailable:
     return LibvirtUnavailable(MSG_CANNOT_CONNECT.format(uri=uri, err=err.strip()), "other")
 
 
+def _ignore_error(_ctx: object, _err: object) -> None:
+    """libvirt's error callback: print nothing (its default handler writes
+    "libvirt: QEMU Driver error : …" on stderr, red in JupyterLab). The error still raises
+    ``libvirtError``, which the checks turn into our own messages."""
+
+
+def quiet_libvirt() -> None:
+    """Silence libvirt's default error handler in this process.
+
+    Called wherever virtlab opens or hands out a connection (:func:`_open_read_only`,
+    :meth:`Connections.get` and :meth:`Connections.share`, the watch's event connection,
+    :func:`checker.lifecycle.open_rw`), so no entry point — CLI, watch, notebook API,
+    grading worker — can forget it, and a handler the learner's own notebook cell set is
+    replaced before our checks run. The handler is process-wide (``virSetErrorFunc``).
+    """
+    import libvirt
+
+    libvirt.registerErrorHandler(_ignore_error, None)
+
+
 def _open_read_only(uri: str) -> Any:
     """A new read-only connection to ``uri``; LibvirtUnavailable (with the reason) if none."""
     try:
         import libvirt
     except ImportError as e:  # pragma: no cover - the package depends on it
         raise LibvirtUnavailable(MSG_NO_LIBVIRT_PYTHON.format(err=e), "missing-lib") from None
-    libvirt.registerErrorHandler(lambda *_: None, None)  # no stderr noise
+    quiet_libvirt()
     try:
         return libvirt.openReadOnly(uri)
     except libvirt.libvirtError as e:
@@ -127,6 +147,7 @@ class Connections:
 
     def share(self, uri: str, conn: Any) -> None:
         """Let later :meth:`get` calls for ``uri`` use ``conn`` (its owner closes it)."""
+        quiet_libvirt()
         with self._lock:
             self._conns[uri] = conn
 

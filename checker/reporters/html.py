@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from checker.i18n import message
+from checker.i18n import format_date, format_duration, message
 from checker.model import Report
 from checker.reporters.text import ICON, clean, labels
 
@@ -42,7 +42,8 @@ def _ctx(report: Report) -> dict[str, Any]:
     lang = report.lang
     return {"r": report, "t": {**labels(lang), "evidence": EVIDENCE.get(lang),
                                "generated": GENERATED.get(lang)},
-            "icons": ICON}
+            "icons": ICON, "when": format_date(report.started_at, lang),
+            "duration": format_duration(report.duration_s, lang, 2)}
 
 
 def render(report: Report) -> str:

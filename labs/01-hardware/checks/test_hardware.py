@@ -1,5 +1,6 @@
 """Checks of lab 01-hardware (testinfra test module; see checker.dsl)."""
 
+from checker.checks import decimal
 from checker.dsl import objective
 
 GIB = 1024**3
@@ -93,16 +94,18 @@ def test_host_resources(facts, obj):
         problems_fr.append(f"{cores} cœur(s), il en faut au moins 2")
         problems_en.append(f"{cores} core(s), at least 2 needed")
     if mem < 3 * GIB:
-        problems_fr.append(f"{mem / GIB:.1f} Gio de RAM, il faut 3 Gio (2 pour l'hôte + 1 pour une VM)")
-        problems_en.append(f"{mem / GIB:.1f} GiB of RAM, 3 GiB needed (2 for the host + 1 for a VM)")
+        ram = decimal(mem / GIB)
+        problems_fr.append(f"{ram.fr} Gio de RAM, il faut 3 Gio (2 pour l'hôte + 1 pour une VM)")
+        problems_en.append(f"{ram.en} GiB of RAM, 3 GiB needed (2 for the host + 1 for a VM)")
     if free is None:
         obj.error(fr=f"Impossible de mesurer l'espace libre sous {where} (df a échoué).",
                   en=f"Cannot measure free space under {where} (df failed).")
     if free < 10 * GIB:
-        problems_fr.append(f"{free / GIB:.1f} Gio libres sous {where}, il en faut 10")
-        problems_en.append(f"{free / GIB:.1f} GiB free under {where}, 10 needed")
+        problems_fr.append(f"{decimal(free / GIB).fr} Gio libres sous {where}, il en faut 10")
+        problems_en.append(f"{decimal(free / GIB).en} GiB free under {where}, 10 needed")
     if problems_fr:
         obj.fail(fr="Ressources insuffisantes : " + " ; ".join(problems_fr) + ".",
                  en="Not enough resources: " + "; ".join(problems_en) + ".")
-    obj.ok(fr=f"{cores} cœurs, {mem / GIB:.1f} Gio de RAM, {free / GIB:.0f} Gio libres sous {where}.",
-           en=f"{cores} cores, {mem / GIB:.1f} GiB RAM, {free / GIB:.0f} GiB free under {where}.")
+    ram, disk = decimal(mem / GIB), decimal(free / GIB, 0)
+    obj.ok(fr=f"{cores} cœurs, {ram.fr} Gio de RAM, {disk.fr} Gio libres sous {where}.",
+           en=f"{cores} cores, {ram.en} GiB RAM, {disk.en} GiB free under {where}.")
