@@ -46,7 +46,7 @@ Kind = Literal["text", "code", "em", "strong"]
 
 
 @lru_cache(maxsize=1)
-def _parser() -> "MarkdownIt":
+def _parser() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
     # "zero": every rule off, raw HTML off, no links, no typographer; then only what lab text
@@ -60,7 +60,7 @@ def _nul(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def _tokens(text: str) -> list["Token"]:
+def _tokens(text: str) -> list[Token]:
     tokens = _parser().parseInline(_nul(text))
     return list(tokens[0].children or []) if tokens else []
 
@@ -108,7 +108,7 @@ def plain(text: str) -> str:
 
 
 # A code span: a run of backticks, its content, the same run (CommonMark's rule).
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 
 
 def _md_text(text: str) -> str:

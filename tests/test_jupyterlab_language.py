@@ -9,6 +9,7 @@ asked, through its own REST API, which languages it has and which one it uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -58,17 +59,18 @@ def jupyterlab(tmp_path):
     """start(locale env) -> base URL and token of a JupyterLab whose settings folder the
     install's script wrote for that locale."""
     procs: list[subprocess.Popen[bytes]] = []
+    logs = contextlib.ExitStack()
 
     def start(**locale: str) -> tuple[str, str, dict]:
         env = _env(tmp_path, **locale)
         settings = tmp_path / "settings"
         r = subprocess.run(["bash", str(REPO / ".ci" / "jupyterlab-language"), str(settings)],
-                           env=env, capture_output=True, text=True, timeout=60)
+                           env=env, capture_output=True, text=True, timeout=60, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         written = json.loads((settings / "overrides.d" / "virtlab-language.json").read_text())
         port, token = _free_port(), uuid.uuid4().hex
         (tmp_path / "nb").mkdir(exist_ok=True)
-        log = open(tmp_path / f"jupyter-{port}.log", "wb")
+        log = logs.enter_context(open(tmp_path / f"jupyter-{port}.log", "wb"))  # noqa: SIM115
         proc = subprocess.Popen(
             [str(JUPYTER), "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
@@ -97,6 +99,7 @@ def jupyterlab(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    logs.close()
 
 
 def menu_bar(driver, base: str, token: str) -> list[str]:
@@ -111,7 +114,7 @@ def menu_bar(driver, base: str, token: str) -> list[str]:
                                                  "#jp-MainMenu .lm-MenuBar-itemLabel")]
 
 
-def test_a_french_learner_gets_jupyterlab_in_french(jupyterlab, browser):
+def test_a_french_learner_gets_jupyterlab_in_french(jupyterlab, browser):  # noqa: F811
     base, token, written = jupyterlab(LANG="fr_FR.UTF-8")
     assert written == {PLUGIN: {"locale": "fr_FR"}}
     # the setting JupyterLab's front end reads: its default is now French (the learner's
@@ -133,7 +136,7 @@ def test_a_french_learner_gets_jupyterlab_in_french(jupyterlab, browser):
     assert "Fichier" in menu_bar(browser, base, token)
 
 
-def test_an_english_learner_gets_jupyterlab_in_english(jupyterlab, browser):
+def test_an_english_learner_gets_jupyterlab_in_english(jupyterlab, browser):  # noqa: F811
     # (the language is virtlab's own, checker.i18n.resolve_lang: whatever environment
     # variables it reads, the script follows)
     base, token, written = jupyterlab(LANG="en_US.UTF-8")

@@ -266,7 +266,7 @@ def test_the_site_page_shows_every_title_as_text(lab, lang):
     assert_all_there(texts, shown, "site page")
     # the objective table: a row per objective, the title in its cell, nothing swallowed
     for o in lab.objectives:
-        cell = next(c for c in re.findall(r"<td>(.*?)</td>", html, re.S)
+        cell = next(c for c in re.findall(r"<td>(.*?)</td>", html, re.DOTALL)
                     if f"<code>{o.id}</code>" in c)
         assert squeeze(plain(o.title.get(lang))) in squeeze("".join(page(cell).text)), o.id
 

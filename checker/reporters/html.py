@@ -8,7 +8,7 @@ opened offline.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -16,6 +16,9 @@ from checker.i18n import message
 from checker.markup import to_html
 from checker.model import Report
 from checker.reporters.text import ICON, clean, labels
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 #: Labels only the HTML page has (the others: checker.reporters.text.LABELS).
 EVIDENCE = message("report.html.evidence", fr="Faits relevés", en="Evidence")
@@ -33,7 +36,7 @@ def md(v: Any) -> Markup:
     return to_html(clean(str(v))) if v is not None else Markup("")
 
 
-def environment(**options: Any) -> Any:
+def environment(**options: Any) -> Environment:
     """A Jinja2 environment on ``checker/templates``: autoescape on for every template,
     :func:`finalize`, the ``|md`` filter. The single report and the class report use it."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -48,7 +51,7 @@ def environment(**options: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def _env() -> Any:
+def _env() -> Environment:
     return environment()
 
 
