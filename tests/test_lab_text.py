@@ -217,7 +217,11 @@ def test_the_class_report_shows_every_message_in_the_page(tmp_path):
     gb.record(run, "pc1", [{"lab": r.lab, "status": "graded", "reason": "",
                             "report": r.to_dict()} for r in reports])
     gb.finish_run(run, "complete")
-    html = exports.to_html(gb.class_view(run))
+    view = gb.class_view(run)
+    # the CSV for Moodle: the feedback is plain text, each verdict without its Markdown marks
+    csv_text = exports.to_csv(view)
+    assert "`" not in csv_text and "VM test-debian-12 introuvable" in csv_text
+    html = exports.to_html(view)
     p = page(html)
     shown = "".join(p.text)
     # every verdict is in the page itself, not only in a cell's tooltip

@@ -58,6 +58,7 @@ from checker import __version__
 from checker.grade.gradebook import ClassView, LearnerRow, StoredResult
 from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
 from checker.i18n import DEFAULT_LANG, LANGS, Text, message
+from checker.markup import plain
 from checker.reporters.text import ICON, LABELS
 from checker.safetext import clean, dumps
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -188,7 +189,8 @@ def feedback_text(result: StoredResult | None) -> Text:
     bad = [o for o in result.report["objectives"] if o["status"] in ("fail", "error")]
     if not bad:
         return M_ALL_MET
-    items = [M_ITEM.format(id=o["id"], message=o["message"]) for o in bad]
+    # plain text (a CSV cell, Moodle's feedback): the messages' inline Markdown marks dropped
+    items = [M_ITEM.format(id=o["id"], message=plain(o["message"])) for o in bad]
     return Text(M_NOT_MET.fr.format(items=M_JOIN.fr.join(i.fr for i in items)),
                 M_NOT_MET.en.format(items=M_JOIN.en.join(i.en for i in items)))
 
