@@ -31,6 +31,7 @@ from checker.catalog import CatalogError, lab_dirs, labs_root, load_lab
 from checker.dsl import PASS_MSG
 from checker.exitcodes import UsageError
 from checker.i18n import LANGS, Text, message
+from checker.markup import md_source
 from checker.model import Lab, ObjectiveResult, Report
 from checker.notebook import InstructionsError, chunks, sections, split_title, to_site_md
 from checker.releases import both
@@ -146,9 +147,15 @@ def words(lang: str) -> dict[str, str]:
 
 # --- helpers ---------------------------------------------------------------------------
 
+def _md(text: str) -> str:
+    """Lab text (a title, a section: inline Markdown) for a generated page: what would be a
+    tag (``<forward mode='nat'/>``) shown as text (see :func:`checker.markup.md_source`)."""
+    return md_source(text)
+
+
 def _cell(text: str) -> str:
-    """A Markdown table cell: no pipe, no newline."""
-    return " ".join(text.replace("|", "\\|").split())
+    """Lab text in a Markdown table cell: tags shown as text, no pipe, no newline."""
+    return " ".join(_md(text).replace("|", "\\|").split())
 
 
 def _num(lab_id: str) -> str:
@@ -205,9 +212,9 @@ def site_page(lab: Lab, lang: str) -> str:
     example = render_text(example_report(lab, lang), color=False, width=76).rstrip()
     colon = COLON.get(lang)
     parts = [
-        f"# {t['lab']} {num} · {lab.title.get(lang)}",
+        f"# {t['lab']} {num} · {_md(lab.title.get(lang))}",
         f"<!-- {t['generated'].format(id=lab.id)} -->",
-        f"**{t['section']}{colon}** {lab.section}  \n"
+        f"**{t['section']}{colon}** {_md(lab.section)}  \n"
         f"**{t['notebook']}{colon}** `notebooks/{lab.id}.ipynb`",
         lab.summary.get(lang),
         f"## {t['objectives']}",
@@ -327,9 +334,9 @@ def lab_notebook(lab: Lab) -> str:
     code: Callable[..., Any] = v4.new_code_cell
     cells = []
     head = [
-        f"# {PAGE_WORDS['lab'].fr} {_num(lab.id)} · {lab.title.fr}",
-        f"*{lab.title.en}*",
-        f"**{PAGE_WORDS['section'].fr} :** {lab.section}",
+        f"# {PAGE_WORDS['lab'].fr} {_num(lab.id)} · {_md(lab.title.fr)}",
+        f"*{_md(lab.title.en)}*",
+        f"**{PAGE_WORDS['section'].fr} :** {_md(lab.section)}",
         lab.summary.fr,
         NB_EN_LINK,
         f"## {PAGE_WORDS['objectives'].fr} / {PAGE_WORDS['objectives'].en}",
@@ -352,7 +359,7 @@ def lab_notebook(lab: Lab) -> str:
 
         # the English notebook says first that it is the English version of a French lab
         first = Text(t["nb_howto"], "\n\n".join(
-            ["# English version", f"## {lab.title.en}", lab.summary.en, t["nb_howto"]])).get(lang)
+            ["# English version", f"## {_md(lab.title.en)}", lab.summary.en, t["nb_howto"]])).get(lang)
         cells.append(md(first, id=cid("md")))
         for section in sections(body):
             for ch in chunks(section):

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Option, exit_codes
 from checker.exitcodes import Exit, UsageError
 from checker.i18n import Text, format_date, message, resolve_lang
+from checker.markup import plain
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -183,7 +184,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         w = max((len(lab.id) for lab in labs), default=0) + 2
         for lab in labs:
-            print(f"{lab.id:<{w}}{lab.title.get(lang)}")
+            print(f"{lab.id:<{w}}{plain(lab.title.get(lang))}")
             print(f"{'':<{w}}" + M_OBJECTIVES_COUNT.format(
                 n=len(lab.objectives), points=lab.max_score, section=lab.section).get(lang))
         print()
@@ -201,16 +202,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     from checker.reporters.text import default_width
 
     width = default_width()
-    print(f"{lab.id} — {lab.title.get(lang)}")
+    print(f"{lab.id} — {plain(lab.title.get(lang))}")
     print(M_SECTION.format(section=lab.section).get(lang))
     print()
-    print(lab.summary.get(lang))
+    print(plain(lab.summary.get(lang).strip()))
     print()
     print(M_OBJECTIVES.get(lang))
     id_w = max(len(o.id) for o in lab.objectives) + 2
     lead = 2 + id_w + len("99 pts  ")
     for o in lab.objectives:
-        title = textwrap.wrap(o.title.get(lang), width=max(30, width - lead),
+        title = textwrap.wrap(plain(o.title.get(lang)), width=max(30, width - lead),
                               break_on_hyphens=False) or [""]
         print(f"  {o.id:<{id_w}}{o.points:>2} pts  {title[0]}")
         for more in title[1:]:
@@ -373,9 +374,9 @@ def cmd_hint(args: argparse.Namespace) -> int:
         raise UsageError(M_HINT_NOT_RECORDED.format(error=e).get(lang)) from None
     total = len(obj.hints)
     release = _local_release()
-    print(f"{lab.id} / {obj.id} — {obj.title.get(lang)}")
+    print(f"{lab.id} / {obj.id} — {plain(obj.title.get(lang))}")
     for i, h in enumerate(obj.hints[:level], 1):
-        print(M_HINT.format(i=i, total=total, hint=release.expand(h.get(lang))).get(lang))
+        print(M_HINT.format(i=i, total=total, hint=plain(release.expand(h.get(lang)))).get(lang))
     if level >= total:
         print(M_HINT_LAST.format(lab=lab.id).get(lang))
     else:

@@ -144,6 +144,9 @@ class ProgressTable:
     def _repr_html_(self) -> str:
         from html import escape
 
+        from checker.markup import to_html
+        from checker.safetext import clean
+
         h = [x.get(self.lang) for x in self.HEAD]
         out = ["<table class='vl-progress'><thead><tr>"]
         out += [f"<th>{escape(x)}</th>" for x in h[:4]]
@@ -152,7 +155,8 @@ class ProgressTable:
             best = f"{r.best_score}/{r.max_score}" if r.best_score is not None else h[4]
             left = ", ".join(r.left) if r.best_score is not None else "—"
             last = format_date(r.last_check, self.lang)
-            out.append(f"<tr><td><strong>{escape(r.lab)}</strong><br>{escape(r.title)}</td>"
+            # the title is lab text: inline Markdown rendered, everything else escaped
+            out.append(f"<tr><td><strong>{escape(r.lab)}</strong><br>{to_html(clean(r.title))}</td>"
                        f"<td>{escape(best)}</td><td>{escape(last)}</td>"
                        f"<td>{escape(left) or '✔'}</td></tr>")
         out.append("</tbody></table>")

@@ -167,15 +167,18 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     rep.virtlab_status = result.status
     if result.status == "pass":
         return
+    from checker.markup import plain
+
     oid = item.function.virtlab_objective
     if result.status == "skip":
         rep.outcome = "skipped"
-        rep.longrepr = (str(item.path), 0, f"Skipped: {result.message.both()}")
+        rep.longrepr = (str(item.path), 0, f"Skipped: {plain(result.message.both())}")
         return
     rep.outcome = "failed"
     if result.unexpected and result.status == "fail":
         return  # a plain assert: pytest's own report explains it (assertion rewriting)
-    text = "\n".join(f"{oid}: {line}" for line in dict.fromkeys(
+    # pytest's report is plain text: the verdict's inline Markdown marks dropped
+    text = "\n".join(f"{oid}: {plain(line)}" for line in dict.fromkeys(
         (result.message.fr, result.message.en)))
     if result.unexpected:
         # a bug in the check: its traceback helps its author, the verdict says it too

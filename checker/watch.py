@@ -213,6 +213,25 @@ def reason_text(reason: str, lang: str) -> str:
     return why + (f" ({detail})" if detail else "")
 
 
+#: rich styles of the inline Markdown of lab text (code spans, emphasis).
+RICH_STYLES = {"text": "", "code": "bold cyan", "em": "italic", "strong": "bold"}
+
+
+def rich_text(s: str, style: str = "") -> Any:
+    """Lab text (inline Markdown) as a rich ``Text``: code spans in a code style, no
+    backticks; built piece by piece (``Text.append``), never parsed as rich markup, so that a
+    learner's ``[bold]`` stays those characters."""
+    from rich.text import Text
+
+    from checker.markup import segments
+    from checker.safetext import clean
+
+    out = Text(style=style)
+    for piece, kind in segments(clean(s)):
+        out.append(piece, style=RICH_STYLES[kind] or None)
+    return out
+
+
 def live_view(u: Update) -> Any:
     """One screen: a line per objective, the score, the next step (fits a terminal)."""
     from rich.console import Group
@@ -233,15 +252,17 @@ def live_view(u: Update) -> Any:
     for o in r.objectives:
         pts = "—" if o.status == "skip" else f"{o.earned}/{o.points}"
         table.add_row(Text(f"{ICON[o.status]} {t[o.status]}", style=STYLE[o.status]),
-                      clean(o.id), pts, clean(o.message.splitlines()[0] if o.message else ""))
-    head = Text(f"{clean(r.lab)} — {clean(r.title)}", style="bold")
+                      Text(clean(o.id)), Text(pts),
+                      rich_text(o.message.splitlines()[0] if o.message else ""))
+    head = Text(f"{clean(r.lab)} — ", style="bold") + rich_text(r.title, "bold")
     score = Text(f"{t['score']}{colon}{r.score}/{r.max_score}",
                  style="bold green" if r.passed else "bold red")
     parts: list[Any] = [head, table, score]
     todo = next((o for o in r.objectives if o.status in ("fail", "error")), None)
     if todo is not None and todo.hint:
-        parts.append(Text(NEXT.format(id=clean(todo.id), hint=clean(todo.hint)).get(lang),
-                          style="italic"))
+        before, _, after = NEXT.get(lang).partition("{hint}")
+        parts.append(Text(before.format(id=clean(todo.id)), style="italic")
+                     + rich_text(todo.hint, "italic") + Text(after, style="italic"))
     reason = clean(reason_text(u.reason, lang))
     stamp = time.strftime("%H:%M:%S", time.localtime(u.at))
     parts.append(Text(f"[{stamp}] {reason} — {QUIT.get(lang)}", style="dim"))

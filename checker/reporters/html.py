@@ -10,7 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from checker.i18n import format_date, format_duration, message
+from checker.markup import to_html
 from checker.model import Report
 from checker.reporters.text import ICON, clean, labels
 
@@ -27,15 +30,29 @@ def finalize(v: Any) -> Any:
     return clean(v) if isinstance(v, str) and not hasattr(v, "__html__") else v
 
 
-@lru_cache(maxsize=1)
-def _env() -> Environment:
+def md(v: Any) -> Markup:
+    """The ``|md`` filter: lab text (inline Markdown) as HTML, controls shown as ``\\xNN``
+    first, every character that is not Markdown escaped (see :mod:`checker.markup`)."""
+    return to_html(clean(str(v))) if v is not None else Markup("")
+
+
+def environment(**options: Any) -> Environment:
+    """A Jinja2 environment on ``checker/templates``: autoescape on for every template,
+    :func:`finalize`, the ``|md`` filter. The single report and the class report use it."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     # finalize: control characters and bidi overrides from the learner's machine are shown
     # as \xNN (as in the text report) before Jinja2 escapes the markup characters.
-    return Environment(loader=PackageLoader("checker", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True),
-                       finalize=finalize)
+    env = Environment(loader=PackageLoader("checker", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      finalize=finalize, **options)
+    env.filters["md"] = md
+    return env
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return environment()
 
 
 def _ctx(report: Report) -> dict[str, Any]:
@@ -47,9 +64,12 @@ def _ctx(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report) -> str:
-    return _env().get_template("report.html.j2").render(**_ctx(report))
+    # the page's own heading is its <h1>
+    return _env().get_template("report.html.j2").render(**_ctx(report), heading=1)
 
 
 def render_fragment(report: Report) -> str:
+    # inside a notebook, under the lab's own title: an <h2>
     css = _env().get_template("report.css").render()
-    return f"<style>{css}</style>" + _env().get_template("scoreboard.html.j2").render(**_ctx(report))
+    return f"<style>{css}</style>" + _env().get_template("scoreboard.html.j2").render(
+        **_ctx(report), heading=2)

@@ -22,6 +22,7 @@ import sys
 import textwrap
 
 from checker.i18n import Text, message
+from checker.markup import plain, segments
 from checker.model import STATUSES, Report
 
 # the one rule for learner-controlled text, re-exported here for the other renderers
@@ -72,6 +73,11 @@ NBSP = "\u00a0"
 _SGR = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "yellow": "33",
         "cyan": "36"}
 MIN_WIDTH, MAX_WIDTH = 60, 100
+#: How inline code (`` `virsh list` `` in a title, hint or message) looks on a colour terminal.
+CODE_STYLE = ("bold",)
+# Private-use characters marking a code span while the text is wrapped (learner text holding
+# them has them shown as \uNNNN first: they never come from the data).
+_CODE_ON, _CODE_OFF = "\ue000", "\ue001"
 
 def _wrap(s: str, width: int, indent: str = "") -> list[str]:
     """Wrap each line of s to width; continuation lines start with indent."""
@@ -79,6 +85,35 @@ def _wrap(s: str, width: int, indent: str = "") -> list[str]:
     for para in clean(s).split("\n"):
         out += textwrap.wrap(para, width=width, subsequent_indent=indent,
                              break_long_words=True, break_on_hyphens=False) or [""]
+    return out
+
+
+def _md_marked(s: str) -> str:
+    """Inline Markdown ``s`` as plain text, its code spans between the private marks."""
+    s = clean(s).replace(_CODE_ON, "\\ue000").replace(_CODE_OFF, "\\ue001")
+    return "".join(f"{_CODE_ON}{p}{_CODE_OFF}" if kind == "code" else p
+                   for p, kind in segments(s))
+
+
+def _wrap_md(s: str, width: int, indent: str, style: tuple[str, ...], color: bool) -> list[str]:
+    """Inline Markdown ``s`` wrapped to ``width``, in ``style``; its code spans in
+    :data:`CODE_STYLE` when ``color``, their backticks dropped either way."""
+    def sgr(styles: tuple[str, ...]) -> str:
+        return f"\x1b[{';'.join(_SGR[x] for x in styles)}m" if styles else ""
+
+    if not color:
+        return _wrap(plain(clean(s)), width, indent)
+    # (the marks count as characters while wrapping: a line may end a little early)
+    base, code = sgr(style), sgr(style) + sgr(CODE_STYLE)
+    out: list[str] = []
+    inside = False  # a code span continues from the line before
+    for ln in _wrap(_md_marked(s), width, indent):
+        styled = (code if inside else base) + ln.replace(_CODE_ON, code).replace(
+            _CODE_OFF, "\x1b[0m" + base)
+        last_on, last_off = ln.rfind(_CODE_ON), ln.rfind(_CODE_OFF)
+        if last_on != last_off:  # -1 both: no mark on this line
+            inside = last_on > last_off
+        out.append(styled + "\x1b[0m" if styled != ln else ln)
     return out
 
 
@@ -150,8 +185,7 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
         return f"\x1b[{';'.join(_SGR[x] for x in styles)}m{text}\x1b[0m"
 
     lines: list[str] = []
-    head = _wrap(f"{report.lab} — {report.title}", width)
-    lines += [st(h, "bold") for h in head]
+    lines += _wrap_md(f"{report.lab} — {report.title}", width, "", ("bold",), color)
     meta = [f"{t['host']}{colon}{report.host}", f"libvirt{colon}{report.libvirt_uri}",
             f"{t['user']}{colon}{report.user}"]
     lines += _pack(meta, width)
@@ -168,14 +202,15 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
         gap = body_w - len(oid) - len(pts)
         first = st(oid, "bold") + " " * max(1, gap) + st(pts, STYLE[o.status])
         lines.append(st(status.ljust(status_w), STYLE[o.status]) + first)
-        for ln in _wrap(o.title, body_w):
+        for ln in _wrap_md(o.title, body_w, "", (), color):
             lines.append(pad + ln)
         if o.message:
-            for ln in _wrap(o.message, body_w):
-                lines.append(pad + (st(ln, "dim") if o.status in ("pass", "skip") else ln))
+            dim = ("dim",) if o.status in ("pass", "skip") else ()
+            for ln in _wrap_md(o.message, body_w, "", dim, color):
+                lines.append(pad + ln)
         if o.hint:
-            for ln in _wrap(f"→ {t['hint']}{colon}{o.hint}", body_w, indent="  "):
-                lines.append(pad + st(ln, "cyan"))
+            for ln in _wrap_md(f"→ {t['hint']}{colon}{o.hint}", body_w, "  ", ("cyan",), color):
+                lines.append(pad + ln)
         lines.append("")
 
     lines.append("─" * width)
