@@ -21,7 +21,7 @@ from sshd import LearnerUsers
 
 pytestmark = pytest.mark.integration
 
-LABS = ["01", "02", "06"]
+LABS = ["01", "02", "05", "06"]
 CONNECT = "test:///default"  # libvirt's test driver: the libvirt parts read the same here
 
 
@@ -38,6 +38,7 @@ def learner(sshd):
             + json.dumps({
                 "01-hardware": {"cpu-virt-flags": 2, "kvm-modules": 1, "dev-kvm": 1},
                 "02-install-kvm": {"user-group-libvirt": 1, "libvirtd-active": 1},
+                "05-networks": {"net-nat-defined": 1},
                 "06-virtualbox": {"vbox-installed": 1, "vbox-source": 1}})
             + "}\n\nvirtlab-0 1\n")
     (d / "hints.json").write_text(text)
