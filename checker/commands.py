@@ -207,8 +207,10 @@ GRADE_OPTIONS: tuple[Option, ...] = (
     # the rule, not its value here: the site's reference embeds this help
     # (checker.grade.runner.default_workers)
     Option(("--workers",), message(
-        "cli.grade.workers", fr="hôtes évalués en même temps (par défaut : 4 par CPU, de 2 à 16)",
-        en="hosts graded at once (default: 4 per CPU, from 2 to 16)"),
+        "cli.grade.workers", fr="hôtes évalués en même temps (par défaut : 4 par CPU, de 2 à 16, puis "
+           "davantage, jusqu'à 32, tant que les hôtes attendent le réseau)",
+        en="hosts graded at once (default: 4 per CPU, from 2 to 16, then more, up "
+           "to 32, while the hosts wait on the network)"),
         metavar="N", convert=integer),
     Option(("--timeout",), message(
         "cli.grade.timeout", fr="délai de connexion SSH par hôte, en secondes (10 par défaut)",

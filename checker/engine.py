@@ -303,11 +303,32 @@ def check_spec(spec: str, scheme: str) -> None:
         raise BadHostSpec(Text(e.fr, e.en)) from None
 
 
-def ensure_reachable(host: Any, spec: str) -> None:
+def lab_prefetch(lab: Lab) -> list[tuple[str, tuple[str, ...]]]:
+    """The commands a lab's checks modules declare in ``PREFETCH`` (a list of testinfra
+    templates and their arguments): run with the facts every lab reads, in one exchange."""
+    load_checks(lab)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for mod in _MODULES.get(lab.path, []):
+        for template, *args in getattr(mod, "PREFETCH", ()):
+            out.append((template, tuple(args)))
+    return out
+
+
+def ensure_reachable(host: Any, spec: str, user: str | None = None,
+                     extra: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
+    """The host answers (else TargetUnreachable). With the learner's name, the answer is
+    the facts every lab reads, and the lab's ``extra`` ones, fetched in the same exchange
+    (:func:`checker.probes.host.prefetch`)."""
     if spec.startswith("local://"):
         return
     try:
-        r = host.run("true")
+        if user is None:
+            r = host.run("true")
+        else:
+            from checker.hints import FILENAME
+            from checker.probes.host import prefetch
+
+            r = prefetch(host, user, f".local/share/virtlab/{FILENAME}", extra or ())
     except OutputFlood:
         raise
     # testinfra's ssh backend raises RuntimeError and others: reported as unreachable
@@ -436,9 +457,9 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     checks = load_checks(lab)
     with output_budget() as budget:
         testinfra_host = get_host(target.host, ssh_config, timeout)
-        ensure_reachable(testinfra_host, target.host)
         learner_name = default_learner(user) if target.host.startswith("local://") else (
             user or urlsplit(target.host).username or default_learner(None))
+        ensure_reachable(testinfra_host, target.host, learner_name, lab_prefetch(lab))
         uri = target.libvirt_uri()
         # the read-only libvirt connection is shared across runs in this process
         fx = Fixtures.for_run(RunContext(lab, testinfra_host, uri, learner_name,

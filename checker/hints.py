@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.model import Lab, Objective
-from checker.probes import read_file
+from checker.probes import read_file, ssh_lost
 from checker.progress import xdg_data_dir
 
 VERSION = 1
@@ -91,7 +91,9 @@ def levels(lab_id: str, user: str | None = None, host: Any = None) -> dict[str, 
             home = host.user(user).home if user else host.user().home
             text = read_file(host, f"{home}/.local/share/virtlab/{FILENAME}")
             return parse_levels(text, lab_id) if text is not None else {}
-        except Exception:  # unreadable: counts as no hint asked  # noqa: BLE001
+        except Exception as e:  # unreadable: counts as no hint asked
+            if ssh_lost(e):
+                raise  # a lost connection is not "no hint asked"
             return {}
     try:
         return parse_levels(state_path(user).read_text(encoding="utf-8"), lab_id)

@@ -438,6 +438,71 @@ def test_retry_unreachable_regrades_only_the_hosts_that_failed_to_connect(sshd, 
         users.remove_all()
 
 
+def test_hosts_that_did_not_answer_last_time_are_tried_first(sshd, tmp_path):
+    """A host unreachable in the previous run is graded first in the next (its connect
+    timeout then overlaps the live hosts); with one worker, the order is the outcomes'."""
+    users = LearnerUsers(sshd)
+    try:
+        a, b, late = users.add("a"), users.add("b"), users.add("late")
+        (sshd.keys_dir / late).unlink()  # cannot log in: Permission denied (publickey)
+        db = tmp_path / "gb.sqlite"
+        hosts = ",".join(sshd.spec(u) for u in (a, b, late))
+        r = grade(LAB1, "--hosts", hosts, "--ssh-config", str(sshd.ssh_config),
+                  "--workers", "1", db=db)
+        assert r.returncode == 3, r.stdout + r.stderr
+        order = [h for (h,) in rows(db, "SELECT host FROM results WHERE run_id=1 ORDER BY id")]
+        assert order == [sshd.spec(a), sshd.spec(b), sshd.spec(late)]
+        r = grade(LAB1, "--hosts", hosts, "--ssh-config", str(sshd.ssh_config),
+                  "--workers", "1", db=db)
+        assert r.returncode == 3, r.stdout + r.stderr
+        order = [h for (h,) in rows(db, "SELECT host FROM results WHERE run_id=2 ORDER BY id")]
+        assert order == [sshd.spec(late), sshd.spec(a), sshd.spec(b)]
+        # the class's roster keeps its own order
+        from checker.grade import Gradebook
+
+        gb = Gradebook(db)
+        try:
+            assert [t.host for t in gb.roster(2)] == [sshd.spec(u) for u in (a, b, late)]
+        finally:
+            gb.close()
+    finally:
+        users.remove_all()
+
+
+def test_more_workers_when_the_hosts_mostly_wait(sshd, tmp_path):
+    """Without --workers, hosts that keep their worker waiting (here each command the
+    learner's shell runs sleeps 1 s first, as a slow link would) get more workers than
+    the default; with --workers, the count asked is kept."""
+    from checker.grade import Gradebook, GradeOptions, from_specs
+    from checker.grade import grade as grade_api
+    from checker.grade.runner import default_workers
+
+    n = 2 * default_workers() + 4  # hosts still queued when the first outcomes arrive
+    users = LearnerUsers(sshd)
+    try:
+        names = [users.add(f"w{i}") for i in range(n)]
+        for u in names:
+            rc = users.home(u) / ".bashrc"
+            rc.write_text("sleep 1\n")
+            os.chown(rc, users.home(u).stat().st_uid, users.home(u).stat().st_gid)
+        targets = from_specs([sshd.spec(u) for u in names])
+        for workers, most in ((None, n), (3, 3)):
+            pids: set[int | None] = set()
+            gb = Gradebook(tmp_path / f"gb-{workers}.sqlite")
+            try:
+                grade_api(gb, [LAB1], targets,
+                          GradeOptions(ssh_config=str(sshd.ssh_config), workers=workers),
+                          on_host=lambda o, pids=pids: pids.add(o.worker_pid))
+            finally:
+                gb.close()
+            if workers is None:
+                assert len(pids) > default_workers(), pids
+            else:
+                assert len(pids) <= most, pids
+    finally:
+        users.remove_all()
+
+
 # --- labs 02-04: libvirt over SSH ------------------------------------------------------
 
 HOSTILE_TITLE = '<img src=x onerror=alert(1)>" onmouseover="alert(2)'

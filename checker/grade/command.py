@@ -223,7 +223,7 @@ def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None 
         v = getattr(args, attr)
         if v is not None and not (attr == "accept_new_host_keys" and v is False):
             setattr(o, name, v)
-    if o.workers < 1:
+    if o.workers is not None and o.workers < 1:
         raise GradeUsageError(M_WORKERS.format(n=o.workers))
     if o.timeout < 1:
         raise GradeUsageError(M_TIMEOUT.format(n=o.timeout))

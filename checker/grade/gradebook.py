@@ -417,6 +417,14 @@ class Gradebook:
                 report=json.loads(row[9]) if row[9] else None)
         return out
 
+    @_db_errors
+    def failed_to_connect_last(self) -> set[str]:
+        """Hosts whose most recent result, in any run, is unreachable or a timeout."""
+        return {row[0] for row in self.db.execute(
+            "SELECT host, status FROM results WHERE id IN"
+            " (SELECT MAX(id) FROM results GROUP BY host)")
+            if row[1] in CONNECTION_FAILURES}
+
     def pending(self, run_id: int, *, missing: bool, failed_to_connect: bool) -> list[HostTarget]:
         """Hosts of the run's class still to grade: never graded (``missing``: an
         interrupted run) and/or whose last outcome was unreachable/timeout."""

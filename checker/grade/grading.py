@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 from checker.grade.gradebook import Gradebook
 from checker.grade.hostssh import host_bin
-from checker.grade.runner import DEFAULT_WORKERS, Job, Outcome, WorkerPool
+from checker.grade.runner import Job, Outcome, WorkerPool
 from checker.grade.sshconf import SshSetup
 from checker.grade.targets import HostTarget
 
@@ -47,7 +47,8 @@ class GradeOptions:
     ssh_config: str | None = None
     timeout: int = 10  # SSH connect timeout, s
     host_timeout: float = 120.0  # the most one host may take, all its labs together, s
-    workers: int = DEFAULT_WORKERS
+    #: hosts graded at once; None: automatic (checker.grade.runner.workers_for)
+    workers: int | None = None
     connect: str = DEFAULT_CONNECT  # libvirt URI template: {user} {host} {port}
     lang: str = "fr"
     #: StrictHostKeyChecking accept-new instead of yes (--accept-new-host-keys)
@@ -71,6 +72,10 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
     if on_start:
         on_start(run_id, len(targets))
     ssh = SshSetup(options.ssh_config, options.timeout, accept_new=options.accept_new_host_keys)
+    # Hosts that did not answer last time first: their connect timeouts then run while the
+    # live hosts are graded, instead of stretching the end of the run.
+    down = gradebook.failed_to_connect_last()
+    targets = sorted(targets, key=lambda t: t.host not in down)
     jobs = [Job(host=t.host, payload={
         "host": t.host, "spec": t.spec, "user": t.learner, "labs": list(labs),
         "connect": t.libvirt_uri(options.connect),

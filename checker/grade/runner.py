@@ -48,6 +48,44 @@ def default_workers() -> int:
 
 
 DEFAULT_WORKERS = default_workers()
+#: Over a slow link (a class behind a VPN), a worker spends most of a host waiting for round
+#: trips, not computing: the automatic count grows with that wait, up to this bound (a worker
+#: holds ~50 MB).
+AUTO_WORKERS_MAX = 32
+
+
+def workers_for(wait_ratios: list[float], cpus: int | None = None) -> int:
+    """The worker count that keeps the CPUs busy when a host's grading takes ``ratio`` times
+    the CPU time it uses (wall / CPU of its worker and the ssh clients it ran; the median of
+    the hosts measured so far): ``cpus × ratio``, never under :func:`default_workers` (the
+    count measured best on loopback, where the learners' sshd shares our CPUs) nor over
+    :data:`AUTO_WORKERS_MAX`.
+
+    >>> workers_for([1.5, 2.0, 2.5], cpus=2) == default_workers()   # loopback: the default
+    True
+    >>> workers_for([12.0, 14.0, 30.0], cpus=2)                     # 60 ms RTT: waits
+    28
+    >>> workers_for([200.0], cpus=2)
+    32
+    """
+    base = default_workers()
+    if not wait_ratios:
+        return base
+    ratios = sorted(wait_ratios)
+    median = ratios[len(ratios) // 2]
+    want = int((cpus or os.cpu_count() or 1) * median)
+    return max(base, min(AUTO_WORKERS_MAX, want))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time of a process and of its children it has waited for (utime, stime, cutime,
+    cstime of /proc/PID/stat), in seconds; None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 NO_ANSWER = message("grade.no-answer",
                     fr="pas de réponse en {seconds} s (évaluation arrêtée sur cet hôte)",
                     en="no answer within {seconds} s (grading stopped on this host)")
@@ -165,7 +203,9 @@ class _Worker:
 
 @dataclass
 class WorkerPool:
-    workers: int = DEFAULT_WORKERS
+    #: how many hosts at once; None: automatic, :func:`default_workers` to start with, then
+    #: more while hosts mostly wait on the network (:func:`workers_for`)
+    workers: int | None = None
     host_timeout: float = 120.0
     logdir: Path | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -194,7 +234,9 @@ class WorkerPool:
         lock = threading.Lock()
         env = self._env()
         logdir = self.logdir or Path("/tmp")
-        n = max(1, min(self.workers, len(jobs)))
+        auto = self.workers is None
+        n = max(1, min(self.workers or default_workers(), len(jobs)))
+        ratios: list[float] = []  # wall / CPU of each host graded (automatic count)
 
         def slot(i: int) -> None:
             worker: _Worker | None = None
@@ -214,8 +256,13 @@ class WorkerPool:
                     try:
                         worker.wait_ready()
                         t0 = time.monotonic()  # the deadline counts the host, not our imports
+                        cpu0 = cpu_seconds(worker.proc.pid) if auto else None
                         worker.send(job.payload)
                         answer = worker.read(t0 + self.host_timeout)
+                        cpu1 = cpu_seconds(worker.proc.pid) if cpu0 is not None else None
+                        if answer is not None and cpu0 is not None and cpu1 is not None:
+                            with lock:
+                                ratios.append((time.monotonic() - t0) / max(cpu1 - cpu0, 0.01))
                         if answer is None:
                             status = "timeout"
                             reason = NO_ANSWER.format(seconds=f"{self.host_timeout:g}").get(
@@ -249,9 +296,22 @@ class WorkerPool:
                    for i in range(n)]
         for t in threads:
             t.start()
+
+        def grow() -> None:
+            """Automatic count: more slots while the hosts graded so far mostly waited."""
+            with lock:
+                want = min(workers_for(ratios), len(jobs))
+            while len(threads) < want and not todo.empty():
+                t = threading.Thread(target=slot, args=(len(threads),),
+                                     name=f"grade-slot-{len(threads)}", daemon=True)
+                threads.append(t)
+                t.start()
+
         received = 0
         try:
             while received < len(jobs):
+                if auto:
+                    grow()
                 try:
                     item = done.get(timeout=0.2)
                 except queue.Empty:

@@ -21,9 +21,10 @@ def ssh_lost(exc: BaseException) -> bool:
 def read_file(host: Any, path: str) -> str | None:
     """The text of a regular file of a testinfra ``host``; None when missing, not a regular
     file, or unreadable (a lost SSH connection still raises: see :func:`ssh_lost`)."""
-    f = host.file(path)
     try:
-        return f.content_string if f.is_file else None
+        # one exchange, not testinfra's two (``test -f``, then ``cat``)
+        r = host.run("test -f %s && cat -- %s", path, path)
+        return r.stdout if r.rc == 0 else None
     except Exception as e:
         if ssh_lost(e):
             raise
@@ -33,9 +34,10 @@ def read_file(host: Any, path: str) -> str | None:
 def list_dir(host: Any, path: str) -> list[str] | None:
     """The names in a directory of a testinfra ``host``; None when it is not a readable
     directory (a lost SSH connection still raises)."""
-    f = host.file(path)
     try:
-        return list(f.listdir()) if f.is_directory else None
+        # one exchange, not testinfra's two (``test -d``, then ``ls``)
+        r = host.run("test -d %s && ls -1 -q -- %s", path, path)
+        return r.stdout.splitlines() if r.rc == 0 else None
     except Exception as e:
         if ssh_lost(e):
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -374,3 +375,84 @@ class HostFacts:
         if rc == 0 and len(lines) >= 2 and lines[-1].isdigit():
             return where, int(lines[-1])
         return where, None
+
+
+# --- the facts every lab reads, in one exchange ----------------------------------------
+
+#: The commands testinfra and our probes run at the start of every lab on a remote host:
+#: testinfra's system_info (``uname -s``, ``cat /etc/os-release``, ``uname -m``), the
+#: release of :attr:`HostFacts.os_release`, and the learner (:mod:`checker.probes.learner`,
+#: testinfra's ``User``). Each is (template, arguments), quoted by testinfra as it would be.
+def _start_commands(user: str) -> list[tuple[str, tuple[str, ...]]]:
+    return [
+        ("uname -s", ()),
+        ("cat /etc/os-release", ()),
+        ("uname -m", ()),
+        ("test -f %s && cat -- %s", ("/etc/os-release", "/etc/os-release")),
+        ("id -nu", ()),
+        ("id %s", (user,)),
+        ("id -nG %s", (user,)),
+        ("getent passwd %s", (user,)),
+    ]
+
+
+#: A command to prefetch: testinfra's template and its arguments (``("test -d %s", ("/x",))``).
+Prefetch = tuple[str, tuple[str, ...]]
+
+
+def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch] = ()) -> Any:
+    """Run the commands every lab starts with (:func:`_start_commands`, and the learner's
+    ``~/HOME_FILE`` read as :func:`checker.probes.read_file` reads it) in ONE remote
+    exchange, with the lab's own ``extra`` ones (its checks modules' ``PREFETCH``: commands
+    whose standard error no check reads), and leave their answers in the current output budget
+    (:mod:`checker.probes.output`), where testinfra's later ``host.run`` of the same command
+    finds them: on a link with latency, one round trip instead of about ten per lab.
+
+    The commands are the very strings testinfra would run (``backend.quote``), each in its
+    own subshell under ``/bin/sh``, stderr dropped; each one's output is followed by a line
+    made of a random marker and its exit status, so that nothing the host prints (a file,
+    a user name) can pass for a marker. Every answer is decoded as its own command would
+    have been. Returns the script's own result (its exit status says whether it ran at
+    all); raises what testinfra raises when the connection fails (never a fact). When
+    there is no budget, or the output is not what the script prints (a shell that is not
+    POSIX, a cut), nothing is kept and the commands run one by one, as before.
+    """
+    import re
+    import secrets
+
+    from checker.probes.output import current
+
+    backend = host.backend
+    marker = "virtlab-" + secrets.token_hex(16)
+    start = _start_commands(user)
+    cmds = list(dict.fromkeys(backend.quote(t, *a) for t, a in [*start, *extra]))
+    parts = [f"( {c} ) 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+    if home_file:
+        # the learner's home as testinfra's User.home finds it, then the file under it
+        parts.append(f"h=$(getent passwd {shlex.quote(user)} 2>/dev/null | cut -d: -f6); "
+                     f"printf '%s\\n{marker} 0\\n' \"$h\"")
+        parts.append(f"( f=\"$h\"/{shlex.quote(home_file)}; test -f \"$f\" && cat -- \"$f\" ) "
+                     f"2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
+    result = host.run("/bin/sh -c %s", "\n".join(parts))
+    b = current()
+    if b is None or result.rc != 0:
+        return result
+    pieces = re.split(rb"\n" + marker.encode() + rb" (\d+)\n", result.stdout_bytes)
+    expected = len(cmds) + (2 if home_file else 0)
+    if len(pieces) != 2 * expected + 1 or pieces[-1] != b"":
+        return result
+    answers = [(int(pieces[2 * i + 1]), pieces[2 * i]) for i in range(expected)]
+    for cmd, (rc, out) in zip(cmds, answers):
+        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+    if home_file:
+        rc, out = answers[len(cmds) + 1]
+        said_home = backend.decode(answers[len(cmds)][1])
+        passwd = b.answers.get((backend, backend.quote("getent passwd %s", user)))
+        if passwd is not None and passwd.rc == 0:
+            fields = passwd.stdout.rstrip("\r\n").split(":")
+            if len(fields) > 5 and fields[5] == said_home:
+                path = f"{said_home}/{home_file}"
+                cmd = backend.quote("test -f %s && cat -- %s", path, path)
+                b.answers.setdefault((backend, cmd),
+                                     backend.result(rc, backend.encode(cmd), out, b""))
+    return result

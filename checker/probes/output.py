@@ -26,7 +26,8 @@ How: :func:`install` gives testinfra's ``BaseBackend`` its own ``run_local``, ``
 ``get_encoding`` — the public methods every backend (local, ssh, ansible, and the hosts the
 pytest plugin's ``--hosts`` makes) calls, and which testinfra's backends override in the same
 way; no private attribute of testinfra is read or set (its ``encoding`` property calls
-``get_encoding`` once and keeps the answer).
+``get_encoding`` once and keeps the answer). It also gives testinfra's ``Host`` a ``run`` that
+answers a command asked twice in one budget from the first answer (:func:`memo_run`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class Budget:
         self.limit = limit
         self.used = 0
         self.flood: OutputFlood | None = None
+        #: what each command answered in this budget (one host, one run): a probe asked
+        #: twice (lab 01's stat for its evidence and each message, ``id`` and ``getent``
+        #: of the learner for every lab graded on a host) costs one exchange
+        #: (:func:`memo_run`). Keyed by testinfra's backend and the quoted command.
+        self.answers: dict[tuple[Any, str], Any] = {}
 
 
 _local = threading.local()
@@ -216,6 +222,25 @@ def checked_encoding(backend: Any, original: Any) -> str:
     return enc if enc in TEXT_ENCODINGS else "utf-8"
 
 
+def memo_run(host: Any, original: Any, command: str, *args: str, **kwargs: Any) -> Any:
+    """testinfra's ``Host.run``, answered from the current budget when the same command ran
+    on the same host in it (every probe is read-only: within one run, or one host's grading,
+    the host is read as one snapshot). What raised (a lost connection, a flood) is never
+    kept: it raises again the next time. Without a budget, or with options (``sudo``…),
+    the command runs as usual."""
+    b = current()
+    if b is None or kwargs:
+        return original(host, command, *args, **kwargs)
+    if b.flood is not None:  # a flooded host: every later command fails, remembered or not
+        raise b.flood
+    key = (host.backend, host.backend.quote(command, *args))
+    if key in b.answers:
+        return b.answers[key]
+    result = original(host, command, *args)
+    b.answers[key] = result
+    return result
+
+
 _installed = False
 
 
@@ -225,8 +250,13 @@ def install() -> None:
     if _installed:
         return
     from testinfra.backend.base import BaseBackend
+    from testinfra.host import Host
 
     original_encoding = BaseBackend.get_encoding
+    original_run = Host.run
+    Host.run = (
+        lambda self, command, *args, **kwargs: memo_run(self, original_run, command, *args,
+                                                        **kwargs))
     BaseBackend.run_local = bounded_run_local
     BaseBackend.decode = safe_decode
     BaseBackend.get_encoding = (

@@ -5,6 +5,26 @@ from checker.dsl import objective
 
 GIB = 1024**3
 
+#: What these checks read on every host, fetched with the facts every lab reads in one
+#: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments,
+#: as the probes below run them. Only commands whose stderr no check reads.
+PREFETCH = [
+    ("test -f %s && cat -- %s", "/proc/cpuinfo", "/proc/cpuinfo"),
+    ("test -f %s && cat -- %s", "/proc/modules", "/proc/modules"),
+    ("test -f %s && cat -- %s", "/proc/meminfo", "/proc/meminfo"),
+    ("test -d %s", "/sys/module/kvm"),
+    ("test -d %s", "/sys/module/kvm_intel"),
+    ("test -d %s", "/sys/module/kvm_amd"),
+    ("test -e %s", "/dev/kvm"),
+    ("stat -Lc %%U %s", "/dev/kvm"),
+    ("stat -Lc %%G %s", "/dev/kvm"),
+    ("stat -Lc %%a %s", "/dev/kvm"),
+    ("test -r %s -a -w %s", "/dev/kvm", "/dev/kvm"),
+    ("nproc",),
+    ("test -e %s", "/var/lib/libvirt/images"),
+    ("df -B1 --output=avail %s", "/var/lib/libvirt/images"),
+]
+
 
 @objective("cpu-virt-flags")
 def test_cpu_virt_flags(facts, obj):

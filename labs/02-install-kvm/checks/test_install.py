@@ -39,6 +39,22 @@ def _alternatives(need: str | tuple[str, ...]) -> tuple[str, ...]:
 
 ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _alternatives(need))
 
+#: What these checks read on every host, fetched with the facts every lab reads in one
+#: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
+#: the probes run them (facts.package_versions, facts.has_systemd, host.group(...).exists,
+#: host.exists).
+#: Only commands whose stderr no check reads.
+PREFETCH = [
+    ("dpkg-query -W -f %s" + " %s" * len(ALL_PACKAGES),
+     "${Package}\t${Status}\t${Version}\n", *ALL_PACKAGES),
+    ("test -d %s", "/run/systemd/system"),
+    ("getent group %s", "libvirt"),
+    ("getent group %s", "kvm"),
+    ("command -v command",),  # testinfra's exists() checks that `command` works first
+    ("command -v %s", "virsh"),
+    ("command -v %s", "virt-host-validate"),
+]
+
 
 def _install_name(need: str | tuple[str, ...], rel) -> str:
     """The package a learner on this release installs for one need."""

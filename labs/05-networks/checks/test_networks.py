@@ -18,6 +18,17 @@ ISOLATED = "reseau-isole"
 BRIDGE = "br0"
 NAT_VM = "test-debian-12"
 BRIDGE_VM = "web-server-prod"
+
+#: What these checks read on every host, fetched with the facts every lab reads in one
+#: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
+#: checker.probes.ifupdown reads them. Only commands whose stderr no check reads.
+PREFETCH = [
+    ("test -f %s && cat -- %s", "/etc/network/interfaces", "/etc/network/interfaces"),
+    ("test -d %s && ls -1 -q -- %s", "/etc/network/interfaces.d", "/etc/network/interfaces.d"),
+    ("test -d %s && ls -1 -q -- %s", "/etc/NetworkManager/system-connections",
+     "/etc/NetworkManager/system-connections"),
+    ("test -d %s && ls -1 -q -- %s", "/etc/systemd/network", "/etc/systemd/network"),
+]
 WANT_BRIDGE = "virbr1"
 WANT_ADDR = ipaddress.ip_interface("192.168.100.1/24")
 WANT_RANGE = ("192.168.100.100", "192.168.100.200")

@@ -42,6 +42,22 @@ ORACLE_KEYRING = "/etc/apt/keyrings/oracle-virtualbox-2016.gpg"
 RELEASES = {"12": "bookworm", "13": "trixie"}
 NUMBERS = {v: k for k, v in RELEASES.items()}
 
+#: What these checks read on every host, fetched with the facts every lab reads in one
+#: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
+#: the probes run them (checker.probes.apt, vbox_for, host.group(...).exists). Only
+#: commands whose stderr no check reads (VBoxManage's is: it runs on its own).
+PREFETCH = [
+    ("test -d %s && ls -1 -q -- %s", "/etc/apt/sources.list.d", "/etc/apt/sources.list.d"),
+    ("test -f %s && cat -- %s", "/etc/apt/sources.list", "/etc/apt/sources.list"),
+    ("test -e %s", "/etc/apt/trusted.gpg"),
+    ("test -d %s && ls -1 -q -- %s", "/etc/apt/trusted.gpg.d", "/etc/apt/trusted.gpg.d"),
+    ("test -d %s", "/sys/module/vboxdrv"),
+    ("test -f %s && cat -- %s", "/proc/sys/kernel/osrelease", "/proc/sys/kernel/osrelease"),
+    ("test -f %s && cat -- %s", "/sys/module/kvm/parameters/enable_virt_at_load",
+     "/sys/module/kvm/parameters/enable_virt_at_load"),
+    ("getent group %s", "vboxusers"),
+]
+
 
 # --- helpers ----------------------------------------------------------------------------
 

@@ -1,0 +1,143 @@
+"""The facts every lab reads, fetched in one exchange over SSH (issue #17).
+
+A real sshd on loopback and a real learner: each lab checked over SSH with the prefetch
+gives exactly the report it gives without it (status, message, evidence, hints shown) in
+far fewer remote commands; every command a lab declares in ``PREFETCH`` is one its checks
+really run (a stale declaration would cost bytes and save nothing); and nothing the
+learner writes (a hints file imitating the script's markers) changes what is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from sshd import LearnerUsers
+
+from checker.catalog import resolve
+from checker.engine import check, lab_prefetch
+
+pytestmark = pytest.mark.integration
+
+LABS = ["01", "02", "05", "06"]
+CONNECT = "test:///default"  # libvirt's test driver: the libvirt parts read the same here
+
+
+@pytest.fixture(scope="module")
+def learner(sshd):
+    users = LearnerUsers(sshd)
+    name = users.add("pf", groups=("kvm",))
+    home = users.home(name)
+    # a hints file that imitates the script's marker lines (as JSON whitespace) and asks
+    # for a hint on one objective of each lab
+    d = home / ".local" / "share" / "virtlab"
+    d.mkdir(parents=True)
+    text = ('{"version": 1,\nvirtlab-00000000000000000000000000000000 0\n"labs": '
+            + json.dumps({
+                "01-hardware": {"cpu-virt-flags": 2, "kvm-modules": 1, "dev-kvm": 1},
+                "02-install-kvm": {"user-group-libvirt": 1, "libvirtd-active": 1},
+                "05-networks": {"net-nat-defined": 1},
+                "06-virtualbox": {"vbox-installed": 1, "vbox-source": 1}})
+            + "}\n\nvirtlab-0 1\n")
+    (d / "hints.json").write_text(text)
+    for p in (d / "hints.json", d, d.parent, d.parent.parent):
+        os.chown(p, users.home(name).stat().st_uid, users.home(name).stat().st_gid)
+    yield name
+    users.remove_all()
+
+
+def _recorder(monkeypatch) -> list[str]:
+    """Every command the probes ask testinfra to run (answered from memory or not)."""
+    from checker.probes import output
+
+    output.install()
+    asked: list[str] = []
+    original = output.memo_run
+
+    def record(host: Any, run: Any, command: str, *args: str, **kw: Any) -> Any:
+        asked.append(host.backend.quote(command, *args))
+        return original(host, run, command, *args, **kw)
+
+    monkeypatch.setattr(output, "memo_run", record)
+    return asked
+
+
+def _exchanges(monkeypatch) -> list[str]:
+    """Every command that really went to the host (the bounded reader sees each once)."""
+    from checker.probes import output
+
+    output.install()
+    sent: list[str] = []
+    original = output.bounded_run_local
+
+    def record(backend: Any, command: str, *args: str) -> Any:
+        sent.append(backend.quote(command, *args))
+        return original(backend, command, *args)
+
+    from testinfra.backend.base import BaseBackend
+
+    monkeypatch.setattr(BaseBackend, "run_local", record)
+    return sent
+
+
+#: evidence that moves between two runs a second apart (other programs write to the disk)
+VOLATILE = {"disk_free_bytes"}
+
+
+def _view(report) -> list[tuple]:
+    return [(o.id, o.status, o.message, o.hint, o.hints_shown,
+             json.dumps({k: v for k, v in o.evidence.items() if k not in VOLATILE},
+                        sort_keys=True)) for o in report.objectives]
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_declared_prefetch_is_run_by_the_checks(lab, sshd, learner, monkeypatch):
+    """Over SSH as the learner (where the prefetch serves), without it: every command a lab
+    declares is one its checks ask for."""
+    from testinfra.backend.base import BaseBackend
+
+    import checker.probes.host as host_probes
+
+    asked = _recorder(monkeypatch)
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    check(lab, sshd.spec(learner), connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+    declared = [BaseBackend.quote(t, *a) for t, a in lab_prefetch(resolve(lab))]
+    assert declared, f"lab {lab} declares nothing to prefetch"
+    assert [c for c in declared if c not in asked] == []
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner, monkeypatch):
+    import checker.probes.host as host_probes
+
+    spec = sshd.spec(learner)
+    sent = _exchanges(monkeypatch)
+    fast = check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+    n_fast = len(sent)
+    assert any("/bin/sh -c " in c for c in sent), sent  # the one exchange was made
+    sent.clear()
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    slow = check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+    n_slow = len(sent)
+    assert _view(fast) == _view(slow)
+    # the hints file was read (through the prefetch, despite its fake markers)
+    assert any(o.hints_shown for o in fast.objectives if o.status in ("fail", "error"))
+    assert n_fast < n_slow, (n_fast, n_slow)
+    if lab == "01":
+        assert n_fast <= 2, sent  # everything lab 01 reads is declared
+
+
+def test_without_a_budget_nothing_is_remembered(sshd, learner):
+    """Outside a check run (no output budget), every command runs: nothing goes stale."""
+    from checker.engine import get_host
+    from checker.probes.host import prefetch
+
+    h = get_host(sshd.spec(learner), str(sshd.ssh_config))
+    r = prefetch(h, learner, ".local/share/virtlab/hints.json")
+    assert r.rc == 0
+    first = h.run("cat /proc/uptime").stdout
+    assert h.run("cat /proc/uptime").stdout != first or first == ""
