@@ -182,7 +182,7 @@ def test_a_host_that_is_an_ssh_option_is_refused(spec, scratch_cwd):
     spec = spec % f"{TOKEN}-ssh"
     r = run_virtlab("check", "01", "--host", spec, "--timeout", "2", cwd=scratch_cwd)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "hôte refusé" in r.stderr and "host refused" in r.stderr
+    assert "hôte refusé" in r.stderr  # in the reader's language (French here)
     r = run_virtlab("grade", "01", "--hosts", spec, "--timeout", "2", "--db",
                     str(scratch_cwd / "gb.sqlite"), cwd=scratch_cwd)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -196,7 +196,7 @@ def test_an_inventory_host_that_is_an_ssh_option_is_refused(scratch_cwd):
     r = run_virtlab("grade", "01", "--inventory", str(inv), "--timeout", "2", "--db",
                     str(scratch_cwd / "gb.sqlite"), cwd=scratch_cwd)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "not starting with '-'" in r.stderr
+    assert "sans « - » au début" in r.stderr  # the reason, in the reader's language
     assert markers(scratch_cwd) == []
 
 
@@ -244,8 +244,10 @@ def test_every_template_is_autoescaped_and_nothing_is_marked_safe():
         src = f.read_text(encoding="utf-8")
         assert "autoescape=False" not in src, f
         for m in re.finditer(r"Markup\(([^)]*)\)", src):
-            # the one Markup: matplotlib's SVG of the class report
-            assert f.name == "exports.py" and m.group(1) == "svg", (f, m.group(0))
+            # the Markups: empty ones, matplotlib's SVG of the class report, and checker/markup.py's HTML
+            # built from escaped pieces (tests/test_lab_text.py proves hostile text inert)
+            assert (m.group(1) == '""' or (f.name == "exports.py" and m.group(1) == "svg")
+                    or (f.name == "markup.py" and m.group(1) == "out")), (f, m.group(0))
 
 
 EVIL = '<script>alert(1)</script>"\'><img src=x onerror=alert(2)>'
@@ -474,7 +476,8 @@ def test_grading_keeps_no_secret_and_runs_ssh_in_batch_mode(sshd, tmp_path, scra
                     k, _, v = ln[2:].partition(" ")
                     calls[-1][1][k.lower()] = v
         graded = [(argv, eff) for argv, eff in calls if "-O" not in argv]
-        assert len(graded) >= 4, calls  # a few commands per host
+        # every host is graded over ssh (its facts come in one exchange, then the lab's own)
+        assert len(graded) >= 2, calls
         for argv, eff in graded:
             i = argv.index("-F")  # the run's own config, first
             assert Path(argv[i + 1]).name == "ssh_config" and "/vlg-" in argv[i + 1]
