@@ -624,3 +624,16 @@ def test_a_hosts_own_key_and_options_reach_the_ssh_libvirt_runs(tmp_path):
         assert eff["port"] == ["2222"] and eff["user"] == ["alice"]
     finally:
         setup.close()
+
+
+@pytest.mark.parametrize("lang, words", [("fr", "hôte injoignable"), ("en", "host unreachable")])
+def test_an_unreachable_host_whose_ssh_said_nothing_is_said_in_the_readers_language(lang, words):
+    from checker.engine import TargetUnreachable
+    from checker.grade.worker import classify_unreachable
+
+    status, reason = classify_unreachable(ConnectionError(), lang)  # nothing said at all
+    assert status == "unreachable" and reason.startswith(words), reason
+    status, reason = classify_unreachable(
+        TargetUnreachable("ssh://pc1", "ssh: connect to host pc1 port 22: Connection timed out"),
+        lang)
+    assert status == "timeout" and reason.endswith("Connection timed out"), reason

@@ -27,11 +27,17 @@ import os
 import sys
 from typing import Any
 
+from checker.i18n import message
+
 TIMEOUT_MARKERS = ("timed out", "timeout")
+#: the reason of an unreachable host when ssh said nothing
+M_NO_REASON = message("grade.unreachable-silent", fr="hôte injoignable (ssh n'a rien dit)",
+                      en="host unreachable (ssh said nothing)")
 
 
-def classify_unreachable(exc: BaseException) -> tuple[str, str]:
-    """(``unreachable`` | ``timeout``, one-line reason) from the engine's TargetUnreachable."""
+def classify_unreachable(exc: BaseException, lang: str = "fr") -> tuple[str, str]:
+    """(``unreachable`` | ``timeout``, one-line reason) from the engine's TargetUnreachable;
+    the reason is ssh's own words, or says in ``lang`` that ssh said nothing."""
     text = ""
     ctx = exc.__context__
     result = ctx.args[0] if ctx is not None and ctx.args else None
@@ -41,7 +47,7 @@ def classify_unreachable(exc: BaseException) -> tuple[str, str]:
     if not text:
         text = getattr(exc, "reason", "") or str(exc)
     lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
-    reason = lines[-1] if lines else "unreachable"
+    reason = lines[-1] if lines else M_NO_REASON.get(lang)
     low = " ".join(lines).lower()
     status = "timeout" if any(m in low for m in TIMEOUT_MARKERS) else "unreachable"
     return status, reason[:500]
@@ -76,7 +82,7 @@ def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
                            lang=job.get("lang"), ssh_config=job.get("ssh_config"),
                            timeout=job.get("timeout"))
         except TargetUnreachable as e:
-            down = classify_unreachable(e)
+            down = classify_unreachable(e, job.get("lang") or "fr")
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
             continue
         except OutputFlood as e:  # the host floods us: its other labs are not read either
