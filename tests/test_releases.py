@@ -145,7 +145,8 @@ def test_a_missing_virt_install_names_the_release_package_in_message_and_hint(
     r = _run(_without(tmp_path, name, pkg), "pkg-virtinst", lang)
     assert r.status == "fail"
     assert f"sudo apt install {pkg}" in r.message
-    assert f"sudo apt install {pkg}," in r.hint  # the hint's placeholder, filled for this host
+    # the hint's placeholder, filled for this host (lab text: the command is a code span)
+    assert f"`sudo apt install {pkg}`," in r.hint
     other = "virtinst" if pkg == "virt-install" else "virt-install"
     assert f"apt install {other}" not in r.message + r.hint
     assert r.evidence["debian"].startswith(f"Debian {name[-2:]}")
@@ -214,9 +215,11 @@ def test_nested_release_tabs_become_nested_labelled_sections():
 def test_the_site_example_hint_gives_each_release_its_command():
     lab = resolve("02")
     hint = example_report(lab, "en").objectives[-1].hint  # it fails the last objective
-    assert hint.startswith("Debian 13: Run virt-host-validate qemu (package libvirt-daemon-common)")
-    assert " — Debian 12: Run virt-host-validate qemu (package libvirt-clients)" in hint
+    assert hint.startswith("Debian 13: Run `virt-host-validate qemu` (package "
+                           "libvirt-daemon-common)")
+    assert " — Debian 12: Run `virt-host-validate qemu` (package libvirt-clients)" in hint
     page = " ".join(site_page(lab, "en").split())  # the same, wrapped in the page
+    # the page shows the text report, where code spans are plain text
     assert "Hint: Debian 13: Run virt-host-validate qemu (package libvirt-daemon-common)" in page
 
 
