@@ -25,6 +25,16 @@ LABS = ["01", "02", "05", "06"]
 CONNECT = "test:///default"  # libvirt's test driver: the libvirt parts read the same here
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_ssh_closed():
+    """check() over ssh:// in this process sets up its own ssh wrapper (on PATH) and shared
+    connections: closed when this module is done, as at the end of a learner's process."""
+    yield
+    from checker.engine import close_own_ssh
+
+    close_own_ssh()
+
+
 @pytest.fixture(scope="module")
 def learner(sshd):
     users = LearnerUsers(sshd)

@@ -395,6 +395,7 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
     from checker import engine
     from checker.grade.sshconf import WRAPPER_MARK
 
+    engine.close_own_ssh()  # from a process with no ssh set-up of its own
     path = os.environ["PATH"]
     try:
         host = engine.get_host("ssh://alice@127.0.0.1:2222", None, 5)
