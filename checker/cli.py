@@ -24,6 +24,7 @@ from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Opti
 from checker.exitcodes import Exit, UsageError
 from checker.i18n import Text, format_date, message, resolve_lang
 from checker.markup import plain
+from checker.writable import why_unwritable, write_failed
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -42,15 +43,6 @@ M_SHOW_CHECK = message("cli.show.check", fr="Vérifier : virtlab check {lab}",
                        en="Check: virtlab check {lab}")
 M_SHOW_START = message("cli.show.start", fr="Préparer : virtlab start {lab}",
                        en="Prepare: virtlab start {lab}")
-M_IS_DIR = message("cli.cannot-write.dir", fr="impossible d'écrire {path} : c'est un dossier",
-                   en="cannot write {path}: it is a directory")
-M_NO_DIR = message("cli.cannot-write.no-dir",
-                   fr="impossible d'écrire {path} : le dossier {parent} n'existe pas",
-                   en="cannot write {path}: folder {parent} does not exist")
-M_DENIED = message("cli.cannot-write.denied", fr="impossible d'écrire {path} : permission refusée",
-                   en="cannot write {path}: permission denied")
-M_CANNOT_WRITE = message("cli.cannot-write", fr="impossible d'écrire {path} : {reason}",
-                         en="cannot write {path}: {reason}")
 M_PROGRESS_HEAD = message("cli.progress.head", fr="Progression (enregistrée dans {path})",
                           en="Progress (stored in {path})")
 M_NEVER = message("cli.progress.never", fr="jamais vérifié", en="never checked")
@@ -225,14 +217,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _writable(path: str, lang: str) -> None:
     """Refuse an --output path that cannot be written, before spending time on the check."""
-    target = os.path.abspath(path)
-    parent = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise UsageError(M_IS_DIR.format(path=path).get(lang))
-    if not os.path.isdir(parent):
-        raise UsageError(M_NO_DIR.format(path=path, parent=parent).get(lang))
-    if not os.access(target if os.path.exists(target) else parent, os.W_OK):
-        raise UsageError(M_DENIED.format(path=path).get(lang))
+    why = why_unwritable(path)
+    if why is not None:
+        raise UsageError(why.get(lang))
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
@@ -290,8 +277,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(out)
         except OSError as e:
-            raise UsageError(M_CANNOT_WRITE.format(path=args.output, reason=e.strerror)
-                             .get(lang)) from None
+            raise UsageError(write_failed(args.output, e).get(lang)) from None
         if args.format != "text":
             print(render(report, "text"), end="")
     else:

@@ -44,8 +44,12 @@ class Text:
         return self.en if lang == "en" else self.fr
 
     def format(self, **kwargs: Any) -> Text:
-        """Both languages formatted with the same values (``str.format`` rules)."""
-        return Text(self.fr.format(**kwargs), self.en.format(**kwargs))
+        """Both languages formatted with the same values (``str.format`` rules); a value
+        that is itself a :class:`Text` gives each language its own."""
+        return Text(self.fr.format(**{k: v.fr if isinstance(v, Text) else v
+                                      for k, v in kwargs.items()}),
+                    self.en.format(**{k: v.en if isinstance(v, Text) else v
+                                      for k, v in kwargs.items()}))
 
     def both(self, sep: str = " / ") -> str:
         """French first, then English (for outputs read by both, e.g. a pytest summary)."""

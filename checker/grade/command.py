@@ -30,6 +30,7 @@ from typing import Any
 from checker.exitcodes import Exit, UsageError
 from checker.grade.formats import EXPORTS
 from checker.i18n import Text, format_number, message
+from checker.writable import why_unwritable, write_failed
 
 
 class GradeUsageError(UsageError):
@@ -57,10 +58,7 @@ M_NO_COLUMN = message("grade.roster-no-column",
 M_LIMIT = message("grade.limit-needs-inventory",
                   fr="--limit sélectionne des hôtes d'un inventaire Ansible : donnez --inventory",
                   en="--limit selects hosts of an Ansible inventory: give --inventory")
-M_OUT_NO_DIR = message("grade.output-no-dir", fr="--{opt} {path} : le dossier {parent} n'existe pas",
-                       en="--{opt} {path}: directory {parent} does not exist")
-M_OUT_IS_DIR = message("grade.output-is-dir", fr="--{opt} {path} est un dossier",
-                       en="--{opt} {path} is a directory")
+M_OUTPUT = message("grade.output-refused", fr="--{opt} : {reason}", en="--{opt}: {reason}")
 M_WORKERS = message("grade.workers-min", fr="--workers {n} : il en faut au moins 1",
                     en="--workers {n}: must be at least 1")
 M_TIMEOUT = message("grade.timeout-min", fr="--timeout {n} : au moins 1 seconde",
@@ -108,8 +106,6 @@ M_WHICH_HOSTS = message("grade.which-hosts",
 M_LIST_HOSTS = message("grade.list-hosts-only",
                        fr="--list-hosts liste les hôtes de --inventory ou de --hosts",
                        en="--list-hosts lists the hosts of --inventory or --hosts")
-M_CANNOT_WRITE = message("grade.cannot-write", fr="impossible d'écrire {path} : {reason}",
-                         en="cannot write {path}: {reason}")
 M_BAR_FAILED = message("grade.bar.failed", fr="[red]{task.fields[failed]} non évalué(s)",
                        en="[red]{task.fields[failed]} not graded")
 M_BAR_RUN = message("grade.bar.run", fr="Évaluation #{run}", en="Grading #{run}")
@@ -202,12 +198,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise GradeUsageError(M_LIMIT)
     for opt in EXPORTS:
         path = getattr(args, opt)
-        if path:
-            parent = Path(path).resolve().parent
-            if not parent.is_dir():
-                raise GradeUsageError(M_OUT_NO_DIR.format(opt=opt, path=path, parent=parent))
-            if Path(path).is_dir():
-                raise GradeUsageError(M_OUT_IS_DIR.format(opt=opt, path=path))
+        why = why_unwritable(path) if path else None
+        if why is not None:
+            raise GradeUsageError(M_OUTPUT.format(opt=opt, reason=why))
 
 
 def _options(args: argparse.Namespace, lang: str, stored: dict[str, Any] | None = None) -> Any:
@@ -383,8 +376,7 @@ def run(args: argparse.Namespace) -> int:
                 error(e)
                 return Exit.USAGE
             except OSError as e:
-                say(M_ERROR.format(error=M_CANNOT_WRITE.format(path=path, reason=e.strerror)
-                                   .get(lang)))
+                say(M_ERROR.format(error=write_failed(path, e).get(lang)))
                 return Exit.USAGE
     except KeyboardInterrupt:
         progress.stop()
