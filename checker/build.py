@@ -284,13 +284,13 @@ def cli_reference(lang: str) -> str:
     for command in COMMANDS.values():
         summary = command.help.get(lang).rstrip(".")
         out += [f"### `virtlab {command.name}`", "", summary[:1].upper() + summary[1:] + ".",
-                "", f"```text\n{usage(command)}\n```", ""]
+                "", f"```text\n{usage(command, lang)}\n```", ""]
         rows = []
         for o in command.options:
             desc = o.help.get(lang) if o.help is not None else ""
             if o.default not in (None, False):
                 desc += f" ({REF_DEFAULT.format(value=o.default).get(lang)})"
-            rows.append(f"| `{o.label()}` | {_cell(desc.strip())} |")
+            rows.append(f"| `{o.label(lang)}` | {_cell(desc.strip())} |")
         if rows:
             out += [f"| {REF_OPTION.get(lang)} | {REF_DESCRIPTION.get(lang)} |", "|---|---|",
                     *rows, ""]

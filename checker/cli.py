@@ -20,9 +20,18 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from checker.commands import COMMANDS, DESCRIPTION, HELP, VERSION, Command, Option, exit_codes
+from checker.commands import (
+    COMMANDS,
+    DESCRIPTION,
+    HELP,
+    V_COMMAND,
+    VERSION,
+    Command,
+    Option,
+    exit_codes,
+)
 from checker.exitcodes import Exit, UsageError
-from checker.i18n import Text, format_date, message, resolve_lang
+from checker.i18n import Text, format_date, library_messages, message, resolve_lang
 from checker.markup import plain
 from checker.writable import why_unwritable, write_failed
 
@@ -469,7 +478,7 @@ def _add_command(sub: Any, command: Command, lang: str, formatter: type[_Formatt
             kwargs["help"] = o.help.get(lang)
         if o.positional:
             target: Any = positionals
-            kwargs["metavar"] = o.metavar
+            kwargs["metavar"] = o.label(lang)
             if o.nargs:
                 kwargs["nargs"] = o.nargs
         else:
@@ -481,7 +490,7 @@ def _add_command(sub: Any, command: Command, lang: str, formatter: type[_Formatt
             if o.action:
                 kwargs["action"] = o.action
             if o.metavar:
-                kwargs["metavar"] = o.metavar
+                kwargs["metavar"] = o.metavar.get(lang)
             if o.default is not None:
                 kwargs["default"] = o.default
         if o.choices:
@@ -515,7 +524,8 @@ def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
     options.add_argument("-h", "--help", action="help", help=HELP.get(lang))
     options.add_argument("--version", action="version", version=f"virtlab {__version__}",
                          help=VERSION.get(lang))
-    sub = p.add_subparsers(title=_heading(M_COMMANDS, lang), dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(title=_heading(M_COMMANDS, lang), dest="command",
+                             metavar=V_COMMAND.get(lang))
     sub.required = True
     for command in COMMANDS.values():
         _add_command(sub, command, lang, formatter)
@@ -530,7 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lang = _lang(args)
     try:
-        return int(args.func(args) or 0)
+        # libvirt's own words inside our messages (start, finish, watch…) in the same language
+        with library_messages(lang):
+            return int(args.func(args) or 0)
     except UnknownLab as e:
         _say(M_UNKNOWN_LAB.format(query=e.query, valid=", ".join(e.valid)).get(lang))
         return Exit.USAGE

@@ -20,6 +20,20 @@ from checker.grade.formats import EXPORTS, IDENTITIES, SCALES
 from checker.i18n import LANGS, Text, message
 from checker.reporters import FORMATS
 
+#: the names of option values in usage lines and help, in the reader's language
+V_LAB = message("cli.metavar.lab", fr="LAB", en="LAB")
+V_SPECS = message("cli.metavar.specs", fr="SPEC,...", en="SPEC,...")
+V_INVENTORY = message("cli.metavar.inventory", fr="INVENTAIRE", en="INVENTORY")
+V_PATTERN = message("cli.metavar.pattern", fr="MOTIF", en="PATTERN")
+V_FILE = message("cli.metavar.file", fr="FICHIER", en="FILE")
+V_N = message("cli.metavar.n", fr="N", en="N")
+V_SECONDS = message("cli.metavar.s", fr="S", en="S")
+V_URI = message("cli.metavar.uri", fr="URI", en="URI")
+V_NAME = message("cli.metavar.name", fr="NOM", en="NAME")
+V_OBJECTIVE = message("cli.metavar.objective", fr="OBJECTIF", en="OBJECTIVE")
+V_HOST = message("cli.metavar.host", fr="HÔTE", en="HOST")
+V_COMMAND = message("cli.metavar.command", fr="COMMANDE", en="COMMAND")
+
 #: A converter of an option's value; it raises ``ValueError`` with a message for the reader.
 Converter = Callable[[str], Any]
 
@@ -31,7 +45,7 @@ class Option:
     #: ``("--host",)``, ``("-h", "--help")``, or the destination of a positional (``("lab",)``)
     flags: tuple[str, ...]
     help: Text | None = None
-    metavar: str | None = None
+    metavar: Text | None = None
     choices: tuple[str, ...] | None = None
     default: Any = None
     #: argparse's action: None (store a value), "store_true", "append"
@@ -50,16 +64,16 @@ class Option:
     def takes_value(self) -> bool:
         return self.action not in ("store_true", "help", "version")
 
-    def label(self) -> str:
+    def label(self, lang: str) -> str:
         """How the option is written with its value: ``--format {text,json}``, ``LAB``."""
         if self.positional:
-            return self.metavar or self.flags[0]
+            return self.metavar.get(lang) if self.metavar else self.flags[0]
         name = ", ".join(self.flags)
-        return f"{name} {self.value_name()}" if self.takes_value else name
+        return f"{name} {self.value_name(lang)}" if self.takes_value else name
 
-    def value_name(self) -> str:
+    def value_name(self, lang: str) -> str:
         if self.metavar:
-            return self.metavar
+            return self.metavar.get(lang)
         if self.choices:
             return "{" + ",".join(self.choices) + "}"
         return self.flags[-1].lstrip("-").replace("-", "_").upper()
@@ -132,7 +146,7 @@ def _lang_option(help: Text = LANG) -> Option:
 
 
 def _lab() -> Option:
-    return Option(("lab",), LAB, metavar="LAB")
+    return Option(("lab",), LAB, metavar=V_LAB)
 
 
 def _formats(*names: str) -> str:
@@ -166,12 +180,12 @@ GRADE_OPTIONS: tuple[Option, ...] = (
         "cli.grade.labs", fr="identifiants ou numéros de labs (facultatifs avec "
                              "--resume/--retry-unreachable)",
         en="lab ids or numbers (may be left out with --resume/--retry-unreachable)"),
-        metavar="LAB", nargs="*"),
+        metavar=V_LAB, nargs="*"),
     Option(("--hosts",), message(
         "cli.grade.hosts", fr="hôtes des apprenants : ssh://utilisateur@hôte[:port], séparés par "
                               "des virgules (l'utilisateur SSH est l'apprenant)",
         en="learner hosts: ssh://user@host[:port], comma-separated (the SSH user is the "
-           "learner)"), metavar="SPEC,...", action="append", exclusive="who"),
+           "learner)"), metavar=V_SPECS, action="append", exclusive="who"),
     Option(("--inventory",), message(
         "cli.grade.inventory",
         fr="inventaire Ansible : un fichier (INI, YAML) ou un dossier (avec group_vars/, "
@@ -182,12 +196,12 @@ GRADE_OPTIONS: tuple[Option, ...] = (
            "host_vars/), read by ansible-core; host variables virtlab_learner (else "
            "ansible_user), email, virtlab_username, virtlab_idnumber, ansible_host/port/user, "
            "ansible_ssh_private_key_file, ansible_ssh_common_args"),
-        metavar="INVENTORY", exclusive="who"),
+        metavar=V_INVENTORY, exclusive="who"),
     Option(("--limit",), message(
         "cli.grade.limit", fr="seulement les hôtes de l'inventaire que ce motif Ansible "
                               "sélectionne (par ex. 'tp1:!pc13', 'pc0*')",
         en="only the inventory hosts this Ansible pattern selects (e.g. 'tp1:!pc13', 'pc0*')"),
-        metavar="PATTERN"),
+        metavar=V_PATTERN),
     Option(("--list-hosts",), message(
         "cli.grade.list-hosts", fr="afficher les hôtes qui seraient évalués, sans rien évaluer",
         en="print the hosts that would be graded, grade nothing"), action="store_true"),
@@ -195,7 +209,7 @@ GRADE_OPTIONS: tuple[Option, ...] = (
         "cli.grade.ssh-config", fr="ssh_config de la classe (clés, known_hosts) ; par défaut "
                                    "~/.ssh/config",
         en="ssh_config for the class (keys, known_hosts); default ~/.ssh/config"),
-        metavar="FILE"),
+        metavar=V_FILE),
     Option(("--accept-new-host-keys",), message(
         "cli.grade.accept-new-host-keys",
         fr="faire confiance à un hôte d'apprenant vu pour la première fois et enregistrer sa "
@@ -211,24 +225,24 @@ GRADE_OPTIONS: tuple[Option, ...] = (
            "davantage, jusqu'à 32, tant que les hôtes attendent le réseau)",
         en="hosts graded at once (default: 4 per CPU, from 2 to 16, then more, up "
            "to 32, while the hosts wait on the network)"),
-        metavar="N", convert=integer),
+        metavar=V_N, convert=integer),
     Option(("--timeout",), message(
         "cli.grade.timeout", fr="délai de connexion SSH par hôte, en secondes (10 par défaut)",
-        en="SSH connect timeout per host, seconds (default 10)"), metavar="S", convert=integer),
+        en="SSH connect timeout per host, seconds (default 10)"), metavar=V_SECONDS, convert=integer),
     Option(("--host-timeout",), message(
         "cli.grade.host-timeout", fr="le plus long qu'un hôte peut prendre, tous labs compris "
                                      "(120 par défaut)",
         en="the most one host may take, all labs together (default 120)"),
-        metavar="S", convert=number),
+        metavar=V_SECONDS, convert=number),
     Option(("--connect",), message(
         "cli.grade.connect", fr="modèle d'URI libvirt sur chaque hôte, avec {user} {host} "
                                 "{port} (par défaut qemu+ssh://{user}@{host}:{port}/system)",
         en="libvirt URI template on each host, with {user} {host} {port} (default "
-           "qemu+ssh://{user}@{host}:{port}/system)"), metavar="URI"),
+           "qemu+ssh://{user}@{host}:{port}/system)"), metavar=V_URI),
     Option(("--db",), message(
         "cli.grade.db", fr="carnet de notes (par défaut $XDG_DATA_HOME/virtlab/gradebook.sqlite)",
-        en="gradebook (default $XDG_DATA_HOME/virtlab/gradebook.sqlite)"), metavar="FILE"),
-    Option(("--csv",), EXPORTS["csv"].description, metavar="FILE"),
+        en="gradebook (default $XDG_DATA_HOME/virtlab/gradebook.sqlite)"), metavar=V_FILE),
+    Option(("--csv",), EXPORTS["csv"].description, metavar=V_FILE),
     Option(("--csv-id",), message(
         "cli.grade.csv-id", fr="le champ utilisateur de Moodle qui identifie les apprenants dans "
                                "le CSV (email par défaut)",
@@ -238,11 +252,11 @@ GRADE_OPTIONS: tuple[Option, ...] = (
         "cli.grade.roster", fr="l'export des participants de Moodle (CSV) : l'identité Moodle "
                                "des apprenants, associée aux hôtes",
         en="Moodle's participants export (CSV): the learners' Moodle identity, matched to the "
-           "hosts"), metavar="FILE"),
+           "hosts"), metavar=V_FILE),
     Option(("--scale",), message(
         "cli.grade.scale", fr="notes du CSV : points du lab (par défaut), sur 20 ou sur 100",
         en="grades in the CSV: lab points (default), on 20 or on 100"), choices=SCALES),
-    *(Option((f"--{e.name}",), e.description, metavar="FILE")
+    *(Option((f"--{e.name}",), e.description, metavar=V_FILE)
       for e in EXPORTS.values() if e.name != "csv"),
     Option(("--retry-unreachable",), message(
         "cli.grade.retry-unreachable", fr="réévaluer seulement les hôtes injoignables lors de la "
@@ -270,25 +284,25 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                                                  "rapport",
                              en="check a lab on a host and print the report"),
             "cmd_check", (
-                Option(("lab",), metavar="LAB"),
+                Option(("lab",), metavar=V_LAB),
                 Option(("--host",), message(
                     "cli.opt.host", fr="spécification d'hôte testinfra : local://, "
                                        "ssh://utilisateur@hôte[:port], ansible://nom",
                     en="testinfra host spec: local://, ssh://user@host[:port], ansible://name"),
-                    default="local://"),
-                Option(("--connect",), CONNECT, metavar="URI"),
+                    metavar=V_HOST, default="local://"),
+                Option(("--connect",), CONNECT, metavar=V_URI),
                 Option(("--user",), message(
                     "cli.opt.user", fr="l'apprenant (par défaut : SUDO_USER, sinon vous)",
-                    en="the learner (default: SUDO_USER, else you)"), metavar="NAME"),
+                    en="the learner (default: SUDO_USER, else you)"), metavar=V_NAME),
                 Option(("--format",), _described_formats(),
                        choices=FORMATS, default="text"),
                 Option(("--output",), message(
-                    "cli.opt.output", fr="écrire le rapport dans FILE",
-                    en="write the report to FILE"), metavar="FILE"),
+                    "cli.opt.output", fr="écrire le rapport dans FICHIER",
+                    en="write the report to FILE"), metavar=V_FILE),
                 Option(("--timeout",), message(
                     "cli.opt.timeout", fr="délai de connexion aux hôtes distants, en secondes",
                     en="connect timeout for remote hosts, in seconds"),
-                    metavar="S", convert=positive_seconds),
+                    metavar=V_SECONDS, convert=positive_seconds),
                 _lang_option(),
                 Option(("--watch",), message(
                     "cli.opt.watch", fr="revérifier pendant que vous travaillez (événements "
@@ -306,18 +320,18 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                                                  "(formateurs, tests)",
                              en="apply a lab's reference solution (instructors, tests)"),
             "cmd_solve", (
-                Option(("lab",), metavar="LAB"),
+                Option(("lab",), metavar=V_LAB),
                 Option(("--yes",), message("cli.opt.yes-solve", fr="le faire (refusé sans)",
                                            en="do it (refused without)"), action="store_true"),
-                Option(("--user",), metavar="NAME"),
-                Option(("--connect",), metavar="URI"),
+                Option(("--user",), metavar=V_NAME),
+                Option(("--connect",), metavar=V_URI),
                 _lang_option())),
     *(Command(verb, help, "cmd_lifecycle", (
-        Option(("lab",), metavar="LAB"),
+        Option(("lab",), metavar=V_LAB),
         Option(("--yes",), message("cli.opt.yes", fr="ne pas demander (nécessaire sans terminal)",
                                    en="do not ask (needed without a terminal)"),
                action="store_true"),
-        Option(("--connect",), CONNECT, metavar="URI"),
+        Option(("--connect",), CONNECT, metavar=V_URI),
         _lang_option())) for verb, help in (
         ("start", message("cli.cmd.start", fr="construire la scène du lab (labs qui en ont une ; "
                                               "dit quoi, demande)",
@@ -328,8 +342,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("hint", message("cli.cmd.hint", fr="le niveau d'indice suivant pour un objectif",
                             en="the next level of hint for one objective"),
             "cmd_hint", (
-                Option(("lab",), metavar="LAB"),
-                Option(("objective",), metavar="OBJECTIVE"),
+                Option(("lab",), metavar=V_LAB),
+                Option(("objective",), metavar=V_OBJECTIVE),
                 _lang_option())),
     Command("grade", message("cli.cmd.grade", fr="évaluer les hôtes d'une classe par SSH : "
                                                  "carnet de notes, {exports}",
@@ -348,7 +362,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 )}
 
 
-def usage(command: Command, prog: str = "virtlab") -> str:
+def usage(command: Command, lang: str, prog: str = "virtlab") -> str:
     """The command's usage line, as argparse writes it (options, then positionals)."""
     parts = ["[-h]"]
     done: set[str] = set()
@@ -360,18 +374,18 @@ def usage(command: Command, prog: str = "virtlab") -> str:
                 continue
             done.add(o.exclusive)
             group = [x for x in command.options if x.exclusive == o.exclusive]
-            parts.append("[" + " | ".join(_short(x) for x in group) + "]")
+            parts.append("[" + " | ".join(_short(x, lang) for x in group) + "]")
         else:
-            parts.append(f"[{_short(o)}]")
+            parts.append(f"[{_short(o, lang)}]")
     for o in command.options:
         if o.positional:
-            name = o.metavar or o.flags[0]
+            name = o.label(lang)
             parts.append(f"[{name} ...]" if o.nargs == "*" else name)
     return f"{prog} {command.name} " + " ".join(parts)
 
 
-def _short(o: Option) -> str:
-    return f"{o.flags[0]} {o.value_name()}" if o.takes_value else o.flags[0]
+def _short(o: Option, lang: str) -> str:
+    return f"{o.flags[0]} {o.value_name(lang)}" if o.takes_value else o.flags[0]
 
 
 def exit_codes() -> list[tuple[int, Text]]:

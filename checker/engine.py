@@ -31,7 +31,7 @@ from checker.dsl import Verdict
 from checker.fixtures import FIXTURES, RunContext, UnknownFixture, fixture_names
 from checker.hints import levels as hint_levels_of
 from checker.hints import shown as hints_shown
-from checker.i18n import Text, message, resolve_lang
+from checker.i18n import Text, library_messages, message, resolve_lang
 from checker.model import Lab, ObjectiveResult, Report, earned_points
 from checker.outcome import judge
 from checker.probes import ssh_lost
@@ -455,7 +455,7 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     checks = load_checks(lab)
-    with output_budget() as budget:
+    with library_messages(lang), output_budget() as budget:
         testinfra_host = get_host(target.host, ssh_config, timeout)
         learner_name = default_learner(user) if target.host.startswith("local://") else (
             user or urlsplit(target.host).username or default_learner(None))

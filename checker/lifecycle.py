@@ -238,7 +238,7 @@ def open_rw(uri: str | None) -> Any:
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as e:
-        raise classify_error(uri, str(e)) from None
+        raise classify_error(uri, str(e), e) from None
 
 
 def domain_type(conn: Any) -> str:
@@ -975,7 +975,7 @@ def _run(lab: Lab, verb: Verb, lc: Lifecycle, conn: Any, uri: str, *, yes: bool,
     try:
         steps = list((lc.plan if verb == "start" else lc.cleanup)(conn))
     except libvirt.libvirtError as e:
-        _print(err, classify_error(uri, str(e)).message.get(lang))
+        _print(err, classify_error(uri, str(e), e).message.get(lang))
         _print(err, NOTHING_CHANGED.get(lang))
         return Exit.UNREACHABLE
     validate(steps, prefix, where)

@@ -366,3 +366,15 @@ def libvirt_state(sb: Any) -> dict[str, Any]:
         vols = sorted((v.name(), v.XMLDesc(0)) for v in p.listAllVolumes(0)) if p.isActive() else []
         state[f"pool:{p.name()}"] = (p.XMLDesc(0), p.isActive(), p.autostart(), vols)
     return state
+
+
+@pytest.fixture(scope="session")
+def french_locale(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a learner whose Debian speaks French (tests/french.py)."""
+    from french import build_locale, french_env
+
+    try:
+        folder = build_locale(tmp_path_factory.mktemp("locale"))
+    except (OSError, subprocess.CalledProcessError) as e:
+        cannot_run(f"cannot build the fr_FR.UTF-8 locale: {e}")
+    return french_env(folder)

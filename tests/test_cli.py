@@ -120,7 +120,7 @@ def test_bad_options_exit_2_with_usage(args, words):
 @pytest.mark.parametrize("args, words", [
     (["check", "01", "--bogus"], "arguments non reconnus : --bogus"),
     (["check"], "arguments obligatoires manquants : LAB"),
-    ([], "arguments obligatoires manquants : COMMAND"),
+    ([], "arguments obligatoires manquants : COMMANDE"),
     (["check", "01", "--format", "xml"], "argument --format : choix invalide : 'xml'"),
     (["check", "01", "--timeout", "zero"], "un nombre entier de secondes est attendu"),
     (["check", "01", "--host"], "argument --host : une valeur est attendue"),

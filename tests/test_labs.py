@@ -9,6 +9,11 @@ on the learner's host the way ``virtlab solve`` runs ``solution.sh``. Labs whose
 real VBoxManage, a guest in a network namespace): here, every objective must have a break and
 every break's test must exist in that suite (collected by pytest itself).
 
+On this machine's release (``host-…``) the learner's host speaks French, as a learner's
+Debian installed in French does: the solution, the breaks and the checks run under
+``fr_FR.UTF-8`` (tests/french.py; the commands the probes run print French), and the other
+release's root filesystem runs under the C locale: both kinds of hosts, every run.
+
 ``-k 03-`` picks one lab; ``-k "03- and host-"`` one lab on one release.
 """
 
@@ -126,13 +131,22 @@ def lab(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def solved(lab: str, release_sandbox: Any) -> Iterator[Solved]:
-    """The reference solution(s) applied to an empty sandbox for a new learner."""
+def solved(lab: str, release_sandbox: Any, request: pytest.FixtureRequest) -> Iterator[Solved]:
+    """The reference solution(s) applied to an empty sandbox for a new learner (in French
+    on this machine's release: see the module's doc)."""
     c = CONTRACTS[lab]
     assert c is not None
-    with solved_state(release_sandbox, c.solve, groups=c.groups,
-                      start=lab if c.start else None) as user:
-        yield Solved(lab, release_sandbox, user)
+    sb = release_sandbox
+    before = dict(sb.env)
+    if sb.label.startswith("host-"):
+        sb.env.update(request.getfixturevalue("french_locale"))
+    try:
+        with solved_state(sb, c.solve, groups=c.groups,
+                          start=lab if c.start else None) as user:
+            yield Solved(lab, sb, user)
+    finally:
+        sb.env.clear()
+        sb.env.update(before)
 
 
 @pytest.mark.integration

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import checker
-from checker.i18n import CATALOGUE
+from checker.i18n import CATALOGUE, Text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -199,15 +199,17 @@ def test_the_reference_page_lists_every_command_format_and_exit_code(lang):
 
     ref = cli_reference(lang)
     for command in COMMANDS.values():
-        assert f"### `virtlab {command.name}`" in ref and usage(command) in ref
+        assert f"### `virtlab {command.name}`" in ref and usage(command, lang) in ref
     for fmt in FORMATS:
         assert f"| `{fmt}` | `{RENDERERS[fmt].suffix}` | {RENDERERS[fmt].description.get(lang)}" in ref
     for code in Exit:
         assert f"| {int(code)} | {code.description.get(lang)} |" in ref
 
 
-def test_the_usage_line_of_the_reference_is_argparses(monkeypatch):
-    """The reference's usage lines (from the registry) are the ones argparse prints."""
+@pytest.mark.parametrize("lang, prefix", [("en", "usage: "), ("fr", "usage : ")])
+def test_the_usage_line_of_the_reference_is_argparses(monkeypatch, lang, prefix):
+    """The reference's usage lines (from the registry) are the ones argparse prints, value
+    names in the reader's language included."""
     from checker.cli import build_parser
     from checker.commands import COMMANDS, usage
 
@@ -219,5 +221,24 @@ def test_the_usage_line_of_the_reference_is_argparses(monkeypatch):
                [next(f"{o.flags[0]}=x" for o in command.options if o.action == "store_true")])
         out = io.StringIO()
         with contextlib.redirect_stderr(out), pytest.raises(SystemExit):
-            build_parser("en").parse_args([command.name, *bad])
-        assert out.getvalue().splitlines()[0] == "usage: " + usage(command), command.name
+            build_parser(lang).parse_args([command.name, *bad])
+        assert out.getvalue().splitlines()[0] == prefix + usage(command, lang), command.name
+
+
+def test_french_help_names_values_in_french():
+    """``--output FICHIER``, ``--user NOM``…: no English value name in French help."""
+    from checker import commands
+    from checker.cli import build_parser
+
+    english = {t.en for name, t in vars(commands).items()
+               if name.startswith("V_") and isinstance(t, Text) and t.fr != t.en}
+    assert {"FILE", "NAME", "HOST", "COMMAND"} <= english
+    texts = [build_parser("fr").format_help()]
+    for c in commands.COMMANDS:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            build_parser("fr").parse_args([c, "--help"])
+        texts.append(out.getvalue())
+    words = set(re.findall(r"\b[A-Z][A-Z_]+\b", "\n".join(texts)))
+    assert not words & english, words & english
+    assert "--output FICHIER" in "\n".join(texts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -66,15 +67,64 @@ MSG_NO_LIBVIRT_PYTHON = message(
     en="libvirt-python is not installed ({err})")
 
 
-def classify_error(uri: str, err: str) -> LibvirtUnavailable:
+#: libvirt's words a learner meets most (a stopped daemon), which its French catalogue
+#: (libvirt-l10n) does not translate; the C library's reason inside them is already in the
+#: reader's language (:func:`checker.i18n.library_messages`)
+LIBVIRT_SAID = (
+    (re.compile(r"Failed to connect socket to '(?P<path>[^']*)': (?P<why>.*)", re.S),
+     message("libvirt.said.socket", fr="connexion impossible au socket {path} : {why}",
+             en="Failed to connect socket to '{path}': {why}")),
+)
+
+
+def libvirt_said(err: str) -> Text:
+    """What libvirt said, in each language where we know its words; else as it said it."""
+    err = err.strip()
+    for pattern, text in LIBVIRT_SAID:
+        m = pattern.fullmatch(err)
+        if m:
+            return Text(text.format(**m.groupdict()).fr, err)
+    return Text(err, err)
+
+
+def error_kind(exc: Any) -> str | None:
+    """``daemon-down``, ``denied`` or None (not known) from a libvirtError's code and, for a
+    system error, its errno (``get_int1``): words that do not depend on the language libvirt
+    and the C library speak (:func:`checker.i18n.library_messages` makes them French)."""
+    import errno
+
+    import libvirt
+
+    code = exc.get_error_code()
+    if code in (libvirt.VIR_ERR_AUTH_FAILED, libvirt.VIR_ERR_AUTH_CANCELLED,
+                libvirt.VIR_ERR_AUTH_UNAVAILABLE, libvirt.VIR_ERR_ACCESS_DENIED,
+                libvirt.VIR_ERR_OPERATION_DENIED):
+        return "denied"
+    if code == libvirt.VIR_ERR_SYSTEM_ERROR:
+        number = exc.get_int1()
+        if number in (errno.EACCES, errno.EPERM):
+            return "denied"
+        if number in (errno.ENOENT, errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE,
+                      errno.ENOTCONN):
+            return "daemon-down"
+    return None
+
+
+def classify_error(uri: str, err: str, exc: Any = None) -> LibvirtUnavailable:
+    """What a failed connection means, from the libvirtError ``exc`` when there is one
+    (:func:`error_kind`), else from libvirt's English words in ``err``."""
     low = err.lower()
-    denied = "permission denied" in low or "polkit" in low or "authentication" in low
-    if not denied and any(m in low for m in DAEMON_GONE):
-        return LibvirtUnavailable(MSG_DAEMON_DOWN.format(uri=uri, err=err.strip()),
-                                  "daemon-down")
-    if denied:
-        return LibvirtUnavailable(MSG_DENIED.format(uri=uri, err=err.strip()), "denied")
-    return LibvirtUnavailable(MSG_CANNOT_CONNECT.format(uri=uri, err=err.strip()), "other")
+    kind = error_kind(exc) if exc is not None else None
+    if kind is None:
+        denied = "permission denied" in low or "polkit" in low or "authentication" in low
+        kind = "denied" if denied else (
+            "daemon-down" if any(m in low for m in DAEMON_GONE) else "other")
+    said = libvirt_said(err)
+    if kind == "daemon-down":
+        return LibvirtUnavailable(MSG_DAEMON_DOWN.format(uri=uri, err=said), "daemon-down")
+    if kind == "denied":
+        return LibvirtUnavailable(MSG_DENIED.format(uri=uri, err=said), "denied")
+    return LibvirtUnavailable(MSG_CANNOT_CONNECT.format(uri=uri, err=said), "other")
 
 
 def _ignore_error(_ctx: object, _err: object) -> None:
@@ -107,7 +157,7 @@ def _open_read_only(uri: str) -> Any:
     try:
         return libvirt.openReadOnly(uri)
     except libvirt.libvirtError as e:
-        raise classify_error(uri, str(e)) from None
+        raise classify_error(uri, str(e), e) from None
 
 
 class Connections:
