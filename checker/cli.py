@@ -58,7 +58,9 @@ M_NEVER = message("cli.progress.never", fr="jamais vérifié", en="never checked
 M_BEST = message("cli.progress.best",
                  fr="meilleur score {best}/{max}, dernière vérification {last}",
                  en="best score {best}/{max}, last check {last}")
-M_LEFT = message("cli.progress.left", fr="reste : {objectives}", en="left: {objectives}")
+M_LEFT = message("cli.progress.left",
+                 fr="non réussis à la dernière vérification : {objectives}",
+                 en="not passed at the last check: {objectives}")
 M_ALL_DONE = message("cli.progress.all-done", fr="tout est réussi", en="all done")
 M_NO_SOLUTION = message("cli.solve.none",
                         fr="{lab} n'a pas de solution de référence ({script} absent)",

@@ -134,7 +134,8 @@ class ProgressTable:
     HEAD = (message("progress.lab", fr="Lab", en="Lab"),
             message("progress.best", fr="Meilleur score", en="Best score"),
             message("progress.last", fr="Dernière vérification", en="Last check"),
-            message("progress.left", fr="Reste à faire", en="Left to do"),
+            message("progress.left", fr="Non réussis à la dernière vérification",
+                    en="Not passed at the last check"),
             message("progress.never", fr="jamais vérifié", en="never checked"))
 
     def __init__(self, lang: str | None = None) -> None:
