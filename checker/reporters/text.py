@@ -17,6 +17,7 @@ host: local://  ·  libvirt: qemu:///system  ·  learner: alice
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -79,12 +80,22 @@ CODE_STYLE = ("bold",)
 # them has them shown as \uNNNN first: they never come from the data).
 _CODE_ON, _CODE_OFF = "\ue000", "\ue001"
 
+# French typography keeps a space before : ; ! ? » and after «, and never breaks a line
+# there: while wrapping, such a space is this private character, a space again once wrapped
+# (never a no-break space in the output: a command copied from the terminal stays a command).
+_GLUE = "\ue002"
+_UNBREAKABLE = re.compile(r" (?=[:;!?»])|(?<=«) ")
+
+
 def _wrap(s: str, width: int, indent: str = "") -> list[str]:
-    """Wrap each line of s to width; continuation lines start with indent."""
+    """Wrap each line of s to width; continuation lines start with indent; no line starts
+    with the ``:``, ``;``, ``!``, ``?`` or ``»`` of French typography, none ends with ``«``."""
     out: list[str] = []
-    for para in clean(s).split("\n"):
-        out += textwrap.wrap(para, width=width, subsequent_indent=indent,
-                             break_long_words=True, break_on_hyphens=False) or [""]
+    for para in clean(s).replace(_GLUE, "\\ue002").split("\n"):
+        lines = textwrap.wrap(_UNBREAKABLE.sub(_GLUE, para), width=width,
+                              subsequent_indent=indent, break_long_words=True,
+                              break_on_hyphens=False) or [""]
+        out += [ln.replace(_GLUE, " ") for ln in lines]
     return out
 
 
