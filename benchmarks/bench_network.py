@@ -335,12 +335,13 @@ def measure_check(link: DelayedLink, lab: str, spec: str, uri: str, env: dict[st
 
 
 def measure_grade(link: DelayedLink, labs: list[str], specs: list[str], ssh_config: Path,
-                  template: str, env: dict[str, str], tmp: Path) -> Run:
+                  template: str, env: dict[str, str], tmp: Path,
+                  workers: int | None = None) -> Run:
     db = tmp / f"grade-{time.monotonic_ns()}.sqlite"
     js = tmp / f"grade-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "checker", "grade", *labs, "--hosts", ",".join(specs),
             "--ssh-config", str(ssh_config), "--db", str(db), "--json", str(js),
-            "--connect", template]
+            "--connect", template] + (["--workers", str(workers)] if workers else [])
     run, _ = _timed(link, argv, env, count_workers=True)
     run.note = _grade_note(js) + f", at most {run.peak_workers} workers at once"
     return run
@@ -417,7 +418,8 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
         pytest_rtts: list[float] | tuple[float, ...] | None = DEFAULT_PYTEST_RTTS,
         libvirt: bool = True, solve: bool = True, do_check: bool = True, do_grade: bool = True,
         do_pytest: bool = True,
-        class_rtts: list[float] | tuple[float, ...] | None = DEFAULT_CLASS_RTTS) -> NetResult:
+        class_rtts: list[float] | tuple[float, ...] | None = DEFAULT_CLASS_RTTS,
+        workers: int | None = None) -> NetResult:
     """Make the link, the learners' side and measure; everything made is removed at the end
     (also on an error or KeyboardInterrupt). ``pytest_rtts``, ``class_rtts``: the RTTs at
     which plain pytest runs and the ``hosts`` hosts are graded (None: every RTT)."""
@@ -511,7 +513,8 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
                 res.grade[rtt] = {}
                 for size in sorted({1, hosts} if rtt in res.class_rtts else {1}):
                     r = res.grade[rtt][size] = measure_grade(link, labs, specs[:size],
-                                                             sshd.ssh_config, template, env, tmp)
+                                                             sshd.ssh_config, template, env, tmp,
+                                                             workers)
                     say(f"  virtlab grade {len(labs)} labs x {size} hosts: {r.seconds:6.2f} s "
                         f"{r.conns:4d} conn {r.msgs:5d} msgs {r.turns:5d} turns "
                         f"({r.turns / size:.0f} per host)  {r.note}")
@@ -623,6 +626,8 @@ def main() -> int:
     ap.add_argument("--class-rtts", default=_csv(DEFAULT_CLASS_RTTS),
                     help="RTTs at which the class is graded (default "
                          f"{_csv(DEFAULT_CLASS_RTTS)}; 'all': every RTT)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="virtlab grade --workers (default: automatic)")
     ap.add_argument("--labs", default=",".join(ALL_LABS), help="labs (default: all)")
     ap.add_argument("-n", type=int, default=1, help="runs of each virtlab check (median)")
     ap.add_argument("--pytest-rtts", default=_csv(DEFAULT_PYTEST_RTTS),
@@ -664,7 +669,7 @@ def main() -> int:
         load0 = os.getloadavg()
         t0 = time.perf_counter()
         res = run(rtts, a.hosts, labs, a.n, prtts, not a.no_libvirt, not a.no_solve,
-                  not a.skip_check, not a.skip_grade, not a.skip_pytest, crtts)
+                  not a.skip_check, not a.skip_grade, not a.skip_pytest, crtts, a.workers)
     except KeyboardInterrupt:
         print("\ninterrupted: everything made was removed", file=sys.stderr)
         return 130

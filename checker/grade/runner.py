@@ -53,6 +53,8 @@ DEFAULT_WORKERS = default_workers()
 #: trips, not computing: the automatic count grows with that wait, up to this bound (a worker
 #: holds ~50 MB).
 AUTO_WORKERS_MAX = 32
+#: a host graded for this long already tells how much its worker waits (automatic count)
+INFLIGHT_AFTER = 1.0
 
 
 def workers_for(wait_ratios: list[float], cpus: int | None = None) -> int:
@@ -354,6 +356,8 @@ class WorkerPool:
         auto = self.workers is None
         n = max(1, min(self.workers or default_workers(), len(jobs)))
         ratios: list[float] = []  # wall / CPU of each host graded (automatic count)
+        #: the hosts being graded: slot -> (start, worker's CPU then, worker pid)
+        inflight: dict[int, tuple[float, float, int]] = {}
         labs = sorted({lab for j in jobs for lab in j.payload.get("labs", ())})
         server: list[ForkServer] = []
         if self.fork:
@@ -395,8 +399,15 @@ class WorkerPool:
                         worker.wait_ready()
                         t0 = time.monotonic()  # the deadline counts the host, not our imports
                         cpu0 = cpu_seconds(worker.pid) if auto and worker.pid else None
+                        if cpu0 is not None and worker.pid:
+                            with lock:
+                                inflight[i] = (t0, cpu0, worker.pid)
                         worker.send(job.payload)
-                        answer = worker.read(t0 + self.host_timeout)
+                        try:
+                            answer = worker.read(t0 + self.host_timeout)
+                        finally:
+                            with lock:
+                                inflight.pop(i, None)
                         cpu1 = cpu_seconds(worker.pid) if worker.pid and cpu0 is not None else None
                         if answer is not None and cpu0 is not None and cpu1 is not None:
                             with lock:
@@ -436,9 +447,19 @@ class WorkerPool:
             t.start()
 
         def grow() -> None:
-            """Automatic count: more slots while the hosts graded so far mostly waited."""
+            """Automatic count: more slots while the hosts graded so far mostly waited, and
+            the hosts being graded for at least :data:`INFLIGHT_AFTER` seconds too (over a
+            slow link the first hosts take seconds: waiting for them to end kept the pool at
+            its starting size that long)."""
+            now = time.monotonic()
             with lock:
-                want = min(workers_for(ratios), len(jobs))
+                seen = list(ratios)
+                running = [v for v in inflight.values() if now - v[0] >= INFLIGHT_AFTER]
+            for t0, cpu0, pid in running:
+                cpu = cpu_seconds(pid)
+                if cpu is not None:
+                    seen.append((now - t0) / max(cpu - cpu0, 0.01))
+            want = min(workers_for(seen), len(jobs))
             while len(threads) < want and not todo.empty():
                 t = threading.Thread(target=slot, args=(len(threads),),
                                      name=f"grade-slot-{len(threads)}", daemon=True)
