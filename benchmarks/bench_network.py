@@ -170,6 +170,9 @@ class Run:
     times: list[float] = field(default_factory=list)
     #: grading workers alive at once, at most (sampled), for ``virtlab grade``
     peak_workers: int | None = None
+    #: CPU time of every process of the command on the instructor's side (a cpuacct
+    #: cgroup: ssh masters and forked workers included), seconds; None where unavailable
+    cpu_s: float | None = None
 
     @property
     def msgs(self) -> int:
@@ -186,7 +189,8 @@ class Run:
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "times": self.times, "note": self.note,
                 "connections": self.conns, "messages_to_learner": self.msgs,
-                "turns": self.turns, "peak_workers": self.peak_workers, "wire": self.wire}
+                "turns": self.turns, "peak_workers": self.peak_workers, "cpu_s": self.cpu_s,
+                "wire": self.wire}
 
 
 @dataclass
@@ -279,6 +283,46 @@ def grading_workers(root: int) -> int:
         b"--fork-server" in cmd[pid] and mark not in cmd.get(parent[pid], b"")))
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+class CpuGroup:
+    """A cgroup v1 ``cpuacct`` group of our own: the CPU time of every process put in it and
+    of all their descendants, whoever reaps them (``ssh`` masters detach, forked grading
+    workers are not the runner's children). ``prefix()`` is a command prefix that enters
+    it; ``None`` where there is no writable cpuacct hierarchy (cgroup v2 only: use the
+    unified ``cpu.stat`` some day)."""
+
+    def __init__(self) -> None:
+        self.path = CPUACCT / f"vlbn-{os.getpid()}-{time.monotonic_ns()}"
+        self.path.mkdir()
+
+    @classmethod
+    def make(cls) -> CpuGroup | None:
+        try:
+            return cls() if (CPUACCT / "cpuacct.usage").exists() else None
+        except OSError:
+            return None
+
+    def prefix(self) -> list[str]:
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "cpu"]
+
+    def seconds(self) -> float:
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self) -> None:
+        """Move what is left to the root group, then remove this one."""
+        try:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                try:
+                    (CPUACCT / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
            codes: tuple[int, ...] = (0, 1), timeout: float = 900,
            count_workers: bool = False) -> tuple[Run, str]:
@@ -288,33 +332,44 @@ def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
     out = ""
     wire: dict[str, Any] = {}
     peak: int | None = None
+    cpu: list[float] = []
     for _ in range(n):
         link.reset_counters()
-        t0 = time.perf_counter()
-        with subprocess.Popen(link.exec_prefix("i") + argv, cwd=REPO, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL) as proc:
-            result: list[tuple[str, str]] = []
-            reader = threading.Thread(target=lambda p=proc, out=result: out.append(
-                p.communicate()), daemon=True)
-            reader.start()
-            peak = 0 if count_workers else None
-            while reader.is_alive():
-                if time.perf_counter() - t0 > timeout:
-                    proc.kill()
-                    reader.join()
-                    raise RuntimeError(f"{' '.join(argv)}: no end after {timeout:g} s")
-                if peak is not None:
-                    peak = max(peak, grading_workers(proc.pid))
-                reader.join(0.25 if count_workers else 0.05)
-            times.append(time.perf_counter() - t0)
-        wire = link.counters()
+        group = CpuGroup.make()
+        try:
+            t0 = time.perf_counter()
+            with subprocess.Popen(link.exec_prefix("i") + (group.prefix() if group else []) + argv,
+                                  cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL) as proc:
+                result: list[tuple[str, str]] = []
+                reader = threading.Thread(target=lambda p=proc, out=result: out.append(
+                    p.communicate()), daemon=True)
+                reader.start()
+                peak = 0 if count_workers else None
+                while reader.is_alive():
+                    if time.perf_counter() - t0 > timeout:
+                        proc.kill()
+                        reader.join()
+                        raise RuntimeError(f"{' '.join(argv)}: no end after {timeout:g} s")
+                    if peak is not None:
+                        peak = max(peak, grading_workers(proc.pid))
+                    reader.join(0.25 if count_workers else 0.05)
+                times.append(time.perf_counter() - t0)
+            wire = link.counters()
+            if group is not None:
+                time.sleep(0.2)  # the ssh masters closed at the end of the run
+                cpu.append(group.seconds())
+        finally:
+            if group is not None:
+                group.close()
         stdout, stderr = result[0]
         if proc.returncode not in codes:
             raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n"
                                f"{stdout[-2000:]}\n{stderr[-2000:]}")
         out = stdout
-    return Run(statistics.median(times), wire, times=times, peak_workers=peak), out
+    return Run(statistics.median(times), wire, times=times, peak_workers=peak,
+               cpu_s=statistics.median(cpu) if cpu else None), out
 
 
 def _score(stdout: str) -> str:
@@ -517,7 +572,8 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
                                                              workers)
                     say(f"  virtlab grade {len(labs)} labs x {size} hosts: {r.seconds:6.2f} s "
                         f"{r.conns:4d} conn {r.msgs:5d} msgs {r.turns:5d} turns "
-                        f"({r.turns / size:.0f} per host)  {r.note}")
+                        f"({r.turns / size:.0f} per host), instructor's CPU "
+                        f"{_per_host_cpu(r, size)} per host  {r.note}")
             if do_pytest and rtt in pytest_rtts:
                 res.pytest[rtt] = {"shared": {}, "none": {}}
                 for lab in labs:
@@ -555,9 +611,10 @@ def table(res: NetResult) -> str:
     for size in sorted({1, res.hosts}) if res.grade else []:
         row(f"virtlab grade {len(res.labs)} labs x {size} host(s)",
             lambda r, s=size: fmt(res.grade.get(r, {}).get(s)))
-        row("  turns per host; peak workers",
+        row("  turns/host; workers; CPU/host",
             lambda r, s=size: "-" if s not in res.grade.get(r, {}) else
-            f"{res.grade[r][s].turns / s:.0f}; {res.grade[r][s].peak_workers}")
+            f"{res.grade[r][s].turns / s:.0f}; {res.grade[r][s].peak_workers}; "
+            + _per_host_cpu(res.grade[r][s], s))
     for var in ("shared", "none") if res.pytest else ():
         def tot(r: float, var: str = var) -> str:
             d = res.pytest.get(r, {}).get(var)
@@ -593,6 +650,10 @@ def table(res: NetResult) -> str:
     for note in res.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _per_host_cpu(run: Run, hosts: int) -> str:
+    return "-" if run.cpu_s is None else f"{run.cpu_s / hosts:.2f}s"
 
 
 def _csv(values: tuple[float, ...]) -> str:

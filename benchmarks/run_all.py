@@ -348,15 +348,19 @@ def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
         if one is not None:
             target = bench_network.T_SEVEN_LABS_60MS if rtt == 60 and \
                 set(res.labs) == set(bench_network.ALL_LABS) else None
+            cpu = "" if one.cpu_s is None else f"instructor's CPU {one.cpu_s:.2f} s; "
             results.append(Result(f"network: virtlab grade of every lab, one host, {tag}",
                                   one.seconds, target, note=f"{one.conns} connections, "
-                                  f"{one.msgs} messages to the host; {one.note}"))
+                                  f"{one.msgs} messages to the host; {cpu}{one.note}"))
         cls = res.grade.get(rtt, {}).get(hosts)
         if cls is not None and hosts > 1:
             target = bench_network.T_CLASS_60MS if rtt == 60 and hosts >= 60 else None
             results.append(Result(f"network: virtlab grade of every lab, {hosts} hosts, {tag}",
                                   cls.seconds, target,
-                                  note=f"{cls.turns / hosts:.0f} turns per host; {cls.note}"))
+                                  note=f"{cls.turns / hosts:.0f} turns per host; "
+                                  + ("" if cls.cpu_s is None else
+                                     f"instructor's CPU {cls.cpu_s / hosts:.2f} s per host; ")
+                                  + cls.note))
         for var in ("shared", "none"):
             d = res.pytest.get(rtt, {}).get(var)
             if d:

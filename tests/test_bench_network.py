@@ -1,5 +1,6 @@
 """The benchmark's delayed link (benchmarks/netlink.py): the delay asked is the delay got,
-measured by ping, and the wire counters count what crossed (a real TCP exchange)."""
+measured by ping, and the wire counters count what crossed (a real TCP exchange); and what
+bench_network.py derives and samples: per-lab round trips, grading workers, CPU time."""
 
 from __future__ import annotations
 
@@ -153,3 +154,32 @@ def test_per_lab_round_trips_are_the_wire_turns_and_the_clock(tmp_path) -> None:
                          "implied_round_trips": {"60.0": 12}}
     assert per["02"]["turns"] == 30 and per["02"]["implied_round_trips"] == {"60.0": 30}
     assert json.loads(json.dumps(res.as_dict()))["per_lab"] == per
+
+
+def test_the_cpu_group_counts_detached_descendants_too() -> None:
+    """bench_network.CpuGroup: the CPU of a command's whole tree, a detached grandchild
+    (what an ssh master with ControlPersist is) included."""
+    import bench_network
+
+    if os.geteuid() != 0:
+        cannot_run("a cpuacct cgroup needs root")
+    group = bench_network.CpuGroup.make()
+    if group is None:
+        cannot_run("no writable cgroup v1 cpuacct hierarchy here")
+    burn = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    t = time.process_time()\n"
+            "    while time.process_time() - t < 0.3:\n"
+            "        pass\n"
+            "    os._exit(0)\n")
+    try:
+        r = subprocess.run(group.prefix() + [sys.executable, "-c", burn], timeout=60)
+        assert r.returncode == 0
+        deadline = time.monotonic() + 30  # the detached grandchild ends after its parent
+        while (group.path / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert group.seconds() >= 0.3
+    finally:
+        group.close()
+    assert not group.path.exists()
