@@ -338,7 +338,8 @@ def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
         group = CpuGroup.make()
         try:
             t0 = time.perf_counter()
-            with subprocess.Popen(link.exec_prefix("i") + (group.prefix() if group else []) + argv,
+            # the group first: `ip netns exec` mounts a sysfs of the namespace, without cgroups
+            with subprocess.Popen((group.prefix() if group else []) + link.exec_prefix("i") + argv,
                                   cwd=REPO, env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=subprocess.DEVNULL) as proc:
