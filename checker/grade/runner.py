@@ -4,8 +4,9 @@ Why processes and not threads: a host that hangs (a remote command that never re
 connection that stalls after login) must cost at most its deadline and hold up no other host.
 A thread cannot be stopped; a worker process can. Each worker (``checker.grade.worker``) runs
 in its own session, so on its deadline the runner kills its whole process group (the worker
-and its ``ssh`` children) and starts a fresh worker for the next host. Workers are long-lived:
-a worker pays its imports (~0.3 s) once, not per host.
+and its ``ssh`` children) and starts a fresh worker for the next host. Workers are long-lived,
+and forked from one process of the run that has already paid the imports and loaded the labs
+(:class:`ForkServer`): a worker costs a fork, not a Python start-up (~0.45 s of CPU each).
 
 How many: grading is mostly waiting on SSH round trips, so more workers than cores pays off
 until the key exchanges saturate the CPU; see the measurements above :data:`DEFAULT_WORKERS`.
