@@ -233,7 +233,7 @@ class NetResult:
                 continue
             out[lab] = {"rtt_ms": r0, "connections": c.conns, "messages": c.msgs,
                         "turns": c.turns, "implied_round_trips": {
-                            str(r): round((self.check[r][lab].seconds - c.seconds) / (r / 1000))
+                            f"{r:g}": round((self.check[r][lab].seconds - c.seconds) / (r / 1000))
                             for r in sorted(self.check)
                             if r >= 10 and r > r0 and lab in self.check[r]}}
         return out
