@@ -1,8 +1,9 @@
 """Benchmark: checking and grading over a real network, round trips counted (not a test).
 
-    sudo .venv/bin/python benchmarks/bench_network.py [--rtts 0,2,20,60] [--hosts 4]
-        [--labs 01,...,07] [-n 1] [--pytest-rtts 0,2,20,60] [--no-libvirt] [--no-solve]
-        [--skip-check] [--skip-grade] [--skip-pytest] [--json FILE] [--selftest]
+    sudo .venv/bin/python benchmarks/bench_network.py [--rtts 0,1,2,20,60] [--hosts 60]
+        [--class-rtts 0,20,60] [--labs 01,...,07] [-n 1] [--pytest-rtts 0,2,20,60]
+        [--no-libvirt] [--no-solve] [--skip-check] [--skip-grade] [--skip-pytest]
+        [--json FILE] [--selftest]
 
 Loopback hides latency. This benchmark makes a link that delays every frame by an exact
 amount, between two private network namespaces it creates (``netlink.DelayedLink``): the
@@ -22,7 +23,7 @@ contract (``breaks.toml``, tests/contract.py) runs in the libvirt sandbox is sta
 solved for that learner, as ``run_all.py`` does; the others (01 reads the hardware, 05's
 bridge would live in another namespace, 06 needs VirtualBox, …) are checked as they are.
 
-For each round-trip time (default 0, 2, 20, 60 ms), measured first with ping:
+For each round-trip time (default 0, 1 (a LAN), 2, 20, 60 ms), measured first with ping:
 
 (a) what crosses the wire, per lab and host, from the forwarder's counters: TCP connections
     opened, data-carrying TCP segments from the instructor to the host ("messages"), and
@@ -30,9 +31,13 @@ For each round-trip time (default 0, 2, 20, 60 ms), measured first with ping:
     for); plus the round trips implied by the wall clock, (t(RTT) - t(0)) / RTT;
 (b) ``virtlab check NN --host ssh://learner@198.18.1.1`` for each lab, a fresh process each
     (median of ``-n`` runs); the row "all labs" is their sum;
-(c) ``virtlab grade`` of the labs on 1 host, then on ``--hosts`` hosts (default 4; 60 is
-    the issue's class size), one process, default workers;
-(d) plain ``pytest --hosts=ssh://… labs/NN/checks`` for each lab, with a shared ControlPath
+(c) ``virtlab grade`` of the labs on 1 host, then, at the ``--class-rtts`` (default 0, 20
+    and 60 ms: a class of 60 takes ~1-2 min per RTT before issue #17's work), on
+    ``--hosts`` hosts (default 60, the issue's class size), one process, default
+    (automatic) workers; the peak count of grading workers alive is sampled (every 0.25 s,
+    the runner's descendants) and shown;
+(d) at the ``--pytest-rtts`` (default 0, 2, 20, 60 ms: the slowest part, ~15 min),
+    plain ``pytest --hosts=ssh://… labs/NN/checks`` for each lab, with a shared ControlPath
     (``--ssh-config`` with ControlMaster/ControlPath/ControlPersist) and without one. NB: the
     virtlab pytest plugin puts its own ``ControlPath`` in the ssh_config it hands testinfra
     (checker/pytest_plugin.py -> engine._ssh_wrapper) and testinfra always adds
@@ -62,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -84,7 +90,11 @@ from checker.catalog import lab_dirs  # noqa: E402
 
 #: every lab folder of this checkout, by number (a new lab is measured without a change here)
 ALL_LABS = tuple(d.name[:2] for d in lab_dirs(REPO / "labs"))
-DEFAULT_RTTS = (0.0, 2.0, 20.0, 60.0)
+DEFAULT_RTTS = (0.0, 1.0, 2.0, 20.0, 60.0)
+#: the RTTs at which the class (``--hosts``) is graded, and plain pytest runs
+DEFAULT_CLASS_RTTS = (0.0, 20.0, 60.0)
+DEFAULT_PYTEST_RTTS = (0.0, 2.0, 20.0, 60.0)
+DEFAULT_HOSTS = 60
 # the issue's targets (#17), for reference in the table
 T_SEVEN_LABS_60MS = 3.0
 T_CLASS_60MS = 20.0        # 60 hosts x 7 labs at 60 ms
@@ -158,6 +168,11 @@ class Run:
     wire: dict[str, Any]
     note: str = ""
     times: list[float] = field(default_factory=list)
+    #: grading workers alive at once, at most (sampled), for ``virtlab grade``
+    peak_workers: int | None = None
+    #: CPU time of every process of the command on the instructor's side (a cpuacct
+    #: cgroup: ssh masters and forked workers included), seconds; None where unavailable
+    cpu_s: float | None = None
 
     @property
     def msgs(self) -> int:
@@ -174,7 +189,8 @@ class Run:
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "times": self.times, "note": self.note,
                 "connections": self.conns, "messages_to_learner": self.msgs,
-                "turns": self.turns, "wire": self.wire}
+                "turns": self.turns, "peak_workers": self.peak_workers, "cpu_s": self.cpu_s,
+                "wire": self.wire}
 
 
 @dataclass
@@ -187,6 +203,7 @@ class NetResult:
     grade: dict[float, dict[int, Run]] = field(default_factory=dict)
     pytest: dict[float, dict[str, dict[str, Run]]] = field(default_factory=dict)
     setup_s: float = 0.0
+    class_rtts: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)  # lab -> "solved", "as is", …
 
@@ -202,9 +219,29 @@ class NetResult:
             return None
         return sum(c[lab].msgs for lab in labs)
 
+    def per_lab(self) -> dict[str, dict[str, Any]]:
+        """Per lab and host (``virtlab check``): connections, messages and turns on the wire
+        at the lowest RTT measured, and the round trips the clock implies at each RTT of at
+        least 10 ms, (t(RTT) - t(lowest)) / RTT."""
+        if not self.check:
+            return {}
+        r0 = min(self.check)
+        out: dict[str, dict[str, Any]] = {}
+        for lab in self.labs:
+            c = self.check[r0].get(lab)
+            if c is None:
+                continue
+            out[lab] = {"rtt_ms": r0, "connections": c.conns, "messages": c.msgs,
+                        "turns": c.turns, "implied_round_trips": {
+                            f"{r:g}": round((self.check[r][lab].seconds - c.seconds) / (r / 1000))
+                            for r in sorted(self.check)
+                            if r >= 10 and r > r0 and lab in self.check[r]}}
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "labs": self.labs, "hosts": self.hosts, "libvirt": self.libvirt,
+            "class_rtts": self.class_rtts, "per_lab": self.per_lab(),
             "setup_s": self.setup_s, "notes": self.notes, "states": self.states,
             "ping": {str(k): v.as_dict() for k, v in self.ping.items()},
             "check": {str(k): {lab: r.as_dict() for lab, r in v.items()}
@@ -218,24 +255,122 @@ class NetResult:
 
 # --- the measures ------------------------------------------------------------------------
 
+def grading_workers(root: int) -> int:
+    """How many grading workers (``checker.grade.worker``, not its fork server) descend
+    from process ``root`` now."""
+    parent: dict[int, int] = {}
+    cmd: dict[int, bytes] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            parent[int(p.name)] = int(stat[1])
+            cmd[int(p.name)] = (p / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+    family, changed = {root}, True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in family and pid not in family:
+                family.add(pid)
+                changed = True
+    # a forked worker keeps its fork server's command line: the server is the one whose
+    # parent is not a worker
+    mark = b"checker.grade.worker"
+    return sum(1 for pid in family if mark in cmd.get(pid, b"") and not (
+        b"--fork-server" in cmd[pid] and mark not in cmd.get(parent[pid], b"")))
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+class CpuGroup:
+    """A cgroup v1 ``cpuacct`` group of our own: the CPU time of every process put in it and
+    of all their descendants, whoever reaps them (``ssh`` masters detach, forked grading
+    workers are not the runner's children). ``prefix()`` is a command prefix that enters
+    it; ``None`` where there is no writable cpuacct hierarchy (cgroup v2 only: use the
+    unified ``cpu.stat`` some day)."""
+
+    def __init__(self) -> None:
+        self.path = CPUACCT / f"vlbn-{os.getpid()}-{time.monotonic_ns()}"
+        self.path.mkdir()
+
+    @classmethod
+    def make(cls) -> CpuGroup | None:
+        try:
+            return cls() if (CPUACCT / "cpuacct.usage").exists() else None
+        except OSError:
+            return None
+
+    def prefix(self) -> list[str]:
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "cpu"]
+
+    def seconds(self) -> float:
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self) -> None:
+        """Move what is left to the root group, then remove this one."""
+        try:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                try:
+                    (CPUACCT / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
-           codes: tuple[int, ...] = (0, 1), timeout: float = 900) -> tuple[Run, str]:
-    """``argv`` run ``n`` times on the instructor's side; the wire counters of the last run."""
+           codes: tuple[int, ...] = (0, 1), timeout: float = 900,
+           count_workers: bool = False) -> tuple[Run, str]:
+    """``argv`` run ``n`` times on the instructor's side; the wire counters of the last run
+    (and, with ``count_workers``, the most grading workers seen alive at once)."""
     times: list[float] = []
     out = ""
     wire: dict[str, Any] = {}
+    peak: int | None = None
+    cpu: list[float] = []
     for _ in range(n):
         link.reset_counters()
-        t0 = time.perf_counter()
-        r = subprocess.run(link.exec_prefix("i") + argv, cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-        wire = link.counters()
-        if r.returncode not in codes:
-            raise RuntimeError(f"{' '.join(argv)} exited {r.returncode}:\n"
-                               f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-        out = r.stdout
-    return Run(statistics.median(times), wire, times=times), out
+        group = CpuGroup.make()
+        try:
+            t0 = time.perf_counter()
+            # the group first: `ip netns exec` mounts a sysfs of the namespace, without cgroups
+            with subprocess.Popen((group.prefix() if group else []) + link.exec_prefix("i") + argv,
+                                  cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL) as proc:
+                result: list[tuple[str, str]] = []
+                reader = threading.Thread(target=lambda p=proc, out=result: out.append(
+                    p.communicate()), daemon=True)
+                reader.start()
+                peak = 0 if count_workers else None
+                while reader.is_alive():
+                    if time.perf_counter() - t0 > timeout:
+                        proc.kill()
+                        reader.join()
+                        raise RuntimeError(f"{' '.join(argv)}: no end after {timeout:g} s")
+                    if peak is not None:
+                        peak = max(peak, grading_workers(proc.pid))
+                    reader.join(0.25 if count_workers else 0.05)
+                times.append(time.perf_counter() - t0)
+            wire = link.counters()
+            if group is not None:
+                time.sleep(0.2)  # the ssh masters closed at the end of the run
+                cpu.append(group.seconds())
+        finally:
+            if group is not None:
+                group.close()
+        stdout, stderr = result[0]
+        if proc.returncode not in codes:
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n"
+                               f"{stdout[-2000:]}\n{stderr[-2000:]}")
+        out = stdout
+    return Run(statistics.median(times), wire, times=times, peak_workers=peak,
+               cpu_s=statistics.median(cpu) if cpu else None), out
 
 
 def _score(stdout: str) -> str:
@@ -256,14 +391,15 @@ def measure_check(link: DelayedLink, lab: str, spec: str, uri: str, env: dict[st
 
 
 def measure_grade(link: DelayedLink, labs: list[str], specs: list[str], ssh_config: Path,
-                  template: str, env: dict[str, str], tmp: Path) -> Run:
+                  template: str, env: dict[str, str], tmp: Path,
+                  workers: int | None = None) -> Run:
     db = tmp / f"grade-{time.monotonic_ns()}.sqlite"
     js = tmp / f"grade-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "checker", "grade", *labs, "--hosts", ",".join(specs),
             "--ssh-config", str(ssh_config), "--db", str(db), "--json", str(js),
-            "--connect", template]
-    run, _ = _timed(link, argv, env)
-    run.note = _grade_note(js)
+            "--connect", template] + (["--workers", str(workers)] if workers else [])
+    run, _ = _timed(link, argv, env, count_workers=True)
+    run.note = _grade_note(js) + f", at most {run.peak_workers} workers at once"
     return run
 
 
@@ -333,27 +469,37 @@ def _solve(labs: list[str], user: str, uri: str, env: dict[str, str]) -> dict[st
     return states
 
 
-def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
+def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAULT_HOSTS,
         labs: list[str] | tuple[str, ...] = ALL_LABS, n: int = 1,
-        pytest_rtts: list[float] | tuple[float, ...] | None = None, libvirt: bool = True,
-        solve: bool = True, do_check: bool = True, do_grade: bool = True,
-        do_pytest: bool = True) -> NetResult:
+        pytest_rtts: list[float] | tuple[float, ...] | None = DEFAULT_PYTEST_RTTS,
+        libvirt: bool = True, solve: bool = True, do_check: bool = True, do_grade: bool = True,
+        do_pytest: bool = True,
+        class_rtts: list[float] | tuple[float, ...] | None = DEFAULT_CLASS_RTTS,
+        workers: int | None = None) -> NetResult:
     """Make the link, the learners' side and measure; everything made is removed at the end
-    (also on an error or KeyboardInterrupt)."""
+    (also on an error or KeyboardInterrupt). ``pytest_rtts``, ``class_rtts``: the RTTs at
+    which plain pytest runs and the ``hosts`` hosts are graded (None: every RTT)."""
     if os.geteuid() != 0:
         raise PermissionError("run as root: namespaces, TAP devices, sshd, libvirtd, a user")
     labs = list(labs)
     res = NetResult(labs, hosts, libvirt)
     pytest_rtts = list(rtts) if pytest_rtts is None else list(pytest_rtts)
+    res.class_rtts = list(rtts) if class_rtts is None else \
+        [r for r in rtts if r in set(class_rtts)]
     t_setup = time.perf_counter()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vlbn-run-")))
         home = tmp / "home"
         (home / ".ssh").mkdir(parents=True)
+        # compiled bytecode kept (in this run's folder), as an installed virtlab has it:
+        # without it every process of the run compiles the checker again (~0.3 s of CPU)
         env = dict(os.environ, VIRTLAB_DATA=str(tmp / "data"), XDG_DATA_HOME=str(tmp / "data"),
-                   HOME=str(home), LANG="C.UTF-8")
-        for k in ("VIRTLAB_LABS", "LIBVIRT_DEFAULT_URI", "SSH_AUTH_SOCK"):
+                   HOME=str(home), LANG="C.UTF-8", PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+        for k in ("VIRTLAB_LABS", "LIBVIRT_DEFAULT_URI", "SSH_AUTH_SOCK",
+                  "PYTHONDONTWRITEBYTECODE"):
             env.pop(k, None)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "checker"),
+                        str(REPO / "labs")], env=env, check=False, capture_output=True)
 
         sock: str | None = None
         if libvirt:
@@ -421,11 +567,14 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = 4,
                         f"{r.msgs:4d} msgs {r.turns:4d} turns  {r.note}")
             if do_grade:
                 res.grade[rtt] = {}
-                for size in sorted({1, hosts}):
+                for size in sorted({1, hosts} if rtt in res.class_rtts else {1}):
                     r = res.grade[rtt][size] = measure_grade(link, labs, specs[:size],
-                                                             sshd.ssh_config, template, env, tmp)
+                                                             sshd.ssh_config, template, env, tmp,
+                                                             workers)
                     say(f"  virtlab grade {len(labs)} labs x {size} hosts: {r.seconds:6.2f} s "
-                        f"{r.conns:4d} conn {r.msgs:5d} msgs {r.turns:5d} turns  {r.note}")
+                        f"{r.conns:4d} conn {r.msgs:5d} msgs {r.turns:5d} turns "
+                        f"({r.turns / size:.0f} per host), instructor's CPU "
+                        f"{_per_host_cpu(r, size)} per host  {r.note}")
             if do_pytest and rtt in pytest_rtts:
                 res.pytest[rtt] = {"shared": {}, "none": {}}
                 for lab in labs:
@@ -463,6 +612,10 @@ def table(res: NetResult) -> str:
     for size in sorted({1, res.hosts}) if res.grade else []:
         row(f"virtlab grade {len(res.labs)} labs x {size} host(s)",
             lambda r, s=size: fmt(res.grade.get(r, {}).get(s)))
+        row("  turns/host; workers; CPU/host",
+            lambda r, s=size: "-" if s not in res.grade.get(r, {}) else
+            f"{res.grade[r][s].turns / s:.0f}; {res.grade[r][s].peak_workers}; "
+            + _per_host_cpu(res.grade[r][s], s))
     for var in ("shared", "none") if res.pytest else ():
         def tot(r: float, var: str = var) -> str:
             d = res.pytest.get(r, {}).get(var)
@@ -479,14 +632,10 @@ def table(res: NetResult) -> str:
         lines.append(f"per lab and host, at {r0:g} ms (counted on the wire) and round trips "
                      "implied by the clock, (t(RTT) - t(0)) / RTT, for RTT >= 10 ms (below, "
                      "the CPU's noise outweighs the delay):")
-        for lab in res.labs:
-            c = res.check[r0].get(lab)
-            if c is None:
-                continue
-            implied = [f"{(res.check[r][lab].seconds - c.seconds) / (r / 1000):.0f}@{r:g}ms"
-                       for r in sorted(res.check) if r >= 10 and r > r0 and lab in res.check[r]]
-            lines.append(f"  lab {lab}: {c.conns} connections, {c.msgs} messages, {c.turns} turns;"
-                         f" implied round trips {', '.join(implied) or '-'}")
+        for lab, d in res.per_lab().items():
+            implied = [f"{v}@{k}ms" for k, v in d["implied_round_trips"].items()]
+            lines.append(f"  lab {lab}: {d['connections']} connections, {d['messages']} messages, "
+                         f"{d['turns']} turns; implied round trips {', '.join(implied) or '-'}")
         m = res.msgs(("01", "02", "06"))
         if m is not None:
             lines.append(f"  labs 01+02+06: {m} messages to the host (issue #17: <= "
@@ -502,6 +651,14 @@ def table(res: NetResult) -> str:
     for note in res.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _per_host_cpu(run: Run, hosts: int) -> str:
+    return "-" if run.cpu_s is None else f"{run.cpu_s / hosts:.2f}s"
+
+
+def _csv(values: tuple[float, ...]) -> str:
+    return ",".join(f"{x:g}" for x in values)
 
 
 def _rtts(text: str) -> list[float]:
@@ -524,13 +681,20 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rtts", default="0,2,20,60", help="round-trip times, ms (default 0,2,20,60)")
-    ap.add_argument("--hosts", type=int, default=4,
-                    help="learner hosts graded at once (default 4; the issue's class is 60)")
+    ap.add_argument("--rtts", default=_csv(DEFAULT_RTTS),
+                    help=f"round-trip times, ms (default {_csv(DEFAULT_RTTS)})")
+    ap.add_argument("--hosts", type=int, default=DEFAULT_HOSTS,
+                    help=f"learner hosts of the class (default {DEFAULT_HOSTS}, the issue's)")
+    ap.add_argument("--class-rtts", default=_csv(DEFAULT_CLASS_RTTS),
+                    help="RTTs at which the class is graded (default "
+                         f"{_csv(DEFAULT_CLASS_RTTS)}; 'all': every RTT)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="virtlab grade --workers (default: automatic)")
     ap.add_argument("--labs", default=",".join(ALL_LABS), help="labs (default: all)")
     ap.add_argument("-n", type=int, default=1, help="runs of each virtlab check (median)")
-    ap.add_argument("--pytest-rtts", default=None,
-                    help="RTTs at which plain pytest runs (default: all; it is the slowest)")
+    ap.add_argument("--pytest-rtts", default=_csv(DEFAULT_PYTEST_RTTS),
+                    help="RTTs at which plain pytest runs (default "
+                         f"{_csv(DEFAULT_PYTEST_RTTS)}; 'all': every RTT; it is the slowest)")
     ap.add_argument("--no-libvirt", action="store_true", help="no libvirtd: host parts only")
     ap.add_argument("--no-solve", action="store_true", help="check the labs unsolved")
     ap.add_argument("--skip-check", action="store_true")
@@ -548,10 +712,12 @@ def main() -> int:
         signal.signal(sig, _interrupt)
     try:
         rtts = _rtts(a.rtts)
-        prtts = _rtts(a.pytest_rtts) if a.pytest_rtts is not None else None
+        prtts = None if a.pytest_rtts == "all" else _rtts(a.pytest_rtts)
+        crtts = None if a.class_rtts == "all" else _rtts(a.class_rtts)
         labs = [f"{int(x):02d}" for x in a.labs.split(",") if x.strip()]
     except ValueError:
-        print("--rtts/--pytest-rtts/--labs: expected comma-separated numbers", file=sys.stderr)
+        print("--rtts/--pytest-rtts/--class-rtts/--labs: expected comma-separated numbers",
+              file=sys.stderr)
         return 2
     unknown = [x for x in labs if bench_check.lab_dir(x) is None]
     if unknown or a.hosts < 1 or a.n < 1 or any(r < 0 for r in rtts):
@@ -565,7 +731,7 @@ def main() -> int:
         load0 = os.getloadavg()
         t0 = time.perf_counter()
         res = run(rtts, a.hosts, labs, a.n, prtts, not a.no_libvirt, not a.no_solve,
-                  not a.skip_check, not a.skip_grade, not a.skip_pytest)
+                  not a.skip_check, not a.skip_grade, not a.skip_pytest, crtts, a.workers)
     except KeyboardInterrupt:
         print("\ninterrupted: everything made was removed", file=sys.stderr)
         return 130

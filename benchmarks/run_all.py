@@ -33,8 +33,10 @@ In order, each timed as wall clock, medians of ``-n`` runs after one uncounted w
    be reported as not graded (skipped with ``--skip-grade`` too);
 6. over a delayed link between private network namespaces (``bench_network.run``; skipped
    with ``--skip-network``): every lab checked and graded on one host, and graded on
-   ``--network-hosts`` hosts, at 0, 2, 20 and 60 ms RTT, plain ``pytest --hosts`` with and
-   without a shared ControlPath, and the messages sent to one host for labs 01+02+06,
+   ``--network-hosts`` hosts (default 60) at 0, 20 and 60 ms, at 0, 1 (a LAN), 2, 20 and 60
+   ms RTT, plain ``pytest --hosts`` with and without a shared ControlPath (0, 2, 20, 60 ms),
+   the round trips (turns on the wire) of each lab on one host, and the messages sent to
+   one host for labs 01+02+06,
    counted on the wire (issue #17's targets: <= 3 s for every lab on one host at 60 ms,
    <= 20 s for 60 hosts at 60 ms, <= 40 messages).
 
@@ -106,8 +108,8 @@ class Result:
             return "-"
         if self.unit == "MB":
             return f"{v:.1f} MB"
-        if self.unit == "msgs":
-            return f"{v:.0f} msgs"
+        if self.unit in ("msgs", "turns"):
+            return f"{v:.0f} {self.unit}"
         return f"{v:.1f}x" if self.unit == "x" else f"{v:.3f} s" if v < 10 else f"{v:.1f} s"
 
     def target_str(self) -> str:
@@ -328,6 +330,13 @@ def phase_flood(lab: str, results: list[Result]) -> None:
 def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
     """bench_network.run: checks and grading over a delayed link (issue #17's targets)."""
     res = bench_network.run(rtts=rtts, hosts=hosts)
+    for lab, d in res.per_lab().items():
+        results.append(Result(f"network: round trips (turns on the wire) per host, lab {lab}",
+                              d["turns"], None, unit="turns",
+                              note=f"{d['messages']} messages, {d['connections']} connection(s) "
+                                   f"at {d['rtt_ms']:g} ms; implied by the clock: "
+                                   + (", ".join(f"{v} at {k} ms" for k, v in
+                                                d["implied_round_trips"].items()) or "-")))
     for rtt in sorted(res.ping):
         p = res.ping[rtt]
         tag = f"{rtt:g} ms RTT (ping avg {p.avg_ms:.2f} ms)"
@@ -339,14 +348,19 @@ def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
         if one is not None:
             target = bench_network.T_SEVEN_LABS_60MS if rtt == 60 and \
                 set(res.labs) == set(bench_network.ALL_LABS) else None
+            cpu = "" if one.cpu_s is None else f"instructor's CPU {one.cpu_s:.2f} s; "
             results.append(Result(f"network: virtlab grade of every lab, one host, {tag}",
                                   one.seconds, target, note=f"{one.conns} connections, "
-                                  f"{one.msgs} messages to the host; {one.note}"))
+                                  f"{one.msgs} messages to the host; {cpu}{one.note}"))
         cls = res.grade.get(rtt, {}).get(hosts)
         if cls is not None and hosts > 1:
             target = bench_network.T_CLASS_60MS if rtt == 60 and hosts >= 60 else None
             results.append(Result(f"network: virtlab grade of every lab, {hosts} hosts, {tag}",
-                                  cls.seconds, target, note=cls.note))
+                                  cls.seconds, target,
+                                  note=f"{cls.turns / hosts:.0f} turns per host; "
+                                  + ("" if cls.cpu_s is None else
+                                     f"instructor's CPU {cls.cpu_s / hosts:.2f} s per host; ")
+                                  + cls.note))
         for var in ("shared", "none"):
             d = res.pytest.get(rtt, {}).get(var)
             if d:
@@ -440,8 +454,9 @@ def main() -> int:
                     help="skip the plain pytest timing of each lab")
     ap.add_argument("--skip-network", action="store_true",
                     help="no delayed-link measures (bench_network.py: ~16 min on 2 cores)")
-    ap.add_argument("--network-hosts", type=int, default=4,
-                    help="learner hosts graded over the delayed link (default 4; issue: 60)")
+    ap.add_argument("--network-hosts", type=int, default=bench_network.DEFAULT_HOSTS,
+                    help="the class graded over the delayed link at 0, 20 and 60 ms "
+                         f"(default {bench_network.DEFAULT_HOSTS} hosts, the issue's)")
     ap.add_argument("--json", metavar="FILE", help="also write every result as JSON")
     ap.add_argument("--markdown", action="store_true", help="the summary as a Markdown table")
     a = ap.parse_args()
@@ -498,7 +513,7 @@ def main() -> int:
                 _cleaning = True
             _cleaning = False
         if not a.skip_network:
-            say("\n5. over a delayed link (0, 2, 20, 60 ms RTT; bench_network)")
+            say("\n5. over a delayed link (0, 1, 2, 20, 60 ms RTT; bench_network)")
             try:
                 phase_network(a.network_hosts, list(bench_network.DEFAULT_RTTS), results)
             finally:
