@@ -48,8 +48,8 @@ def listed(names: Iterable[str], limit: int | None = 10, *, as_code: bool = True
 
     >>> listed(["a", "b", "c"], limit=2, as_code=False).fr
     'a, b (+1)'
-    >>> listed(["we`ird*vm_", "x_y_"]).en, listed(["x_y_"], as_code=False).en
-    ('``we`ird*vm_``, `x_y_`', 'x\\\\_y\\\\_')
+    >>> listed(["we`ird*vm_", "x_y_"]).en, listed(["*x*"], as_code=False).en
+    ('``we`ird*vm_``, `x_y_`', '\\\\*x\\\\*')
     """
     names = list(names)
     if not names:

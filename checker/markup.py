@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Literal
 
 from markupsafe import Markup
 
+from checker.safetext import clean
+
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
@@ -151,15 +153,22 @@ LINE_BREAK = "\\x0a"
 _BACKTICKS = re.compile(r"`+")
 
 
+def _visible(s: str) -> str:
+    # the value as every report shows it (checker.safetext.clean: controls as \xNN, tabs as
+    # blanks), its line breaks shown too, BEFORE the Markdown is written around it: a tab
+    # made a blank afterwards would change what a code span strips
+    return clean(s.replace("\r\n", "\n").replace("\n", LINE_BREAK))
+
+
 def code(s: str) -> str:
     """``s`` as a CommonMark code span that shows exactly its characters.
 
     The fence is one backtick longer than the longest run of backticks in ``s``; one space
     pads each side when ``s`` starts or ends with a backtick, or starts and ends with a blank
     (CommonMark drops one blank each side of such a content). A line break in ``s`` is shown
-    as ``\\x0a`` (a code span turns it into a blank); the other control characters are left
-    for :func:`checker.safetext.clean`, which every report applies. The empty string is shown
-    as the code ``""`` (an empty code span does not exist: two backticks are a run of text).
+    as ``\\x0a`` (a code span turns it into a blank), the other control characters as
+    :func:`checker.safetext.clean` shows them (``\\x1b``; a tab as a blank). The empty string
+    is shown as the code ``""`` (an empty code span does not exist: two backticks are text).
 
     >>> code("test-debian-12")
     '`test-debian-12`'
@@ -172,7 +181,7 @@ def code(s: str) -> str:
     """
     if not s:
         return '`""`'
-    s = s.replace("\n", LINE_BREAK)
+    s = _visible(s)
     fence = "`" * (max((len(m) for m in _BACKTICKS.findall(s)), default=0) + 1)
     blank = not s.strip(" ")
     pad = " " if s[0] == "`" or s[-1] == "`" or (s[0] == s[-1] == " " and not blank) else ""
@@ -183,26 +192,40 @@ def code(s: str) -> str:
 # code, emphasis, links, images, autolinks, raw HTML, entities), GFM's strikethrough and
 # tables, and the extensions of Python-Markdown and Jupyter a consumer of the JSON report
 # may use (^, ~, {, }, $ for math). Every other ASCII punctuation (- . / : , @ ' " = % + ( )
-# ; and ?) only means something at the start of a line, where :func:`literal` escapes it too:
-# names such as test-debian-12 or /var/lib/libvirt stay readable in the Markdown source.
-_SPECIAL = re.compile(r"[\\`*_\[\]<>&|~^{}$#!]")
+# ; ? !) only means something at the start of a line, where :func:`literal` escapes it too,
+# or before a bracket (always escaped): names such as test-debian-12, /var/lib/libvirt or
+# kvm_intel stay readable in the Markdown source (the JSON report).
+_SPECIAL = re.compile(r"[\\`*\[\]<>&|~^{}$#]|_+")
 _PUNCT = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    text, run = m.string, m.group()
+    # A run of underscores inside a word (kvm_intel, oracle_vbox_2016.gpg) can neither open
+    # nor close emphasis (CommonMark's flanking rules): it stays as it is, readable.
+    if run[0] == "_" and 0 < m.start() and m.end() < len(text) \
+            and text[m.start() - 1].isalnum() and text[m.end()].isalnum():
+        return run
+    return "".join("\\" + c for c in run)
 
 
 def literal(s: str) -> str:
     """``s`` as running Markdown text that shows exactly its characters: each ASCII
     punctuation Markdown could read as markup is backslash-escaped (CommonMark lets any ASCII
-    punctuation be), so no emphasis, code, link or tag comes out of it; a punctuation that
-    starts ``s`` is escaped whatever it is (a list, a heading, a quote at a line's start). A
-    line break is shown as ``\\x0a`` (see :func:`code`); other control characters are left
-    for :func:`checker.safetext.clean`.
+    punctuation be), so no emphasis, code, link or tag comes out of it (underscores inside a
+    word cannot make emphasis: they stay as they are); a punctuation that starts ``s`` is
+    escaped whatever it is (a list, a heading, a quote at a line's start). A
+    line break is shown as ``\\x0a``, the other control characters as
+    :func:`checker.safetext.clean` shows them (see :func:`code`).
 
     >>> literal("**bold** _x_ `code`")
     '\\\\*\\\\*bold\\\\*\\\\* \\\\_x\\\\_ \\\\`code\\\\`'
     >>> plain(literal("**bold** _x_ `code` [x](y) <b> \\\\")), literal("test-debian-12")
     ('**bold** _x_ `code` [x](y) <b> \\\\', 'test-debian-12')
+    >>> literal("oracle_vbox_2016.gpg"), literal("_x_")
+    ('oracle_vbox_2016.gpg', '\\\\_x\\\\_')
     """
-    out = _SPECIAL.sub(lambda m: "\\" + m.group(), s)
+    out = _SPECIAL.sub(_escape, _visible(s))
     if out and _PUNCT.match(out[0]) and out[0] != "\\":
         out = "\\" + out
-    return out.replace("\n", LINE_BREAK)
+    return out
