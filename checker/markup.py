@@ -192,11 +192,11 @@ def code(s: str) -> str:
 # code, emphasis, links, images, autolinks, raw HTML, entities), GFM's strikethrough and
 # tables, and the extensions of Python-Markdown and Jupyter a consumer of the JSON report
 # may use (^, ~, {, }, $ for math). Every other ASCII punctuation (- . / : , @ ' " = % + ( )
-# ; ? !) only means something at the start of a line, where :func:`literal` escapes it too,
-# or before a bracket (always escaped): names such as test-debian-12, /var/lib/libvirt or
+# ; ? !) only means something at the start of a line, where :func:`literal` escapes the one
+# that starts a list item, a quote or a heading underline, or before a bracket (escaped): names such as test-debian-12, /var/lib/libvirt or
 # kvm_intel stay readable in the Markdown source (the JSON report).
 _SPECIAL = re.compile(r"[\\`*\[\]<>&|~^{}$#]|_+")
-_PUNCT = re.compile(r"[!-/:-@\[-`{-~]")
+_LINE_START = re.compile(r"[-+>=]|[0-9]{1,9}[.)]")
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -213,8 +213,8 @@ def literal(s: str) -> str:
     """``s`` as running Markdown text that shows exactly its characters: each ASCII
     punctuation Markdown could read as markup is backslash-escaped (CommonMark lets any ASCII
     punctuation be), so no emphasis, code, link or tag comes out of it (underscores inside a
-    word cannot make emphasis: they stay as they are); a punctuation that starts ``s`` is
-    escaped whatever it is (a list, a heading, a quote at a line's start). A
+    word cannot make emphasis: they stay as they are); at its start, what would begin a list
+    item, a quote or a heading underline at a line's start is escaped too (``- ``, ``1.``). A
     line break is shown as ``\\x0a``, the other control characters as
     :func:`checker.safetext.clean` shows them (see :func:`code`).
 
@@ -226,6 +226,7 @@ def literal(s: str) -> str:
     ('oracle_vbox_2016.gpg', '\\\\_x\\\\_')
     """
     out = _SPECIAL.sub(_escape, _visible(s))
-    if out and _PUNCT.match(out[0]) and out[0] != "\\":
-        out = "\\" + out
+    start = _LINE_START.match(out)
+    if start:  # what makes a list item, a quote or a heading underline at a line's start
+        out = out[:start.end() - 1] + "\\" + out[start.end() - 1:]
     return out

@@ -128,6 +128,24 @@ def test_literal_text_stays_text_for_a_full_commonmark_reader(s):
     assert not re.search(r"<(?!/?(code|em|strong)>)", out.replace("&lt;", "")), out
 
 
+@PROPS
+@given(values.filter(lambda s: s == s.strip()))
+@example("- item")
+@example("12. x")
+@example("> q")
+@example("# h")
+@example("---")
+@example("+1")
+def test_literal_text_starting_a_message_starts_no_block(s):
+    # a verdict may begin with the value ("alice n'est pas membre…"): at a line's start, no
+    # list, quote, heading, rule or fence comes out of it for a CommonMark reader either
+    from markdown_it import MarkdownIt
+
+    out = MarkdownIt("commonmark").render(literal(s))
+    assert out == (f"<p>{out[3:-5]}</p>\n" if s else ""), out
+    assert html_text(out).strip("\n") == s
+
+
 # any text at all (surrogates excepted: no report can carry them): as every report shows it
 anything = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
                      st.lists(st.sampled_from(["\n", "\r\n", "\r", "\t", "\x1b", "\x00", "\x07",
