@@ -51,8 +51,8 @@ def test_default_network_active(virt, obj):
     if not net.active:
         obj.fail(fr=f"Le réseau `{NETWORK}` est défini mais inactif : sudo virsh net-start {NETWORK}",
                  en=f"Network `{NETWORK}` is defined but inactive: sudo virsh net-start {NETWORK}")
-    obj.ok(fr=f"Le réseau `{NETWORK}` est actif (pont {net.bridge}).",
-           en=f"Network `{NETWORK}` is active (bridge {net.bridge}).")
+    obj.ok(fr=f"Le réseau `{NETWORK}` est actif (pont {literal(net.bridge or '')}).",
+           en=f"Network `{NETWORK}` is active (bridge {literal(net.bridge or '')}).")
 
 
 @objective("default-network-autostart")
