@@ -192,9 +192,9 @@ def code(s: str) -> str:
 # code, emphasis, links, images, autolinks, raw HTML, entities), GFM's strikethrough and
 # tables, and the extensions of Python-Markdown and Jupyter a consumer of the JSON report
 # may use (^, ~, {, }, $ for math). Every other ASCII punctuation (- . / : , @ ' " = % + ( )
-# ; ? !) only means something at the start of a line, where :func:`literal` escapes the one
-# that starts a list item, a quote or a heading underline, or before a bracket (escaped): names such as test-debian-12, /var/lib/libvirt or
-# kvm_intel stay readable in the Markdown source (the JSON report).
+# ; ? !) means something only before a bracket (escaped) or at the start of a line, where
+# literal() escapes what starts a list item, a quote or a heading underline: names such as
+# test-debian-12, /var/lib/libvirt or kvm_intel stay readable in the Markdown source (JSON).
 _SPECIAL = re.compile(r"[\\`*\[\]<>&|~^{}$#]|_+")
 _LINE_START = re.compile(r"[-+>=]|[0-9]{1,9}[.)]")
 
