@@ -6,6 +6,10 @@ names in a message, decimal numbers in both languages, a domain's persistent def
 Every helper returns a :class:`checker.i18n.Text` (both languages) or a fact; none reads
 the host itself.
 
+A name or a string read on the learner's machine goes into a message as data, never as
+Markdown: :func:`checker.markup.code` for a name shown as code, :func:`checker.markup.literal`
+for running text (see CONTRIBUTING.md, "Add a check"). :func:`listed` does it for a list.
+
 >>> listed(["default", "lab"]).en
 '`default`, `lab`'
 >>> listed([], none=NONE_F).fr
@@ -20,6 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from checker.i18n import Text, format_number, message
+from checker.markup import code, literal
 
 if TYPE_CHECKING:
     from checker.probes.libvirt import DomainInfo, Virt
@@ -34,19 +39,23 @@ GIB = message("checks.unit-gib", "Gio", "GiB")
 MIB = message("checks.unit-mib", "Mio", "MiB")
 
 
-def listed(names: Iterable[str], limit: int | None = 10, *, quote: str = "`",
+def listed(names: Iterable[str], limit: int | None = 10, *, as_code: bool = True,
            none: Text = NONE) -> Text:
-    """``names`` for a message: each between ``quote`` s, the first ``limit`` of them then
-    ``(+N)``; ``none`` when there is none.
+    """``names`` (read on the learner's machine) for a message: each as code
+    (:func:`checker.markup.code`), or as text when not ``as_code``
+    (:func:`checker.markup.literal`), the first ``limit`` of them then ``(+N)``; ``none`` when
+    there is none.
 
-    >>> listed(["a", "b", "c"], limit=2, quote="").fr
+    >>> listed(["a", "b", "c"], limit=2, as_code=False).fr
     'a, b (+1)'
+    >>> listed(["we`ird*vm_", "x_y_"]).en, listed(["*x*"], as_code=False).en
+    ('``we`ird*vm_``, `x_y_`', '\\\\*x\\\\*')
     """
     names = list(names)
     if not names:
         return none
     shown = names if limit is None else names[:limit]
-    text = ", ".join(f"{quote}{n}{quote}" for n in shown)
+    text = ", ".join(code(n) if as_code else literal(n) for n in shown)
     if len(names) > len(shown):
         text += f" (+{len(names) - len(shown)})"
     return Text(text, text)

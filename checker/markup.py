@@ -19,6 +19,19 @@ emphasis and backslash escapes, and raw HTML off, gives each medium its form:
   (the site, the notebooks): the code spans and emphasis kept, ``<``, ``>`` and ``&`` outside
   code spans written as entities so that the page shows them instead of swallowing a tag.
 
+A check that quotes a value from the learner's machine in its verdict (a VM, pool or user
+name, a description, a line of a file) writes it as data, never as Markdown of its own:
+
+- :func:`code`: the value as a code span (a name, a command's word), shown as code, its
+  characters verbatim whatever backticks it holds;
+- :func:`literal`: the value as running text (a description, a file's line), its Markdown
+  characters backslash-escaped so that none of them becomes emphasis or code.
+
+In every medium (:func:`to_html`, :func:`segments`, :func:`plain`) the value then reads as
+exactly its characters, with the control characters shown as :func:`checker.safetext.clean`
+shows them; a line break in it is shown as ``\\x0a`` (a verdict is one line, and Markdown
+would drop the blanks around a line break).
+
 The JSON report keeps the source text (the contract: a consumer renders it as it can).
 
 >>> str(to_html("VM `test-debian-12` introuvable <script>"))
@@ -27,6 +40,8 @@ The JSON report keeps the source text (the contract: a consumer renders it as it
 'VM test-debian-12 introuvable'
 >>> md_source("en mode NAT (<forward mode='nat'/>), voir `<forward>`")
 "en mode NAT (&lt;forward mode='nat'/&gt;), voir `<forward>`"
+>>> plain(f"VM {code('we`ird*vm_')} : « {literal('**gras** _x_')} »")
+'VM we`ird*vm_ : « **gras** _x_ »'
 """
 
 from __future__ import annotations
@@ -37,6 +52,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from markupsafe import Markup
+
+from checker.safetext import clean
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -128,3 +145,88 @@ def md_source(text: str) -> str:
         pos = m.end()
     out.append(_md_text(text[pos:]))
     return "".join(out)
+
+
+#: How a line break in a quoted value is shown: as checker.safetext.clean shows a control
+#: character (a verdict is one line; Markdown would also drop the blanks around a break).
+LINE_BREAK = "\\x0a"
+_BACKTICKS = re.compile(r"`+")
+
+
+def _visible(s: str) -> str:
+    # the value as every report shows it (checker.safetext.clean: controls as \xNN, tabs as
+    # blanks), its line breaks shown too, BEFORE the Markdown is written around it: a tab
+    # made a blank afterwards would change what a code span strips
+    return clean(s.replace("\r\n", "\n").replace("\n", LINE_BREAK))
+
+
+def code(s: str) -> str:
+    """``s`` as a CommonMark code span that shows exactly its characters.
+
+    The fence is one backtick longer than the longest run of backticks in ``s``; one space
+    pads each side when ``s`` starts or ends with a backtick, or starts and ends with a blank
+    (CommonMark drops one blank each side of such a content). A line break in ``s`` is shown
+    as ``\\x0a`` (a code span turns it into a blank), the other control characters as
+    :func:`checker.safetext.clean` shows them (``\\x1b``; a tab as a blank). The empty string
+    is shown as the code ``""`` (an empty code span does not exist: two backticks are text).
+
+    >>> code("test-debian-12")
+    '`test-debian-12`'
+    >>> code("we`ird*vm_"), code("`x``"), code(" a ")
+    ('``we`ird*vm_``', '``` `x`` ```', '`  a  `')
+    >>> code("")
+    '`""`'
+    >>> plain(code("`x``")), plain(code(" a ")), plain(code("a\\nb"))
+    ('`x``', ' a ', 'a\\\\x0ab')
+    """
+    if not s:
+        return '`""`'
+    s = _visible(s)
+    fence = "`" * (max((len(m) for m in _BACKTICKS.findall(s)), default=0) + 1)
+    blank = not s.strip(" ")
+    pad = " " if s[0] == "`" or s[-1] == "`" or (s[0] == s[-1] == " " and not blank) else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+# What Markdown may read as markup in running text: CommonMark's inline syntax (backslash,
+# code, emphasis, links, images, autolinks, raw HTML, entities), GFM's strikethrough and
+# tables, and the extensions of Python-Markdown and Jupyter a consumer of the JSON report
+# may use (^, ~, {, }, $ for math). Every other ASCII punctuation (- . / : , @ ' " = % + ( )
+# ; ? !) means something only before a bracket (escaped) or at the start of a line, where
+# literal() escapes what starts a list item, a quote or a heading underline: names such as
+# test-debian-12, /var/lib/libvirt or kvm_intel stay readable in the Markdown source (JSON).
+_SPECIAL = re.compile(r"[\\`*\[\]<>&|~^{}$#]|_+")
+_LINE_START = re.compile(r"[-+>=]|[0-9]{1,9}[.)]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    text, run = m.string, m.group()
+    # A run of underscores inside a word (kvm_intel, oracle_vbox_2016.gpg) can neither open
+    # nor close emphasis (CommonMark's flanking rules): it stays as it is, readable.
+    if run[0] == "_" and 0 < m.start() and m.end() < len(text) \
+            and text[m.start() - 1].isalnum() and text[m.end()].isalnum():
+        return run
+    return "".join("\\" + c for c in run)
+
+
+def literal(s: str) -> str:
+    """``s`` as running Markdown text that shows exactly its characters: each ASCII
+    punctuation Markdown could read as markup is backslash-escaped (CommonMark lets any ASCII
+    punctuation be), so no emphasis, code, link or tag comes out of it (underscores inside a
+    word cannot make emphasis: they stay as they are); at its start, what would begin a list
+    item, a quote or a heading underline at a line's start is escaped too (``- ``, ``1.``). A
+    line break is shown as ``\\x0a``, the other control characters as
+    :func:`checker.safetext.clean` shows them (see :func:`code`).
+
+    >>> literal("**bold** _x_ `code`")
+    '\\\\*\\\\*bold\\\\*\\\\* \\\\_x\\\\_ \\\\`code\\\\`'
+    >>> plain(literal("**bold** _x_ `code` [x](y) <b> \\\\")), literal("test-debian-12")
+    ('**bold** _x_ `code` [x](y) <b> \\\\', 'test-debian-12')
+    >>> literal("oracle_vbox_2016.gpg"), literal("_x_")
+    ('oracle_vbox_2016.gpg', '\\\\_x\\\\_')
+    """
+    out = _SPECIAL.sub(_escape, _visible(s))
+    start = _LINE_START.match(out)
+    if start:  # what makes a list item, a quote or a heading underline at a line's start
+        out = out[:start.end() - 1] + "\\" + out[start.end() - 1:]
+    return out

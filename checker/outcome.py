@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from checker.dsl import PASS_MSG, Outcome, bounded
 from checker.i18n import Text, message
+from checker.markup import literal
 
 if TYPE_CHECKING:
     from checker.dsl import Verdict
@@ -85,11 +86,13 @@ def judge(exc: BaseException | None, verdict: Verdict | None = None,
     if ssh_lost(exc):
         # testinfra's ssh backend: ssh itself failed (exit 255), the command never ran
         lines = [ln.strip() for ln in (exc.args[0].stderr or "").splitlines() if ln.strip()]
-        return Judgement("error", MSG_SSH_LOST.format(why=lines[-1] if lines else "ssh exit 255"))
+        return Judgement("error", MSG_SSH_LOST.format(why=literal(lines[-1]) if lines else "ssh exit 255"))
     detail = f"{type(exc).__name__}: {exc}".strip()
     if len(detail) > _DETAIL_CHARS:
         detail = detail[:_DETAIL_CHARS] + "…"
-    return Judgement("error", MSG_COULD_NOT_EVALUATE.format(detail=detail), unexpected=True)
+    # (the exception's text may quote the learner's data: text, not Markdown)
+    return Judgement("error", MSG_COULD_NOT_EVALUATE.format(detail=literal(detail)),
+                     unexpected=True)
 
 
 def _assertion_message(exc: AssertionError) -> Text:
@@ -104,4 +107,4 @@ def _assertion_message(exc: AssertionError) -> Text:
     line = ""
     if tb is not None:
         line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
-    return MSG_ASSERTION.format(line=line) if line else MSG_ASSERTION_BARE
+    return MSG_ASSERTION.format(line=literal(line)) if line else MSG_ASSERTION_BARE

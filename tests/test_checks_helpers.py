@@ -17,7 +17,7 @@ def test_listed_quotes_cuts_and_says_none_in_both_languages():
     assert listed(["a", "b"]).fr == "`a`, `b`" == listed(["a", "b"]).en
     many = listed([f"n{i}" for i in range(12)], limit=10)
     assert many.en.endswith("`n9` (+2)") and many.en.count("`") == 20
-    assert listed(["x"] * 3, None, quote="").fr == "x, x, x"
+    assert listed(["x"] * 3, None, as_code=False).fr == "x, x, x"
     assert listed([]) == NONE and (NONE.fr, NONE.en) == ("aucun", "none")
     assert listed([], none=NONE_F).fr == "aucune"
 

@@ -2,6 +2,7 @@
 
 from checker.checks import decimal
 from checker.dsl import objective
+from checker.markup import literal
 
 GIB = 1024**3
 
@@ -96,12 +97,12 @@ def test_dev_kvm(host, learner, obj):
     r = learner.run("test", "-r", "/dev/kvm", "-a", "-w", "/dev/kvm")
     obj.evidence(read_write=r.rc == 0)
     if r.rc != 0:
-        obj.fail(fr=f"{learner.name} ne peut pas lire et écrire /dev/kvm "
-                    f"(groupe {f.group}, mode {oct(f.mode)}).",
-                 en=f"{learner.name} cannot read and write /dev/kvm "
-                    f"(group {f.group}, mode {oct(f.mode)}).")
-    obj.ok(fr=f"/dev/kvm existe et {learner.name} peut l'utiliser.",
-           en=f"/dev/kvm exists and {learner.name} may use it.")
+        obj.fail(fr=f"{literal(learner.name)} ne peut pas lire et écrire /dev/kvm "
+                    f"(groupe {literal(f.group)}, mode {oct(f.mode)}).",
+                 en=f"{literal(learner.name)} cannot read and write /dev/kvm "
+                    f"(group {literal(f.group)}, mode {oct(f.mode)}).")
+    obj.ok(fr=f"/dev/kvm existe et {literal(learner.name)} peut l'utiliser.",
+           en=f"/dev/kvm exists and {literal(learner.name)} may use it.")
 
 
 @objective("host-resources")

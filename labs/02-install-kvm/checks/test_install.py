@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import libvirt
 
 from checker.dsl import objective
+from checker.markup import literal
 from checker.probes.libvirt import LibvirtUnavailable
 
 #: objective id -> the packages it needs; a tuple of names is "any one of them". Verified on
@@ -77,7 +78,7 @@ def _packages(facts, obj, oid):
         obj.evidence(debian=rel.found)
         obj.fail(fr=f"Paquet(s) non installé(s) : {listed}. Installez : sudo apt install {listed}",
                  en=f"Package(s) not installed: {listed}. Install: sudo apt install {listed}")
-    found = ", ".join(f"{n} {v}" for n, v in mine.items() if v is not None)
+    found = ", ".join(f"{n} {literal(v)}" for n, v in mine.items() if v is not None)
     obj.ok(fr=f"Installé : {found}.", en=f"Installed: {found}.")
 
 
@@ -154,19 +155,19 @@ def test_libvirtd_active(facts, virt, obj):
         if e.kind == "daemon-down":
             seen_fr = seen_en = ""
             if units:
-                seen_fr = (f" (libvirtd.service : {units['libvirtd.service']}, "
-                           f"libvirtd.socket : {units['libvirtd.socket']} ; le socket doit être "
+                seen_fr = (f" (libvirtd.service : {literal(units['libvirtd.service'])}, "
+                           f"libvirtd.socket : {literal(units['libvirtd.socket'])} ; le socket doit être "
                            "« active » pour démarrer le démon à la demande)")
-                seen_en = (f" (libvirtd.service: {units['libvirtd.service']}, "
-                           f"libvirtd.socket: {units['libvirtd.socket']}; the socket must be "
+                seen_en = (f" (libvirtd.service: {literal(units['libvirtd.service'])}, "
+                           f"libvirtd.socket: {literal(units['libvirtd.socket'])}; the socket must be "
                            "'active' to start the daemon on demand)")
             obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}{seen_fr}. {START_FR}",
                      en=f"The libvirt daemon does not answer on {virt.uri}{seen_en}. {START_EN}")
         obj.error(fr=e.message.fr, en=e.message.en)
     except libvirt.libvirtError as e:  # a connection that died since it was opened
         obj.evidence(error=str(e))
-        obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({e}). {START_FR}",
-                 en=f"The libvirt daemon no longer answers on {virt.uri} ({e}). {START_EN}")
+        obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({literal(str(e))}). {START_FR}",
+                 en=f"The libvirt daemon no longer answers on {virt.uri} ({literal(str(e))}). {START_EN}")
     version = obj.facts["libvirt_version"]
     if units.get("libvirtd.service") != "active" and units.get("libvirtd.socket") == "active":
         obj.ok(fr=f"libvirt {version} répond sur {virt.uri}, démarré à la demande par "
@@ -212,10 +213,10 @@ def test_libvirtd_enabled(facts, obj):
                     "started at boot exits after 120 s idle (--timeout 120) and nothing starts "
                     "it again. sudo systemctl unmask libvirtd.socket, then "
                     "sudo systemctl enable --now libvirtd.socket")
-    obj.fail(fr=f"libvirtd ne démarre pas avec la machine (libvirtd.service : {service}, "
-                f"libvirtd.socket : {socket}). Activez-le : sudo systemctl enable --now libvirtd",
-             en=f"libvirtd does not start at boot (libvirtd.service: {service}, "
-                f"libvirtd.socket: {socket}). Enable it: sudo systemctl enable --now libvirtd")
+    obj.fail(fr=f"libvirtd ne démarre pas avec la machine (libvirtd.service : {literal(service)}, "
+                f"libvirtd.socket : {literal(socket)}). Activez-le : sudo systemctl enable --now libvirtd",
+             en=f"libvirtd does not start at boot (libvirtd.service: {literal(service)}, "
+                f"libvirtd.socket: {literal(socket)}). Enable it: sudo systemctl enable --now libvirtd")
 
 
 # --- the learner ---------------------------------------------------------------------
@@ -228,9 +229,9 @@ def _learner_exists(learner, obj):
                  en="The learner is root, who has every right already: run the check as "
                     "yourself (without sudo), or with --user YOUR_NAME.")
     if not learner.exists:
-        obj.fail(fr=f"Utilisateur introuvable : {learner.name!r} n'existe pas sur cette machine "
+        obj.fail(fr=f"Utilisateur introuvable : {literal(repr(learner.name))} n'existe pas sur cette machine "
                     "(vérifiez --user).",
-                 en=f"User not found: {learner.name!r} does not exist on this machine "
+                 en=f"User not found: {literal(repr(learner.name))} does not exist on this machine "
                     "(check --user).")
 
 
@@ -240,8 +241,8 @@ def _group_member(host, facts, learner, obj, group):
     exists = host.group(group).exists
     obj.evidence(groups=groups, group_exists=exists)
     if group in groups:
-        obj.ok(fr=f"{learner.name} est membre du groupe {group}.",
-               en=f"{learner.name} is a member of group {group}.")
+        obj.ok(fr=f"{literal(learner.name)} est membre du groupe {group}.",
+               en=f"{literal(learner.name)} is a member of group {group}.")
         return
     if not exists:
         rel = facts.release
@@ -253,10 +254,10 @@ def _group_member(host, facts, learner, obj, group):
                  en=f"Group {group} does not exist: install the packages first "
                     f"(sudo apt install libvirt-daemon-system; on {rel.label}, {maker} "
                     "creates it).")
-    obj.fail(fr=f"{learner.name} n'est pas membre du groupe {group}. "
-                f"Ajoutez-le : sudo usermod -aG {group} {learner.name}",
-             en=f"{learner.name} is not a member of group {group}. "
-                f"Add them: sudo usermod -aG {group} {learner.name}")
+    obj.fail(fr=f"{literal(learner.name)} n'est pas membre du groupe {group}. "
+                f"Ajoutez-le : sudo usermod -aG {group} {literal(learner.name)}",
+             en=f"{literal(learner.name)} is not a member of group {group}. "
+                f"Add them: sudo usermod -aG {group} {literal(learner.name)}")
 
 
 @objective("user-group-libvirt")
@@ -317,8 +318,8 @@ def test_virsh_system_access(host, virt, learner, obj):
     if r.rc == 0:
         rows = [ln for ln in r.stdout.splitlines()[2:] if ln.strip()]
         obj.evidence(domains=len(rows))
-        obj.ok(fr=f"{learner.name} liste les VM de {uri} sans sudo ({len(rows)} VM).",
-               en=f"{learner.name} lists the VMs of {uri} without sudo ({len(rows)} VMs).")
+        obj.ok(fr=f"{literal(learner.name)} liste les VM de {uri} sans sudo ({len(rows)} VM).",
+               en=f"{literal(learner.name)} lists the VMs of {uri} without sudo ({len(rows)} VMs).")
         return
     # Denial first: a socket restricted to group libvirt answers "Failed to connect socket
     # to '...': Permission denied", which also looks like a daemon-down message.
@@ -330,35 +331,35 @@ def test_virsh_system_access(host, virt, learner, obj):
         session_groups = s.stdout.split() if s.rc == 0 else []
         obj.evidence(groups=db_groups, session_groups=session_groups)
         if "libvirt" not in db_groups:
-            obj.fail(fr=f"Accès refusé à {uri} : {learner.name} n'est pas dans le groupe libvirt "
-                        f"({err}). Ajoutez-le : sudo usermod -aG libvirt {learner.name}, puis "
+            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} n'est pas dans le groupe libvirt "
+                        f"({literal(err)}). Ajoutez-le : sudo usermod -aG libvirt {literal(learner.name)}, puis "
                         "ouvrez une nouvelle session.",
-                     en=f"Access to {uri} denied: {learner.name} is not in group libvirt "
-                        f"({err}). Add them: sudo usermod -aG libvirt {learner.name}, then log "
+                     en=f"Access to {uri} denied: {literal(learner.name)} is not in group libvirt "
+                        f"({literal(err)}). Add them: sudo usermod -aG libvirt {literal(learner.name)}, then log "
                         "in again.")
         if "libvirt" not in session_groups:
-            obj.fail(fr=f"Accès refusé à {uri} : {learner.name} est bien dans le groupe libvirt, "
+            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} est bien dans le groupe libvirt, "
                         "mais cette session date d'avant l'ajout au groupe. Ouvrez une nouvelle "
                         "session (déconnexion/reconnexion), ou tapez newgrp libvirt dans ce "
                         "terminal.",
-                     en=f"Access to {uri} denied: {learner.name} is in group libvirt, but this "
+                     en=f"Access to {uri} denied: {literal(learner.name)} is in group libvirt, but this "
                         "session predates the group change. Log out and in again, or type "
                         "newgrp libvirt in this terminal.")
-        obj.fail(fr=f"Accès refusé à {uri} alors que {learner.name} est dans le groupe libvirt "
-                    f"({err}). Vérifiez auth_unix_rw et unix_sock_group dans "
+        obj.fail(fr=f"Accès refusé à {uri} alors que {literal(learner.name)} est dans le groupe libvirt "
+                    f"({literal(err)}). Vérifiez auth_unix_rw et unix_sock_group dans "
                     "/etc/libvirt/libvirtd.conf, et la règle polkit "
                     "/usr/share/polkit-1/rules.d/60-libvirt.rules.",
-                 en=f"Access to {uri} denied although {learner.name} is in group libvirt "
-                    f"({err}). Check auth_unix_rw and unix_sock_group in "
+                 en=f"Access to {uri} denied although {literal(learner.name)} is in group libvirt "
+                    f"({literal(err)}). Check auth_unix_rw and unix_sock_group in "
                     "/etc/libvirt/libvirtd.conf, and the polkit rule "
                     "/usr/share/polkit-1/rules.d/60-libvirt.rules.")
     if DAEMON_DOWN_RE.search(r.stderr):
-        obj.error(fr=f"Le démon libvirt ne répond pas sur {uri} ({err}) : l'accès de "
-                     f"{learner.name} ne peut pas être vérifié. {START_FR}",
-                  en=f"The libvirt daemon does not answer on {uri} ({err}): {learner.name}'s "
+        obj.error(fr=f"Le démon libvirt ne répond pas sur {uri} ({literal(err)}) : l'accès de "
+                     f"{literal(learner.name)} ne peut pas être vérifié. {START_FR}",
+                  en=f"The libvirt daemon does not answer on {uri} ({literal(err)}): {literal(learner.name)}'s "
                      f"access cannot be checked. {START_EN}")
-    obj.fail(fr=f"virsh -c {uri} list --all échoue pour {learner.name} : {err or r.rc}",
-             en=f"virsh -c {uri} list --all fails for {learner.name}: {err or r.rc}")
+    obj.fail(fr=f"virsh -c {uri} list --all échoue pour {literal(learner.name)} : {literal(err) if err else r.rc}",
+             en=f"virsh -c {uri} list --all fails for {literal(learner.name)}: {literal(err) if err else r.rc}")
 
 
 # --- virt-host-validate ---------------------------------------------------------------
@@ -406,16 +407,16 @@ def test_host_validate(host, facts, obj):
     obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])
     if not checks:
         detail = _last_error(r.stderr) or _last_error(r.stdout) or f"rc={r.rc}"
-        obj.error(fr=f"virt-host-validate qemu n'a rendu aucun résultat lisible ({detail}).",
-                  en=f"virt-host-validate qemu gave no readable result ({detail}).")
+        obj.error(fr=f"virt-host-validate qemu n'a rendu aucun résultat lisible ({literal(detail)}).",
+                  en=f"virt-host-validate qemu gave no readable result ({literal(detail)}).")
     failed = [c for c in checks if c["result"] == "FAIL" and not is_hardware_line(c["what"])]
     ignored = [c["what"] for c in checks if c["result"] == "FAIL" and is_hardware_line(c["what"])]
     warns = [c["what"] for c in checks if c["result"] == "WARN"]
     obj.evidence(failed=[f"{c['what']}: {c['detail']}" for c in failed],
                  ignored_hardware_failures=ignored, warnings=warns)
     if failed:
-        listed = " ; ".join(f"{c['what']} ({c['detail']})" if c["detail"] else c["what"]
-                            for c in failed)
+        listed = " ; ".join(f"{literal(c['what'])} ({literal(c['detail'])})" if c["detail"]
+                            else literal(c["what"]) for c in failed)
         obj.fail(fr=f"virt-host-validate qemu signale {len(failed)} échec(s) : {listed}",
                  en=f"virt-host-validate qemu reports {len(failed)} failure(s): {listed}")
     note_fr = (f" Ligne(s) matérielle(s) en échec ignorée(s), voir le lab 01 : {len(ignored)}."

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from checker.checks import listed
 from checker.dsl import objective
+from checker.markup import code, literal
 from checker.probes import read_file
 from checker.probes.host import read_bytes
 
@@ -50,8 +51,8 @@ def test_default_network_active(virt, obj):
     if not net.active:
         obj.fail(fr=f"Le réseau `{NETWORK}` est défini mais inactif : sudo virsh net-start {NETWORK}",
                  en=f"Network `{NETWORK}` is defined but inactive: sudo virsh net-start {NETWORK}")
-    obj.ok(fr=f"Le réseau `{NETWORK}` est actif (pont {net.bridge}).",
-           en=f"Network `{NETWORK}` is active (bridge {net.bridge}).")
+    obj.ok(fr=f"Le réseau `{NETWORK}` est actif (pont {literal(net.bridge or '')}).",
+           en=f"Network `{NETWORK}` is active (bridge {literal(net.bridge or '')}).")
 
 
 @objective("default-network-autostart")
@@ -84,17 +85,17 @@ def _pool(virt, obj):
     if same_dir:
         other = same_dir[0]
         obj.fail(
-            fr=f"Pas de pool `{POOL}`, mais le pool `{other}` pointe sur {IMAGES} (virt-install "
+            fr=f"Pas de pool `{POOL}`, mais le pool {code(other)} pointe sur {IMAGES} (virt-install "
                "nomme ainsi le pool qu'il crée quand on lui donne un chemin de ce dossier). "
                f"Le lab, virt-manager et `--disk vol=default/…` attendent le nom `{POOL}`, et "
-               f"libvirt refuse deux pools sur le même dossier : sudo virsh pool-destroy {other} ; "
-               f"sudo virsh pool-undefine {other} (les fichiers restent), puis "
+               f"libvirt refuse deux pools sur le même dossier : sudo virsh pool-destroy {literal(other)} ; "
+               f"sudo virsh pool-undefine {literal(other)} (les fichiers restent), puis "
                f"sudo virsh pool-define-as {POOL} dir --target {IMAGES}.",
-            en=f"No pool `{POOL}`, but pool `{other}` points at {IMAGES} (virt-install names the "
+            en=f"No pool `{POOL}`, but pool {code(other)} points at {IMAGES} (virt-install names the "
                "pool it creates that way when given a path in this folder). The lab, "
                f"virt-manager and `--disk vol=default/…` expect the name `{POOL}`, and libvirt "
-               f"refuses two pools on one folder: sudo virsh pool-destroy {other}; "
-               f"sudo virsh pool-undefine {other} (the files stay), then "
+               f"refuses two pools on one folder: sudo virsh pool-destroy {literal(other)}; "
+               f"sudo virsh pool-undefine {literal(other)} (the files stay), then "
                f"sudo virsh pool-define-as {POOL} dir --target {IMAGES}.")
     obj.fail(
         fr=f"Aucun pool `{POOL}` (pools existants : {listed([p.name for p in pools]).fr}). "
@@ -109,17 +110,17 @@ def _pool(virt, obj):
 def test_default_pool_active(virt, obj):
     pool = _pool(virt, obj)
     if pool.type != "dir":
-        obj.fail(fr=f"Le pool `{POOL}` est de type {pool.type}, pas un répertoire (dir). "
+        obj.fail(fr=f"Le pool `{POOL}` est de type {literal(pool.type)}, pas un répertoire (dir). "
                     f"Supprimez-le (pool-destroy, pool-undefine) et recréez-le : "
                     f"virsh pool-define-as {POOL} dir --target {IMAGES}",
-                 en=f"Pool `{POOL}` is of type {pool.type}, not a directory (dir). Remove it "
+                 en=f"Pool `{POOL}` is of type {literal(pool.type)}, not a directory (dir). Remove it "
                     f"(pool-destroy, pool-undefine) and create it again: "
                     f"virsh pool-define-as {POOL} dir --target {IMAGES}")
     if _norm(pool.target_path) != IMAGES:
-        obj.fail(fr=f"Le pool `{POOL}` pointe sur {pool.target_path}, pas sur {IMAGES}. "
+        obj.fail(fr=f"Le pool `{POOL}` pointe sur {literal(pool.target_path)}, pas sur {IMAGES}. "
                     f"Corrigez <target><path> avec sudo virsh pool-edit {POOL} (pool arrêté), "
                     "ou recréez-le.",
-                 en=f"Pool `{POOL}` points at {pool.target_path}, not at {IMAGES}. Fix "
+                 en=f"Pool `{POOL}` points at {literal(pool.target_path)}, not at {IMAGES}. Fix "
                     f"<target><path> with sudo virsh pool-edit {POOL} (pool stopped), or "
                     "create it again.")
     if not pool.active:
@@ -197,8 +198,8 @@ def _login_env(learner):
 @objective("user-default-uri")
 def test_user_default_uri(host, learner, obj):
     if not learner.exists:
-        obj.error(fr=f"L'utilisateur {learner.name} n'existe pas sur cet hôte (option --user).",
-                  en=f"User {learner.name} does not exist on this host (option --user).")
+        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option --user).",
+                  en=f"User {literal(learner.name)} does not exist on this host (option --user).")
     home = learner.home
     user = host.user(learner.name)
     conf_path = f"{home}/.config/libvirt/libvirt.conf"
@@ -230,35 +231,35 @@ def test_user_default_uri(host, learner, obj):
                  libvirt_conf_uri=conf_uri, source=source)
     if virsh_uri is not None:
         if is_system_uri(virsh_uri):
-            obj.ok(fr=f"`virsh uri` de {learner.name} répond {virsh_uri} (réglé par {source or 'défaut'}).",
-                   en=f"{learner.name}'s `virsh uri` says {virsh_uri} (set by {source or 'default'}).")
+            obj.ok(fr=f"`virsh uri` de {literal(learner.name)} répond {code(virsh_uri)} (réglé par {literal(source) if source else 'défaut'}).",
+                   en=f"{literal(learner.name)}'s `virsh uri` says {code(virsh_uri)} (set by {literal(source) if source else 'default'}).")
             return
         obj.fail(
-            fr=f"En tant que {learner.name}, `virsh uri` répond {virsh_uri} : `virsh list --all` "
+            fr=f"En tant que {literal(learner.name)}, `virsh uri` répond {code(virsh_uri)} : `virsh list --all` "
                "montre alors cette connexion, pas les VM du système. Écrivez "
                "uri_default = \"qemu:///system\" dans ~/.config/libvirt/libvirt.conf"
-               + (f" (actuellement : {source} = {configured})" if configured else "") + ".",
-            en=f"As {learner.name}, `virsh uri` says {virsh_uri}: `virsh list --all` then shows "
+               + (f" (actuellement : {literal(source or '')} = {code(configured)})" if configured else "") + ".",
+            en=f"As {literal(learner.name)}, `virsh uri` says {code(virsh_uri)}: `virsh list --all` then shows "
                "that connection, not the system's VMs. Write uri_default = \"qemu:///system\" "
                "into ~/.config/libvirt/libvirt.conf"
-               + (f" (now: {source} = {configured})" if configured else "") + ".")
+               + (f" (now: {literal(source or '')} = {code(configured)})" if configured else "") + ".")
     # virsh could not connect: judge what is configured.
     if configured and is_system_uri(configured):
-        obj.ok(fr=f"{source} donne {configured} à {learner.name} (virsh uri n'a pas pu se "
-                  f"connecter : {virsh_err}).",
-               en=f"{source} gives {learner.name} {configured} (virsh uri could not connect: "
-                  f"{virsh_err}).")
+        obj.ok(fr=f"{literal(source or '')} donne {code(configured)} à {literal(learner.name)} (virsh uri n'a pas pu se "
+                  f"connecter : {literal(virsh_err)}).",
+               en=f"{literal(source or '')} gives {literal(learner.name)} {code(configured)} (virsh uri could not connect: "
+                  f"{literal(virsh_err)}).")
         return
     if configured:
-        obj.fail(fr=f"{source} vaut {configured}, pas qemu:///system (virsh uri : {virsh_err}).",
-                 en=f"{source} is {configured}, not qemu:///system (virsh uri: {virsh_err}).")
+        obj.fail(fr=f"{literal(source or '')} vaut {code(configured)}, pas qemu:///system (virsh uri : {literal(virsh_err)}).",
+                 en=f"{literal(source or '')} is {code(configured)}, not qemu:///system (virsh uri: {literal(virsh_err)}).")
     obj.fail(
-        fr=f"Rien ne règle l'URI par défaut de {learner.name} (ni LIBVIRT_DEFAULT_URI dans son "
-           f"shell, ni uri_default dans {conf_path}) : son virsh vise qemu:///session, une "
-           f"session vide (virsh uri : {virsh_err}).",
-        en=f"Nothing sets {learner.name}'s default URI (neither LIBVIRT_DEFAULT_URI in the "
-           f"shell nor uri_default in {conf_path}): their virsh targets qemu:///session, an "
-           f"empty session (virsh uri: {virsh_err}).")
+        fr=f"Rien ne règle l'URI par défaut de {literal(learner.name)} (ni LIBVIRT_DEFAULT_URI dans son "
+           f"shell, ni uri_default dans {literal(conf_path)}) : son virsh vise qemu:///session, une "
+           f"session vide (virsh uri : {literal(virsh_err)}).",
+        en=f"Nothing sets {literal(learner.name)}'s default URI (neither LIBVIRT_DEFAULT_URI in the "
+           f"shell nor uri_default in {literal(conf_path)}): their virsh targets qemu:///session, an "
+           f"empty session (virsh uri: {literal(virsh_err)}).")
 
 
 # --- the backup ------------------------------------------------------------------------
@@ -266,55 +267,56 @@ def test_user_default_uri(host, learner, obj):
 @objective("config-backup")
 def test_config_backup(host, virt, learner, obj):
     if not learner.exists:
-        obj.error(fr=f"L'utilisateur {learner.name} n'existe pas sur cet hôte (option --user).",
-                  en=f"User {learner.name} does not exist on this host (option --user).")
+        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option --user).",
+                  en=f"User {literal(learner.name)} does not exist on this host (option --user).")
     path = f"{learner.home}/{BACKUP}"
     f = host.file(path)
     obj.evidence(path=path, exists=f.exists)
+    at = literal(path)  # the learner's home, in a message
     make = (f"mkdir -p ~/virtlab/backup && virsh net-dumpxml {NETWORK} > ~/{BACKUP}")
     if not f.exists:
-        obj.fail(fr=f"{path} n'existe pas. {make}", en=f"{path} does not exist. {make}")
+        obj.fail(fr=f"{at} n'existe pas. {make}", en=f"{at} does not exist. {make}")
     if not f.is_file:
-        obj.fail(fr=f"{path} n'est pas un fichier ordinaire.", en=f"{path} is not a regular file.")
+        obj.fail(fr=f"{at} n'est pas un fichier ordinaire.", en=f"{at} is not a regular file.")
     size = f.size
     obj.evidence(size=size, owner=f.user)
     if size > MAX_BACKUP_BYTES:
-        obj.fail(fr=f"{path} fait {size} octets : ce n'est pas le XML d'un réseau.",
-                 en=f"{path} is {size} bytes: not the XML of a network.")
+        obj.fail(fr=f"{at} fait {size} octets : ce n'est pas le XML d'un réseau.",
+                 en=f"{at} is {size} bytes: not the XML of a network.")
     # The bytes, decoded here: the checker's testinfra decodes command output leniently
     # (checker.probes.output.safe_decode, errors="replace"), so content_string never refuses.
     data = read_bytes(host, path)
     if data is None:
-        obj.error(fr=f"{path} existe mais ne peut pas être lu.",
-                  en=f"{path} exists but cannot be read.")
+        obj.error(fr=f"{at} existe mais ne peut pas être lu.",
+                  en=f"{at} exists but cannot be read.")
     try:
         text = data.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
-        obj.fail(fr=f"{path} n'est pas un texte UTF-8.", en=f"{path} is not UTF-8 text.")
+        obj.fail(fr=f"{at} n'est pas un texte UTF-8.", en=f"{at} is not UTF-8 text.")
     if not text.strip():
-        obj.fail(fr=f"{path} est vide. {make}", en=f"{path} is empty. {make}")
+        obj.fail(fr=f"{at} est vide. {make}", en=f"{at} is empty. {make}")
     try:
         root = ET.fromstring(text)
     except ET.ParseError as e:
-        obj.fail(fr=f"{path} n'est pas un XML bien formé ({e}). {make}",
-                 en=f"{path} is not well-formed XML ({e}). {make}")
+        obj.fail(fr=f"{at} n'est pas un XML bien formé ({literal(str(e))}). {make}",
+                 en=f"{at} is not well-formed XML ({literal(str(e))}). {make}")
     uuid = (root.findtext("uuid") or "").strip()
     name = (root.findtext("name") or "").strip()
     obj.evidence(root=root.tag, name=name, uuid=uuid)
     if root.tag != "network":
-        obj.fail(fr=f"{path} contient un <{root.tag}>, pas un <network>. {make}",
-                 en=f"{path} holds a <{root.tag}>, not a <network>. {make}")
+        obj.fail(fr=f"{at} contient un {literal('<' + root.tag + '>')}, pas un <network>. {make}",
+                 en=f"{at} holds a {literal('<' + root.tag + '>')}, not a <network>. {make}")
     live = virt.network(NETWORK)
     if live is None:
         obj.fail(fr=f"Le réseau `{NETWORK}` n'existe plus : la sauvegarde ne peut pas être "
-                    "comparée (restaurez-le : virsh net-define " + path + ").",
+                    "comparée (restaurez-le : virsh net-define " + at + ").",
                  en=f"Network `{NETWORK}` no longer exists: the backup cannot be compared "
-                    "(restore it: virsh net-define " + path + ").")
+                    "(restore it: virsh net-define " + at + ").")
     obj.evidence(live_uuid=live.uuid)
     if uuid != live.uuid:
-        obj.fail(fr=f"La sauvegarde est celle du réseau `{name}` (UUID {uuid or 'absent'}), "
+        obj.fail(fr=f"La sauvegarde est celle du réseau {code(name)} (UUID {literal(uuid) if uuid else 'absent'}), "
                     f"pas du réseau `{NETWORK}` actuel (UUID {live.uuid}). {make}",
-                 en=f"The backup is of network `{name}` (UUID {uuid or 'missing'}), not of the "
+                 en=f"The backup is of network {code(name)} (UUID {literal(uuid) if uuid else 'missing'}), not of the "
                     f"current network `{NETWORK}` (UUID {live.uuid}). {make}")
-    obj.ok(fr=f"{path} est le XML du réseau `{NETWORK}` (UUID {uuid}).",
-           en=f"{path} is the XML of network `{NETWORK}` (UUID {uuid}).")
+    obj.ok(fr=f"{at} est le XML du réseau `{NETWORK}` (UUID {literal(uuid)}).",
+           en=f"{at} is the XML of network `{NETWORK}` (UUID {literal(uuid)}).")

@@ -8,6 +8,7 @@ the next boot uses. When the running VM still differs, the message says a restar
 from checker.checks import GIB as GIB_UNIT
 from checker.checks import NONE_F, decimal, definition, listed
 from checker.dsl import objective
+from checker.markup import code, literal
 from checker.probes.libvirt import VolumeUnreadable
 
 VM = "test-debian-12"
@@ -132,7 +133,7 @@ def test_vm_memory(virt, facts, obj):
     vm_bytes = counted[VM]
 
     def listing(lang):
-        parts = [f"`{k}` {decimal(v / GIB).get(lang)} {GIB_UNIT.get(lang)}" for k, v in top[:5]]
+        parts = [f"{code(k)} {decimal(v / GIB).get(lang)} {GIB_UNIT.get(lang)}" for k, v in top[:5]]
         if len(top) > 5:
             parts.append("…")
         return ", ".join(parts)
@@ -188,10 +189,10 @@ def _volume(virt, obj, disk, where):
             return virt.volume_by_path(disk.path)
     except VolumeUnreadable as e:
         obj.evidence(volume_error=e.reason)
-        obj.fail(fr=f"libvirt connaît le volume {e.path} mais ne peut pas le lire ({e.reason}). "
+        obj.fail(fr=f"libvirt connaît le volume {literal(e.path)} mais ne peut pas le lire ({literal(e.reason)}). "
                     "Le fichier a-t-il été supprimé ou déplacé ? virsh pool-refresh default, "
                     "puis vérifiez virsh vol-list default.",
-                 en=f"libvirt knows volume {e.path} but cannot read it ({e.reason}). Was the "
+                 en=f"libvirt knows volume {literal(e.path)} but cannot read it ({literal(e.reason)}). Was the "
                     "file deleted or moved? virsh pool-refresh default, then check "
                     "virsh vol-list default.")
     return None
@@ -201,39 +202,39 @@ def _volume(virt, obj, disk, where):
 def test_vm_disk_qcow2(virt, obj):
     dom, cfg, disk, where = _first_disk(virt, obj)
     if where is None:
-        obj.fail(fr=f"Le premier disque de `{VM}` ({disk.target}) est de type {disk.type}, "
+        obj.fail(fr=f"Le premier disque de `{VM}` ({literal(disk.target or '')}) est de type {literal(disk.type)}, "
                     "sans fichier local : ce n'est pas un volume du pool default.",
-                 en=f"The first disk of `{VM}` ({disk.target}) is of type {disk.type}, with "
+                 en=f"The first disk of `{VM}` ({literal(disk.target or '')}) is of type {literal(disk.type)}, with "
                     "no local file: not a volume of pool default.")
     vol = _volume(virt, obj, disk, where)
     obj.evidence(volume=vol.name if vol else None, volume_pool=vol.pool if vol else None,
                  volume_format=vol.format if vol else None)
     if vol is None:
-        obj.fail(fr=f"Le premier disque de `{VM}` ({where}) n'est pas un volume connu de "
+        obj.fail(fr=f"Le premier disque de `{VM}` ({literal(where)}) n'est pas un volume connu de "
                     "libvirt : il doit être dans le pool default (/var/lib/libvirt/images). "
                     "Si le fichier y est bien, virsh pool-refresh default ; sinon créez-y le "
                     f"disque : virsh vol-create-as default {VM}.qcow2 10G --format qcow2",
-                 en=f"The first disk of `{VM}` ({where}) is not a volume libvirt knows: it "
+                 en=f"The first disk of `{VM}` ({literal(where)}) is not a volume libvirt knows: it "
                     "must be in pool default (/var/lib/libvirt/images). If the file is "
                     "there, virsh pool-refresh default; otherwise create the disk there: "
                     f"virsh vol-create-as default {VM}.qcow2 10G --format qcow2")
     if vol.pool != POOL:
-        obj.fail(fr=f"Le premier disque de `{VM}` est le volume {vol.name} du pool "
-                    f"`{vol.pool}`, pas du pool `{POOL}`.",
-                 en=f"The first disk of `{VM}` is volume {vol.name} of pool `{vol.pool}`, "
+        obj.fail(fr=f"Le premier disque de `{VM}` est le volume {literal(vol.name)} du pool "
+                    f"{code(vol.pool)}, pas du pool `{POOL}`.",
+                 en=f"The first disk of `{VM}` is volume {literal(vol.name)} of pool {code(vol.pool)}, "
                     f"not of pool `{POOL}`.")
     fmt = disk.format or "raw"  # QEMU reads a disk without driver type as raw
     if fmt != "qcow2" or (vol.format and vol.format != "qcow2"):
-        obj.fail(fr=f"Le premier disque de `{VM}` ({vol.name}) est au format "
-                    f"{vol.format or fmt} (pilote {fmt}), pas qcow2 : le cours recommande "
+        obj.fail(fr=f"Le premier disque de `{VM}` ({literal(vol.name)}) est au format "
+                    f"{literal(vol.format or fmt)} (pilote {literal(fmt)}), pas qcow2 : le cours recommande "
                     "qcow2 pour les snapshots et l'allocation dynamique. VM éteinte : "
                     f"qemu-img convert -O qcow2 … puis virsh edit {VM} (type='qcow2').",
-                 en=f"The first disk of `{VM}` ({vol.name}) is {vol.format or fmt} (driver "
-                    f"{fmt}), not qcow2: the course recommends qcow2 for snapshots and thin "
+                 en=f"The first disk of `{VM}` ({literal(vol.name)}) is {literal(vol.format or fmt)} (driver "
+                    f"{literal(fmt)}), not qcow2: the course recommends qcow2 for snapshots and thin "
                     f"provisioning. With the VM shut off: qemu-img convert -O qcow2 …, then "
                     f"virsh edit {VM} (type='qcow2').")
-    obj.ok(fr=f"Premier disque : volume qcow2 {vol.name} du pool `{POOL}`.",
-           en=f"First disk: qcow2 volume {vol.name} of pool `{POOL}`.")
+    obj.ok(fr=f"Premier disque : volume qcow2 {literal(vol.name)} du pool `{POOL}`.",
+           en=f"First disk: qcow2 volume {literal(vol.name)} of pool `{POOL}`.")
 
 
 @objective("vm-disk-thin")
@@ -247,24 +248,24 @@ def test_vm_disk_thin(virt, obj):
         info = virt.block_info(VM, disk.path or disk.target or "")
         if info is None:
             obj.fail(fr=f"libvirt ne peut pas lire la taille du premier disque de `{VM}` "
-                        f"({where or disk.target}) : le fichier existe-t-il ? virsh domblkinfo "
-                        f"{VM} {disk.target}",
+                        f"({literal(where or disk.target or '')}) : le fichier existe-t-il ? virsh domblkinfo "
+                        f"{VM} {literal(disk.target or '')}",
                      en=f"libvirt cannot read the size of `{VM}`'s first disk "
-                        f"({where or disk.target}): does the file exist? virsh domblkinfo "
-                        f"{VM} {disk.target}")
+                        f"({literal(where or disk.target or '')}): does the file exist? virsh domblkinfo "
+                        f"{VM} {literal(disk.target or '')}")
         capacity, allocation, source = info.capacity, info.allocation, f"disk {disk.target}"
     obj.evidence(capacity=capacity, allocation=allocation, read_from=source)
     if capacity <= 0 or allocation >= capacity:
         obj.fail(fr=f"Le disque est préalloué : {decimal(allocation / GIB, 2).fr} Gio alloués "
-                    f"pour {decimal(capacity / GIB, 2).fr} Gio de capacité ({source}). "
+                    f"pour {decimal(capacity / GIB, 2).fr} Gio de capacité ({literal(source)}). "
                     "Recréez-le sans préallocation (virsh vol-create-as … --format qcow2).",
                  en=f"The disk is preallocated: {decimal(allocation / GIB, 2).en} GiB allocated "
-                    f"for {decimal(capacity / GIB, 2).en} GiB of capacity ({source}). Create it "
+                    f"for {decimal(capacity / GIB, 2).en} GiB of capacity ({literal(source)}). Create it "
                     "again without preallocation (virsh vol-create-as … --format qcow2).")
     obj.ok(fr=f"Allocation dynamique : {decimal(allocation / MIB).fr} Mio utilisés sur "
-              f"{decimal(capacity / GIB).fr} Gio ({source}).",
+              f"{decimal(capacity / GIB).fr} Gio ({literal(source)}).",
            en=f"Thin-provisioned: {decimal(allocation / MIB).en} MiB used of "
-              f"{decimal(capacity / GIB).en} GiB ({source}).")
+              f"{decimal(capacity / GIB).en} GiB ({literal(source)}).")
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -283,12 +284,13 @@ def test_vm_nic_virtio(virt, obj):
     if not any(n["model"] == "virtio" for n in nics):
         models = sorted({str(n["model"] or "défaut") for n in nics})
         models_en = sorted({str(n["model"] or "default") for n in nics})
-        obj.fail(fr=f"Aucune carte virtio : modèle(s) {', '.join(models)} (émulés, plus lents). "
+        obj.fail(fr=f"Aucune carte virtio : modèle(s) {', '.join(literal(m) for m in models)} (émulés, plus lents). "
                     f"virt-xml {VM} --edit --network model=virtio, puis redémarrez la VM.",
-                 en=f"No virtio interface: model(s) {', '.join(models_en)} (emulated, slower). "
+                 en=f"No virtio interface: model(s) {', '.join(literal(m) for m in models_en)} (emulated, slower). "
                     f"virt-xml {VM} --edit --network model=virtio, then restart the VM.")
     n = next(n for n in nics if n["model"] == "virtio")
-    obj.ok(fr=f"Carte virtio sur {n['source']}.", en=f"virtio interface on {n['source']}.")
+    on = literal(str(n["source"]))
+    obj.ok(fr=f"Carte virtio sur {on}.", en=f"virtio interface on {on}.")
 
 
 @objective("vm-console")
@@ -325,4 +327,4 @@ def test_vm_description(virt, obj):
                  en=f"`{VM}` has neither title nor description. virsh desc {VM} --config{live} "
                     "--title \"Debian 12 test VM\"")
     shown = title or desc.splitlines()[0]
-    obj.ok(fr=f"« {shown[:80]} »", en=f"'{shown[:80]}'")
+    obj.ok(fr=f"« {literal(shown[:80])} »", en=f"'{literal(shown[:80])}'")

@@ -10,6 +10,7 @@ import ipaddress
 
 from checker.checks import NONE_F, listed
 from checker.dsl import objective
+from checker.markup import literal
 from checker.probes.ifupdown import bridge_declarations, summarize
 from checker.probes.netdev import net_device
 
@@ -35,7 +36,7 @@ WANT_RANGE = ("192.168.100.100", "192.168.100.200")
 
 
 def _networks(virt):
-    return listed(virt.network_names, None, quote="")
+    return listed(virt.network_names, None, as_code=False)
 
 
 def _nat(virt, obj):
@@ -86,8 +87,8 @@ def test_net_nat_defined(virt, obj):
                  en=f"{NAT} has no <forward> element: it is isolated, not NAT. "
                     "Add <forward mode='nat'/> (virsh net-edit).")
     if net.forward_mode != "nat":
-        obj.fail(fr=f"{NAT} est en mode <forward mode='{net.forward_mode}'/>, attendu 'nat'.",
-                 en=f"{NAT} is in <forward mode='{net.forward_mode}'/> mode, expected 'nat'.")
+        obj.fail(fr=f"{NAT} est en mode <forward mode='{literal(net.forward_mode or '')}'/>, attendu 'nat'.",
+                 en=f"{NAT} is in <forward mode='{literal(net.forward_mode or '')}'/> mode, expected 'nat'.")
     obj.ok(fr=f"{NAT} existe, en mode NAT.", en=f"{NAT} exists, in NAT mode.")
 
 
@@ -103,8 +104,8 @@ def test_net_nat_addressing(virt, obj):
                  dhcp_ranges=[f"{s}-{e}" for s, e in ranges])
     fr, en = [], []
     if net.bridge != WANT_BRIDGE:
-        fr.append(f"pont {net.bridge or '(aucun)'} au lieu de {WANT_BRIDGE}")
-        en.append(f"bridge {net.bridge or '(none)'} instead of {WANT_BRIDGE}")
+        fr.append(f"pont {literal(net.bridge) if net.bridge else '(aucun)'} au lieu de {WANT_BRIDGE}")
+        en.append(f"bridge {literal(net.bridge) if net.bridge else '(none)'} instead of {WANT_BRIDGE}")
     if not net.ips:
         fr.append("aucun élément <ip> (pas d'adresse ni de DHCP)")
         en.append("no <ip> element (no address, no DHCP)")
@@ -169,9 +170,9 @@ def test_net_isolated(virt, obj):
                     f"virsh net-start {ISOLATED}.")
     obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
     if net.forward_mode is not None:
-        obj.fail(fr=f"{ISOLATED} a <forward mode='{net.forward_mode}'/> : ses VM sortent vers "
+        obj.fail(fr=f"{ISOLATED} a <forward mode='{literal(net.forward_mode or '')}'/> : ses VM sortent vers "
                     "l'extérieur. Un réseau isolé n'a aucun élément <forward> (virsh net-edit).",
-                 en=f"{ISOLATED} has <forward mode='{net.forward_mode}'/>: its VMs reach the "
+                 en=f"{ISOLATED} has <forward mode='{literal(net.forward_mode or '')}'/>: its VMs reach the "
                     "outside. An isolated network has no <forward> element (virsh net-edit).")
     if not net.active:
         obj.fail(fr=f"{ISOLATED} est bien isolé mais arrêté : virsh net-start {ISOLATED}",
@@ -212,13 +213,13 @@ def test_host_bridge(host, facts, obj):
     if operstate != "up":
         # Administratively up with ports is what the lab asks; no carrier yet is only noted
         # (ports without link, or still in the bridge's forward delay after creation).
-        obj.ok(fr=f"{BRIDGE} est activé, ports : {', '.join(ports)} (operstate {operstate} : "
+        obj.ok(fr=f"{BRIDGE} est activé, ports : {listed(ports, None, as_code=False).fr} (operstate {literal(operstate)} : "
                   f"aucun port n'a encore de lien, voir ip link show master {BRIDGE}).",
-               en=f"{BRIDGE} is up, ports: {', '.join(ports)} (operstate {operstate}: no port "
+               en=f"{BRIDGE} is up, ports: {listed(ports, None, as_code=False).en} (operstate {literal(operstate)}: no port "
                   f"has a link yet, see ip link show master {BRIDGE}).")
         return
-    obj.ok(fr=f"{BRIDGE} est actif, ports : {', '.join(ports)}.",
-           en=f"{BRIDGE} is up, ports: {', '.join(ports)}.")
+    obj.ok(fr=f"{BRIDGE} est actif, ports : {listed(ports, None, as_code=False).fr}.",
+           en=f"{BRIDGE} is up, ports: {listed(ports, None, as_code=False).en}.")
 
 
 @objective("host-bridge-persistent")
@@ -234,45 +235,45 @@ def test_host_bridge_persistent(host, obj):
         b = at_boot[0]
         where = {"ifupdown": "ifupdown", "networkmanager": "NetworkManager",
                  "networkd": "systemd-networkd"}[b.kind]
-        obj.ok(fr=f"{BRIDGE} est déclaré de façon permanente ({where}, {b.file}).",
-               en=f"{BRIDGE} is declared persistently ({where}, {b.file}).")
+        obj.ok(fr=f"{BRIDGE} est déclaré de façon permanente ({where}, {literal(b.file)}).",
+               en=f"{BRIDGE} is declared persistently ({where}, {literal(b.file)}).")
         return
     if mine:
         b = mine[0]
         if b.kind == "ifupdown":
-            obj.fail(fr=f"{BRIDGE} est déclaré ({b.file}) mais aucune ligne « auto {BRIDGE} » ne "
+            obj.fail(fr=f"{BRIDGE} est déclaré ({literal(b.file)}) mais aucune ligne « auto {BRIDGE} » ne "
                         "le lance au démarrage : ajoutez-la au-dessus de son stanza iface.",
-                     en=f"{BRIDGE} is declared ({b.file}) but no 'auto {BRIDGE}' line brings it "
+                     en=f"{BRIDGE} is declared ({literal(b.file)}) but no 'auto {BRIDGE}' line brings it "
                         "up at boot: add one above its iface stanza.")
-        obj.fail(fr=f"{BRIDGE} est déclaré ({b.file}) mais avec autoconnect=false : il ne "
+        obj.fail(fr=f"{BRIDGE} est déclaré ({literal(b.file)}) mais avec autoconnect=false : il ne "
                     "démarrera pas seul.",
-                 en=f"{BRIDGE} is declared ({b.file}) but with autoconnect=false: it will not "
+                 en=f"{BRIDGE} is declared ({literal(b.file)}) but with autoconnect=false: it will not "
                     "come up by itself.")
     plain = cfg.iface(BRIDGE) if cfg else []
     if plain:
-        obj.fail(fr=f"{plain[0].file}:{plain[0].line} déclare iface {BRIDGE} sans "
+        obj.fail(fr=f"{literal(plain[0].file)}:{plain[0].line} déclare iface {BRIDGE} sans "
                     "bridge_ports : ifupdown n'en fera pas un pont. Ajoutez « bridge_ports eth0 » "
                     "(paquet bridge-utils).",
-                 en=f"{plain[0].file}:{plain[0].line} declares iface {BRIDGE} without "
+                 en=f"{literal(plain[0].file)}:{plain[0].line} declares iface {BRIDGE} without "
                     "bridge_ports: ifupdown will not make it a bridge. Add 'bridge_ports eth0' "
                     "(package bridge-utils).")
     others = sorted({b.name for b in d.bridges})
-    files = ", ".join(cfg.files) if cfg and cfg.files else ""
-    extra_fr = f" Ponts déclarés : {', '.join(others)}." if others else ""
-    extra_en = f" Bridges declared: {', '.join(others)}." if others else ""
+    files = listed(cfg.files, None, as_code=False).en if cfg and cfg.files else ""
+    extra_fr = f" Ponts déclarés : {listed(others, None, as_code=False).fr}." if others else ""
+    extra_en = f" Bridges declared: {listed(others, None, as_code=False).en}." if others else ""
     unread = [f"/etc/network/interfaces.d/{n}" for n in sorted(d.interfaces_d or ())
               if cfg and f"/etc/network/interfaces.d/{n}" not in cfg.files]
     if unread:
         obj.evidence(not_read=unread)
-        extra_fr += (f" Fichiers non lus par ifupdown : {', '.join(unread[:3])} (il faut la ligne "
+        extra_fr += (f" Fichiers non lus par ifupdown : {listed(unread, 3, as_code=False).fr} (il faut la ligne "
                      "« source /etc/network/interfaces.d/* » dans /etc/network/interfaces, et des "
                      "noms sans point pour source-directory).")
-        extra_en += (f" Files not read by ifupdown: {', '.join(unread[:3])} (it needs the line "
+        extra_en += (f" Files not read by ifupdown: {listed(unread, 3, as_code=False).en} (it needs the line "
                      "'source /etc/network/interfaces.d/*' in /etc/network/interfaces, and names "
                      "without a dot for source-directory).")
     if d.unreadable:
-        extra_fr += f" Illisibles sans root : {', '.join(d.unreadable[:3])}."
-        extra_en += f" Unreadable without root: {', '.join(d.unreadable[:3])}."
+        extra_fr += f" Illisibles sans root : {listed(d.unreadable, 3, as_code=False).fr}."
+        extra_en += f" Unreadable without root: {listed(d.unreadable, 3, as_code=False).en}."
     obj.fail(fr=f"{BRIDGE} n'est déclaré nulle part : il disparaîtra au redémarrage (fichiers "
                 f"ifupdown lus : {files or 'aucun'} ; ni NetworkManager ni systemd-networkd).{extra_fr} "
                 f"Créez /etc/network/interfaces.d/{BRIDGE} avec auto {BRIDGE} / iface {BRIDGE} "
@@ -287,7 +288,7 @@ def _domain(virt, obj, name):
     dom = virt.domain(name)
     obj.evidence(domain=name, exists=dom is not None)
     if dom is None:
-        names = listed(virt.domain_names, None, quote="", none=NONE_F)
+        names = listed(virt.domain_names, None, as_code=False, none=NONE_F)
         make_fr = ("créez-la comme au lab 04" if name == NAT_VM else
                    "créez-la avec virt-install (instructions, section 5)")
         make_en = ("create it as in lab 04" if name == NAT_VM else
@@ -315,7 +316,7 @@ def test_vm_nic_nat(virt, obj):
                     f"Add one: virsh attach-interface {NAT_VM} network {NAT} "
                     "--model virtio --config.")
     if not any(i.model == "virtio" for i in on):
-        models = ", ".join(i.model or "?" for i in on)
+        models = listed([i.model or "?" for i in on], None, as_code=False).en
         obj.fail(fr=f"L'interface de {NAT_VM} sur {NAT} est de modèle {models}, pas virtio : "
                     f"changez <model type='virtio'/> (virsh edit {NAT_VM}, ou virt-manager › "
                     "Carte réseau), puis éteignez et rallumez la VM.",
@@ -351,7 +352,7 @@ def test_vm_nic_bridge(virt, obj):
                     f"<source bridge='{BRIDGE}'/>. Add it: virsh attach-interface "
                     f"{BRIDGE_VM} bridge {BRIDGE} --model virtio --config.")
     if not any(i.model == "virtio" for i in on):
-        models = ", ".join(i.model or "?" for i in on)
+        models = listed([i.model or "?" for i in on], None, as_code=False).en
         obj.fail(fr=f"L'interface de {BRIDGE_VM} sur {BRIDGE} est de modèle {models}, pas virtio : "
                     f"changez <model type='virtio'/> (virsh edit {BRIDGE_VM}), puis éteignez et "
                     "rallumez la VM.",
@@ -372,7 +373,8 @@ def test_vm_nic_isolated(virt, obj):
                     f"attach-interface NOM network {ISOLATED} --model virtio --config.",
                  en=f"No VM has an interface on {ISOLATED}. Plug one in: virsh "
                     f"attach-interface NAME network {ISOLATED} --model virtio --config.")
-    obj.ok(fr=f"Sur {ISOLATED} : {', '.join(found)}.", en=f"On {ISOLATED}: {', '.join(found)}.")
+    names = listed(found, None, as_code=False)
+    obj.ok(fr=f"Sur {ISOLATED} : {names.fr}.", en=f"On {ISOLATED}: {names.en}.")
 
 
 @objective("vm-dhcp-lease")
@@ -419,10 +421,10 @@ def test_vm_dhcp_lease(virt, obj):
     good = [le for le in mine if inside(le.ip)]
     if not good:
         span = ", ".join(f"{s}–{e}" for s, e in ranges) or "?"
-        obj.fail(fr=f"{NAT_VM} a le bail {', '.join(le.ip for le in mine)}, hors de la plage "
+        obj.fail(fr=f"{NAT_VM} a le bail {listed([le.ip for le in mine], None, as_code=False).fr}, hors de la plage "
                     f"DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM (dans une "
                     "Debian : sudo systemctl restart networking, ou redémarrez-la).",
-                 en=f"{NAT_VM} holds lease {', '.join(le.ip for le in mine)}, outside the DHCP "
+                 en=f"{NAT_VM} holds lease {listed([le.ip for le in mine], None, as_code=False).en}, outside the DHCP "
                     f"range of {NAT} ({span}). Ask for an address again from the VM (in a "
                     "Debian: sudo systemctl restart networking, or reboot it).")
     obj.ok(fr=f"{NAT_VM} a obtenu {good[0].ip} (MAC {good[0].mac}) de {NAT}.",

@@ -14,8 +14,9 @@ the host probe (``facts.read``), so that it works over SSH too.
 
 import re
 
-from checker.checks import decimal
+from checker.checks import decimal, listed
 from checker.dsl import objective
+from checker.markup import literal
 from checker.probes.apt import AptSources, read_keys
 from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for
 
@@ -89,14 +90,14 @@ def _vm(learner, obj):
     fail if the VM does not exist)."""
     vm, _ = _lookup_vm(learner, obj)
     if vm is None:
-        obj.fail(fr=f"La VM {VM} n'existe pas pour {learner.name} (objectif vbox-vm-created).",
-                 en=f"VM {VM} does not exist for {learner.name} (objective vbox-vm-created).")
+        obj.fail(fr=f"La VM {VM} n'existe pas pour {literal(learner.name)} (objectif vbox-vm-created).",
+                 en=f"VM {VM} does not exist for {literal(learner.name)} (objective vbox-vm-created).")
     obj.evidence(vm=vm.name, uuid=vm.uuid)
     return vm
 
 
 def _quoted(names):
-    return ", ".join(repr(n) for n in names[:10]) + (" …" if len(names) > 10 else "")
+    return listed(names).en
 
 
 # The learner's release and kernel, from the host probe (read once per run, over SSH too).
@@ -143,7 +144,7 @@ def _apt_key_fix(release, legacy_paths):
             else:
                 fixes.append("sudo apt-key --keyring /etc/apt/trusted.gpg del 2980AECF")
         else:
-            fixes.append(f"sudo rm {path}")
+            fixes.append(f"sudo rm {literal(path)}")
     return fixes
 
 
@@ -170,7 +171,7 @@ def test_vbox_source(host, facts, obj):
                  fasttrack_sources=[s.to_evidence() for s in fasttrack],
                  oracle_key_in_legacy_keyrings=[k.path for k in legacy])
     if legacy:
-        paths = ", ".join(k.path for k in legacy)
+        paths = listed([k.path for k in legacy], None, as_code=False).en
         fix = _apt_key_fix(release, [k.path for k in legacy])
         gone_fr = (" (apt 3.0 de Debian 13 n'a plus apt-key et ne lit plus /etc/apt/trusted.gpg)"
                    if release == "trixie" else "")
@@ -199,7 +200,7 @@ def test_vbox_source(host, facts, obj):
                "/etc/apt/sources.list.d/virtualbox.list.")
     problems_fr, problems_en, good = [], [], []
     for s in oracle:
-        at = f"{s.file} ({s.where})"
+        at = f"{literal(s.file)} ({literal(str(s.where))})"
         sb = s.signed_by
         if not sb:
             problems_fr.append(f"{at} : pas de signed-by=, apt ne sait pas quelle clé vérifie ce dépôt")
@@ -216,46 +217,46 @@ def test_vbox_source(host, facts, obj):
             continue
         files = [p for p in paths if p.startswith("/")]
         if not files:
-            problems_fr.append(f"{at} : signed-by={sb} ne désigne pas un fichier de trousseau")
-            problems_en.append(f"{at}: signed-by={sb} does not name a keyring file")
+            problems_fr.append(f"{at} : signed-by={literal(sb)} ne désigne pas un fichier de trousseau")
+            problems_en.append(f"{at}: signed-by={literal(sb)} does not name a keyring file")
             continue
         ok_file = None
         for p in files:
             kr = apt.keyring(p)
             if not kr.exists:
-                problems_fr.append(f"{at} : le trousseau {p} n'existe pas")
-                problems_en.append(f"{at}: keyring {p} does not exist")
+                problems_fr.append(f"{at} : le trousseau {literal(p)} n'existe pas")
+                problems_en.append(f"{at}: keyring {literal(p)} does not exist")
             elif not kr.readable or kr.keys is None:
-                problems_fr.append(f"{at} : le trousseau {p} est illisible")
-                problems_en.append(f"{at}: keyring {p} cannot be read")
+                problems_fr.append(f"{at} : le trousseau {literal(p)} est illisible")
+                problems_en.append(f"{at}: keyring {literal(p)} cannot be read")
             elif kr.keys.armored and not p.endswith(".asc"):
-                problems_fr.append(f"{at} : {p} contient une clé ASCII (armored) ; apt l'ignore "
+                problems_fr.append(f"{at} : {literal(p)} contient une clé ASCII (armored) ; apt l'ignore "
                                    "sous ce nom : convertissez-la avec gpg --dearmor")
-                problems_en.append(f"{at}: {p} holds an ASCII-armored key; apt ignores it under "
+                problems_en.append(f"{at}: {literal(p)} holds an ASCII-armored key; apt ignores it under "
                                    "that name: convert it with gpg --dearmor")
             elif not kr.keys.has(ORACLE_FINGERPRINTS, ORACLE_UID):
-                problems_fr.append(f"{at} : {p} ne contient pas la clé d'Oracle (2980AECF)")
-                problems_en.append(f"{at}: {p} does not hold Oracle's key (2980AECF)")
+                problems_fr.append(f"{at} : {literal(p)} ne contient pas la clé d'Oracle (2980AECF)")
+                problems_en.append(f"{at}: {literal(p)} does not hold Oracle's key (2980AECF)")
             else:
                 ok_file = p
         if ok_file:
-            good.append(f"{at}: signed-by={ok_file}")
+            good.append(f"{at}: signed-by={literal(ok_file)}")
     ft_keyring = FASTTRACK_KEYRING_13 if release == "trixie" else FASTTRACK_KEYRING
     for s in fasttrack:
-        at = f"{s.file} ({s.where})"
+        at = f"{literal(s.file)} ({literal(str(s.where))})"
         sb = s.signed_by
         files = _signed_by_paths(sb)[0] if sb else []
         found = [p for p in files if p.startswith("/") and apt.keyring(p).exists]
         if sb and "BEGIN PGP" in sb:
             good.append(f"{at}: Debian Fast Track, signed-by (inline key)")
         elif found:
-            good.append(f"{at}: Debian Fast Track, signed-by={found[0]}")
+            good.append(f"{at}: Debian Fast Track, signed-by={literal(found[0])}")
         elif not sb and apt.keyring(FASTTRACK_KEYRING).exists:
             good.append(f"{at}: Debian Fast Track, key from package fasttrack-archive-keyring")
         elif sb:
-            problems_fr.append(f"{at} : le trousseau {sb} n'existe pas : sudo apt install "
+            problems_fr.append(f"{at} : le trousseau {literal(sb)} n'existe pas : sudo apt install "
                                f"fasttrack-archive-keyring (il fournit {ft_keyring})")
-            problems_en.append(f"{at}: keyring {sb} does not exist: sudo apt install "
+            problems_en.append(f"{at}: keyring {literal(sb)} does not exist: sudo apt install "
                                f"fasttrack-archive-keyring (it provides {ft_keyring})")
         elif apt.keyring(FASTTRACK_KEYRING_13).exists:
             problems_fr.append(f"{at} : pas de signed-by= ; la clé du paquet "
@@ -369,24 +370,24 @@ def test_user_group_vboxusers(host, learner, obj):
     group = host.group("vboxusers").exists
     obj.evidence(learner=learner.name, learner_exists=exists, group_exists=group)
     if not exists:
-        obj.error(fr=f"L'utilisateur {learner.name} n'existe pas sur cet hôte : précisez "
+        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte : précisez "
                      "l'apprenant avec --user NOM.",
-                  en=f"User {learner.name} does not exist on this host: name the learner with "
+                  en=f"User {literal(learner.name)} does not exist on this host: name the learner with "
                      "--user NAME.")
     groups = learner.groups
     obj.evidence(groups=groups)
     if not group:
         obj.fail(fr="Le groupe vboxusers n'existe pas : le paquet de VirtualBox le crée ; "
-                    "installez-le d'abord, puis sudo usermod -aG vboxusers " + learner.name + ".",
+                    "installez-le d'abord, puis sudo usermod -aG vboxusers " + literal(learner.name) + ".",
                  en="Group vboxusers does not exist: VirtualBox's package creates it; install "
-                    "it first, then sudo usermod -aG vboxusers " + learner.name + ".")
+                    "it first, then sudo usermod -aG vboxusers " + literal(learner.name) + ".")
     if "vboxusers" not in groups:
-        obj.fail(fr=f"{learner.name} n'est pas membre de vboxusers (groupes : {', '.join(groups)}). "
-                    f"sudo usermod -aG vboxusers {learner.name}, puis nouvelle session.",
-                 en=f"{learner.name} is not a member of vboxusers (groups: {', '.join(groups)}). "
-                    f"sudo usermod -aG vboxusers {learner.name}, then log in again.")
-    obj.ok(fr=f"{learner.name} est membre de vboxusers.",
-           en=f"{learner.name} is a member of vboxusers.")
+        obj.fail(fr=f"{literal(learner.name)} n'est pas membre de vboxusers (groupes : {listed(groups, None, as_code=False).fr}). "
+                    f"sudo usermod -aG vboxusers {literal(learner.name)}, puis nouvelle session.",
+                 en=f"{literal(learner.name)} is not a member of vboxusers (groups: {listed(groups, None, as_code=False).en}). "
+                    f"sudo usermod -aG vboxusers {literal(learner.name)}, then log in again.")
+    obj.ok(fr=f"{literal(learner.name)} est membre de vboxusers.",
+           en=f"{literal(learner.name)} is a member of vboxusers.")
 
 
 # --- the VM -----------------------------------------------------------------------------
@@ -397,22 +398,22 @@ def test_vbox_vm_created(learner, obj):
     if vm is None:
         near = [n for n in names if n.strip().lower() == VM]
         if near:
-            obj.fail(fr=f"Pas de VM {VM}, mais {near[0]!r} existe : les noms respectent la casse "
+            obj.fail(fr=f"Pas de VM {VM}, mais {literal(repr(near[0]))} existe : les noms respectent la casse "
                         "et les espaces. Renommez-la : VBoxManage modifyvm "
-                        f"{near[0]!r} --name {VM}.",
-                     en=f"No VM {VM}, but {near[0]!r} exists: names are case- and space-"
-                        f"sensitive. Rename it: VBoxManage modifyvm {near[0]!r} --name {VM}.")
-        seen_fr = f" (VM de {learner.name} : {_quoted(names)})" if names else ""
-        seen_en = f" ({learner.name}'s VMs: {_quoted(names)})" if names else ""
-        obj.fail(fr=f"Aucune VM nommée {VM} n'est enregistrée pour {learner.name}{seen_fr}.",
-                 en=f"No VM named {VM} is registered for {learner.name}{seen_en}.")
+                        f"{literal(repr(near[0]))} --name {VM}.",
+                     en=f"No VM {VM}, but {literal(repr(near[0]))} exists: names are case- and space-"
+                        f"sensitive. Rename it: VBoxManage modifyvm {literal(repr(near[0]))} --name {VM}.")
+        seen_fr = f" (VM de {literal(learner.name)} : {_quoted(names)})" if names else ""
+        seen_en = f" ({literal(learner.name)}'s VMs: {_quoted(names)})" if names else ""
+        obj.fail(fr=f"Aucune VM nommée {VM} n'est enregistrée pour {literal(learner.name)}{seen_fr}.",
+                 en=f"No VM named {VM} is registered for {literal(learner.name)}{seen_en}.")
     obj.evidence(vm=vm.name, uuid=vm.uuid, ostype=vm.ostype, state=vm.state)
     if not is_debian_64(vm.ostype):
-        obj.fail(fr=f"{VM} existe mais son type est « {vm.ostype} », pas Debian 64 bits : "
+        obj.fail(fr=f"{VM} existe mais son type est « {literal(vm.ostype)} », pas Debian 64 bits : "
                     f"VBoxManage modifyvm {VM} --ostype Debian_64 (VM éteinte).",
-                 en=f"{VM} exists but its type is '{vm.ostype}', not Debian 64-bit: "
+                 en=f"{VM} exists but its type is '{literal(vm.ostype)}', not Debian 64-bit: "
                     f"VBoxManage modifyvm {VM} --ostype Debian_64 (VM powered off).")
-    obj.ok(fr=f"{VM} existe ({vm.ostype}).", en=f"{VM} exists ({vm.ostype}).")
+    obj.ok(fr=f"{VM} existe ({literal(vm.ostype)}).", en=f"{VM} exists ({literal(vm.ostype)}).")
 
 
 @objective("vbox-vm-resources")
@@ -459,7 +460,7 @@ def test_vbox_vm_disk(learner, obj):
         obj.fail(fr=f"Aucun disque dur n'est attaché à {VM}.",
                  en=f"No hard disk is attached to {VM}.")
     if not vdi:
-        found = ", ".join(f"{d.medium} ({d.extension or '?'})" for d in disks)
+        found = ", ".join(f"{literal(d.medium)} ({literal(d.extension or '?')})" for d in disks)
         obj.fail(fr=f"Le disque de {VM} n'est pas au format VDI : {found}. Convertissez-le : "
                     "VBoxManage clonemedium disk ANCIEN NOUVEAU.vdi --format VDI, puis attachez "
                     "la copie avec storageattach.",
@@ -467,8 +468,8 @@ def test_vbox_vm_disk(learner, obj):
                     "clonemedium disk OLD NEW.vdi --format VDI, then attach the copy with "
                     "storageattach.")
     d = vdi[0]
-    obj.ok(fr=f"Disque VDI sur {d.controller} port {d.port} : {d.medium}.",
-           en=f"VDI disk on {d.controller} port {d.port}: {d.medium}.")
+    obj.ok(fr=f"Disque VDI sur {literal(d.controller)} port {d.port} : {literal(d.medium)}.",
+           en=f"VDI disk on {literal(d.controller)} port {d.port}: {literal(d.medium)}.")
 
 
 _MODES_FR = {"nat": "NAT", "bridged": "accès par pont", "intnet": "réseau interne",
@@ -511,8 +512,8 @@ def test_vbox_nic_private(learner, obj):
                  en=f"Adapter 2 of {VM} is '{_MODES_EN.get(mode, mode)}': it needs a host-only "
                     "network (--nic2 hostonly --host-only-adapter2 vboxnet0) or an internal "
                     "network (--nic2 intnet --intnet2 labnet).")
-    obj.ok(fr=f"La carte 2 est en {_MODES_FR[mode]} ({nic.network}).",
-           en=f"Adapter 2 is on a {_MODES_EN[mode]} ({nic.network}).")
+    obj.ok(fr=f"La carte 2 est en {_MODES_FR[mode]} ({literal(nic.network or '')}).",
+           en=f"Adapter 2 is on a {_MODES_EN[mode]} ({literal(nic.network or '')}).")
 
 
 @objective("vbox-snapshot")

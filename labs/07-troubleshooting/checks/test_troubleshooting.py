@@ -8,8 +8,9 @@ counts when it lasts: for a running VM, both its live state and its persistent d
 
 import difflib
 
-from checker.checks import definition
+from checker.checks import definition, listed
 from checker.dsl import objective
+from checker.markup import code, literal
 
 NET = "lab07-net"
 WEB = "lab07-web"
@@ -44,11 +45,11 @@ def _domain(virt, obj, name):
     if cands:
         obj.fail(
             fr=f"La VM {name} est introuvable. Candidates (même réseau, même disque ou nom "
-               f"proche) : {', '.join(cands)}. Si vous l'avez renommée, rendez-lui son nom : "
-               f"virsh domrename {cands[0]} {name} (VM éteinte).",
+               f"proche) : {listed(cands, None).fr}. Si vous l'avez renommée, rendez-lui son nom : "
+               f"virsh domrename {literal(cands[0])} {name} (VM éteinte).",
             en=f"VM {name} cannot be found. Candidates (same network, same disk or a close "
-               f"name): {', '.join(cands)}. If you renamed it, give it its name back: "
-               f"virsh domrename {cands[0]} {name} (VM shut off).")
+               f"name): {listed(cands, None).en}. If you renamed it, give it its name back: "
+               f"virsh domrename {literal(cands[0])} {name} (VM shut off).")
     obj.fail(fr=f"La VM {name} est introuvable (virsh list --all) : préparez la scène avec "
                 f"{START}.",
              en=f"VM {name} cannot be found (virsh list --all): prepare the scene with {START}.")
@@ -129,16 +130,16 @@ def test_vm_nic_virtio(virt, obj):
     bad_cfg = sorted({str(i.model) for i in cfg if i.model != "virtio"})
     bad_live = sorted({str(i.model) for i in live if i.model != "virtio"}) if dom.active else []
     if bad_cfg:
-        obj.fail(fr=f"L'interface de {WEB} est de modèle {', '.join(bad_cfg)}, une carte "
+        obj.fail(fr=f"L'interface de {WEB} est de modèle {listed(bad_cfg, None, as_code=False).fr}, une carte "
                     "émulée lente : le modèle attendu est virtio (paravirtualisé).",
-                 en=f"The interface of {WEB} is of model {', '.join(bad_cfg)}, a slow emulated "
+                 en=f"The interface of {WEB} is of model {listed(bad_cfg, None, as_code=False).en}, a slow emulated "
                     "card: the expected model is virtio (paravirtualized).")
     if bad_live:
         obj.fail(fr=f"La définition de {WEB} dit virtio, mais la VM tourne encore avec "
-                    f"{', '.join(bad_live)} : un changement de modèle prend effet au démarrage "
+                    f"{listed(bad_live, None, as_code=False).fr} : un changement de modèle prend effet au démarrage "
                     f"suivant (virsh shutdown {WEB}, puis virsh start {WEB}).",
                  en=f"The definition of {WEB} says virtio, but the VM still runs with "
-                    f"{', '.join(bad_live)}: a model change takes effect at the next boot "
+                    f"{listed(bad_live, None, as_code=False).en}: a model change takes effect at the next boot "
                     f"(virsh shutdown {WEB}, then virsh start {WEB}).")
     obj.ok(fr=f"L'interface de {WEB} est de modèle virtio.",
            en=f"The interface of {WEB} is of model virtio.")
@@ -161,9 +162,9 @@ def test_snapshots_pruned(virt, obj):
     names = virt.snapshot_names(WEB)
     obj.evidence(count=len(names), snapshots=names)
     if len(names) > 1:
-        obj.fail(fr=f"{WEB} garde {len(names)} snapshots ({', '.join(names)}) : n'en gardez "
+        obj.fail(fr=f"{WEB} garde {len(names)} snapshots ({listed(names, None).fr}) : n'en gardez "
                     "qu'un au plus, le plus récent.",
-                 en=f"{WEB} keeps {len(names)} snapshots ({', '.join(names)}): keep one at "
+                 en=f"{WEB} keeps {len(names)} snapshots ({listed(names, None).en}): keep one at "
                     "most, the newest.")
     obj.ok(fr=f"{WEB} garde {len(names)} snapshot(s).",
            en=f"{WEB} keeps {len(names)} snapshot(s).")
@@ -179,28 +180,28 @@ def test_db_isolated(virt, obj):
         if i.type != "network":
             where = i.bridge or i.type
             seen.append({"type": i.type, "source": where})
-            problems_fr.append(f"une interface de type {i.type} ({where}) sort du réseau isolé")
-            problems_en.append(f"an interface of type {i.type} ({where}) leaves the isolated network")
+            problems_fr.append(f"une interface de type {literal(i.type)} ({literal(where)}) sort du réseau isolé")
+            problems_en.append(f"an interface of type {literal(i.type)} ({literal(where)}) leaves the isolated network")
             continue
         net = virt.network(i.network)
         if net is None:
             seen.append({"network": i.network, "exists": False})
-            problems_fr.append(f"le réseau {i.network} n'existe pas")
-            problems_en.append(f"network {i.network} does not exist")
+            problems_fr.append(f"le réseau {code(i.network or '')} n'existe pas")
+            problems_en.append(f"network {code(i.network or '')} does not exist")
             continue
         seen.append({"network": net.name, "forward": net.forward_mode, "active": net.active})
         if net.forward_mode is not None:
-            problems_fr.append(f"le réseau {net.name} a <forward mode='{net.forward_mode}'/> "
+            problems_fr.append(f"le réseau {code(net.name)} a <forward mode='{literal(net.forward_mode)}'/> "
                                "(il mène hors de l'hôte)")
-            problems_en.append(f"network {net.name} has <forward mode='{net.forward_mode}'/> "
+            problems_en.append(f"network {code(net.name)} has <forward mode='{literal(net.forward_mode)}'/> "
                                "(it leads off the host)")
     obj.evidence(interfaces=seen, running=dom.active)
     if problems_fr:
         obj.fail(fr=f"{DB} n'est pas isolée : " + " ; ".join(dict.fromkeys(problems_fr)) + ".",
                  en=f"{DB} is not isolated: " + "; ".join(dict.fromkeys(problems_en)) + ".")
     nets = sorted({s["network"] for s in seen})
-    obj.ok(fr=f"{DB} n'a d'interfaces que sur des réseaux isolés ({', '.join(nets)}).",
-           en=f"{DB} has interfaces only on isolated networks ({', '.join(nets)}).")
+    obj.ok(fr=f"{DB} n'a d'interfaces que sur des réseaux isolés ({listed(nets, None).fr}).",
+           en=f"{DB} has interfaces only on isolated networks ({listed(nets, None).en}).")
 
 
 @objective("nic-filtered")
@@ -213,10 +214,10 @@ def test_nic_filtered(virt, obj):
     if bad_cfg:
         found = sorted({i.filterref for i in cfg if i.filterref and i.filterref != FILTER})
         obj.fail(fr=f"L'interface {', '.join(bad_cfg)} de {WEB} ne porte pas le filtre "
-                    f"{FILTER} (filtre trouvé : {', '.join(found) or 'aucun'}) : rien "
+                    f"{FILTER} (filtre trouvé : {listed(found, None).fr}) : rien "
                     "n'empêche la VM d'usurper une adresse MAC, IP ou ARP.",
                  en=f"Interface {', '.join(bad_cfg)} of {WEB} does not carry filter {FILTER} "
-                    f"(filter found: {', '.join(found) or 'none'}): nothing stops the VM from "
+                    f"(filter found: {listed(found, None).en}): nothing stops the VM from "
                     "spoofing a MAC, IP or ARP address.")
     if bad_live:
         obj.fail(fr=f"La définition de {WEB} porte {FILTER}, mais pas la VM en marche : "
