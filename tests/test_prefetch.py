@@ -60,35 +60,31 @@ def learner(sshd):
 
 def _recorder(monkeypatch) -> list[str]:
     """Every command the probes ask testinfra to run (answered from memory or not)."""
-    from checker.probes import output
+    from checker.probes.output import BoundedBackend
 
-    output.install()
     asked: list[str] = []
-    original = output.memo_run
+    original = BoundedBackend.run
 
-    def record(host: Any, run: Any, command: str, *args: str, **kw: Any) -> Any:
-        asked.append(host.backend.quote(command, *args))
-        return original(host, run, command, *args, **kw)
+    def record(backend: Any, command: str, *args: str, **kw: Any) -> Any:
+        asked.append(backend.quote(command, *args))
+        return original(backend, command, *args, **kw)
 
-    monkeypatch.setattr(output, "memo_run", record)
+    monkeypatch.setattr(BoundedBackend, "run", record)
     return asked
 
 
 def _exchanges(monkeypatch) -> list[str]:
-    """Every command that really went to the host (the bounded reader sees each once)."""
-    from checker.probes import output
+    """Every command that really went to the host (the remote shell sends each once)."""
+    from checker.probes.shell import ShellBackend
 
-    output.install()
     sent: list[str] = []
-    original = output.bounded_run_local
+    original = ShellBackend.run_ssh
 
-    def record(backend: Any, command: str, *args: str) -> Any:
-        sent.append(backend.quote(command, *args))
-        return original(backend, command, *args)
+    def record(backend: Any, command: str) -> Any:
+        sent.append(command)
+        return original(backend, command)
 
-    from testinfra.backend.base import BaseBackend
-
-    monkeypatch.setattr(BaseBackend, "run_local", record)
+    monkeypatch.setattr(ShellBackend, "run_ssh", record)
     return sent
 
 
