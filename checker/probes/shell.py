@@ -180,10 +180,10 @@ class ShellBackend(BoundedBackend, ssh.SshBackend):  # type: ignore[misc]  # tes
                 flood, got = self.read_to(sync, fds, meter)
                 if flood is None and got is None:  # ended before the shell was ready
                     meter.close()
+                    out, err = bytes(self.out.buf), bytes(self.err.buf)
                     rc = self.ended()
                     if rc == 255:  # ssh could not connect: its words, as testinfra says it
-                        raise RuntimeError(self.result(255, cmd, bytes(self.out.buf),
-                                                       bytes(self.err.buf)))
+                        raise RuntimeError(self.result(255, cmd, out, err))
                     # the login shell will not run ours: testinfra's own way from now on
                     self.shell_usable = False
                     return super().run_ssh(command)
