@@ -147,3 +147,34 @@ def test_without_a_budget_nothing_is_remembered(sshd, learner):
     assert r.rc == 0
     first = h.run("cat /proc/uptime").stdout
     assert h.run("cat /proc/uptime").stdout != first or first == ""
+
+
+def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, learner,
+                                                                         monkeypatch):
+    """The grading worker's job for one host (all its labs, one output budget): one prefetch
+    exchange for the union of every lab's declared commands, the same verdicts as each lab
+    checked alone, and the host's shell closed when the job is done."""
+    from checker.engine import get_host
+    from checker.grade.worker import grade_host
+
+    spec = sshd.spec(learner)
+    labs = [resolve(lab).id for lab in LABS]
+    alone = {lab: check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+             for lab in labs}
+    sent = _exchanges(monkeypatch)
+    answer = grade_host({"host": "pc", "spec": spec, "user": learner, "labs": labs,
+                         "connect": CONNECT, "ssh_config": str(sshd.ssh_config),
+                         "lang": "en"})
+    scripts = [c for c in sent if c.startswith("/bin/sh -c ") and "virtlab-" in c]
+    assert len(scripts) == 1, [c[:80] for c in scripts]
+    for res in answer["results"]:
+        assert res["status"] == "graded", res
+        got = [(o["id"], o["status"], o["message"]) for o in res["report"]["objectives"]]
+        assert got == [(o.id, o.status, o.message) for o in alone[res["lab"]].objectives]
+    # every command declared by a lab was answered by that exchange: none was sent again
+    from testinfra.backend.base import BaseBackend
+
+    declared = {BaseBackend.quote(t, *a) for lab in labs for t, a in lab_prefetch(resolve(lab))}
+    assert not declared & set(sent), sorted(declared & set(sent))
+    assert get_host(spec, str(sshd.ssh_config)).backend.proc is None  # closed with the job
+
