@@ -424,10 +424,9 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
     the output is not what the script prints (a shell that is not POSIX, a cut), nothing is
     kept and the commands run one by one, as before.
     """
-    import re
     import secrets
 
-    from checker.probes.output import OutputFlood, current
+    from checker.probes.output import current
 
     backend = host.backend
     b = current()
@@ -440,27 +439,19 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
         home_file = ""
     if not cmds and not home_file and getattr(backend, "connected", lambda: False)():
         return None
-    parts = [f"( {c} ) 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+    parts = _parts(cmds, marker)
     if home_file:
         # the learner's home as testinfra's User.home finds it, then the file under it
         parts.append(f"h=$(getent passwd {shlex.quote(user)} 2>/dev/null | cut -d: -f6); "
                      f"printf '%s\\n{marker} 0\\n' \"$h\"")
         parts.append(f"( f=\"$h\"/{shlex.quote(home_file)}; test -f \"$f\" && cat -- \"$f\" ) "
                      f"2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
-    try:
-        result = host.run("/bin/sh -c %s", "\n".join(parts) or "true")
-    except OutputFlood as e:
-        if e.per != "command" or b is None or b.flood is not e:
-            raise
-        b.flood = None
-        return None
-    if b is None or result.rc != 0:
+    result = _run_script(host, parts)
+    if result is None or b is None or result.rc != 0:
         return result
-    pieces = re.split(rb"\n" + marker.encode() + rb" (\d+)\n", result.stdout_bytes)
-    expected = len(cmds) + (2 if home_file else 0)
-    if len(pieces) != 2 * expected + 1 or pieces[-1] != b"":
+    answers = _split(result, marker, len(cmds) + (2 if home_file else 0))
+    if answers is None:
         return result
-    answers = [(int(pieces[2 * i + 1]), pieces[2 * i]) for i in range(expected)]
     for cmd, (rc, out) in zip(cmds, answers):
         b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
     if home_file:
@@ -490,3 +481,62 @@ def _home_file_command(backend: Any, answers: dict[tuple[Any, str], Any], user: 
         return None
     path = f"{home}/{home_file}"
     return backend, backend.quote("test -f %s && cat -- %s", path, path)
+
+
+def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
+    """Run read-only ``commands`` (testinfra templates and arguments) whose standard error
+    no caller reads in ONE exchange, as :func:`prefetch` does, and leave their answers in the
+    current output budget, where the caller's ``host.run`` of each finds it: for reads that
+    depend on what an earlier one said (every file of a directory). Commands the budget
+    knows already are not sent; with no budget, or fewer than two to send, nothing is
+    done (the commands then run one by one, as before). A lost connection raises."""
+    import secrets
+
+    from checker.probes.output import current
+
+    b = current()
+    if b is None:
+        return
+    backend = host.backend
+    cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in commands)
+            if (backend, c) not in b.answers]
+    if len(cmds) < 2:
+        return
+    marker = "virtlab-" + secrets.token_hex(16)
+    result = _run_script(host, _parts(cmds, marker))
+    if result is None or result.rc != 0:
+        return
+    answers = _split(result, marker, len(cmds))
+    for cmd, (rc, out) in zip(cmds, answers or []):
+        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+
+
+def _parts(cmds: list[str], marker: str) -> list[str]:
+    """Each command in its own subshell, stderr dropped, then the marker and its status."""
+    return [f"( {c} ) 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+
+
+def _run_script(host: Any, parts: list[str]) -> Any:
+    """The script's result; None when its output passed the per-command cap (many commands'
+    output is not one command's flood: the budget keeps the bytes, not the flood)."""
+    from checker.probes.output import OutputFlood, current
+
+    try:
+        return host.run("/bin/sh -c %s", "\n".join(parts) or "true")
+    except OutputFlood as e:
+        b = current()
+        if e.per != "command" or b is None or b.flood is not e:
+            raise
+        b.flood = None
+        return None
+
+
+def _split(result: Any, marker: str, expected: int) -> list[tuple[int, bytes]] | None:
+    """(exit status, stdout) of each command of the script; None when the output is not
+    what the script prints (a shell that is not POSIX, a cut)."""
+    import re
+
+    pieces = re.split(rb"\n" + marker.encode() + rb" (\d+)\n", result.stdout_bytes)
+    if len(pieces) != 2 * expected + 1 or pieces[-1] != b"":
+        return None
+    return [(int(pieces[2 * i + 1]), pieces[2 * i]) for i in range(expected)]
