@@ -96,7 +96,7 @@ class Budget:
         #: what each command answered in this budget (one host, one run): a probe asked
         #: twice (lab 01's stat for its evidence and each message, ``id`` and ``getent``
         #: of the learner for every lab graded on a host) costs one exchange
-        #: (:func:`memo_run`). Keyed by testinfra's backend and the quoted command.
+        #: (:meth:`BoundedBackend.run`). Keyed by testinfra's backend and the quoted command.
         self.answers: dict[tuple[Any, str], Any] = {}
         #: what ends with the budget (the remote shells opened in it: checker.probes.shell)
         self.closers: list[Callable[[], None]] = []
