@@ -271,3 +271,18 @@ def _cmdline(pid: str) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_an_ansible_host_runs_through_one_shell(sshd, learner, tmp_path):
+    """testinfra's ansible backend builds its ssh host through testinfra's table of backends:
+    virtlab's shell, the same one for every command, closed with the budget."""
+    inv = tmp_path / "classe.ini"
+    inv.write_text(f"[tp]\npc ansible_host=127.0.0.1 ansible_port={sshd.port} "
+                   f"ansible_user={learner}\n", encoding="utf-8")
+    h = get_host(f"ansible://pc?ansible_inventory={inv}", str(sshd.ssh_config))
+    with budget(reuse=False):
+        parents = {h.run("echo $PPID; echo %s", str(i)).stdout.split()[0] for i in range(8)}
+        assert len(parents) == 1, parents
+        assert h.backend.connected()
+    assert not h.backend.connected() and _ssh_children() == []
+    assert _gone(int(parents.pop()))
