@@ -179,7 +179,8 @@ MSG_UNBOUNDED = message(
     en="bad host spec {spec}: the {scheme} backend reads output without a cap and does not "
        "force the safe SSH settings; use ssh://")
 #: testinfra backends that do not run commands through ``run_local`` (so neither the output
-#: caps of checker.probes.output nor the forced ssh settings apply): refused.
+#: caps of checker.probes.output nor the forced ssh settings apply; checker.probes.shell
+#: has no backend for them): refused.
 UNBOUNDED_BACKENDS = ("paramiko", "salt", "winrm")
 
 
@@ -197,11 +198,12 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         raise BadHostSpec(MSG_UNBOUNDED.format(spec=repr(spec), scheme=repr(scheme)))
     if scheme != "local":
         check_spec(spec, scheme)
-    import testinfra
+    import testinfra.backend
+    import testinfra.host
 
-    from checker.probes import output
+    from checker.probes import shell
 
-    output.install()  # every command's output read with a cap
+    shell.install()  # virtlab's backends: one remote shell per host, every output capped
     if scheme == "ansible":
         _check_ansible_host(spec)
     if scheme in ("ssh", "ansible"):
@@ -218,7 +220,12 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
         kwargs["ssh_extra_args"] = "-o BatchMode=yes"
         kwargs.setdefault("timeout", 10)
     try:
-        host = testinfra.get_host(spec, **kwargs)
+        # testinfra.get_host's steps, without its cache: a host it made before
+        # shell.install() (testinfra's ansible module makes a local:// one on import) has
+        # testinfra's own backend
+        backend = testinfra.backend.get_backend(spec, **kwargs)
+        host = testinfra.host.Host(backend)
+        backend.set_host(host)
     except Exception as e:  # noqa: BLE001 (testinfra raises anything on a bad spec: a usage error)
         raise BadHostSpec(M_SPEC_REFUSED.format(spec=repr(spec), error=e)) from None
     _HOSTS[key] = host
@@ -253,7 +260,10 @@ def ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
 
 def close_own_ssh() -> None:
     """End this process's own shared SSH connections and take its wrapper off PATH."""
-    CONNECTIONS.close_all()  # libvirt's qemu+ssh rides the shared connection: close it first
+    from checker.probes.shell import close_all
+
+    close_all()  # the remote shells, then libvirt's qemu+ssh: they ride the shared connection
+    CONNECTIONS.close_all()
     while _OWN_SSH:
         setup = _OWN_SSH.popitem()[1]
         parts = os.environ.get("PATH", "").split(os.pathsep)
@@ -314,11 +324,24 @@ def lab_prefetch(lab: Lab) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+def _prefetch_of(lab: Lab, others: list[str] | tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The commands ``lab`` declares, then those of ``others`` (a lab that cannot be loaded
+    adds nothing here: its own check says why)."""
+    out = lab_prefetch(lab)
+    for other in others:
+        try:
+            out += lab_prefetch(resolve(other))
+        except CatalogError:
+            continue
+    return out
+
+
 def ensure_reachable(host: Any, spec: str, user: str | None = None,
                      extra: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
     """The host answers (else TargetUnreachable). With the learner's name, the answer is
     the facts every lab reads, and the lab's ``extra`` ones, fetched in the same exchange
-    (:func:`checker.probes.host.prefetch`)."""
+    (:func:`checker.probes.host.prefetch`; no exchange at all when the budget holds them all
+    already and the host's shell is open)."""
     if spec.startswith("local://"):
         return
     try:
@@ -339,6 +362,8 @@ def ensure_reachable(host: Any, spec: str, user: str | None = None,
         lines = [ln for ln in (err or "").strip().splitlines() if ln.strip()]
         raise TargetUnreachable(
             spec, lines[-1].strip() if lines else f"{type(e).__name__}: {e}") from None
+    if r is None:  # nothing to fetch on an open connection, or a prefetch cut by a cap
+        return
     if r.rc != 0:
         code = M_EXIT_CODE.format(rc=r.rc).both()
         reason = (r.stderr or r.stdout or code).strip().splitlines()
@@ -447,8 +472,13 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
 
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
           user: str | None = None, lang: str | None = None, ssh_config: str | None = None,
-          timeout: int | None = None, only: list[str] | None = None) -> Report:
-    """Check one lab on one target and return its Report (never changes the target)."""
+          timeout: int | None = None, only: list[str] | None = None,
+          prefetch_labs: list[str] | tuple[str, ...] = ()) -> Report:
+    """Check one lab on one target and return its Report (never changes the target).
+
+    ``prefetch_labs``: other labs checked on the same host in the same output budget (a
+    grading job): the commands they declare are fetched in this lab's exchange, so that a
+    host's facts for all its labs come in one exchange."""
     lab = resolve(lab)
     lang = resolve_lang(lang)
     target = Target(host=host, connect=connect)
@@ -459,7 +489,8 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
         testinfra_host = get_host(target.host, ssh_config, timeout)
         learner_name = default_learner(user) if target.host.startswith("local://") else (
             user or urlsplit(target.host).username or default_learner(None))
-        ensure_reachable(testinfra_host, target.host, learner_name, lab_prefetch(lab))
+        ensure_reachable(testinfra_host, target.host, learner_name,
+                         _prefetch_of(lab, prefetch_labs))
         uri = target.libvirt_uri()
         # the read-only libvirt connection is shared across runs in this process
         fx = Fixtures.for_run(RunContext(lab, testinfra_host, uri, learner_name,

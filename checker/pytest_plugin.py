@@ -45,9 +45,9 @@ def pytest_configure(config: Any) -> None:
     if not hosts:
         return
     from checker import engine
-    from checker.probes import output
+    from checker.probes import shell
 
-    output.install()
+    shell.install()
     remote = False
     for spec in hosts.split(","):
         spec = spec.strip()
@@ -253,3 +253,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("virtlab scores")
         for (lab_id, host), by_test in sorted(results.items()):
             terminalreporter.write_line(f"{lab_id} [{host}]: {score(by_test.values())}")
+
+
+def pytest_unconfigure(config: Any) -> None:
+    """The remote shells the hosts of ``--hosts`` opened (checker.probes.shell) end with the
+    session."""
+    if getattr(config.option, "hosts", None):
+        from checker.probes.shell import close_all
+
+        close_all()

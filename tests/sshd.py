@@ -272,15 +272,19 @@ class HangingListener:
         self.close()
 
 
-# The `ssh` an argv recorder puts first on PATH: it writes its arguments out, NUL-separated,
-# and connects nowhere.
-_RECORDER = "#!/bin/sh\nprintf 'ssh\\0'\nprintf '%s\\0' \"$@\"\n"
+# The `ssh` an argv recorder puts first on PATH: it appends its argument count and arguments,
+# NUL-separated, to argv.log next to itself, and connects nowhere.
+_RECORDER = ("#!/bin/sh\n{ printf '%s\\0' \"$#\"; printf '%s\\0' \"$@\"; } >> "
+             "\"$(dirname \"$0\")/argv.log\"\n")
 
 
-def ssh_argv(backend: Any, command: str = "true") -> list[str]:
-    """The argument vector testinfra's ssh backend starts ``ssh`` with, as its shell splits it:
-    the backend's public ``run()``, with an ``ssh`` first on PATH that only records its
-    arguments (``ssh`` itself is never started). The previous PATH is put back."""
+def ssh_argvs(backend: Any, command: str = "true") -> list[list[str]]:
+    """The argument vectors of every ``ssh`` a backend's public ``run(command)`` starts, as
+    its shell splits them (after ``ssh``): with an ``ssh`` first on PATH that only records
+    its arguments (``ssh`` itself is never started). virtlab's ssh backend starts its remote
+    shell first (last word ``checker.probes.shell.REMOTE_SHELL``); the recorder never says
+    the shell is ready, so the backend then sends the command testinfra's way (last word
+    ``command``). The previous PATH is put back."""
     with tempfile.TemporaryDirectory(prefix="virtlab-sshargv-") as d:
         rec = Path(d) / "ssh"
         rec.write_text(_RECORDER)
@@ -291,5 +295,12 @@ def ssh_argv(backend: Any, command: str = "true") -> list[str]:
             res = backend.run(command)
         finally:
             os.environ["PATH"] = path
-    assert res.rc == 0, res.stderr
-    return res.stdout_bytes.decode("utf-8", "surrogateescape").split("\0")[:-1]
+        assert res.rc == 0, res.stderr
+        words = (Path(d) / "argv.log").read_bytes().decode("utf-8", "surrogateescape")
+    items = words.split("\0")[:-1]
+    out = []
+    while items:
+        n = int(items[0])
+        out.append(["ssh", *items[1:n + 1]])
+        items = items[n + 1:]
+    return out

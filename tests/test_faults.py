@@ -169,8 +169,10 @@ def wait_for(pred, timeout: float = 60, every: float = 0.01) -> None:
 
 @pytest.fixture(scope="module")
 def slow_class(sshd):
-    """Four learners whose every command takes ~0.25 s more (a slow login shell): grading
-    one host lasts a couple of seconds, so a fault lands while a host is in flight."""
+    """Four learners whose every login and every ``uname`` take ~0.25 s more (a slow login
+    shell, a slow ``uname`` first on their PATH; virtlab's remote shell logs in once per host,
+    and its one exchange of facts starts with ``uname``): grading one host lasts a couple of
+    seconds, so a fault lands while a host is in flight."""
     users = LearnerUsers(sshd)
     shell = sshd.dir / "slow-shell"
     shell.write_text('#!/bin/sh\nsleep 0.25\nexec /bin/bash "$@"\n')
@@ -178,6 +180,12 @@ def slow_class(sshd):
     names = [users.add(f"s{i}") for i in range(4)]
     for n in names:
         subprocess.run(["usermod", "-s", str(shell), n], check=True)
+        home = users.home(n)
+        (home / "bin").mkdir()
+        (home / "bin" / "uname").write_text('#!/bin/sh\nsleep 0.25\nexec /bin/uname "$@"\n')
+        (home / "bin" / "uname").chmod(0o755)
+        (home / ".bashrc").write_text('PATH="$HOME/bin:$PATH"\n', encoding="utf-8")
+        subprocess.run(["chown", "-R", f"{n}:{n}", str(home)], check=True)
     yield names
     users.remove_all()
 

@@ -531,24 +531,31 @@ hostile_str = st.lists(hostile_piece, max_size=7).map("".join)
 
 
 def _assert_plain_destination(backend, user, host, port) -> None:
-    from sshd import ssh_argv
+    from sshd import ssh_argvs
 
-    argv = ssh_argv(backend)  # what testinfra's own run() starts ssh with
-    assert argv[0] == "ssh" and argv[-1] == "true"
-    assert argv[-2] == host and not host.startswith("-")  # the host: one plain word
-    # every other word is testinfra's own: "-o" followed by one of its settings
-    words = argv[1:-2]
-    while words:
-        flag, value = words[0], words[1]
-        assert flag == "-o", argv
-        key = value.split("=", 1)[0]
-        assert key in ("User", "Port", "ConnectTimeout", "ControlMaster", "ControlPersist",
-                       "BatchMode"), argv
-        if key == "User":
-            assert value == f"User={user}"
-        if key == "Port":
-            assert value == f"Port={port}"
-        words = words[2:]
+    from checker.probes.shell import REMOTE_SHELL, ShellBackend
+
+    assert isinstance(backend, ShellBackend)  # virtlab's (checker.probes.shell.install)
+    backend.shell_usable = True  # a cached host learnt from the last example: tried afresh
+    argvs = ssh_argvs(backend)  # what the backend's own run() starts ssh with
+    # its remote shell, then (the recorder never says it is ready) the command alone
+    assert [a[-1] for a in argvs] == [REMOTE_SHELL, "true"], argvs
+    for argv in argvs:
+        assert argv[0] == "ssh"
+        assert argv[-2] == host and not host.startswith("-")  # the host: one plain word
+        # every other word is testinfra's own: "-o" followed by one of its settings
+        words = argv[1:-2]
+        while words:
+            flag, value = words[0], words[1]
+            assert flag == "-o", argv
+            key = value.split("=", 1)[0]
+            assert key in ("User", "Port", "ConnectTimeout", "ControlMaster", "ControlPersist",
+                           "BatchMode"), argv
+            if key == "User":
+                assert value == f"User={user}"
+            if key == "Port":
+                assert value == f"Port={port}"
+            words = words[2:]
     assert (backend.host.user, backend.host.port) == (user, None if port is None else str(port))
 
 
@@ -574,8 +581,11 @@ def test_an_accepted_host_spec_reaches_ssh_as_plain_words(user, host, port):
     except UnsafeHost as e:
         assert str(e).startswith("hôte refusé") and "\nhost refused" in str(e)
         return
+    from checker.probes.shell import install
+
     _, kw = parse_hostspec(spec)
     assert set(kw) == {"connection"}  # nothing but the scheme read out of the URL
+    install()  # virtlab's backends, as engine.get_host and the pytest plugin use them
     backend = get_backend(spec, controlpersist=0)
     _assert_plain_destination(backend, dest.user, dest.host, dest.port)
 
@@ -612,6 +622,9 @@ def test_accepted_inventory_values_reach_ssh_as_plain_words(name, hostvars):
         assert "inventaire classe.yml" in str(e) and "\ninventory classe.yml" in str(e)
         assert "secret" not in str(e)
         return
+    from checker.probes.shell import install
+
+    install()  # virtlab's backends, as engine.get_host and the pytest plugin use them
     inventory = {"_meta": {"hostvars": {name: hv}}, "all": {"hosts": [name]}}
     host = get_ansible_host(configparser.ConfigParser(), inventory, name)
     assert host is not None and host.backend.NAME == "ssh"

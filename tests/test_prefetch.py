@@ -60,35 +60,31 @@ def learner(sshd):
 
 def _recorder(monkeypatch) -> list[str]:
     """Every command the probes ask testinfra to run (answered from memory or not)."""
-    from checker.probes import output
+    from checker.probes.output import BoundedBackend
 
-    output.install()
     asked: list[str] = []
-    original = output.memo_run
+    original = BoundedBackend.run
 
-    def record(host: Any, run: Any, command: str, *args: str, **kw: Any) -> Any:
-        asked.append(host.backend.quote(command, *args))
-        return original(host, run, command, *args, **kw)
+    def record(backend: Any, command: str, *args: str, **kw: Any) -> Any:
+        asked.append(backend.quote(command, *args))
+        return original(backend, command, *args, **kw)
 
-    monkeypatch.setattr(output, "memo_run", record)
+    monkeypatch.setattr(BoundedBackend, "run", record)
     return asked
 
 
 def _exchanges(monkeypatch) -> list[str]:
-    """Every command that really went to the host (the bounded reader sees each once)."""
-    from checker.probes import output
+    """Every command that really went to the host (the remote shell sends each once)."""
+    from checker.probes.shell import ShellBackend
 
-    output.install()
     sent: list[str] = []
-    original = output.bounded_run_local
+    original = ShellBackend.run_ssh
 
-    def record(backend: Any, command: str, *args: str) -> Any:
-        sent.append(backend.quote(command, *args))
-        return original(backend, command, *args)
+    def record(backend: Any, command: str) -> Any:
+        sent.append(command)
+        return original(backend, command)
 
-    from testinfra.backend.base import BaseBackend
-
-    monkeypatch.setattr(BaseBackend, "run_local", record)
+    monkeypatch.setattr(ShellBackend, "run_ssh", record)
     return sent
 
 
@@ -131,6 +127,10 @@ def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner,
     sent.clear()
     monkeypatch.setattr(host_probes, "prefetch",
                         lambda host, user, home_file="", extra=(): host.run("true"))
+    import checker.probes.apt as apt_probes
+
+    # and the files of a directory one by one (apt's sources and keyrings)
+    monkeypatch.setattr(apt_probes, "fetch", lambda host, commands: None)
     slow = check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
     n_slow = len(sent)
     assert _view(fast) == _view(slow)
@@ -149,5 +149,45 @@ def test_without_a_budget_nothing_is_remembered(sshd, learner):
     h = get_host(sshd.spec(learner), str(sshd.ssh_config))
     r = prefetch(h, learner, ".local/share/virtlab/hints.json")
     assert r.rc == 0
-    first = h.run("cat /proc/uptime").stdout
-    assert h.run("cat /proc/uptime").stdout != first or first == ""
+    # a new random UUID at every read (/proc/uptime can stay the same for 10 ms: a command
+    # costs less than that on the remote shell)
+    first = h.run("cat /proc/sys/kernel/random/uuid").stdout
+    assert h.run("cat /proc/sys/kernel/random/uuid").stdout != first and first
+
+
+def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, learner,
+                                                                         monkeypatch):
+    """The grading worker's job for one host (all its labs, one output budget): one prefetch
+    exchange for the union of every lab's declared commands, the same verdicts as each lab
+    checked alone, and the host's shell closed when the job is done."""
+    from checker.engine import get_host
+    from checker.grade.worker import grade_host
+
+    spec = sshd.spec(learner)
+    labs = [resolve(lab).id for lab in LABS]
+    alone = {lab: check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+             for lab in labs}
+    from checker.probes.shell import close_all
+
+    close_all()  # no shell left open by an earlier test outside any budget
+    backend = get_host(spec, str(sshd.ssh_config)).backend
+    started = backend.sessions
+    sent = _exchanges(monkeypatch)
+    answer = grade_host({"host": "pc", "spec": spec, "user": learner, "labs": labs,
+                         "connect": CONNECT, "ssh_config": str(sshd.ssh_config),
+                         "lang": "en"})
+    # the prefetch script starts with testinfra's own first command (uname -s)
+    scripts = [c for c in sent if c.startswith("/bin/sh -c ") and "uname -s" in c]
+    assert len(scripts) == 1, [c[:80] for c in scripts]
+    for res in answer["results"]:
+        assert res["status"] == "graded", res
+        got = [(o["id"], o["status"], o["message"]) for o in res["report"]["objectives"]]
+        assert got == [(o.id, o.status, o.message) for o in alone[res["lab"]].objectives]
+    # every command declared by a lab was answered by that exchange: none was sent again
+    from testinfra.backend.base import BaseBackend
+
+    declared = {BaseBackend.quote(t, *a) for lab in labs for t, a in lab_prefetch(resolve(lab))}
+    assert not declared & set(sent), sorted(declared & set(sent))
+    assert backend.sessions == started + 1  # one shell for the whole job…
+    assert backend.proc is None  # …closed with it
+

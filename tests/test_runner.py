@@ -244,9 +244,9 @@ def test_local_encoding_is_known_without_asking_python3_or_touching_testinfra_pr
     import testinfra.backend
     import testinfra.host
 
-    from checker.probes import output
+    from checker.probes import output, shell
 
-    output.install()  # what every virtlab host gets (engine.get_host, the plugin's --hosts)
+    shell.install()  # what every virtlab host gets (engine.get_host, the plugin's --hosts)
     host = testinfra.host.Host(testinfra.backend.get_backend("local://"))  # a fresh one
     ran: list[str] = []
     real_run = host.backend.run

@@ -117,9 +117,11 @@ def test_commands_are_constants_with_quoted_arguments():
                 bad.append(f"{where}: os.{call.func.attr}")
             for kw in call.keywords:
                 if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
-                    # the one exception: checker/probes/output.py replaces testinfra's own
-                    # run_local (a shell string testinfra built, every argument quoted)
-                    if f.relative_to(REPO).as_posix() != "checker/probes/output.py":
+                    # the exceptions: checker/probes/output.py replaces testinfra's own
+                    # run_local, checker/probes/shell.py starts the remote shell (a shell
+                    # string testinfra built, every argument quoted)
+                    if f.relative_to(REPO).as_posix() not in ("checker/probes/output.py",
+                                                              "checker/probes/shell.py"):
                         bad.append(f"{where}: shell=")
             owner = ast.unparse(call.func.value)
             if call.func.attr == "command" and re.search(r"(^|\.)(facts|self)$", owner) \
@@ -399,11 +401,17 @@ def test_testinfra_ssh_command_is_batch_mode_with_host_keys_checked():
     path = os.environ["PATH"]
     try:
         host = engine.get_host("ssh://alice@127.0.0.1:2222", None, 5)
-        from sshd import ssh_argv
+        from sshd import ssh_argvs
 
-        line = " ".join(ssh_argv(host.backend))
-        assert line.startswith("ssh ") and "-o BatchMode=yes" in line
-        assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
+        from checker.probes.shell import REMOTE_SHELL
+
+        argvs = ssh_argvs(host.backend)
+        # the remote shell, then (the recorder never says it is ready) the command alone
+        assert [a[-1] for a in argvs] == [REMOTE_SHELL, "true"], argvs
+        for argv in argvs:
+            line = " ".join(argv)
+            assert line.startswith("ssh ") and "-o BatchMode=yes" in line
+            assert "StrictHostKeyChecking=no" not in line and "/dev/null" not in line
         # the "ssh" that line runs is this process's wrapper, which forces the safe settings
         wrapper = Path(sh.which("ssh"))
         assert WRAPPER_MARK in wrapper.read_text() and "StrictHostKeyChecking=yes" in \

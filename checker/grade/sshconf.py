@@ -1,9 +1,10 @@
 """The SSH set-up of one grading run: batch mode, shared connections, bounded waits.
 
-testinfra's ssh backend runs one ``ssh`` per command. Without a ``ControlPath`` OpenSSH does
-not multiplex (``ControlMaster=auto`` alone is ignored), so every command pays a full key
-exchange: lab 01 over loopback costs ~4.5 s per host that way, ~0.35 s with one shared
-connection. The run therefore writes its own ``ssh_config``:
+testinfra's ssh backend runs one ``ssh`` per command (virtlab's own,
+:mod:`checker.probes.shell`, one long-lived session per host; libvirt's ``qemu+ssh`` one
+more). Without a ``ControlPath`` OpenSSH does not multiplex (``ControlMaster=auto`` alone is
+ignored), so every ``ssh`` pays a full key exchange: lab 01 over loopback costs ~4.5 s per
+host that way, ~0.35 s with one shared connection. The run therefore writes its own ``ssh_config``:
 
 - forced settings, ahead of everything else (see :func:`forced_options`): no agent, X11 or
   port forwarding, no ``LocalCommand``, no environment sent, strict host-key checking

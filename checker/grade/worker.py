@@ -58,7 +58,8 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
     from checker.probes.output import budget
     from checker.safetext import clean_data
 
-    # one output budget for the host, all its labs together (checker.probes.output)
+    # one output budget for the host, all its labs together (checker.probes.output); its
+    # remote shell (checker.probes.shell) is closed with it
     with budget(reuse=False):
         answer = grade_labs(job)
     # what the learner's host said (reasons, report strings) travels as visible text: no
@@ -79,9 +80,10 @@ def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
             continue
         try:
+            # all the job's labs: the host's facts for all of them come in one exchange
             report = check(lab, job["spec"], connect=job.get("connect"), user=job.get("user"),
                            lang=job.get("lang"), ssh_config=job.get("ssh_config"),
-                           timeout=job.get("timeout"))
+                           timeout=job.get("timeout"), prefetch_labs=job["labs"])
         except TargetUnreachable as e:
             down = classify_unreachable(e, job.get("lang") or "fr")
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})

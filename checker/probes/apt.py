@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.probes import list_dir, read_file, ssh_lost
+from checker.probes.host import fetch
 
 APT_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -258,7 +259,11 @@ class AptSources:
 
     def sources(self) -> list[AptSource]:
         out: list[AptSource] = []
-        for p in self.source_files():
+        files = self.source_files()
+        # every file in one exchange (checker.probes.host.fetch), then read one by one
+        fetch(self.host, [("test -f %s && cat -- %s", (self.path(p), self.path(p)))
+                          for p in files])
+        for p in files:
             text = self._read_text(p)
             if text is None:
                 continue
@@ -288,10 +293,15 @@ class AptSources:
     def legacy_keyrings(self) -> list[Keyring]:
         """The keyrings apt trusts for every source: where ``apt-key add`` put keys."""
         out = []
+        listed = [f"/etc/apt/trusted.gpg.d/{name}"
+                  for name in self._listdir("/etc/apt/trusted.gpg.d")
+                  if APT_NAME_RE.fullmatch(name) and name.endswith((".gpg", ".asc"))]
+        # every keyring in one exchange (checker.probes.host.fetch), then read one by one
+        fetch(self.host, [("cat -- %s", (self.path(p),))
+                          for p in ["/etc/apt/trusted.gpg", *listed]])
         main = self.keyring("/etc/apt/trusted.gpg")
         if main.exists:
             out.append(main)
-        for name in self._listdir("/etc/apt/trusted.gpg.d"):
-            if APT_NAME_RE.fullmatch(name) and name.endswith((".gpg", ".asc")):
-                out.append(self.keyring(f"/etc/apt/trusted.gpg.d/{name}", listed=True))
+        for p in listed:
+            out.append(self.keyring(p, listed=True))
         return out

@@ -403,7 +403,7 @@ Prefetch = tuple[str, tuple[str, ...]]
 def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch] = ()) -> Any:
     """Run the commands every lab starts with (:func:`_start_commands`, and the learner's
     ``~/HOME_FILE`` read as :func:`checker.probes.read_file` reads it) in ONE remote
-    exchange, with the lab's own ``extra`` ones (its checks modules' ``PREFETCH``: commands
+    exchange, with the labs' own ``extra`` ones (their checks modules' ``PREFETCH``: commands
     whose standard error no check reads), and leave their answers in the current output budget
     (:mod:`checker.probes.output`), where testinfra's later ``host.run`` of the same command
     finds them: on a link with latency, one round trip instead of about ten per lab.
@@ -412,47 +412,131 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
     own subshell under ``/bin/sh``, stderr dropped; each one's output is followed by a line
     made of a random marker and its exit status, so that nothing the host prints (a file,
     a user name) can pass for a marker. Every answer is decoded as its own command would
-    have been. Returns the script's own result (its exit status says whether it ran at
-    all); raises what testinfra raises when the connection fails (never a fact). When
-    there is no budget, or the output is not what the script prints (a shell that is not
-    POSIX, a cut), nothing is kept and the commands run one by one, as before.
+    have been. Commands the budget already holds an answer for (an earlier lab of the same
+    grading job) are not asked again.
+
+    Returns the script's own result (its exit status says whether it ran at all), or None
+    when no exchange was needed (every answer known, the host's shell open) or when the
+    script's output passed the per-command cap (:data:`checker.probes.output.COMMAND_CAP`:
+    many commands' output is not one command's flood; its bytes stay counted in the budget
+    and the commands then run one by one, the one that floods flooding then). Raises what
+    testinfra raises when the connection fails (never a fact). When there is no budget, or
+    the output is not what the script prints (a shell that is not POSIX, a cut), nothing is
+    kept and the commands run one by one, as before.
     """
-    import re
     import secrets
 
     from checker.probes.output import current
 
     backend = host.backend
+    b = current()
+    known = b.answers if b is not None else {}
     marker = "virtlab-" + secrets.token_hex(16)
     start = _start_commands(user)
-    cmds = list(dict.fromkeys(backend.quote(t, *a) for t, a in [*start, *extra]))
-    parts = [f"( {c} ) 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+    cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in [*start, *extra])
+            if (backend, c) not in known]
+    if home_file and _home_file_command(backend, known, user, home_file) in known:
+        home_file = ""
+    if not cmds and not home_file and getattr(backend, "connected", lambda: False)():
+        return None
+    parts = _parts(cmds, marker)
     if home_file:
         # the learner's home as testinfra's User.home finds it, then the file under it
         parts.append(f"h=$(getent passwd {shlex.quote(user)} 2>/dev/null | cut -d: -f6); "
                      f"printf '%s\\n{marker} 0\\n' \"$h\"")
         parts.append(f"( f=\"$h\"/{shlex.quote(home_file)}; test -f \"$f\" && cat -- \"$f\" ) "
                      f"2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
-    result = host.run("/bin/sh -c %s", "\n".join(parts))
-    b = current()
-    if b is None or result.rc != 0:
+    result = _run_script(host, parts)
+    if result is None or b is None or result.rc != 0:
         return result
-    pieces = re.split(rb"\n" + marker.encode() + rb" (\d+)\n", result.stdout_bytes)
-    expected = len(cmds) + (2 if home_file else 0)
-    if len(pieces) != 2 * expected + 1 or pieces[-1] != b"":
+    answers = _split(result, marker, len(cmds) + (2 if home_file else 0))
+    if answers is None:
         return result
-    answers = [(int(pieces[2 * i + 1]), pieces[2 * i]) for i in range(expected)]
     for cmd, (rc, out) in zip(cmds, answers):
         b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
     if home_file:
         rc, out = answers[len(cmds) + 1]
         said_home = backend.decode(answers[len(cmds)][1])
-        passwd = b.answers.get((backend, backend.quote("getent passwd %s", user)))
-        if passwd is not None and passwd.rc == 0:
-            fields = passwd.stdout.rstrip("\r\n").split(":")
-            if len(fields) > 5 and fields[5] == said_home:
-                path = f"{said_home}/{home_file}"
-                cmd = backend.quote("test -f %s && cat -- %s", path, path)
-                b.answers.setdefault((backend, cmd),
-                                     backend.result(rc, backend.encode(cmd), out, b""))
+        key = _home_file_command(backend, b.answers, user, home_file)
+        if key is not None and _home_of(backend, b.answers, user) == said_home:
+            b.answers.setdefault(key, backend.result(rc, backend.encode(key[1]), out, b""))
     return result
+
+
+def _home_of(backend: Any, answers: dict[tuple[Any, str], Any], user: str) -> str | None:
+    """The learner's home in the budget's answer to ``getent passwd USER`` (None: not known)."""
+    passwd = answers.get((backend, backend.quote("getent passwd %s", user)))
+    if passwd is None or passwd.rc != 0:
+        return None
+    fields = passwd.stdout.rstrip("\r\n").split(":")
+    return fields[5] if len(fields) > 5 else None
+
+
+def _home_file_command(backend: Any, answers: dict[tuple[Any, str], Any], user: str,
+                       home_file: str) -> tuple[Any, str] | None:
+    """The key under which the budget keeps ``read_file(~USER/HOME_FILE)`` (None: the home
+    is not known yet)."""
+    home = _home_of(backend, answers, user)
+    if home is None:
+        return None
+    path = f"{home}/{home_file}"
+    return backend, backend.quote("test -f %s && cat -- %s", path, path)
+
+
+def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
+    """Run read-only ``commands`` (testinfra templates and arguments) whose standard error
+    no caller reads in ONE exchange, as :func:`prefetch` does, and leave their answers in the
+    current output budget, where the caller's ``host.run`` of each finds it: for reads that
+    depend on what an earlier one said (every file of a directory). Commands the budget
+    knows already are not sent; with no budget, or fewer than two to send, nothing is
+    done (the commands then run one by one, as before). A lost connection raises."""
+    import secrets
+
+    from checker.probes.output import current
+
+    b = current()
+    if b is None:
+        return
+    backend = host.backend
+    cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in commands)
+            if (backend, c) not in b.answers]
+    if len(cmds) < 2:
+        return
+    marker = "virtlab-" + secrets.token_hex(16)
+    result = _run_script(host, _parts(cmds, marker))
+    if result is None or result.rc != 0:
+        return
+    answers = _split(result, marker, len(cmds))
+    for cmd, (rc, out) in zip(cmds, answers or []):
+        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+
+
+def _parts(cmds: list[str], marker: str) -> list[str]:
+    """Each command in its own subshell, stderr dropped, then the marker and its status."""
+    return [f"( {c} ) 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+
+
+def _run_script(host: Any, parts: list[str]) -> Any:
+    """The script's result; None when its output passed the per-command cap (many commands'
+    output is not one command's flood: the budget keeps the bytes, not the flood)."""
+    from checker.probes.output import OutputFlood, current
+
+    try:
+        return host.run("/bin/sh -c %s", "\n".join(parts) or "true")
+    except OutputFlood as e:
+        b = current()
+        if e.per != "command" or b is None or b.flood is not e:
+            raise
+        b.flood = None
+        return None
+
+
+def _split(result: Any, marker: str, expected: int) -> list[tuple[int, bytes]] | None:
+    """(exit status, stdout) of each command of the script; None when the output is not
+    what the script prints (a shell that is not POSIX, a cut)."""
+    import re
+
+    pieces = re.split(rb"\n" + marker.encode() + rb" (\d+)\n", result.stdout_bytes)
+    if len(pieces) != 2 * expected + 1 or pieces[-1] != b"":
+        return None
+    return [(int(pieces[2 * i + 1]), pieces[2 * i]) for i in range(expected)]

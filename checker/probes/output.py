@@ -2,8 +2,9 @@
 
 testinfra reads every command's output whole (``Popen.communicate()``): a learner who prints
 256 MiB per command (a ``~/.bashrc``, a fake ``dpkg-query`` on PATH) cost the instructor
-~1.8 GB of memory per worker. Here, every command testinfra runs (``ssh …`` for ssh:// and
-ansible:// hosts, the command itself on local://) is read by :func:`bounded_run_local`:
+~1.8 GB of memory per worker. Here, every command a virtlab host runs (through the remote
+shell of :mod:`checker.probes.shell` for ssh:// and ansible:// hosts, ``run_local`` for
+local:// and the other backends) is read by :func:`read_streams`, against a :class:`Meter`:
 
 - at most :data:`COMMAND_CAP` bytes per command (stdout and stderr together);
 - at most :data:`HOST_CAP` bytes per :func:`budget` (``check()`` opens one per lab and host;
@@ -22,12 +23,13 @@ known text encoding, and bytes that do not decode become U+FFFD: a hostile ``pyt
 ``unicode_escape`` or ``utf-7`` cannot turn output into control characters or lone surrogates.
 On local:// nothing is asked: the command inherits our environment (:func:`local_encoding`).
 
-How: :func:`install` gives testinfra's ``BaseBackend`` its own ``run_local``, ``decode`` and
-``get_encoding`` — the public methods every backend (local, ssh, ansible, and the hosts the
-pytest plugin's ``--hosts`` makes) calls, and which testinfra's backends override in the same
-way; no private attribute of testinfra is read or set (its ``encoding`` property calls
-``get_encoding`` once and keeps the answer). It also gives testinfra's ``Host`` a ``run`` that
-answers a command asked twice in one budget from the first answer (:func:`memo_run`).
+How: :class:`BoundedBackend` is a mix-in put before a testinfra backend class (its subclasses
+are in :mod:`checker.probes.shell`, registered as testinfra's backends by
+:func:`checker.probes.shell.install`). It overrides the public methods testinfra's own
+backends override: ``run`` (a command asked twice in one budget is answered from the first
+answer: every probe is read-only, the host is read as one snapshot), ``run_local`` (read with
+the caps), ``decode`` and ``get_encoding`` (the checks above). No private attribute of
+testinfra is read or set, and testinfra itself is not modified.
 """
 
 from __future__ import annotations
@@ -38,11 +40,17 @@ import selectors
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checker.i18n import message
+
+if TYPE_CHECKING:  # the mix-in is put before one of testinfra's backend classes
+    from testinfra.backend.base import BaseBackend as _Backend
+    from testinfra.backend.base import CommandResult
+else:
+    _Backend = object
 
 MiB = 1 << 20
 COMMAND_CAP = 4 * MiB
@@ -88,8 +96,10 @@ class Budget:
         #: what each command answered in this budget (one host, one run): a probe asked
         #: twice (lab 01's stat for its evidence and each message, ``id`` and ``getent``
         #: of the learner for every lab graded on a host) costs one exchange
-        #: (:func:`memo_run`). Keyed by testinfra's backend and the quoted command.
+        #: (:meth:`BoundedBackend.run`). Keyed by testinfra's backend and the quoted command.
         self.answers: dict[tuple[Any, str], Any] = {}
+        #: what ends with the budget (the remote shells opened in it: checker.probes.shell)
+        self.closers: list[Callable[[], None]] = []
 
 
 _local = threading.local()
@@ -112,6 +122,8 @@ def budget(limit: int = HOST_CAP, *, reuse: bool = True) -> Iterator[Budget]:
         yield b
     finally:
         _local.budget = outer
+        while b.closers:
+            b.closers.pop()()
 
 
 def descendants(pid: int) -> list[int]:
@@ -134,64 +146,64 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _kill(p: subprocess.Popen[bytes]) -> None:
-    """Kill the command's shell and what it started (its ssh client). They stay in the
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and what it started (a shell and its ``ssh`` client). They stay in the
     worker's process group, so that the grading runner's deadline still kills them all."""
-    for pid in [*descendants(p.pid), p.pid]:
+    for p in [*descendants(pid), pid]:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    p.wait()
 
 
-def bounded_run_local(backend: Any, command: str, *args: str) -> Any:
-    """testinfra's ``BaseBackend.run_local``, reading at most the caps (see module doc)."""
-    b = current()
-    if b is not None and b.flood is not None:
-        raise b.flood
-    cmd = backend.encode(backend.quote(command, *args))
-    p = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    assert p.stdout is not None and p.stderr is not None
-    bufs: dict[int, list[bytes]] = {p.stdout.fileno(): [], p.stderr.fileno(): []}
-    total = 0
-    flood: OutputFlood | None = None
+class Meter:
+    """The bytes one command printed, against the caps of the current budget. Made before
+    the command is sent: a flooded budget raises at once."""
+
+    def __init__(self) -> None:
+        self.budget = current()
+        if self.budget is not None and self.budget.flood is not None:
+            raise self.budget.flood
+        self.total = 0
+
+    def count(self, n: int) -> OutputFlood | None:
+        """``n`` more bytes arrived; the flood they make, if any."""
+        self.total += n
+        b = self.budget
+        if b is not None and b.used + self.total > b.limit:
+            return OutputFlood(b.limit, "host")
+        if self.total > COMMAND_CAP:
+            return OutputFlood(COMMAND_CAP, "command")
+        return None
+
+    def close(self, flood: OutputFlood | None = None) -> None:
+        """The command is over (or cut, by ``flood``): its bytes go to the budget."""
+        b = self.budget
+        if b is not None:
+            b.used += min(self.total, COMMAND_CAP)
+            if flood is not None:
+                b.flood = flood
+
+
+def read_streams(bufs: dict[int, bytearray], meter: Meter,
+                 finished: Callable[[], bool] = lambda: False) -> OutputFlood | None:
+    """Read each file descriptor of ``bufs`` into its buffer until ``finished()`` says so
+    (checked before each wait) or every one has ended; returns the flood (a cap passed:
+    the last chunk is dropped, nothing more is read) or None."""
     with selectors.DefaultSelector() as sel:
-        for f in (p.stdout, p.stderr):
-            sel.register(f, selectors.EVENT_READ)
-        while sel.get_map():
+        for fd in bufs:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map() and not finished():
             for key, _ in sel.select():
                 chunk = os.read(key.fd, _CHUNK)
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
-                total += len(chunk)
-                if b is not None and b.used + total > b.limit:
-                    flood = OutputFlood(b.limit, "host")
-                elif total > COMMAND_CAP:
-                    flood = OutputFlood(COMMAND_CAP, "command")
+                flood = meter.count(len(chunk))
                 if flood is not None:
-                    break
-                bufs[key.fd].append(chunk)
-            if flood is not None:
-                break
-    if b is not None:
-        b.used += min(total, COMMAND_CAP)
-    if flood is not None:
-        bufs.clear()
-        _kill(p)
-        p.stdout.close()
-        p.stderr.close()
-        if b is not None:
-            b.flood = flood
-        raise flood
-    p.wait()
-    out = b"".join(bufs[p.stdout.fileno()])
-    err = b"".join(bufs[p.stderr.fileno()])
-    p.stdout.close()
-    p.stderr.close()
-    return backend.result(p.returncode, cmd, out, err)
+                    return flood
+                bufs[key.fd] += chunk
+    return None
 
 
 def safe_decode(backend: Any, data: bytes) -> str:
@@ -210,55 +222,71 @@ def local_encoding() -> str:
     return "UTF-8" if enc == "ANSI_X3.4-1968" else enc
 
 
-def checked_encoding(backend: Any, original: Any) -> str:
+def checked_encoding(backend: Any, original: Callable[[], str]) -> str:
     """The encoding ``backend``'s host claims, when it is a known text encoding. testinfra
     asks the host's ``python3`` the first time a command prints non-ASCII (~0.1 s, a third
     of a check); on local:// the answer is known already (:func:`local_encoding`)."""
     try:
-        claimed = local_encoding() if backend.NAME == "local" else original(backend)
+        claimed = local_encoding() if backend.NAME == "local" else original()
         enc = codecs.lookup(claimed).name
     except (LookupError, TypeError, ValueError, UnicodeError):
         return "utf-8"
     return enc if enc in TEXT_ENCODINGS else "utf-8"
 
 
-def memo_run(host: Any, original: Any, command: str, *args: str, **kwargs: Any) -> Any:
-    """testinfra's ``Host.run``, answered from the current budget when the same command ran
-    on the same host in it (every probe is read-only: within one run, or one host's grading,
-    the host is read as one snapshot). What raised (a lost connection, a flood) is never
-    kept: it raises again the next time. Without a budget, or with options (``sudo``…),
-    the command runs as usual."""
-    b = current()
-    if b is None or kwargs:
-        return original(host, command, *args, **kwargs)
-    if b.flood is not None:  # a flooded host: every later command fails, remembered or not
-        raise b.flood
-    key = (host.backend, host.backend.quote(command, *args))
-    if key in b.answers:
-        return b.answers[key]
-    result = original(host, command, *args)
-    b.answers[key] = result
-    return result
+class BoundedBackend(_Backend):  # type: ignore[misc]  # testinfra: untyped
+    """The mix-in of every virtlab testinfra backend (``class X(BoundedBackend, Backend)``):
+    memo, caps and encodings (module doc)."""
 
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        """testinfra's ``run``, answered from the current budget when the same command ran
+        on this backend in it (every probe is read-only: within one run, or one host's
+        grading, the host is read as one snapshot). What raised (a lost connection, a flood)
+        is never kept: it raises again the next time. Without a budget, or with options
+        (``encoding=``…), the command runs as usual."""
+        b = current()
+        if b is None or kwargs:
+            return super().run(command, *args, **kwargs)
+        if b.flood is not None:  # a flooded host: every later command fails, remembered or not
+            raise b.flood
+        key = (self, self.quote(command, *args))
+        if key in b.answers:
+            return b.answers[key]
+        result = super().run(command, *args)
+        b.answers[key] = result
+        return result
 
-_installed = False
+    def run_local(self, command: str, *args: str) -> CommandResult:
+        """testinfra's ``run_local`` (a shell string testinfra built, every argument
+        quoted), reading at most the caps."""
+        meter = Meter()
+        cmd = self.encode(self.quote(command, *args))
+        p = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        assert p.stdout is not None and p.stderr is not None
+        out, err = bytearray(), bytearray()
+        try:
+            flood = read_streams({p.stdout.fileno(): out, p.stderr.fileno(): err}, meter)
+        except BaseException:  # Ctrl-C, a signal: nothing of it left behind
+            kill_tree(p.pid)
+            p.wait()
+            raise
+        meter.close(flood)
+        if flood is not None:
+            kill_tree(p.pid)
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+        if flood is not None:
+            raise flood
+        return self.result(p.returncode, cmd, bytes(out), bytes(err))
 
+    def decode(self, data: bytes) -> str:
+        return safe_decode(self, data)
 
-def install() -> None:
-    """Route every testinfra backend's local commands through the caps (once per process)."""
-    global _installed
-    if _installed:
-        return
-    from testinfra.backend.base import BaseBackend
-    from testinfra.host import Host
+    def get_encoding(self) -> str:
+        return checked_encoding(self, super().get_encoding)
 
-    original_encoding = BaseBackend.get_encoding
-    original_run = Host.run
-    Host.run = (
-        lambda self, command, *args, **kwargs: memo_run(self, original_run, command, *args,
-                                                        **kwargs))
-    BaseBackend.run_local = bounded_run_local
-    BaseBackend.decode = safe_decode
-    BaseBackend.get_encoding = (
-        lambda self: checked_encoding(self, original_encoding))
-    _installed = True
+    def connected(self) -> bool:
+        """A live connection to the host is open now (:mod:`checker.probes.shell`)."""
+        return False

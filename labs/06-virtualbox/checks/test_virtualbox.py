@@ -57,6 +57,9 @@ PREFETCH = [
     ("test -f %s && cat -- %s", "/sys/module/kvm/parameters/enable_virt_at_load",
      "/sys/module/kvm/parameters/enable_virt_at_load"),
     ("getent group %s", "vboxusers"),
+    ("test -f %s && cat -- %s", "/proc/modules", "/proc/modules"),
+    ("test -d %s", "/sys/module/kvm_intel"),
+    ("test -d %s", "/sys/module/kvm_amd"),
 ]
 
 
