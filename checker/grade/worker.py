@@ -118,6 +118,7 @@ WARM_MODULES = ("testinfra", "testinfra.backend.ssh", "testinfra.modules.file",
                 "testinfra.modules.group", "testinfra.modules.systeminfo",
                 "testinfra.modules.user", "checker.grade.hostssh", "checker.probes.apt",
                 "checker.probes.host", "checker.probes.ifupdown", "checker.probes.netdev",
+                "checker.probes.shell", "checker.probes.output",
                 "checker.probes.vbox", "checker.checks", "checker.safetext", "libvirt",
                 "babel.dates", "babel.numbers")
 
