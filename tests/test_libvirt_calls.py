@@ -97,10 +97,10 @@ def assert_minimal(calls: Calls, have: dict[str, int], what: str) -> None:
 
 
 def budget(have: dict[str, int]) -> int:
-    """Every RPC a run may send at most: the handshake and close (5), the listings (domains
-    3, networks 4, pools 4), each XML once, a snapshot listing per domain, one volume read
-    (lookup, pool, XML) and the host's memory."""
-    return (5 + 3 + 4 + 4 + have["domains"] + have["live_configs"] + have["networks"]
+    """Every RPC a run may send at most: the handshake and close (5), the listings (3 each
+    for domains, networks, pools), each XML once, a snapshot listing per domain, one volume
+    read (lookup, pool, XML) and the host's memory."""
+    return (5 + 3 + 3 + 3 + have["domains"] + have["live_configs"] + have["networks"]
             + have["pools"] + have["domains"] + 3 + 1)
 
 
@@ -168,6 +168,11 @@ def test_one_run_reads_libvirt_once_and_the_next_run_afresh() -> None:
             dom = again.domain(name)
             assert dom is not None and dom.persistent and not dom.active
             assert name in again.domain_names
+        with output_budget(reuse=False):
+            lost = for_run(uri, CONNECTIONS)
+            assert lost.domain_names
+            lost.daemon_gone()  # the daemon died during a lab: the job's next lab reconnects
+            assert for_run(uri, CONNECTIONS) is not lost
         assert for_run(uri, None) is not for_run(uri, None)  # no budget: a Virt each time
     finally:
         try:

@@ -492,9 +492,11 @@ class Virt:
         return self._conn
 
     def daemon_gone(self) -> None:
-        """The daemon went away during the run: the next run opens a fresh connection."""
+        """The daemon went away during the run: the next run (the next lab of a grading
+        job too) opens a fresh connection and reads libvirt afresh."""
         if self.connections is not None:
             self.connections.forget(self.uri, self._conn)
+        _leave_run(self)
 
     def close(self) -> None:
         """Close this Virt's own connection (a shared one stays open for the next run)."""
@@ -545,12 +547,16 @@ class Virt:
         return out
 
     def _listed(self, kind: str, flags: tuple[int, int, int]) -> dict[str, _Listed]:
-        """Every network or pool, and its three flags, in four calls."""
+        """Every network or pool, and its three flags, in three calls: the active ones, the
+        persistent ones (together, all of them: a transient one exists only while active)
+        and the autostart ones."""
         list_all = getattr(self.conn, kind)
-        objects = {o.name(): o for o in list_all(0)}
-        active, persistent, autostart = (self._names(list_all(f)) for f in flags)
+        active = {o.name(): o for o in list_all(flags[0])}
+        persistent = {o.name(): o for o in list_all(flags[1])}
+        autostart = self._names(list_all(flags[2]))
         return {n: _Listed(o, active=n in active, persistent=n in persistent,
-                           autostart=n in autostart) for n, o in objects.items()}
+                           autostart=n in autostart)
+                for n, o in {**persistent, **active}.items()}
 
     @cached_property
     def _listed_networks(self) -> dict[str, _Listed]:
@@ -720,7 +726,7 @@ class Virt:
         return self._pools[name]
 
     def pools(self) -> list[PoolInfo]:
-        """Every pool: four listing calls, then each one's XML once in the run."""
+        """Every pool: three listing calls, then each one's XML once in the run."""
         return [p for n in self.pool_names if (p := self.pool(n)) is not None]
 
     def volume_by_path(self, path: str) -> VolumeInfo | None:
@@ -806,6 +812,17 @@ class Virt:
 #: The Virt of each output budget and URI (see :func:`for_run`); gone with its budget.
 _RUN_VIRTS: weakref.WeakKeyDictionary[Any, dict[str, Virt]] = weakref.WeakKeyDictionary()
 _RUN_LOCK = threading.Lock()
+
+
+def _leave_run(virt: Virt) -> None:
+    """The next :func:`for_run` of the current budget makes a new Virt, not ``virt``."""
+    from checker.probes.output import current
+
+    b = current()
+    with _RUN_LOCK:
+        virts = _RUN_VIRTS.get(b) if b is not None else None
+        if virts is not None and virts.get(virt.uri) is virt:
+            del virts[virt.uri]
 
 
 def for_run(uri: str, connections: Connections | None) -> Virt:
