@@ -181,3 +181,45 @@ def test_one_run_reads_libvirt_once_and_the_next_run_afresh() -> None:
             pass
         rw.close()
         CONNECTIONS.close_all()
+
+
+@pytest.mark.integration
+def test_a_volume_is_read_from_its_xml_and_a_deleted_one_is_unreadable(clean_sandbox: Any,
+                                                                      tmp_path: Path) -> None:
+    """A volume is read from its XML alone (path, sizes, format; libvirt refreshes it for
+    ``XMLDesc`` as for ``info``): its file deleted behind libvirt's back, it is reported as
+    unreadable, by path and by pool and name, not as absent."""
+    from checker.probes.libvirt import Virt, VolumeUnreadable
+
+    sb = clean_sandbox
+    c = sb.conn()
+    pool = c.storagePoolCreateXML(
+        f"<pool type='dir'><name>vl-calls</name><target><path>{tmp_path}</path></target>"
+        "</pool>", 0)
+    try:
+        vol = pool.createXML("<volume><name>d.qcow2</name><capacity>1048576</capacity>"
+                             "<target><format type='qcow2'/></target></volume>", 0)
+        path = vol.path()
+        virt = Virt(sb.uri)
+        try:
+            info = virt.volume_by_path(path)
+            assert info is not None
+            assert (info.name, info.path, info.pool, info.format, info.capacity) == (
+                "d.qcow2", path, "vl-calls", "qcow2", 1048576)
+            assert info.allocation > 0
+            assert virt.volume("vl-calls", "d.qcow2") == info
+            assert virt.volume("vl-calls", "nope.qcow2") is None
+            Path(path).unlink()
+            for read in (lambda v: v.volume_by_path(path),
+                         lambda v: v.volume("vl-calls", "d.qcow2")):
+                fresh = Virt(sb.uri)
+                try:
+                    with pytest.raises(VolumeUnreadable) as e:
+                        read(fresh)
+                    assert e.value.path == path
+                finally:
+                    fresh.close()
+        finally:
+            virt.close()
+    finally:
+        pool.destroy()

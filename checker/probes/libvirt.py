@@ -687,17 +687,14 @@ class Virt:
 
     def leases(self, network: str) -> list[Lease]:
         if network not in self._leases:
-            import libvirt
-
             listed = self._listed_networks.get(network)
-            if listed is None:  # as networkLookupByName would have said
-                raise libvirt.libvirtError(f"Network not found: no network with matching "
-                                           f"name '{network}'")
+            # not listed: looked up, for libvirt's own error (no such network)
+            net = listed.handle if listed is not None else self.conn.networkLookupByName(network)
             self._leases[network] = [
                 Lease(network=network, mac=le.get("mac", ""), ip=le.get("ipaddr", ""),
                       prefix=le.get("prefix"), hostname=le.get("hostname"),
                       expiry=le.get("expirytime"))
-                for le in listed.handle.DHCPLeases()]
+                for le in net.DHCPLeases()]
         return self._leases[network]
 
     # storage
