@@ -762,8 +762,9 @@ class Virt:
         return [p for n in self.pool_names if (p := self.pool(n)) is not None]
 
     def volume_by_path(self, path: str) -> VolumeInfo | None:
-        """The volume libvirt knows at ``path`` (three calls, two round trips: the lookup, then its pool and its XML at once); None when
-        none; raises VolumeUnreadable when libvirt lists it but cannot read it."""
+        """The volume libvirt knows at ``path`` (three calls, two round trips: the lookup,
+        then its pool and its XML at once); None when none; raises VolumeUnreadable when
+        libvirt lists it but cannot read it."""
         return self._volume_memo(("", path), lambda: self.conn.storageVolLookupByPath(path),
                                  None)
 
