@@ -223,3 +223,33 @@ def test_a_volume_is_read_from_its_xml_and_a_deleted_one_is_unreadable(clean_san
             virt.close()
     finally:
         pool.destroy()
+
+
+def test_calls_made_together_answer_in_order_and_raise_what_one_raised() -> None:
+    """checker.probes.libvirt.together: the listings and XML reads made at once from threads
+    (they then share round trips) give their results in the callers' order, and an error
+    of one call (a libvirt error: no such domain, a lost connection) is not swallowed."""
+    import threading
+
+    import libvirt
+
+    from checker.probes.libvirt import MAX_IN_FLIGHT, together
+
+    seen: set[int] = set()
+
+    def call(i: int) -> int:
+        seen.add(threading.get_ident())
+        return i * i
+
+    n = MAX_IN_FLIGHT + 4
+    assert together(*(lambda i=i: call(i) for i in range(n))) == [i * i for i in range(n)]
+    assert len(seen) > 1  # made from several threads
+    assert together() == [] and together(lambda: 7) == [7]
+
+    conn = libvirt.open("test:///default")
+    try:
+        with pytest.raises(libvirt.libvirtError) as e:
+            together(lambda: 1, lambda: conn.lookupByName("vl-calls-no-such-domain"))
+        assert e.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+    finally:
+        conn.close()
