@@ -59,9 +59,9 @@ def _host(ctx: RunContext, oid: str) -> Any:
 
 
 def _virt(ctx: RunContext, oid: str) -> Any:
-    from checker.probes.libvirt import Virt
+    from checker.probes.libvirt import for_run
 
-    return Virt(ctx.libvirt_uri, connections=ctx.connections)
+    return for_run(ctx.libvirt_uri, ctx.connections)
 
 
 def _learner(ctx: RunContext, oid: str) -> Any:

@@ -55,13 +55,19 @@ def classify_unreachable(exc: BaseException, lang: str = "fr") -> tuple[str, str
 
 
 def grade_host(job: dict[str, Any]) -> dict[str, Any]:
+    from checker.probes.libvirt import CONNECTIONS
     from checker.probes.output import budget
     from checker.safetext import clean_data
 
-    # one output budget for the host, all its labs together (checker.probes.output); its
-    # remote shell (checker.probes.shell) is closed with it
-    with budget(reuse=False):
-        answer = grade_labs(job)
+    # one output budget for the host, all its labs together (checker.probes.output), its
+    # remote shell (checker.probes.shell) closed with it; and one libvirt connection, read
+    # as one snapshot (checker.probes.libvirt.for_run): closed with the job (a worker grades
+    # one host at a time; the next host is another URI)
+    try:
+        with budget(reuse=False):
+            answer = grade_labs(job)
+    finally:
+        CONNECTIONS.close_all()
     # what the learner's host said (reasons, report strings) travels as visible text: no
     # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
     cleaned: dict[str, Any] = clean_data(answer)

@@ -15,7 +15,9 @@ import atexit
 import os
 import re
 import threading
+import weakref
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -270,7 +272,6 @@ class DomainInfo:
     graphics: tuple[str, ...]  # vnc | spice ...
     serials: int
     consoles: int
-    snapshot_count: int
     xml: str = field(repr=False, default="")
 
     @property
@@ -382,15 +383,21 @@ def _count(text: str | None) -> int | None:
     return int(t)
 
 
-def _kib(el: ET.Element | None) -> int:
-    """A memory element in KiB; 0 when absent or malformed (odd unit, not a number)."""
+def _bytes(el: ET.Element | None, unit: str = "KiB") -> int:
+    """A size element in bytes (``unit`` when it names none); 0 when absent or malformed
+    (odd unit, not a number)."""
     if el is None:
         return 0
     n = _count(el.text)
-    factor = _UNIT_BYTES.get((el.get("unit") or "KiB").strip().lower())
+    factor = _UNIT_BYTES.get((el.get("unit") or unit).strip().lower())
     if n is None or factor is None:
         return 0
-    return n * factor // 1024
+    return n * factor
+
+
+def _kib(el: ET.Element | None) -> int:
+    """A memory element in KiB; 0 when absent or malformed (odd unit, not a number)."""
+    return _bytes(el) // 1024
 
 
 def _root(xml: str, what: str) -> ET.Element:
@@ -472,8 +479,49 @@ def parse_network_xml(xml: str) -> dict[str, Any]:
 
 # --- the probe -----------------------------------------------------------------------
 
+#: at most this many libvirt calls in flight at once (:func:`together`)
+MAX_IN_FLIGHT = 16
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """The results of ``calls`` (libvirt calls on one connection), made at once, in order.
+
+    libvirt's connection is thread-safe and its client sends each caller's request without
+    waiting for the replies to the others: calls made from several threads share round trips
+    (over ``qemu+ssh://``, three listings cost one round trip instead of three). What a call
+    raises is raised again here (the first one, in order)."""
+    if len(calls) < 2:
+        return [c() for c in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(calls), MAX_IN_FLIGHT),
+                            thread_name_prefix="virtlab-libvirt") as pool:
+        futures = [pool.submit(c) for c in calls]
+    return [f.result() for f in futures]
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One object of a listing: its handle (later calls need no lookup) and its flags."""
+
+    handle: Any
+    active: bool
+    persistent: bool
+    autostart: bool
+    state: int = -1  # domains only (libvirt's virDomainState)
+
+
 class Virt:
-    """Read-only libvirt facts for one URI, memoised for one run.
+    """Read-only libvirt facts for one URI, read as one snapshot per run.
+
+    Over ``qemu+ssh://`` every libvirt call is a network round trip, so each kind of object
+    is listed once per run with ``listAll*`` (filtered by flag: active, persistent,
+    autostart) and, for domains, ``getAllDomainStats`` (every state in one call); the
+    listed handles serve every later call (no ``lookupByName``), and each object's XML is
+    read once, when a check first asks for it. Nothing is kept beyond the Virt: a new run
+    (a re-check, the watch) reads libvirt afresh. Within one output budget (one
+    ``virtlab check``, or all the labs of one host in a grading job,
+    :mod:`checker.probes.output`) the ``virt`` fixture is one Virt (:func:`for_run`).
 
     With ``connections`` (a :class:`Connections`, e.g. :data:`CONNECTIONS`), the connection
     comes from there and outlives the run; without, the Virt opens its own and
@@ -489,6 +537,14 @@ class Virt:
         self._domains: dict[str, DomainInfo | None] = {}
         self._configs: dict[str, DomainInfo | None] = {}
         self._networks: dict[str, NetworkInfo | None] = {}
+        self._pools: dict[str, PoolInfo | None] = {}
+        self._snapshots: dict[str, list[str]] = {}
+        self._blocks: dict[tuple[str, str], BlockInfo | None] = {}
+        self._volumes: dict[tuple[str, str], VolumeInfo | None] = {}
+        self._volume_errors: dict[tuple[str, str], VolumeUnreadable] = {}
+        self._leases: dict[str, list[Lease]] = {}
+        self._node_memory: int | None = None
+        self._version: int | None = None
 
     @property
     def conn(self) -> Any:
@@ -508,276 +564,371 @@ class Virt:
         return self._conn
 
     def daemon_gone(self) -> None:
-        """The daemon went away during the run: the next run opens a fresh connection."""
+        """The daemon went away during the run: the next run (the next lab of a grading
+        job too) opens a fresh connection and reads libvirt afresh."""
         if self.connections is not None:
             self.connections.forget(self.uri, self._conn)
+        _leave_run(self)
 
     def close(self) -> None:
         """Close this Virt's own connection (a shared one stays open for the next run)."""
+        if self.connections is not None:
+            return
         conn, self._conn = self._conn, None
-        if conn is not None and self.connections is None:
+        if conn is not None:
             try:
                 conn.close()
             except Exception:  # noqa: BLE001 (closing: nothing left to report)
                 pass
 
-    # domains
-    def _domain_info(self, dom: Any, flags: int = 0) -> DomainInfo:
-        xml = dom.XMLDesc(flags)
-        facts = parse_domain_xml(xml)
-        state, _ = dom.state()
-        try:
-            snaps = dom.snapshotNum(0)
-        except Exception:  # noqa: BLE001 (no snapshot support in the driver: none)
-            snaps = 0
-        return DomainInfo(
-            persistent=bool(dom.isPersistent()), active=bool(dom.isActive()),
-            state=STATES.get(state, str(state)), autostart=bool(dom.autostart()),
-            snapshot_count=snaps, xml=xml, **facts)
+    # listings (one per kind and run)
+    @staticmethod
+    def _names(objects: Any) -> set[str]:
+        return {o.name() for o in objects}  # name() is the handle's own: no call
 
     @cached_property
-    def domain_names(self) -> tuple[str, ...]:
-        return tuple(sorted(d.name() for d in self.conn.listAllDomains(0)))
-
-    def domain(self, name: str) -> DomainInfo | None:
-        if name in self._domains:
-            return self._domains[name]
-        import libvirt
-
-        try:
-            info = self._domain_info(self.conn.lookupByName(name))
-        except libvirt.libvirtError as e:
-            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                info = None
-            else:
-                raise
-        self._domains[name] = info
-        return info
-
-    def domains(self) -> list[DomainInfo]:
-        """Every domain; those not read yet are read together (:meth:`_read_all`)."""
-        if sum(n not in self._domains for n in self.domain_names) > 1:
-            self._read_all()
-        return [d for n in self.domain_names if (d := self.domain(n)) is not None]
-
-    def _read_all(self) -> None:
-        """Read the domains not read yet in a few calls instead of seven per domain: each
-        flag (active, persistent, autostart) from one filtered ``listAllDomains``, every
-        state from one ``getAllDomainStats``; then each one's XML and snapshot count (over
-        ``qemu+ssh`` each call is a round trip). A domain gone meanwhile reads as absent,
-        as :meth:`domain` reads it; a driver without these calls is read one by one."""
+    def _listed_domains(self) -> dict[str, _Listed]:
+        """Every domain in three calls: each one's state (and handle) from
+        ``getAllDomainStats``, the persistent and the autostart ones from filtered
+        ``listAllDomains``. A domain's handle carries its id: -1 when it does not run
+        (what ``isActive`` answers, without the call)."""
         import libvirt
 
         conn = self.conn
-        try:
-            listed = {d.name(): d for d in conn.listAllDomains(0)}
-            flags = {f: {d.name() for d in conn.listAllDomains(f)} for f in (
-                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE,
-                libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
-                libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)}
-            states = {d.name(): int(st.get("state.state", -1)) for d, st in
-                      conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)}
-        except libvirt.libvirtError as e:
-            if e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
-                return  # read one by one by domain()
-            raise
-        for name, dom in listed.items():
-            if name in self._domains:
-                continue
-            try:
-                xml = dom.XMLDesc(0)
-                state = states[name] if name in states else dom.state()[0]
-                try:
-                    snaps = dom.snapshotNum(0)
-                except Exception:  # noqa: BLE001 (no snapshot support in the driver: none)
-                    snaps = 0
-            except libvirt.libvirtError as e:
-                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise
-                self._domains[name] = None
-                continue
-            self._domains[name] = DomainInfo(
-                persistent=name in flags[libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT],
-                active=name in flags[libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE],
-                state=STATES.get(state, str(state)),
-                autostart=name in flags[libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART],
-                snapshot_count=snaps, xml=xml, **parse_domain_xml(xml))
 
-    def snapshot_names(self, name: str) -> list[str]:
-        dom = self.conn.lookupByName(name)
-        return sorted(dom.snapshotListNames(0))
+        def states() -> list[tuple[Any, dict[str, Any]]]:
+            try:
+                got: list[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
+                    libvirt.VIR_DOMAIN_STATS_STATE, 0)
+                return got
+            except libvirt.libvirtError as e:
+                if e.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT,
+                                              libvirt.VIR_ERR_INVALID_ARG):
+                    raise
+            # a driver without domain stats: each state asked (a domain gone since: left out)
+            out = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    out.append((dom, {"state.state": dom.state()[0]}))
+                except libvirt.libvirtError as e2:
+                    if e2.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+            return out
+
+        stats, persistent, autostart = together(
+            states,
+            lambda: self._names(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)),
+            lambda: self._names(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)))
+        out = {}
+        for dom, st in stats:
+            name = dom.name()
+            out[name] = _Listed(dom, active=dom.ID() != -1, persistent=name in persistent,
+                                autostart=name in autostart,
+                                state=int(st.get("state.state", -1)))
+        return out
+
+    def _listed(self, kind: str, flags: tuple[int, int, int]) -> dict[str, _Listed]:
+        """Every network or pool, and its three flags, in three calls: the active ones, the
+        persistent ones (together, all of them: a transient one exists only while active)
+        and the autostart ones."""
+        list_all = getattr(self.conn, kind)
+        active, persistent, autostart = together(
+            *(lambda f=f: {o.name(): o for o in list_all(f)} for f in flags))
+        return {n: _Listed(o, active=n in active, persistent=n in persistent,
+                           autostart=n in autostart)
+                for n, o in {**persistent, **active}.items()}
+
+    @cached_property
+    def _listed_networks(self) -> dict[str, _Listed]:
+        import libvirt
+
+        return self._listed("listAllNetworks", (
+            libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE, libvirt.VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
+            libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART))
+
+    @cached_property
+    def _listed_pools(self) -> dict[str, _Listed]:
+        import libvirt
+
+        return self._listed("listAllStoragePools", (
+            libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
+            libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT,
+            libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART))
+
+    # domains
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._listed_domains))
+
+    def _domain_xml(self, name: str, flags: int) -> DomainInfo | None:
+        """One domain's facts from one ``XMLDesc`` call; None when it is not listed, or
+        went away since."""
+        import libvirt
+
+        listed = self._listed_domains.get(name)
+        if listed is None:
+            return None
+        try:
+            xml = listed.handle.XMLDesc(flags)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+        return DomainInfo(
+            persistent=listed.persistent, active=listed.active,
+            state=STATES.get(listed.state, str(listed.state)), autostart=listed.autostart,
+            xml=xml, **parse_domain_xml(xml))
+
+    def domain(self, name: str) -> DomainInfo | None:
+        if name not in self._domains:
+            self._domains[name] = self._domain_xml(name, 0)
+        return self._domains[name]
+
+    def domains(self) -> list[DomainInfo]:
+        """Every domain (each one's XML read once in the run, those not read yet at once)."""
+        todo = [n for n in self.domain_names if n not in self._domains]
+        infos = together(*(lambda n=n: self._domain_xml(n, 0) for n in todo))
+        self._domains.update(zip(todo, infos))
+        return [d for n in self.domain_names if (d := self.domain(n)) is not None]
 
     def domain_config(self, name: str) -> DomainInfo | None:
         """The persistent definition of a domain (``virsh dumpxml --inactive``): what
         ``virsh edit``, ``virsh setvcpus --config`` or ``virt-xml`` change, and what the
         next boot uses. For a shut-off or transient domain it equals :meth:`domain`."""
-        if name in self._configs:
-            return self._configs[name]
-        import libvirt
+        if name not in self._configs:
+            import libvirt
 
-        try:
-            dom = self.conn.lookupByName(name)
-            if dom.isActive() and dom.isPersistent():
-                info: DomainInfo | None = self._domain_info(
-                    dom, libvirt.VIR_DOMAIN_XML_INACTIVE)
+            listed = self._listed_domains.get(name)
+            if listed is not None and listed.active and listed.persistent:
+                self._configs[name] = self._domain_xml(name, libvirt.VIR_DOMAIN_XML_INACTIVE)
             else:
-                info = self.domain(name)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-            info = None
-        self._configs[name] = info
-        return info
+                self._configs[name] = self.domain(name)
+        return self._configs[name]
+
+    def snapshot_names(self, name: str) -> list[str]:
+        """The names of a domain's snapshots (one ``listAllSnapshots`` call); none for a
+        domain that is not there, or a driver without snapshots."""
+        if name not in self._snapshots:
+            import libvirt
+
+            listed = self._listed_domains.get(name)
+            names: list[str] = []
+            if listed is not None:
+                try:
+                    names = sorted(s.getName() for s in listed.handle.listAllSnapshots(0))
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN,
+                                                  libvirt.VIR_ERR_NO_SUPPORT):
+                        raise
+            self._snapshots[name] = names
+        return self._snapshots[name]
 
     def block_info(self, name: str, disk: str) -> BlockInfo | None:
         """Capacity and allocation of one disk (its target ``vda`` or its source path) as
         the hypervisor sees it; None when libvirt cannot tell (disk unknown, file gone)."""
-        import libvirt
+        key = (name, disk)
+        if key not in self._blocks:
+            import libvirt
 
-        try:
-            cap, alloc, phys = self.conn.lookupByName(name).blockInfo(disk, 0)
-        except libvirt.libvirtError:
-            return None
-        return BlockInfo(capacity=int(cap), allocation=int(alloc), physical=int(phys))
+            listed = self._listed_domains.get(name)
+            info = None
+            if listed is not None:
+                try:
+                    cap, alloc, phys = listed.handle.blockInfo(disk, 0)
+                    info = BlockInfo(capacity=int(cap), allocation=int(alloc),
+                                     physical=int(phys))
+                except libvirt.libvirtError:
+                    pass
+            self._blocks[key] = info
+        return self._blocks[key]
 
     # networks
-    @cached_property
+    @property
     def network_names(self) -> tuple[str, ...]:
-        return tuple(sorted(n.name() for n in self.conn.listAllNetworks(0)))
+        return tuple(sorted(self._listed_networks))
 
     def network(self, name: str) -> NetworkInfo | None:
-        if name in self._networks:
-            return self._networks[name]
-        import libvirt
+        if name not in self._networks:
+            import libvirt
 
-        try:
-            net = self.conn.networkLookupByName(name)
-            xml = net.XMLDesc(0)
-            info: NetworkInfo | None = NetworkInfo(
-                active=bool(net.isActive()), persistent=bool(net.isPersistent()),
-                autostart=bool(net.autostart()), xml=xml, **parse_network_xml(xml))
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                raise
+            listed = self._listed_networks.get(name)
             info = None
-        self._networks[name] = info
-        return info
+            if listed is not None:
+                try:
+                    xml = listed.handle.XMLDesc(0)
+                    info = NetworkInfo(active=listed.active, persistent=listed.persistent,
+                                       autostart=listed.autostart, xml=xml,
+                                       **parse_network_xml(xml))
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                        raise
+            self._networks[name] = info
+        return self._networks[name]
 
     def networks(self) -> list[NetworkInfo]:
+        together(*(lambda n=n: self.network(n) for n in self.network_names))
         return [n for x in self.network_names if (n := self.network(x)) is not None]
 
     def leases(self, network: str) -> list[Lease]:
-        net = self.conn.networkLookupByName(network)
-        out = []
-        for le in net.DHCPLeases():
-            out.append(Lease(network=network, mac=le.get("mac", ""), ip=le.get("ipaddr", ""),
-                             prefix=le.get("prefix"), hostname=le.get("hostname"),
-                             expiry=le.get("expirytime")))
-        return out
+        if network not in self._leases:
+            listed = self._listed_networks.get(network)
+            # not listed: looked up, for libvirt's own error (no such network)
+            net = listed.handle if listed is not None else self.conn.networkLookupByName(network)
+            self._leases[network] = [
+                Lease(network=network, mac=le.get("mac", ""), ip=le.get("ipaddr", ""),
+                      prefix=le.get("prefix"), hostname=le.get("hostname"),
+                      expiry=le.get("expirytime"))
+                for le in net.DHCPLeases()]
+        return self._leases[network]
 
     # storage
-    @cached_property
+    @property
     def pool_names(self) -> tuple[str, ...]:
-        return tuple(sorted(p.name() for p in self.conn.listAllStoragePools(0)))
+        return tuple(sorted(self._listed_pools))
 
     def pool(self, name: str) -> PoolInfo | None:
-        import libvirt
+        if name not in self._pools:
+            import libvirt
 
-        try:
-            p = self.conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
-            return None
-        xml = p.XMLDesc(0)
-        root = ET.fromstring(xml)
-        return PoolInfo(
-            name=p.name(), uuid=root.findtext("uuid", ""), type=root.get("type", ""),
-            target_path=root.findtext("target/path"), active=bool(p.isActive()),
-            persistent=bool(p.isPersistent()), autostart=bool(p.autostart()), xml=xml)
+            listed = self._listed_pools.get(name)
+            info = None
+            if listed is not None:
+                try:
+                    xml = listed.handle.XMLDesc(0)
+                    root = _root(xml, "libvirt storage pool")
+                    info = PoolInfo(
+                        name=name, uuid=root.findtext("uuid", ""), type=root.get("type", ""),
+                        target_path=root.findtext("target/path"), active=listed.active,
+                        persistent=listed.persistent, autostart=listed.autostart, xml=xml)
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                        raise
+            self._pools[name] = info
+        return self._pools[name]
 
     def pools(self) -> list[PoolInfo]:
-        """Every pool: its flags from one filtered ``listAllStoragePools`` each, then each
-        one's XML (not five calls per pool); a pool gone meanwhile is left out, as
-        :meth:`pool` reads it; a driver without the filters is read one by one."""
-        import libvirt
-
-        conn = self.conn
-        try:
-            listed = {p.name(): p for p in conn.listAllStoragePools(0)}
-            flags = {f: {p.name() for p in conn.listAllStoragePools(f)} for f in (
-                libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
-                libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT,
-                libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART)}
-        except libvirt.libvirtError as e:
-            if e.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT,
-                                          libvirt.VIR_ERR_INVALID_ARG):
-                raise
-            return [p for n in self.pool_names if (p := self.pool(n)) is not None]
-        out = []
-        for name in sorted(listed):
-            try:
-                xml = listed[name].XMLDesc(0)
-            except libvirt.libvirtError as e:
-                if e.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                    raise
-                continue
-            root = ET.fromstring(xml)
-            out.append(PoolInfo(
-                name=name, uuid=root.findtext("uuid", ""), type=root.get("type", ""),
-                target_path=root.findtext("target/path"),
-                active=name in flags[libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE],
-                persistent=name in flags[libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT],
-                autostart=name in flags[libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART],
-                xml=xml))
-        return out
+        """Every pool: three listing calls, then each one's XML once in the run."""
+        together(*(lambda n=n: self.pool(n) for n in self.pool_names))
+        return [p for n in self.pool_names if (p := self.pool(n)) is not None]
 
     def volume_by_path(self, path: str) -> VolumeInfo | None:
-        import libvirt
-
-        try:
-            vol = self.conn.storageVolLookupByPath(path)
-        except libvirt.libvirtError:
-            return None
-        return self._volume(vol)
+        """The volume libvirt knows at ``path`` (three calls, two round trips: the lookup,
+        then its pool and its XML at once); None when none; raises VolumeUnreadable when
+        libvirt lists it but cannot read it."""
+        return self._volume_memo(("", path), lambda: self.conn.storageVolLookupByPath(path),
+                                 None)
 
     def volume(self, pool: str, name: str) -> VolumeInfo | None:
+        """Volume ``name`` of pool ``pool`` (two calls on a listed pool: lookup, XML)."""
+        def lookup() -> Any:
+            listed = self._listed_pools.get(pool)
+            if listed is None:
+                return None
+            return listed.handle.storageVolLookupByName(name)
+
+        return self._volume_memo((pool, name), lookup, pool)
+
+    def _volume_memo(self, key: tuple[str, str], lookup: Any, pool: str | None) -> (
+            VolumeInfo | None):
         import libvirt
 
-        try:
-            vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
-        except libvirt.libvirtError:
-            return None
-        return self._volume(vol)
+        if key in self._volume_errors:
+            raise self._volume_errors[key]
+        if key not in self._volumes:
+            try:
+                vol = lookup()
+            except libvirt.libvirtError:
+                vol = None
+            try:
+                self._volumes[key] = None if vol is None else self._volume(vol, pool)
+            except VolumeUnreadable as e:
+                self._volume_errors[key] = e
+                raise
+        return self._volumes[key]
 
-    def _volume(self, vol: Any) -> VolumeInfo:
-        """Raises VolumeUnreadable when libvirt lists the volume but cannot read it."""
+    def _volume(self, vol: Any, pool: str | None) -> VolumeInfo:
+        """A volume's facts from its XML (path, capacity, allocation, format: libvirt
+        refreshes the volume for ``XMLDesc`` as it does for ``info``), and its pool's name
+        when not known. Raises VolumeUnreadable when libvirt lists the volume but cannot
+        read it."""
         import libvirt
 
-        try:
-            _type, capacity, allocation = vol.info()
-        except libvirt.libvirtError as e:
+        def read() -> Any:
+            try:
+                return vol.XMLDesc(0)
+            except libvirt.libvirtError as e:
+                return e
+
+        def pool_name() -> str | None:
+            try:
+                name: str = vol.storagePoolLookupByVolume().name()
+                return name
+            except Exception:  # noqa: BLE001 (a volume outside any pool: no pool)
+                return None
+
+        xml, pool = together(read, pool_name) if pool is None else (read(), pool)
+        if isinstance(xml, libvirt.libvirtError):
             try:
                 path = vol.path()
             except libvirt.libvirtError:
                 path = vol.name()
-            raise VolumeUnreadable(path, str(e).strip()) from None
+            raise VolumeUnreadable(path, str(xml).strip()) from None
         try:
-            pool = vol.storagePoolLookupByVolume().name()
-        except Exception:  # noqa: BLE001 (a volume outside any pool: no pool)
-            pool = None
-        fmt = None
-        try:
-            root = ET.fromstring(vol.XMLDesc(0))
-            fmt = _attr(root.find("target/format"), "type")
-        except Exception:  # noqa: BLE001 (unreadable XML: format unknown)
-            pass
-        return VolumeInfo(name=vol.name(), path=vol.path(), pool=pool, format=fmt,
-                          capacity=capacity, allocation=allocation)
+            root: ET.Element | None = ET.fromstring(xml)
+        except ET.ParseError:
+            root = None
+        target = root.find("target") if root is not None else None
+
+        def size(tag: str) -> int:  # libvirt writes volume sizes in bytes
+            return _bytes(root.find(tag) if root is not None else None, "bytes")
+
+        path = target.findtext("path") if target is not None else None
+        fmt = _attr(target.find("format") if target is not None else None, "type")
+        return VolumeInfo(name=vol.name(), path=path or vol.path(), pool=pool, format=fmt,
+                          capacity=size("capacity"), allocation=size("allocation"))
 
     def node_memory_bytes(self) -> int:
-        return int(self.conn.getInfo()[1]) * 1024 * 1024
+        if self._node_memory is None:
+            self._node_memory = int(self.conn.getInfo()[1]) * 1024 * 1024
+        return self._node_memory
 
     def hypervisor_version(self) -> str:
-        v = self.conn.getVersion()
+        if self._version is None:
+            self._version = int(self.conn.getVersion())
+        v = self._version
         return f"{v // 1000000}.{(v // 1000) % 1000}.{v % 1000}"
+
+
+#: The Virt of each output budget and URI (see :func:`for_run`); gone with its budget.
+_RUN_VIRTS: weakref.WeakKeyDictionary[Any, dict[str, Virt]] = weakref.WeakKeyDictionary()
+_RUN_LOCK = threading.Lock()
+
+
+def _leave_run(virt: Virt) -> None:
+    """The next :func:`for_run` of the current budget makes a new Virt, not ``virt``."""
+    from checker.probes.output import current
+
+    b = current()
+    with _RUN_LOCK:
+        virts = _RUN_VIRTS.get(b) if b is not None else None
+        if virts is not None and virts.get(virt.uri) is virt:
+            del virts[virt.uri]
+
+
+def for_run(uri: str, connections: Connections | None) -> Virt:
+    """The ``virt`` of the current run: within one output budget
+    (:func:`checker.probes.output.budget`: one ``virtlab check``, or every lab of one host
+    in a grading job) one Virt per URI, so libvirt is listed, and each XML read, once for
+    all of them; a new budget (the next re-check, the watch's next run) reads afresh.
+    Without a budget, or without shared connections, a Virt of its own."""
+    from checker.probes.output import current
+
+    b = current()
+    if b is None or connections is None:
+        return Virt(uri, connections=connections)
+    with _RUN_LOCK:
+        virts = _RUN_VIRTS.setdefault(b, {})
+        virt = virts.get(uri)
+        if virt is None or virt.connections is not connections:
+            virt = virts[uri] = Virt(uri, connections=connections)
+    return virt
