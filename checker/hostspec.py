@@ -212,7 +212,8 @@ def check_inventory_host(name: Any, hostvars: Mapping[str, Any], where: str) -> 
                 f"inventory {where}: host {shown}: {var} is not accepted (passwords and "
                 "another ssh: use keys, ansible_ssh_common_args or --ssh-config)")
     conn = hostvars.get("ansible_connection")
-    if conn not in (None, "") and conn not in SSH_CONNECTIONS:
+    # (an empty ansible_connection is no connection testinfra knows: refused too)
+    if conn is not None and conn not in SSH_CONNECTIONS:
         raise UnsafeHost(f"inventaire {where} : hôte {shown} : ansible_connection={conn!r} ; "
                          "seule la connexion ssh est évaluée",
                          f"inventory {where}: host {shown}: ansible_connection={conn!r}; only "

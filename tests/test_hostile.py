@@ -607,6 +607,7 @@ inventory_value = st.one_of(st.none(), hostile_str, st.integers(-2, 70000),
 @example("pc1", {"ansible_user": "a:pw", "ansible_host": "h"})
 @example("pc1", {"ansible_port": "22 -oProxyCommand=x", "ansible_host": "h"})
 @example("pc1", {"ansible_host": "::1", "ansible_user": "a", "ansible_port": 2222})
+@example("pc1", {"ansible_connection": ""})
 def test_accepted_inventory_values_reach_ssh_as_plain_words(name, hostvars):
     """The same through testinfra's Ansible path (``get_ansible_host`` builds a spec from the
     host variables, then parses it): an accepted inventory host connects to exactly the
