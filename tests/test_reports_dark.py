@@ -42,6 +42,7 @@ from test_site import (
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACTS = REPO / "artifacts"
 
 THEME = "@jupyterlab/apputils-extension:themes"
 #: every cell laid out (JupyterLab 4 skips drawing the cells out of view by default): the
@@ -110,6 +111,44 @@ def test_the_chart_draws_with_the_page_colours_on_a_transparent_background():
 
 
 # --- standalone pages and editors' themes, in headless Chromium --------------------------
+
+#: where a notebook shows its cells' output
+OUTPUT = ".jp-Notebook .jp-OutputArea"
+
+#: JupyterLab's <body> is 0 px high with overflow: hidden (its shell is positioned over it),
+#: which axe-core takes for "everything inside is clipped": it would audit almost nothing.
+#: Giving <html> and <body> the window's height changes no colour and lets it see the page.
+_AXE_CAN_SEE = ("document.documentElement.style.height = '100%';"
+                "document.body.style.height = '100%';")
+
+#: the status cells of the scoreboards that axe-core's contrast rule did judge (passed or
+#: failed; "incomplete", it could not tell), and all of them: an audit that saw none would
+#: pass without having looked
+_COVERAGE_JS = """
+const done = arguments[arguments.length - 1];
+axe.run({include: [[arguments[0]]]}, {runOnly: ['color-contrast'], elementRef: true})
+  .then(r => {
+    const seen = new Set([...r.passes, ...r.violations]
+      .flatMap(v => v.nodes.map(n => n.element)));
+    const cells = [...document.querySelectorAll('.vl-report .vl-status')];
+    done({seen: cells.filter(c => seen.has(c)).length, all: cells.length});
+  }).catch(e => done({error: String(e)}));
+"""
+
+
+def whole_notebook_in_view(driver) -> None:
+    """A window as high as the notebook: axe-core's contrast rule checks what is drawn in the
+    viewport, and JupyterLab scrolls a notebook inside its own panel."""
+    height = driver.execute_script(
+        "return document.querySelector('.jp-Notebook .jp-WindowedPanel-inner').scrollHeight")
+    driver.set_window_size(1280, height + 400)
+    driver.execute_script(_AXE_CAN_SEE)
+
+
+def contrast_coverage(driver, selector: str = OUTPUT) -> dict:
+    with_axe(driver)
+    return driver.execute_async_script(_COVERAGE_JS, selector)
+
 
 def _scoreboard_page(tmp: Path, name: str, body_attrs: str) -> str:
     """The notebook's scoreboard (labs 02 and 03, every status, hints, hostile strings: the
@@ -182,18 +221,29 @@ def test_the_class_report_chart_reads_in_both_palettes(browser, tmp_path):  # no
       return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
     const svg = document.querySelector('.chart svg');
     const fills = sel => [...svg.querySelectorAll(sel)].map(e => lum(getComputedStyle(e).fill));
+    // text drawn over a bar (overlapping it by more than a pixel): none expected
+    const boxes = sel => [...svg.querySelectorAll(sel)].map(e => e.getBoundingClientRect());
+    const over = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
+                           && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+    const bars = boxes('[style*="--vl-bar"]');
+    const on_bars = boxes('g[style="fill: var(--vl-fg)"]')
+      .filter(t => bars.some(b => over(t, b))).length;
     return {page: lum(getComputedStyle(document.body).backgroundColor),
-            svg: getComputedStyle(svg).backgroundColor,
+            svg: getComputedStyle(svg).backgroundColor, on_bars: on_bars,
+            texts: boxes('g[style="fill: var(--vl-fg)"]').length,
             bars: fills('[style*="--vl-bar"]'), ink: fills('[style*="fill: var(--vl-fg)"]')};
     """
     try:
         for system in ("light", "dark"):
             _dark_system(browser, system == "dark")
             load(browser, url)
+            ARTIFACTS.mkdir(exist_ok=True)  # for a human to judge
+            assert browser.save_screenshot(str(ARTIFACTS / f"class-report-{system}.png"))
             got = browser.execute_script(js)
             assert (got["page"] < 0.05) == (system == "dark"), got["page"]
             assert got["svg"] == "rgba(0, 0, 0, 0)"  # the page shows through
             assert got["bars"] and got["ink"], got
+            assert got["texts"] > len(got["bars"]) and got["on_bars"] == 0, got
             for bar in got["bars"]:
                 assert contrast({"fg": bar, "bg": got["page"]}) >= 3, (system, got)
             for ink in got["ink"]:
@@ -249,42 +299,6 @@ def _open_notebook(driver, base: str, token: str, name: str) -> None:
         "return document.body.dataset.jpThemeName") == "JupyterLab Dark")
 
 
-OUTPUT = ".jp-Notebook .jp-OutputArea"
-
-#: JupyterLab's <body> is 0 px high with overflow: hidden (its shell is positioned over it),
-#: which axe-core takes for "everything inside is clipped": it would audit almost nothing.
-#: Giving <html> and <body> the window's height changes no colour and lets it see the page.
-_AXE_CAN_SEE = ("document.documentElement.style.height = '100%';"
-                "document.body.style.height = '100%';")
-
-#: the status cells of the scoreboards that axe-core's contrast rule did check (passed or
-#: not), and all of them: an audit that saw none would pass without having looked
-_COVERAGE_JS = """
-const done = arguments[arguments.length - 1];
-axe.run({include: [[arguments[0]]]}, {runOnly: ['color-contrast'], elementRef: true})
-  .then(r => {
-    const seen = new Set([...r.passes, ...r.violations, ...r.incomplete]
-      .flatMap(v => v.nodes.map(n => n.element)));
-    const cells = [...document.querySelectorAll('.vl-report .vl-status')];
-    done({seen: cells.filter(c => seen.has(c)).length, all: cells.length});
-  }).catch(e => done({error: String(e)}));
-"""
-
-
-def whole_notebook_in_view(driver) -> None:
-    """A window as high as the notebook: axe-core's contrast rule checks what is drawn in the
-    viewport, and JupyterLab scrolls a notebook inside its own panel."""
-    height = driver.execute_script(
-        "return document.querySelector('.jp-Notebook .jp-WindowedPanel-inner').scrollHeight")
-    driver.set_window_size(1280, height + 400)
-    driver.execute_script(_AXE_CAN_SEE)
-
-
-def contrast_coverage(driver, selector: str = OUTPUT) -> dict:
-    with_axe(driver)
-    return driver.execute_async_script(_COVERAGE_JS, selector)
-
-
 def test_the_scoreboard_in_jupyterlab_dark_theme(jupyterlab, browser, tmp_path):  # noqa: F811
     env = jupyter_env(tmp_path, LANG="fr_FR.UTF-8")
     (tmp_path / "nb").mkdir(exist_ok=True)
@@ -304,6 +318,8 @@ def test_the_scoreboard_in_jupyterlab_dark_theme(jupyterlab, browser, tmp_path):
             lum = luminance(browser, selector)
             assert is_dark(lum), (selector, lum)
         whole_notebook_in_view(browser)
+        ARTIFACTS.mkdir(exist_ok=True)  # for a human to judge
+        assert browser.save_screenshot(str(ARTIFACTS / "jupyterlab-dark-scoreboard.png"))
         coverage = contrast_coverage(browser)
         assert coverage["all"] > 10 and coverage["seen"] == coverage["all"], coverage
         assert axe_run(browser, OUTPUT) == []

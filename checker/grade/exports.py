@@ -647,13 +647,16 @@ def chart_svg(rates: list[tuple[str, str, float, int]], multi_lab: bool) -> str:
     colors = [hi if v >= 80 else mid if v >= 50 else lo for v in values]
     ax.barh(y, values, color=colors)
     ax.set_yticks(y, labels)
-    ax.set_xlim(0, 100)
+    # room right of the longest bar: each bar's figures are written on the page, never on a bar
+    ax.set_xlim(0, 122)
+    ax.set_xticks(range(0, 101, 20))
+    ax.spines["bottom"].set_bounds(0, 100)
     ax.set_xlabel(M_PASS_RATE.both(), color=ink)
     ax.tick_params(colors=ink)
     for spine in ax.spines.values():
         spine.set_color(ink)
     for yi, v, (_, _, _, n) in zip(y, values, rates):
-        ax.text(min(v + 1, 88), yi, f"{v:.0f} % (n={n})", va="center", fontsize=8, color=ink)
+        ax.text(v + 1, yi, f"{v:.0f} % (n={n})", va="center", fontsize=8, color=ink)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     buf = io.StringIO()
