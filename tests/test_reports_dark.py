@@ -11,9 +11,11 @@ contrast for every colour, in headless Chromium and inside a real JupyterLab in 
 - a real JupyterLab (tests/test_jupyterlab_language.py's) started with "JupyterLab Dark" as
   its theme (a settings override in its temporary settings folder) opens a notebook whose
   check cells a real kernel ran (nbclient, the real check API on labs 02 and 03): axe-core
-  finds no serious violation in the output area, the scoreboard is light on dark; and the
-  controls: the CSS of the light-only reports (before the dark palette) in the same place
-  makes axe find contrast violations, and the palette without its dark rules is not dark.
+  finds no serious violation in the output area (and did judge every status cell), the
+  scoreboard is light on dark on a light system; the controls: the CSS of the light-only
+  reports (before the dark palette) in the same place makes axe find contrast violations,
+  and the palette without its dark rules is not dark; then the learner picks "JupyterLab
+  Light" on a dark system: the scoreboard is light, audited again.
 """
 
 from __future__ import annotations
@@ -288,15 +290,35 @@ def _executed_notebook(folder: Path, env: dict[str, str]) -> Path:
     return path
 
 
-def _open_notebook(driver, base: str, token: str, name: str) -> None:
+def _open_notebook(driver, base: str, token: str, name: str,
+                   theme: str = "JupyterLab Dark") -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"{base}/lab/tree/{name}?token={token}")
+    driver.set_window_size(1280, 900)  # the browser fixture's
+    # JupyterLab's first load is heavy on a busy machine: more time than the site's pages
+    driver.set_page_load_timeout(120)
+    try:
+        driver.get(f"{base}/lab/tree/{name}?token={token}")
+    finally:
+        driver.set_page_load_timeout(30)  # the browser fixture's
     WebDriverWait(driver, 120).until(lambda d: len(d.find_elements(
         By.CSS_SELECTOR, ".jp-OutputArea-output .vl-report tr.vl-skip")) == 1)
     WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-        "return document.body.dataset.jpThemeName") == "JupyterLab Dark")
+        "return document.body.dataset.jpThemeName") == theme)
+
+
+def _put_setting(base: str, token: str, plugin: str, value: dict) -> None:
+    """A user setting, through JupyterLab's settings API (as Settings › Theme does)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{base}/lab/api/settings/{plugin}", method="PUT",
+        data=json.dumps({"raw": json.dumps(value)}).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.status in (200, 204), r.status
 
 
 def test_the_scoreboard_in_jupyterlab_dark_theme(jupyterlab, browser, tmp_path):  # noqa: F811
@@ -349,6 +371,21 @@ def test_the_scoreboard_in_jupyterlab_dark_theme(jupyterlab, browser, tmp_path):
               } }""")
         assert not is_dark(luminance(browser, ".vl-report"))
         assert is_light(luminance(browser, ".vl-report"))
+
+        # the learner picks "JupyterLab Light" (Settings › Theme: their user settings, in the
+        # test's temporary folders) on a dark system: the scoreboard is light, like JupyterLab
+        _put_setting(base, token, THEME, {"theme": "JupyterLab Light"})
+        _dark_system(browser, True)
+        _open_notebook(browser, base, token, nb.name, "JupyterLab Light")
+        assert browser.execute_script("return document.body.dataset.jpThemeLight") == "true"
+        for selector in (".vl-report", ".vl-report td:nth-child(2)", ".vl-report .vl-skip",
+                         ".vl-report code"):
+            lum = luminance(browser, selector)
+            assert is_light(lum), (selector, lum)
+        whole_notebook_in_view(browser)
+        coverage = contrast_coverage(browser)
+        assert coverage["all"] > 10 and coverage["seen"] == coverage["all"], coverage
+        assert axe_run(browser, OUTPUT) == []
     finally:
         browser.set_window_size(1280, 900)  # the browser fixture's
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
