@@ -32,6 +32,7 @@ import pytest
 from test_jupyterlab_language import JUPYTER, jupyter_env, jupyterlab  # noqa: F401
 from test_notebooks import NO_DAEMON_URI, run_notebook
 from test_site import (
+    LUM_JS,
     axe_run,
     browser,  # noqa: F401
     contrast,
@@ -217,10 +218,7 @@ def test_the_class_report_chart_reads_in_both_palettes(browser, tmp_path):  # no
 
     url = sample_reports(tmp_path)["class-report.html"].as_uri()
     # the luminance of the page and of what the chart draws with: bars 3:1, text 4.5:1
-    js = r"""
-    const lum = s => { const [r, g, b] = s.match(/[\d.]+/g).map(Number).slice(0, 3)
-        .map(c => { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); });
-      return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+    js = LUM_JS + r"""
     const svg = document.querySelector('.chart svg');
     const fills = sel => [...svg.querySelectorAll(sel)].map(e => lum(getComputedStyle(e).fill));
     // text drawn over a bar (overlapping it by more than a pixel): none expected

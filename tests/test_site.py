@@ -373,13 +373,16 @@ def axe_run(driver, selector: str | None = None) -> list[dict]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-#: The relative luminance (WCAG 2) of the computed colour of the first element a selector
-#: matches, and of the background it is drawn on (its own, else its nearest ancestor's that is
-#: not transparent, else the canvas's: white).
-_LUMINANCE_JS = r"""
+#: lum(css colour): its relative luminance (WCAG 2), in the page
+LUM_JS = r"""
 const lum = s => { const [r, g, b] = s.match(/[\d.]+/g).map(Number).slice(0, 3)
     .map(c => { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); });
   return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+"""
+#: The relative luminance of the computed colour of the first element a selector matches, and
+#: of the background it is drawn on (its own, else its nearest ancestor's that is not
+#: transparent, else the canvas's: white).
+_LUMINANCE_JS = LUM_JS + r"""
 const alpha = s => { const v = s.match(/[\d.]+/g).map(Number); return v.length > 3 ? v[3] : 1; };
 const el = document.querySelector(arguments[0]);
 if (el === null) return null;
