@@ -37,7 +37,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env(tmp: Path, **locale: str) -> dict[str, str]:
+def jupyter_env(tmp: Path, **locale: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")}
     # JupyterLab's own config, data and runtime folders: empty ones, not this machine's
@@ -56,18 +56,22 @@ def _get(url: str, token: str) -> dict:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """start(locale env) -> base URL and token of a JupyterLab whose settings folder the
-    install's script wrote for that locale."""
+    """start(locale env, overrides=None) -> base URL and token of a JupyterLab whose settings
+    folder the install's script wrote for that locale (and, if given, a test's own overrides
+    of other settings' defaults, e.g. the theme, in overrides.d/test.json: the temporary
+    folders only, never this machine's). Its notebook folder: tmp_path / "nb"."""
     procs: list[subprocess.Popen[bytes]] = []
     logs = contextlib.ExitStack()
 
-    def start(**locale: str) -> tuple[str, str, dict]:
-        env = _env(tmp_path, **locale)
+    def start(overrides: dict | None = None, **locale: str) -> tuple[str, str, dict]:
+        env = jupyter_env(tmp_path, **locale)
         settings = tmp_path / "settings"
         r = subprocess.run(["bash", str(REPO / ".ci" / "jupyterlab-language"), str(settings)],
                            env=env, capture_output=True, text=True, timeout=60, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         written = json.loads((settings / "overrides.d" / "virtlab-language.json").read_text())
+        if overrides:
+            (settings / "overrides.d" / "test.json").write_text(json.dumps(overrides))
         port, token = _free_port(), uuid.uuid4().hex
         (tmp_path / "nb").mkdir(exist_ok=True)
         log = logs.enter_context(open(tmp_path / f"jupyter-{port}.log", "wb"))

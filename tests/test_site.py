@@ -348,18 +348,74 @@ def axe_audit(driver, url: str) -> list[dict]:
     """axe-core run on the page at url (WCAG 2.x A and AA, and axe's best practices): its
     serious and critical violations."""
     load(driver, url)
-    driver.execute_script(axe_source())
-    driver.set_script_timeout(60)
+    return axe_run(driver)
+
+
+def with_axe(driver) -> None:
+    """axe-core in the page the driver shows (once)."""
+    if not driver.execute_script("return typeof axe !== 'undefined'"):
+        driver.execute_script(axe_source())
+    driver.set_script_timeout(120)
+
+
+def axe_run(driver, selector: str | None = None) -> list[dict]:
+    """axe-core run on the page the driver shows, whole or only the elements selector matches
+    (and what they hold): its serious and critical violations."""
+    with_axe(driver)
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
+        "const context = arguments[0] === null ? document : {include: [[arguments[0]]]};"
+        "axe.run(context, {resultTypes: ['violations']})"
         ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
         " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))))"
-        ".catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));")
+        ".catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+        selector)
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-def _reports(tmp: Path) -> dict[str, Path]:
+#: lum(css colour): its relative luminance (WCAG 2), in the page
+LUM_JS = r"""
+const lum = s => { const [r, g, b] = s.match(/[\d.]+/g).map(Number).slice(0, 3)
+    .map(c => { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+"""
+#: The relative luminance of the computed colour of the first element a selector matches, and
+#: of the background it is drawn on (its own, else its nearest ancestor's that is not
+#: transparent, else the canvas's: white).
+_LUMINANCE_JS = LUM_JS + r"""
+const alpha = s => { const v = s.match(/[\d.]+/g).map(Number); return v.length > 3 ? v[3] : 1; };
+const el = document.querySelector(arguments[0]);
+if (el === null) return null;
+let bg = el;
+while (bg && alpha(getComputedStyle(bg).backgroundColor) === 0) bg = bg.parentElement;
+return {fg: lum(getComputedStyle(el).color),
+        bg: bg ? lum(getComputedStyle(bg).backgroundColor) : 1};
+"""
+
+
+def luminance(driver, selector: str) -> dict | None:
+    """{"fg": …, "bg": …}: the luminances (0 black, 1 white) of what the element selector
+    matches shows: its text colour and the background under it."""
+    return driver.execute_script(_LUMINANCE_JS, selector)
+
+
+def contrast(lum: dict) -> float:
+    """WCAG 2's contrast ratio of a luminance()."""
+    hi, lo = max(lum["fg"], lum["bg"]), min(lum["fg"], lum["bg"])
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def is_dark(lum: dict | None) -> bool:
+    """Light text on a dark background, with AA contrast."""
+    return lum is not None and lum["bg"] < 0.05 < lum["fg"] and contrast(lum) >= 4.5
+
+
+def is_light(lum: dict | None) -> bool:
+    """Dark text on a light background, with AA contrast."""
+    return lum is not None and lum["bg"] > 0.5 > lum["fg"] and contrast(lum) >= 4.5
+
+
+def sample_reports(tmp: Path) -> dict[str, Path]:
     """The single HTML report (in French and in English) and the class report of a run over
     every lab, each with every status and hostile strings, as files."""
     from test_lab_text import LABS, lab_report
@@ -391,7 +447,7 @@ def _reports(tmp: Path) -> dict[str, Path]:
 
 def test_axe_finds_no_serious_violation_in_the_reports_and_site_pages(
         server, browser, tmp_path):
-    urls = {name: path.as_uri() for name, path in _reports(tmp_path).items()}
+    urls = {name: path.as_uri() for name, path in sample_reports(tmp_path).items()}
     for rel in ("", "labs/05-networks/", "en/labs/01-hardware/", "instructor/"):
         urls[f"site /{rel}"] = server + rel
     found = {name: axe_audit(browser, url) for name, url in urls.items()}
@@ -408,6 +464,11 @@ def test_axe_finds_no_serious_violation_in_the_reports_and_site_pages(
                 scheme = browser.execute_script(
                     "return document.body.getAttribute('data-md-color-scheme')")
                 assert scheme == "slate", f"{url}: the dark palette was not used ({scheme})"
+            else:  # the reports have a dark palette of their own (checker/templates/palette.css)
+                found[f"{name} (dark)"] = axe_audit(browser, url)
+                for selector in ("body", "h1", "table td"):
+                    lum = luminance(browser, selector)
+                    assert is_dark(lum), f"{name}: {selector} is not dark ({lum})"
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     assert {k: v for k, v in found.items() if v} == {}, json.dumps(

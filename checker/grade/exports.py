@@ -626,29 +626,45 @@ M_CHART_ALT = message("grade.html.chart-alt",
 M_CELL_NONE = message("grade.html.cell-none", fr="non évalué", en="not graded")
 
 
+#: The chart's colours: matplotlib draws with these stand-ins, each then replaced in the SVG by
+#: the page's custom property (checker/templates/palette.css), so that one picture follows the
+#: page's light or dark palette; its background is transparent.
+CHART_COLOURS = {"#010101": "var(--vl-fg)", "#010102": "var(--vl-bar-hi)",
+                 "#010103": "var(--vl-bar-mid)", "#010104": "var(--vl-bar-lo)"}
+
+
 def chart_svg(rates: list[tuple[str, str, float, int]], multi_lab: bool) -> str:
     """Pass rates as a horizontal bar chart, an inline SVG (text drawn as paths: nothing in
-    it is markup from the data)."""
+    it is markup from the data) in the page's colours (:data:`CHART_COLOURS`)."""
     from matplotlib.figure import Figure
 
+    ink, hi, mid, lo = CHART_COLOURS
     labels = [f"{lab[:2]} {oid}" if multi_lab else oid for lab, oid, _, _ in rates]
     values = [100 * r for _, _, r, _ in rates]
     fig = Figure(figsize=(7.5, 0.32 * max(3, len(rates)) + 0.9))
     ax = fig.add_subplot()
     y = list(range(len(rates)))[::-1]
-    colors = ["#1a7f37" if v >= 80 else "#9a6700" if v >= 50 else "#cf222e" for v in values]
+    colors = [hi if v >= 80 else mid if v >= 50 else lo for v in values]
     ax.barh(y, values, color=colors)
     ax.set_yticks(y, labels)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel(M_PASS_RATE.both())
+    # room right of the longest bar: each bar's figures are written on the page, never on a bar
+    ax.set_xlim(0, 122)
+    ax.set_xticks(range(0, 101, 20))
+    ax.spines["bottom"].set_bounds(0, 100)
+    ax.set_xlabel(M_PASS_RATE.both(), color=ink)
+    ax.tick_params(colors=ink)
+    for spine in ax.spines.values():
+        spine.set_color(ink)
     for yi, v, (_, _, _, n) in zip(y, values, rates):
-        ax.text(min(v + 1, 88), yi, f"{v:.0f} % (n={n})", va="center", fontsize=8)
+        ax.text(v + 1, yi, f"{v:.0f} % (n={n})", va="center", fontsize=8, color=ink)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", transparent=True)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
+    for stand_in, colour in CHART_COLOURS.items():
+        svg = svg.replace(stand_in, colour)
     # a picture with a text alternative (the numbers are in a table beside it)
     alt = html.escape(M_CHART_ALT.both(), quote=True)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{alt}" ', 1)
@@ -717,7 +733,7 @@ def to_html(view: ClassView, csv_options: CsvOptions | None = None) -> str:
     return _env().get_template("class_report.html.j2").render(
         L=HTML_LABELS, S=HOST_STATUS, view=view, grids=grids, chart=Markup(svg),
         failures=common_failures(view), not_graded=not_graded, rates=rates, version=__version__,
-        csv_left_out=csv_left_out,
+        csv_left_out=csv_left_out, page=True,
         run_times={r.id: format_date(r.started_at, lang) for r in view.runs})
 
 

@@ -65,7 +65,7 @@ def _ctx(report: Report) -> dict[str, Any]:
 
 def render(report: Report) -> str:
     # the page's own heading is its <h1>
-    return _env().get_template("report.html.j2").render(**_ctx(report), heading=1)
+    return _env().get_template("report.html.j2").render(**_ctx(report), heading=1, page=True)
 
 
 def render_fragment(report: Report) -> str:
