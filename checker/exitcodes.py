@@ -41,7 +41,7 @@ _DESCRIPTIONS: dict[Exit, Text] = {
            "other commands: done"),
     Exit.FAILED: message(
         "exit.failed",
-        fr="check : au moins un objectif n'est pas atteint (fail ou error) · start/finish : "
+        fr="check : au moins un objectif n'est pas atteint (échec ou erreur) · start/finish : "
            "une étape a échoué · build --check : une sortie générée n'est plus à jour",
         en="check: at least one objective is not met (fail or error) · start/finish: a step "
            "failed · build --check: a generated output is stale"),
