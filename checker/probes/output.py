@@ -234,7 +234,7 @@ def checked_encoding(backend: Any, original: Callable[[], str]) -> str:
     return enc if enc in TEXT_ENCODINGS else "utf-8"
 
 
-class BoundedBackend(_Backend):  # type: ignore[misc]  # testinfra: untyped
+class BoundedBackend(_Backend):
     """The mix-in of every virtlab testinfra backend (``class X(BoundedBackend, Backend)``):
     memo, caps and encodings (module doc)."""
 

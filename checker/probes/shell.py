@@ -109,7 +109,7 @@ class _Stream:
         return data
 
 
-class ShellBackend(BoundedBackend, ssh.SshBackend):  # type: ignore[misc]  # testinfra: untyped
+class ShellBackend(BoundedBackend, ssh.SshBackend):
     """testinfra's ssh backend, its commands sent to one long-lived remote shell."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -281,15 +281,15 @@ def close_all() -> None:
 
 # --- the backends virtlab registers in testinfra ------------------------------------------
 
-class LocalBackend(BoundedBackend, local.LocalBackend):  # type: ignore[misc]  # testinfra: untyped
+class LocalBackend(BoundedBackend, local.LocalBackend):
     pass
 
 
-class SafeSshBackend(BoundedBackend, ssh.SafeSshBackend):  # type: ignore[misc]  # testinfra: untyped
+class SafeSshBackend(BoundedBackend, ssh.SafeSshBackend):
     """testinfra's "safe-ssh" (its own output framing, one ssh per command), with the caps."""
 
 
-class AnsibleBackend(BoundedBackend, ansible.AnsibleBackend):  # type: ignore[misc]  # testinfra: untyped
+class AnsibleBackend(BoundedBackend, ansible.AnsibleBackend):
     """testinfra's ansible backend: its ssh hosts are :class:`ShellBackend` ones."""
 
     def connected(self) -> bool:
@@ -301,28 +301,19 @@ class AnsibleBackend(BoundedBackend, ansible.AnsibleBackend):  # type: ignore[mi
             and host.backend.connected()
 
 
-class DockerBackend(BoundedBackend, docker.DockerBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
+def _bounded(base: type) -> type[BoundedBackend]:
+    """testinfra's ``base`` backend with the caps and the memo, nothing else: a class of this
+    module under the same name (testinfra's table names a backend by its dotted path)."""
+    cls = type(base.__name__, (BoundedBackend, base), {"__module__": __name__})
+    globals()[base.__name__] = cls
+    return cls
 
 
-class PodmanBackend(BoundedBackend, podman.PodmanBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
-
-
-class LxcBackend(BoundedBackend, lxc.LxcBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
-
-
-class KubectlBackend(BoundedBackend, kubectl.KubectlBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
-
-
-class OpenShiftBackend(BoundedBackend, openshift.OpenShiftBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
-
-
-class ChrootBackend(BoundedBackend, chroot.ChrootBackend):  # type: ignore[misc]  # testinfra: untyped
-    pass
+#: container and cluster backends: commands run by a local client, capped the same way
+PLAIN = {name: _bounded(base) for name, base in (
+    ("docker", docker.DockerBackend), ("podman", podman.PodmanBackend),
+    ("lxc", lxc.LxcBackend), ("kubectl", kubectl.KubectlBackend),
+    ("openshift", openshift.OpenShiftBackend), ("chroot", chroot.ChrootBackend))}
 
 
 #: testinfra's scheme -> our backend class. paramiko, salt and winrm do not run commands
@@ -330,9 +321,7 @@ class ChrootBackend(BoundedBackend, chroot.ChrootBackend):  # type: ignore[misc]
 #: (``engine.UNBOUNDED_BACKENDS``).
 BACKENDS: dict[str, type[BoundedBackend]] = {
     "local": LocalBackend, "ssh": ShellBackend, "safe-ssh": SafeSshBackend,
-    "ansible": AnsibleBackend, "docker": DockerBackend, "podman": PodmanBackend,
-    "lxc": LxcBackend, "kubectl": KubectlBackend, "openshift": OpenShiftBackend,
-    "chroot": ChrootBackend,
+    "ansible": AnsibleBackend, **PLAIN,
 }
 
 
