@@ -17,7 +17,7 @@ import re
 import threading
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -545,6 +545,8 @@ class Virt:
         self._leases: dict[str, list[Lease]] = {}
         self._node_memory: int | None = None
         self._version: int | None = None
+        #: the thread reading the run's snapshot ahead of the checks (:meth:`preload`)
+        self._preload: threading.Thread | None = None
 
     @property
     def conn(self) -> Any:
@@ -562,6 +564,56 @@ class Virt:
             self._error = e
             raise
         return self._conn
+
+    #: what :meth:`preload` reads, by the name a lab declares in ``VIRT_PREFETCH``
+    PRELOADS = ("domains", "networks", "pools")
+
+    def preload(self, kinds: Iterable[str] = ()) -> None:
+        """Start reading, in a thread of its own, what the checks of this run will read:
+        the connection (over ``qemu+ssh://`` its ssh channel and the handshake, several round
+        trips), then the listings of ``kinds`` (:data:`PRELOADS`) in one batch of calls
+        (:func:`together`) and every listed object's XML in one more, while the caller goes
+        on with the host's commands. Nothing is reported from here: a failed step is left
+        undone (a failed connection is kept, as :attr:`conn` keeps it) and the check that
+        needs it makes the call again, and says what went wrong as it would have.
+        :meth:`wait` joins the thread (the ``virt`` fixture waits before any check reads
+        this Virt). At most once per Virt."""
+        if self._preload is not None:
+            return
+        wanted = tuple(k for k in self.PRELOADS if k in set(kinds))
+        self._preload = threading.Thread(target=self._read_ahead, args=(wanted,),
+                                         name="virtlab-libvirt-preload", daemon=True)
+        self._preload.start()
+
+    def wait(self) -> None:
+        """Wait for :meth:`preload`'s thread, if any, to end."""
+        thread = self._preload
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _read_ahead(self, kinds: tuple[str, ...]) -> None:
+        # every failure is left for the check that makes the call again (see preload)
+        try:
+            _ = self.conn
+        except LibvirtUnavailable:
+            return  # kept by conn: every check of the run is told, as before
+        listings = {"domains": lambda: self._listed_domains,
+                    "networks": lambda: self._listed_networks,
+                    "pools": lambda: self._listed_pools}
+        reads: dict[str, Callable[[str], Any]] = {
+            "domains": self.domain, "networks": self.network, "pools": self.pool}
+
+        def quietly(call: Callable[..., Any], *args: str) -> Callable[[], Any]:
+            def run() -> Any:
+                try:
+                    return call(*args)
+                except Exception:  # noqa: BLE001 (the check's own call reports it)
+                    return None
+            return run
+
+        listed = together(*(quietly(listings[k]) for k in kinds))
+        together(*(quietly(reads[k], n)
+                   for k, objects in zip(kinds, listed) if objects for n in sorted(objects)))
 
     def daemon_gone(self) -> None:
         """The daemon went away during the run: the next run (the next lab of a grading

@@ -14,6 +14,9 @@ POOL = "default"
 IMAGES = "/var/lib/libvirt/images"
 BACKUP = "virtlab/backup/default-network.xml"  # under the learner's home
 MAX_BACKUP_BYTES = 1024 * 1024
+#: What these checks read from libvirt, read ahead in one batch while the host's commands
+#: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
+VIRT_PREFETCH = ("networks", "pools")
 
 
 def _norm(path):
