@@ -353,21 +353,21 @@ def _read_libvirt_ahead(uri: str, lab: Lab, others: list[str] | tuple[str, ...],
     ``qemu+ssh`` rides it), start reading the libvirt snapshot that ``lab`` and ``others``
     (the other labs of the grading job) read, while the checks run the host's commands
     (:meth:`checker.probes.libvirt.Virt.preload`); the thread is joined with the budget.
-    Nothing when no lab reads libvirt."""
+
+    Only in the run of a lab that declares ``VIRT_PREFETCH`` itself: such a lab's checks
+    do not mind the connection opened before their host commands. Lab 02 declares none: it
+    reads what systemd shows before it connects (a connection through the socket starts the
+    daemon), so it still connects when its check does."""
     from checker.probes.libvirt import for_run
 
-    kinds: set[str] = set()
-    uses = False
-    for one in [lab, *others]:
+    kinds = lab_virt_prefetch(lab)
+    if not kinds:
+        return
+    for other in others:
         try:
-            got = lab_virt_prefetch(one if isinstance(one, Lab) else resolve(one))
+            kinds |= lab_virt_prefetch(resolve(other)) or set()
         except CatalogError:
             continue  # its own check says why
-        if got is not None:
-            uses = True
-            kinds |= got
-    if not uses:
-        return
     virt = for_run(uri, CONNECTIONS)
     virt.preload(kinds)
     budget.closers.append(virt.wait)

@@ -61,9 +61,7 @@ def _host(ctx: RunContext, oid: str) -> Any:
 def _virt(ctx: RunContext, oid: str) -> Any:
     from checker.probes.libvirt import for_run
 
-    virt = for_run(ctx.libvirt_uri, ctx.connections)
-    virt.wait()  # what checker.engine.check started reading ahead, read before any check
-    return virt
+    return for_run(ctx.libvirt_uri, ctx.connections)
 
 
 def _learner(ctx: RunContext, oid: str) -> Any:

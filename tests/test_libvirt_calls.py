@@ -266,13 +266,16 @@ def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path:
     code = ("import json, sys, threading\n"
             "from checker.probes.libvirt import Virt\n"
             "v = Virt(sys.argv[1])\n"
-            "v.preload(['domains', 'networks', 'pools', 'unknown-kind'])\n"
+            "v.preload(['domains', 'networks', 'pools', 'domain-configs', 'snapshots',\n"
+            "           'unknown-kind'])\n"
             "v.preload(['domains'])\n"  # at most once per Virt
             "v.wait()\n"
             "print(json.dumps({'threads': threading.active_count(),\n"
             "  'domains': [d.name for d in v.domains()],\n"
             "  'networks': [n.name for n in v.networks()],\n"
-            "  'pools': [p.name for p in v.pools()]}))\n"
+            "  'pools': [p.name for p in v.pools()],\n"
+            "  'configs': [bool(v.domain_config(d)) for d in v.domain_names],\n"
+            "  'snapshots': [v.snapshot_names(d) for d in v.domain_names]}))\n"
             "v.close()\n")
     r = sb.python(code, sb.uri, env=log_env(log))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -284,7 +287,9 @@ def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path:
     assert got["pools"] == sorted(p.name() for p in c.listAllStoragePools(0))
     calls = Calls(log)
     assert_minimal(calls, have, "preload")
-    assert calls.count("virDomainGetXMLDesc") == have["domains"]
+    assert calls.count("virDomainGetXMLDesc") == have["domains"] + have["live_configs"]
+    assert calls.count("virDomainListAllSnapshots") == have["domains"]
+    assert all(got["configs"]) and len(got["snapshots"]) == have["domains"]
     assert calls.count("virNetworkGetXMLDesc") == have["networks"]
     assert calls.count("virStoragePoolGetXMLDesc") == have["pools"]
 
@@ -305,3 +310,18 @@ def test_a_failed_read_ahead_is_reported_by_the_check_as_before(tmp_path: Path) 
         errors.append((e.value.kind, e.value.message))
     assert errors[0] == errors[1]
     assert errors[0][0] == "daemon-down"
+
+
+def test_only_a_lab_that_declares_what_it_reads_reads_ahead() -> None:
+    """checker.engine reads libvirt ahead only in the run of a lab that declares
+    ``VIRT_PREFETCH`` (lab 02 reads what systemd shows before it connects: a connection
+    through the socket starts the daemon); a lab that never asks for ``virt``: nothing."""
+    from checker.catalog import resolve
+    from checker.engine import lab_virt_prefetch
+    from checker.probes.libvirt import Virt
+
+    assert lab_virt_prefetch(resolve("01")) is None
+    assert lab_virt_prefetch(resolve("02")) == set()
+    for lab in ("03", "04", "05", "07"):
+        kinds = lab_virt_prefetch(resolve(lab))
+        assert kinds and kinds <= set(Virt.PRELOADS), (lab, kinds)
