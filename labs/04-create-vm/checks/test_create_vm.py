@@ -19,7 +19,7 @@ MIN_MEMORY_MIB = 512
 HOST_KEEPS = 2 * GIB
 #: What these checks read from libvirt, read ahead in one batch while the host's commands
 #: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
-VIRT_PREFETCH = ("domains", "domain-configs", "snapshots", "pools")
+VIRT_PREFETCH = ("domains", "domain-configs", "snapshots")
 
 
 def _vm(virt, obj):
