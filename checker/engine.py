@@ -336,6 +336,43 @@ def _prefetch_of(lab: Lab, others: list[str] | tuple[str, ...]) -> list[tuple[st
     return out
 
 
+def lab_virt_prefetch(lab: Lab) -> set[str] | None:
+    """What a lab's checks read from libvirt: None when no check asks for ``virt``, else the
+    kinds of objects its checks modules declare in ``VIRT_PREFETCH``
+    (:data:`checker.probes.libvirt.Virt.PRELOADS`; an empty set: the connection only)."""
+    checks = load_checks(lab)
+    if not any("virt" in fixture_names(fn) for fn in checks.values()):
+        return None
+    return {kind for mod in _MODULES.get(lab.path, [])
+            for kind in getattr(mod, "VIRT_PREFETCH", ())}
+
+
+def _read_libvirt_ahead(uri: str, lab: Lab, others: list[str] | tuple[str, ...],
+                        budget: Any) -> None:
+    """On a remote host, once the host answered (its ssh connection open: libvirt's
+    ``qemu+ssh`` rides it), start reading the libvirt snapshot that ``lab`` and ``others``
+    (the other labs of the grading job) read, while the checks run the host's commands
+    (:meth:`checker.probes.libvirt.Virt.preload`); the thread is joined with the budget.
+
+    Only in the run of a lab that declares ``VIRT_PREFETCH`` itself: such a lab's checks
+    do not mind the connection opened before their host commands. Lab 02 declares none: it
+    reads what systemd shows before it connects (a connection through the socket starts the
+    daemon), so it still connects when its check does."""
+    from checker.probes.libvirt import for_run
+
+    kinds = lab_virt_prefetch(lab)
+    if not kinds:
+        return
+    for other in others:
+        try:
+            kinds |= lab_virt_prefetch(resolve(other)) or set()
+        except CatalogError:
+            continue  # its own check says why
+    virt = for_run(uri, CONNECTIONS)
+    virt.preload(kinds)
+    budget.closers.append(virt.wait)
+
+
 def ensure_reachable(host: Any, spec: str, user: str | None = None,
                      extra: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
     """The host answers (else TargetUnreachable). With the learner's name, the answer is
@@ -495,6 +532,8 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
         # the read-only libvirt connection is shared across runs in this process
         fx = Fixtures.for_run(RunContext(lab, testinfra_host, uri, learner_name,
                                          connections=CONNECTIONS))
+        if not target.host.startswith("local://"):
+            _read_libvirt_ahead(uri, lab, prefetch_labs, budget)
         # The learner's hints file lives on the learner's machine: read it there.
         hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
         results = []

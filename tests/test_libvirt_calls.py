@@ -253,3 +253,75 @@ def test_calls_made_together_answer_in_order_and_raise_what_one_raised() -> None
         assert e.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
     finally:
         conn.close()
+
+
+@pytest.mark.integration
+def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path: Path) -> None:
+    """Virt.preload (a grading job on a remote host starts it once the host answered): the
+    connection, each listing and each XML read once in a thread of its own; once joined,
+    the checks' reads make no call of their own and see the same facts."""
+    sb, _ = solved
+    have = objects(sb)
+    log = tmp_path / "libvirt.log"
+    code = ("import json, sys, threading\n"
+            "from checker.probes.libvirt import Virt\n"
+            "v = Virt(sys.argv[1])\n"
+            "v.preload(['domains', 'networks', 'pools', 'domain-configs', 'snapshots',\n"
+            "           'unknown-kind'])\n"
+            "v.preload(['domains'])\n"  # at most once per Virt
+            "v.wait()\n"
+            "print(json.dumps({'threads': threading.active_count(),\n"
+            "  'domains': [d.name for d in v.domains()],\n"
+            "  'networks': [n.name for n in v.networks()],\n"
+            "  'pools': [p.name for p in v.pools()],\n"
+            "  'configs': [bool(v.domain_config(d)) for d in v.domain_names],\n"
+            "  'snapshots': [v.snapshot_names(d) for d in v.domain_names]}))\n"
+            "v.close()\n")
+    r = sb.python(code, sb.uri, env=log_env(log))
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["threads"] == 1  # joined
+    c = sb.conn()
+    assert got["domains"] == sorted(d.name() for d in c.listAllDomains(0))
+    assert got["networks"] == sorted(n.name() for n in c.listAllNetworks(0))
+    assert got["pools"] == sorted(p.name() for p in c.listAllStoragePools(0))
+    calls = Calls(log)
+    assert_minimal(calls, have, "preload")
+    assert calls.count("virDomainGetXMLDesc") == have["domains"] + have["live_configs"]
+    assert calls.count("virDomainListAllSnapshots") == have["domains"]
+    assert all(got["configs"]) and len(got["snapshots"]) == have["domains"]
+    assert calls.count("virNetworkGetXMLDesc") == have["networks"]
+    assert calls.count("virStoragePoolGetXMLDesc") == have["pools"]
+
+
+def test_a_failed_read_ahead_is_reported_by_the_check_as_before(tmp_path: Path) -> None:
+    """No daemon: the read-ahead reports nothing; the check that reads the Virt gets the
+    error it got without it (a daemon that is down, with libvirt's reason)."""
+    from checker.probes.libvirt import LibvirtUnavailable, Virt
+
+    uri = f"qemu:///system?socket={tmp_path}/no-such-sock"
+    ahead, plain = Virt(uri), Virt(uri)
+    ahead.preload(["domains", "networks"])
+    ahead.wait()
+    errors = []
+    for v in (ahead, plain):
+        with pytest.raises(LibvirtUnavailable) as e:
+            v.domains()
+        errors.append((e.value.kind, e.value.message))
+    assert errors[0] == errors[1]
+    assert errors[0][0] == "daemon-down"
+
+
+def test_only_a_lab_that_declares_what_it_reads_reads_ahead() -> None:
+    """checker.engine reads libvirt ahead only in the run of a lab that declares
+    ``VIRT_PREFETCH`` (lab 02 reads what systemd shows before it connects: a connection
+    through the socket starts the daemon); a lab that never asks for ``virt``: nothing."""
+    from checker.catalog import resolve
+    from checker.engine import lab_virt_prefetch
+    from checker.probes.libvirt import Virt
+
+    assert lab_virt_prefetch(resolve("01")) is None
+    assert lab_virt_prefetch(resolve("02")) == set()
+    for lab in ("03", "04", "05", "07"):
+        kinds = lab_virt_prefetch(resolve(lab))
+        assert kinds and kinds <= set(Virt.PRELOADS), (lab, kinds)

@@ -191,3 +191,49 @@ def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, lea
     assert backend.sessions == started + 1  # one shell for the whole job…
     assert backend.proc is None  # …closed with it
 
+
+
+def test_files_under_the_learners_home_are_prefetched(sshd, learner, monkeypatch):
+    """Lab 03 declares files under the learner's home ("~/", checker.probes.host.IN_HOME):
+    each is fetched in the one exchange, under the path its checks build (the home as
+    ``getent passwd`` says it), and none is sent again; the report is the one without the
+    prefetch."""
+    from testinfra.backend.base import BaseBackend
+
+    import checker.probes.host as host_probes
+    from checker.probes.host import IN_HOME
+
+    home = LearnerUsers(sshd).home(learner)
+    backup = home / "virtlab" / "backup" / "default-network.xml"
+    backup.parent.mkdir(parents=True)
+    backup.write_text("<network><name>default</name></network>\n")
+    conf = home / ".config" / "libvirt" / "libvirt.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text('uri_default = "qemu:///system"\n')
+    for p in (backup, backup.parent, backup.parent.parent, conf, conf.parent, conf.parent.parent):
+        os.chown(p, home.stat().st_uid, home.stat().st_gid)
+    spec = sshd.spec(learner)
+    declared = [(t, a) for t, a in lab_prefetch(resolve("03"))
+                if any(x.startswith(IN_HOME) for x in a)]
+    assert len(declared) >= 2
+    paths = [BaseBackend.quote(t, *(f"{home}/{x[2:]}" if x.startswith(IN_HOME) else x
+                                    for x in a)) for t, a in declared]
+    try:
+        asked = _recorder(monkeypatch)
+        sent = _exchanges(monkeypatch)
+        fast = check("03", spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+        assert [c for c in paths if c not in asked] == []  # each is one the checks run…
+        assert not set(paths) & set(sent), sorted(set(paths) & set(sent))  # …none sent
+        monkeypatch.setattr(host_probes, "prefetch",
+                            lambda host, user, home_file="", extra=(): host.run("true"))
+        sent.clear()
+        slow = check("03", spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+        assert set(paths) <= set(sent)  # without it, each one is its own exchange
+        assert _view(fast) == _view(slow)
+        backup_row = [o for o in fast.objectives if o.id == "config-backup"][0]
+        assert backup_row.evidence.get("exists") is True, backup_row
+    finally:
+        import shutil
+
+        shutil.rmtree(home / "virtlab", ignore_errors=True)
+        shutil.rmtree(home / ".config", ignore_errors=True)

@@ -433,34 +433,71 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
     known = b.answers if b is not None else {}
     marker = "virtlab-" + secrets.token_hex(16)
     start = _start_commands(user)
+    extra = list(extra)
+    home = _home_of(backend, known, user)
+    # commands under the learner's home (an argument "~/…"): with the paths the probes
+    # will build, once the home is known; else the home is found in the script
+    in_home = [(t, a) for t, a in extra if any(x.startswith(IN_HOME) for x in a)]
+    if home is not None:
+        extra = [(t, _at_home(a, home)) for t, a in extra]
+        in_home = []
+    else:
+        extra = [x for x in extra if x not in in_home]
     cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in [*start, *extra])
             if (backend, c) not in known]
     if home_file and _home_file_command(backend, known, user, home_file) in known:
         home_file = ""
-    if not cmds and not home_file and getattr(backend, "connected", lambda: False)():
+    in_home = list(dict.fromkeys(in_home))
+    if not cmds and not home_file and not in_home and getattr(
+            backend, "connected", lambda: False)():
         return None
     parts = _parts(cmds, marker)
-    if home_file:
-        # the learner's home as testinfra's User.home finds it, then the file under it
+    if home_file or in_home:
+        # the learner's home as testinfra's User.home finds it, then the files under it
         parts.append(f"h=$(getent passwd {shlex.quote(user)} 2>/dev/null | cut -d: -f6); "
                      f"printf '%s\\n{marker} 0\\n' \"$h\"")
+    if home_file:
         parts.append(f"( f=\"$h\"/{shlex.quote(home_file)}; test -f \"$f\" && cat -- \"$f\" ) "
                      f"2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
+    # each one as testinfra quotes it (``template % quoted arguments``), the home as "$h"
+    parts += _parts([t % tuple(f'"$h"/{shlex.quote(x[len(IN_HOME):])}' if x.startswith(IN_HOME)
+                               else shlex.quote(x) for x in a) for t, a in in_home], marker)
     result = _run_script(host, parts)
     if result is None or b is None or result.rc != 0:
         return result
-    answers = _split(result, marker, len(cmds) + (2 if home_file else 0))
+    homes = 1 if home_file or in_home else 0
+    answers = _split(result, marker,
+                     len(cmds) + homes + (1 if home_file else 0) + len(in_home))
     if answers is None:
         return result
     for cmd, (rc, out) in zip(cmds, answers):
         b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+    if not homes:
+        return result
+    said_home = backend.decode(answers[len(cmds)][1])
+    if _home_of(backend, b.answers, user) != said_home:
+        return result  # not the home the probes will find: nothing kept under it
     if home_file:
         rc, out = answers[len(cmds) + 1]
-        said_home = backend.decode(answers[len(cmds)][1])
         key = _home_file_command(backend, b.answers, user, home_file)
-        if key is not None and _home_of(backend, b.answers, user) == said_home:
+        if key is not None:
             b.answers.setdefault(key, backend.result(rc, backend.encode(key[1]), out, b""))
+    first = len(cmds) + homes + (1 if home_file else 0)
+    for (t, a), (rc, out) in zip(in_home, answers[first:]):
+        cmd = backend.quote(t, *_at_home(a, said_home))
+        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
     return result
+
+
+#: In a lab's ``PREFETCH``, an argument starting with this is a path under the learner's
+#: home: ``("test -e %s", "~/.config/libvirt/libvirt.conf")`` answers the probes' run of
+#: ``test -e HOME/.config/libvirt/libvirt.conf`` (HOME from ``getent passwd``, as
+#: testinfra's ``User.home`` finds it; a checks module writes ``f"{learner.home}/…"``).
+IN_HOME = "~/"
+
+
+def _at_home(args: tuple[str, ...], home: str) -> tuple[str, ...]:
+    return tuple(f"{home}/{x[len(IN_HOME):]}" if x.startswith(IN_HOME) else x for x in args)
 
 
 def _home_of(backend: Any, answers: dict[tuple[Any, str], Any], user: str) -> str | None:

@@ -17,7 +17,7 @@ import re
 import threading
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -481,6 +481,8 @@ def parse_network_xml(xml: str) -> dict[str, Any]:
 
 #: at most this many libvirt calls in flight at once (:func:`together`)
 MAX_IN_FLIGHT = 16
+#: the name of the threads that read libvirt (:func:`together`, :meth:`Virt.preload`)
+THREADS = "virtlab-libvirt"
 
 
 def together(*calls: Callable[[], Any]) -> list[Any]:
@@ -495,7 +497,7 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(len(calls), MAX_IN_FLIGHT),
-                            thread_name_prefix="virtlab-libvirt") as pool:
+                            thread_name_prefix=THREADS) as pool:
         futures = [pool.submit(c) for c in calls]
     return [f.result() for f in futures]
 
@@ -545,10 +547,13 @@ class Virt:
         self._leases: dict[str, list[Lease]] = {}
         self._node_memory: int | None = None
         self._version: int | None = None
+        #: the thread reading the run's snapshot ahead of the checks (:meth:`preload`)
+        self._preload: threading.Thread | None = None
 
     @property
     def conn(self) -> Any:
         """The read-only connection; raises LibvirtUnavailable with the reason."""
+        self.wait()
         if self._conn is not None:
             return self._conn
         if self._error is not None:
@@ -562,6 +567,70 @@ class Virt:
             self._error = e
             raise
         return self._conn
+
+    #: what :meth:`preload` reads, by the name a lab declares in ``VIRT_PREFETCH``: each
+    #: object's XML (``domains``, ``networks``, ``pools``), the persistent definition of each
+    #: running persistent domain (``domain-configs``, :meth:`domain_config`), each domain's
+    #: snapshots (``snapshots``, :meth:`snapshot_names`)
+    PRELOADS = ("domains", "networks", "pools", "domain-configs", "snapshots")
+
+    def preload(self, kinds: Iterable[str] = ()) -> None:
+        """Start reading, in a thread of its own, what the checks of this run will read:
+        the connection (over ``qemu+ssh://`` its ssh channel and the handshake, several round
+        trips), then the listings that ``kinds`` (:data:`PRELOADS`) need in one batch of
+        calls (:func:`together`) and what they name in one more, while the caller goes on
+        with the host's commands. Nothing is reported from here: a failed step is left
+        undone (a failed connection is kept, as :attr:`conn` keeps it) and the check that
+        needs it makes the call again, and says what went wrong as it would have. Every
+        public reader waits for the thread first (:meth:`wait`). At most once per Virt."""
+        if self._preload is not None:
+            return
+        wanted = tuple(k for k in self.PRELOADS if k in set(kinds))
+        self._preload = threading.Thread(target=self._read_ahead, args=(wanted,),
+                                         name=f"{THREADS}-preload", daemon=True)
+        self._preload.start()
+
+    def wait(self) -> None:
+        """Wait for :meth:`preload`'s thread, if any, to end: every public reader of this
+        Virt does first, so a check reads the snapshot once it is read (and meanwhile runs
+        the host's commands). Not in the threads of :func:`together` (named ``virtlab-
+        libvirt``): the preload's own, or those of a reader that waited already."""
+        thread = self._preload
+        if thread is not None and not threading.current_thread().name.startswith(THREADS):
+            thread.join()
+
+    def _read_ahead(self, kinds: tuple[str, ...]) -> None:
+        # every failure is left for the check that makes the call again (see preload)
+        try:
+            _ = self.conn
+        except LibvirtUnavailable:
+            return  # kept by conn: every check of the run is told, as before
+
+        def quietly(call: Callable[..., Any], *args: str) -> Callable[[], Any]:
+            def run() -> Any:
+                try:
+                    return call(*args)
+                except Exception:  # noqa: BLE001 (the check's own call reports it)
+                    return None
+            return run
+
+        listing = {"domains": "domains", "networks": "networks", "pools": "pools",
+                   "domain-configs": "domains", "snapshots": "domains"}
+        needed = list(dict.fromkeys(listing[k] for k in kinds))
+        props = {"domains": lambda: self._listed_domains,
+                 "networks": lambda: self._listed_networks, "pools": lambda: self._listed_pools}
+        listed: dict[str, dict[str, _Listed]] = dict(zip(needed, together(
+            *(quietly(props[k]) for k in needed))))
+        reads: dict[str, Callable[[str], Any]] = {
+            "domains": self.domain, "networks": self.network, "pools": self.pool,
+            "domain-configs": self.domain_config, "snapshots": self.snapshot_names}
+        calls = []
+        for kind in kinds:
+            for name, obj in sorted((listed.get(listing[kind]) or {}).items()):
+                if kind == "domain-configs" and not (obj.active and obj.persistent):
+                    continue  # its definition is its XML: read once, as "domains"
+                calls.append(quietly(reads[kind], name))
+        together(*calls)
 
     def daemon_gone(self) -> None:
         """The daemon went away during the run: the next run (the next lab of a grading
@@ -658,6 +727,7 @@ class Virt:
     # domains
     @property
     def domain_names(self) -> tuple[str, ...]:
+        self.wait()
         return tuple(sorted(self._listed_domains))
 
     def _domain_xml(self, name: str, flags: int) -> DomainInfo | None:
@@ -680,12 +750,14 @@ class Virt:
             xml=xml, **parse_domain_xml(xml))
 
     def domain(self, name: str) -> DomainInfo | None:
+        self.wait()
         if name not in self._domains:
             self._domains[name] = self._domain_xml(name, 0)
         return self._domains[name]
 
     def domains(self) -> list[DomainInfo]:
         """Every domain (each one's XML read once in the run, those not read yet at once)."""
+        self.wait()
         todo = [n for n in self.domain_names if n not in self._domains]
         infos = together(*(lambda n=n: self._domain_xml(n, 0) for n in todo))
         self._domains.update(zip(todo, infos))
@@ -695,6 +767,7 @@ class Virt:
         """The persistent definition of a domain (``virsh dumpxml --inactive``): what
         ``virsh edit``, ``virsh setvcpus --config`` or ``virt-xml`` change, and what the
         next boot uses. For a shut-off or transient domain it equals :meth:`domain`."""
+        self.wait()
         if name not in self._configs:
             import libvirt
 
@@ -708,6 +781,7 @@ class Virt:
     def snapshot_names(self, name: str) -> list[str]:
         """The names of a domain's snapshots (one ``listAllSnapshots`` call); none for a
         domain that is not there, or a driver without snapshots."""
+        self.wait()
         if name not in self._snapshots:
             import libvirt
 
@@ -726,6 +800,7 @@ class Virt:
     def block_info(self, name: str, disk: str) -> BlockInfo | None:
         """Capacity and allocation of one disk (its target ``vda`` or its source path) as
         the hypervisor sees it; None when libvirt cannot tell (disk unknown, file gone)."""
+        self.wait()
         key = (name, disk)
         if key not in self._blocks:
             import libvirt
@@ -745,9 +820,11 @@ class Virt:
     # networks
     @property
     def network_names(self) -> tuple[str, ...]:
+        self.wait()
         return tuple(sorted(self._listed_networks))
 
     def network(self, name: str) -> NetworkInfo | None:
+        self.wait()
         if name not in self._networks:
             import libvirt
 
@@ -766,10 +843,12 @@ class Virt:
         return self._networks[name]
 
     def networks(self) -> list[NetworkInfo]:
+        self.wait()
         together(*(lambda n=n: self.network(n) for n in self.network_names))
         return [n for x in self.network_names if (n := self.network(x)) is not None]
 
     def leases(self, network: str) -> list[Lease]:
+        self.wait()
         if network not in self._leases:
             listed = self._listed_networks.get(network)
             # not listed: looked up, for libvirt's own error (no such network)
@@ -784,9 +863,11 @@ class Virt:
     # storage
     @property
     def pool_names(self) -> tuple[str, ...]:
+        self.wait()
         return tuple(sorted(self._listed_pools))
 
     def pool(self, name: str) -> PoolInfo | None:
+        self.wait()
         if name not in self._pools:
             import libvirt
 
@@ -808,6 +889,7 @@ class Virt:
 
     def pools(self) -> list[PoolInfo]:
         """Every pool: three listing calls, then each one's XML once in the run."""
+        self.wait()
         together(*(lambda n=n: self.pool(n) for n in self.pool_names))
         return [p for n in self.pool_names if (p := self.pool(n)) is not None]
 
@@ -815,11 +897,13 @@ class Virt:
         """The volume libvirt knows at ``path`` (three calls, two round trips: the lookup,
         then its pool and its XML at once); None when none; raises VolumeUnreadable when
         libvirt lists it but cannot read it."""
+        self.wait()
         return self._volume_memo(("", path), lambda: self.conn.storageVolLookupByPath(path),
                                  None)
 
     def volume(self, pool: str, name: str) -> VolumeInfo | None:
         """Volume ``name`` of pool ``pool`` (two calls on a listed pool: lookup, XML)."""
+        self.wait()
         def lookup() -> Any:
             listed = self._listed_pools.get(pool)
             if listed is None:
@@ -888,11 +972,13 @@ class Virt:
                           capacity=size("capacity"), allocation=size("allocation"))
 
     def node_memory_bytes(self) -> int:
+        self.wait()
         if self._node_memory is None:
             self._node_memory = int(self.conn.getInfo()[1]) * 1024 * 1024
         return self._node_memory
 
     def hypervisor_version(self) -> str:
+        self.wait()
         if self._version is None:
             self._version = int(self.conn.getVersion())
         v = self._version

@@ -14,6 +14,26 @@ POOL = "default"
 IMAGES = "/var/lib/libvirt/images"
 BACKUP = "virtlab/backup/default-network.xml"  # under the learner's home
 MAX_BACKUP_BYTES = 1024 * 1024
+#: What these checks read from libvirt, read ahead in one batch while the host's commands
+#: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
+VIRT_PREFETCH = ("networks", "pools")
+#: What these checks read on every host, fetched with the facts every lab reads in one
+#: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
+#: testinfra's File and the probes run them; "~/" is the learner's home
+#: (checker.probes.host.IN_HOME). Only commands whose stderr no check reads.
+_CONF = "~/.config/libvirt/libvirt.conf"
+_BACKUP = "~/" + BACKUP
+PREFETCH = [
+    ("test -e %s", _CONF),
+    ("test -f %s", _CONF),
+    ("stat -Lc %%s %s", _CONF),
+    ("test -f %s && cat -- %s", _CONF, _CONF),
+    ("test -e %s", _BACKUP),
+    ("test -f %s", _BACKUP),
+    ("stat -Lc %%s %s", _BACKUP),
+    ("stat -Lc %%U %s", _BACKUP),
+    ("cat -- %s", _BACKUP),
+]
 
 
 def _norm(path):

@@ -17,6 +17,9 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 MIN_MEMORY_MIB = 512
 HOST_KEEPS = 2 * GIB
+#: What these checks read from libvirt, read ahead in one batch while the host's commands
+#: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
+VIRT_PREFETCH = ("domains", "domain-configs", "snapshots")
 
 
 def _vm(virt, obj):

@@ -33,6 +33,9 @@ PREFETCH = [
 WANT_BRIDGE = "virbr1"
 WANT_ADDR = ipaddress.ip_interface("192.168.100.1/24")
 WANT_RANGE = ("192.168.100.100", "192.168.100.200")
+#: What these checks read from libvirt, read ahead in one batch while the host's commands
+#: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
+VIRT_PREFETCH = ("domains", "networks")
 
 
 def _networks(virt):

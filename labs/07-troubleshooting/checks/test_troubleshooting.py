@@ -15,6 +15,9 @@ from checker.markup import code, literal
 NET = "lab07-net"
 WEB = "lab07-web"
 DB = "lab07-db"
+#: What these checks read from libvirt, read ahead in one batch while the host's commands
+#: run (checker.engine.lab_virt_prefetch, checker.probes.libvirt.Virt.preload).
+VIRT_PREFETCH = ("domains", "domain-configs", "snapshots", "networks")
 FILTER = "clean-traffic"
 START = "virtlab start 07-troubleshooting"
 
