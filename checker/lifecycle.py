@@ -60,6 +60,7 @@ from typing import Any, Literal, TextIO
 from checker.catalog import CatalogError
 from checker.exitcodes import Exit
 from checker.i18n import Text, message
+from checker.markup import plain
 from checker.model import Lab
 from checker.probes.libvirt import (
     LibvirtUnavailable,
@@ -953,7 +954,7 @@ def run(lab: Lab, verb: Verb, uri: str | None, *, yes: bool, lang: str,
     try:
         conn = open_rw(uri)
     except LibvirtUnavailable as e:
-        _print(err, e.message.get(lang))
+        _print(err, plain(e.message.get(lang)))
         _print(err, NOTHING_CHANGED.get(lang))
         return Exit.UNREACHABLE
     try:
@@ -975,7 +976,7 @@ def _run(lab: Lab, verb: Verb, lc: Lifecycle, conn: Any, uri: str, *, yes: bool,
     try:
         steps = list((lc.plan if verb == "start" else lc.cleanup)(conn))
     except libvirt.libvirtError as e:
-        _print(err, classify_error(uri, str(e), e).message.get(lang))
+        _print(err, plain(classify_error(uri, str(e), e).message.get(lang)))
         _print(err, NOTHING_CHANGED.get(lang))
         return Exit.UNREACHABLE
     validate(steps, prefix, where)

@@ -537,3 +537,19 @@ def test_kvm_already_deferred_on_6_12_is_told_only_to_stop_kvm_vms(tmp_path, lea
 def test_no_kvm_no_kvm_advice(tmp_path, learner):
     r = run_on(recorded_host(tmp_path, "trixie", kvm=None), "vbox-kernel-driver", learner)
     assert r.status == "fail" and "KVM" not in r.message and "modprobe vboxdrv" in r.message
+
+
+def test_what_vboxmanage_prints_is_quoted_as_text(scene, learner):
+    """A VBoxManage of the learner's host prints Markdown: the verdict shows its characters
+    (not emphasis, code or a link) in plain text and in HTML."""
+    from checker.markup import plain, to_html
+
+    printed = "**gras** _x_ `c` [l](u) <b>"
+    scene.data["behaviour"] = {"--version": "garbage"}
+    scene.data["garbage"] = printed + "\n"
+    inst = result(scene.run(learner), "vbox-installed")
+    assert inst.status == "error", inst.message
+    assert repr(printed) in plain(inst.message), inst.message
+    html = str(to_html(inst.message))
+    assert "<strong>" not in html and "<em>" not in html and "<a " not in html, html
+    assert "**gras** _x_ `c` [l](u) &lt;b&gt;" in html, html

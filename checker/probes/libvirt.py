@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from checker.i18n import Text, message
+from checker.markup import literal
 
 DEFAULT_URI = "qemu:///system"
 
@@ -80,13 +81,15 @@ LIBVIRT_SAID = (
 
 
 def libvirt_said(err: str) -> Text:
-    """What libvirt said, in each language where we know its words; else as it said it."""
+    """What libvirt said, in each language where we know its words; else as it said it. Its
+    words may hold what the host made (a path, a name): literal text in the Markdown of a
+    verdict (:func:`checker.markup.literal`; printed elsewhere through ``markup.plain``)."""
     err = err.strip()
     for pattern, text in LIBVIRT_SAID:
         m = pattern.fullmatch(err)
         if m:
-            return Text(text.format(**m.groupdict()).fr, err)
-    return Text(err, err)
+            return Text(literal(text.format(**m.groupdict()).fr), literal(err))
+    return Text(literal(err), literal(err))
 
 
 def error_kind(exc: Any) -> str | None:

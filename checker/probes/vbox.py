@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.i18n import Text, message
+from checker.markup import literal
 
 # --- what this probe says (checker.i18n: declared once, in both languages) ---------------
 
@@ -536,7 +537,8 @@ class VBox:
         try:
             r = self.learner.run("timeout", "-k", "2", t, "VBoxManage", *args)
         except Exception as e:  # the backend itself failed (ssh lost…)  # noqa: BLE001
-            raise VBoxUnavailable(CANNOT_RUN.format(user=self.learner.name, error=e),
+            raise VBoxUnavailable(CANNOT_RUN.format(user=literal(self.learner.name),
+                                                    error=literal(str(e))),
                                   "learner") from None
         res = CmdResult(argv=("VBoxManage", *args), rc=r.rc, stdout=r.stdout, stderr=r.stderr)
         err = res.stderr
@@ -559,8 +561,8 @@ class VBox:
         said = _tail(res.stderr or res.stdout)
         command = " ".join(res.argv)
         return VBoxUnavailable(Text(
-            FAILED.fr.format(command=command, rc=res.rc, said=said or NO_MESSAGE.fr),
-            FAILED.en.format(command=command, rc=res.rc, said=said or NO_MESSAGE.en)),
+            FAILED.fr.format(command=command, rc=res.rc, said=literal(said) or NO_MESSAGE.fr),
+            FAILED.en.format(command=command, rc=res.rc, said=literal(said) or NO_MESSAGE.en)),
             "failed", said)
 
     def version(self) -> VBoxVersion:
@@ -569,7 +571,7 @@ class VBox:
             raise self._failed(res)
         v = parse_version(res.stdout)
         if v is None:
-            raise VBoxUnavailable(NO_VERSION.format(output=repr(res.stdout.strip()[:120])),
+            raise VBoxUnavailable(NO_VERSION.format(output=literal(repr(res.stdout.strip()[:120]))),
                                   "garbage", res.stdout[:200])
         return v
 
@@ -589,7 +591,8 @@ class VBox:
         info = parse_machinereadable(res.stdout)
         if "name" not in info.values:
             first = next((x for x in res.stdout.splitlines() if x.strip()), "")
-            raise VBoxUnavailable(NOT_MACHINE_READABLE.format(name=name, first=repr(first[:120])),
+            raise VBoxUnavailable(NOT_MACHINE_READABLE.format(name=name,
+                                                              first=literal(repr(first[:120]))),
                                   "garbage", first[:200])
         return vm_from(info)
 
