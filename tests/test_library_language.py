@@ -65,3 +65,31 @@ def test_the_daemon_is_down_in_any_language_and_the_locale_is_put_back(
     # above run one process per language, as the command line, a notebook and a worker do)
     assert err.value.kind == "daemon-down"
     assert locale.setlocale(locale.LC_MESSAGES) == before
+
+
+@pytest.mark.parametrize("said, french, kind", [
+    ("Failed to connect socket to '/run/libvirt/libvirt-sock': Permission denied",
+     "connexion impossible au socket /run/libvirt/libvirt-sock : Permission denied", "denied"),
+    ("authentication unavailable: no polkit agent available to authenticate action "
+     "'org.libvirt.unix.manage'",
+     "authentification impossible : aucun agent polkit pour autoriser l'action "
+     "org.libvirt.unix.manage", "denied"),
+    ("End of file while reading data: nc: unix connect failed: No such file or directory",
+     "fin de la connexion en lisant les données : nc: unix connect failed: No such file or "
+     "directory", "daemon-down"),
+    ("Cannot recv data: ssh: connect to host pc12 port 22: Connection refused",
+     "impossible de recevoir les données : ssh: connect to host pc12 port 22: Connection "
+     "refused", "daemon-down"),
+    ("Domaine non trouvé : x", "Domaine non trouvé : x", "other"),   # French already
+])
+def test_libvirt_s_words_its_catalogue_lacks_are_ours_in_french(said, french, kind):
+    """The failures a learner meets most, which libvirt-l10n leaves in English; the English
+    reader gets libvirt's own words, the classification is unchanged."""
+    from checker.markup import plain
+    from checker.probes.libvirt import classify_error, libvirt_said
+
+    t = libvirt_said(said)
+    assert (plain(t.fr), plain(t.en)) == (french, said)
+    e = classify_error("qemu:///system", said)
+    assert e.kind == kind
+    assert french in plain(e.message.fr) and said in plain(e.message.en)

@@ -77,6 +77,19 @@ LIBVIRT_SAID = (
     (re.compile(r"Failed to connect socket to '(?P<path>[^']*)': (?P<why>.*)", re.S),
      message("libvirt.said.socket", fr="connexion impossible au socket {path} : {why}",
              en="Failed to connect socket to '{path}': {why}")),
+    (re.compile(r"authentication unavailable: no polkit agent available to authenticate "
+                r"action '(?P<action>[^']*)'", re.S),
+     message("libvirt.said.polkit",
+             fr="authentification impossible : aucun agent polkit pour autoriser l'action "
+                "{action}",
+             en="authentication unavailable: no polkit agent available to authenticate "
+                "action '{action}'")),
+    (re.compile(r"End of file while reading data: (?P<why>.*)", re.S),
+     message("libvirt.said.eof", fr="fin de la connexion en lisant les données : {why}",
+             en="End of file while reading data: {why}")),
+    (re.compile(r"Cannot recv data: (?P<why>.*)", re.S),
+     message("libvirt.said.recv", fr="impossible de recevoir les données : {why}",
+             en="Cannot recv data: {why}")),
 )
 
 
