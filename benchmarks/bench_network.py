@@ -266,30 +266,26 @@ class NetResult:
 
 def grading_workers(root: int) -> int:
     """How many grading workers (``checker.grade.worker``, not its fork server) descend
-    from process ``root`` now."""
-    parent: dict[int, int] = {}
-    cmd: dict[int, bytes] = {}
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
+    from process ``root`` now (the family as ``checker.probes.output.descendants`` finds it)."""
+    from checker.probes.output import descendants
+
+    def read(pid: int) -> tuple[int, bytes]:
+        """(parent, command line) of ``pid``; (0, b"") once it is gone."""
         try:
-            stat = (p / "stat").read_bytes().rsplit(b")", 1)[1].split()
-            parent[int(p.name)] = int(stat[1])
-            cmd[int(p.name)] = (p / "cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            return int(stat[1]), Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
-            continue
-    family, changed = {root}, True
-    while changed:
-        changed = False
-        for pid, ppid in parent.items():
-            if ppid in family and pid not in family:
-                family.add(pid)
-                changed = True
+            return 0, b""
+
     # a forked worker keeps its fork server's command line: the server is the one whose
     # parent is not a worker
     mark = b"checker.grade.worker"
-    return sum(1 for pid in family if mark in cmd.get(pid, b"") and not (
-        b"--fork-server" in cmd[pid] and mark not in cmd.get(parent[pid], b"")))
+    count = 0
+    for pid in [root, *descendants(root)]:
+        ppid, cmd = read(pid)
+        if mark in cmd and not (b"--fork-server" in cmd and mark not in read(ppid)[1]):
+            count += 1
+    return count
 
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
