@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from checker.grade.gradebook import Gradebook
 from checker.grade.hostssh import host_bin
 from checker.grade.runner import Job, Outcome, WorkerPool
-from checker.grade.sshconf import SshSetup
+from checker.grade.sshconf import SshSetup, connect_argv
 from checker.grade.targets import HostTarget
 
 DEFAULT_CONNECT = "qemu+ssh://{user}@{host}:{port}/system"
@@ -81,6 +81,8 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
         "connect": t.libvirt_uri(options.connect),
         "ssh_config": str(ssh.config), "timeout": options.timeout, "lang": options.lang,
         "ssh_bin": str(host_bin(ssh, t.ssh_args)),
+        # the runner opens the host's connection while the worker starts
+        "connect_argv": early_argv(ssh, t),
     }) for t in targets]
     pool = WorkerPool(workers=options.workers, host_timeout=options.host_timeout,
                       logdir=ssh.dir, env=ssh.path_env(dict(os.environ)))
@@ -100,6 +102,20 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
             finally:
                 ssh.close()
     return run_id
+
+
+def early_argv(ssh: SshSetup, target: HostTarget) -> list[str] | None:
+    """The ``ssh`` that opens the target's connection ahead of its worker; None when the
+    inventory's own options for that host decide about shared connections (testinfra then
+    adds none of its own: neither does the runner)."""
+    if any(w in " ".join(target.ssh_args).lower() for w in CONTROL_WORDS):
+        return None
+    return connect_argv(host_bin(ssh, target.ssh_args), target.ssh_user, target.ssh_host,
+                        target.ssh_port)
+
+
+#: ssh options about shared connections (an inventory that sets one keeps its say)
+CONTROL_WORDS = ("controlmaster", "controlpath", "controlpersist")
 
 
 @contextmanager

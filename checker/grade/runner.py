@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from checker.grade.worker import classify_ssh_words
 from checker.i18n import Text, message
 
 # Measured (benchmarks/bench_grade.py, lab 01, 60 loopback hosts, 2 busy cores): 1 worker 31 s,
@@ -214,6 +216,79 @@ def _alive(pid: int) -> bool:
         return False
 
 
+#: the most of ssh's words kept when it could not connect (the tail: its last line says why)
+CONNECT_WORDS_MAX = 64 * 1024
+
+
+def down(job: Job, status: str, reason: str) -> dict[str, Any]:
+    """The answer for a host none of whose labs could be graded: each lab ``status``, with
+    ``reason`` (visible text only: control characters shown, as the worker sends them)."""
+    from checker.safetext import clean_data
+
+    answer: dict[str, Any] = clean_data({"host": job.host, "results": [
+        {"lab": lab, "status": status, "reason": reason, "report": None}
+        for lab in job.payload["labs"]]})
+    return answer
+
+
+#: ssh's exit status when it could not connect or log in
+SSH_FAILED = 255
+#: an early connection still opening this long after its ConnectTimeout (TCP and the server's
+#: greeting) is not what ssh does on its own (e.g. two hosts sharing one ControlPath): it is
+#: ended and the worker connects itself, within what is left of the host's time
+EARLY_SLACK = 10.0
+
+
+class EarlyConnection:
+    """One host's shared ssh connection, opened by the runner as soon as the host is taken
+    (``job.payload["connect_argv"]``, see :func:`checker.grade.sshconf.connect_argv`), while
+    its worker is forked and warms up: over a slow link the key exchange and the login are a
+    dozen round trips, which then overlap the worker's start instead of following it. The
+    worker's ``ssh`` (testinfra's, libvirt's) then rides that connection.
+
+    Its own session (Ctrl-C in the terminal is the runner's to handle); its words go to a
+    file (a host that prints much cannot fill a pipe and stall it), read back capped."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.words = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=self.words, env=env,
+                                         start_new_session=True)
+        except BaseException:
+            self.words.close()
+            raise
+
+    def wait(self, deadline: float) -> tuple[int | None, str]:
+        """(ssh's exit status, its last words); status None when the deadline came first
+        (the attempt is then killed)."""
+        try:
+            rc: int | None = self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = None
+        try:
+            size = self.words.seek(0, os.SEEK_END)
+            self.words.seek(max(0, size - CONNECT_WORDS_MAX))
+            text = self.words.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            text = ""
+        self.words.close()
+        return rc, text
+
+    def kill(self) -> None:
+        """End the attempt if it still runs (a master it already started is the run's, closed
+        with the run: ``SshSetup.close``)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait(5)
+        self.words.close()
+
+
 class _Worker:
     """One grading worker: forked by the run's :class:`ForkServer` when given, else a
     process of its own (``python -m checker.grade.worker``)."""
@@ -381,6 +456,60 @@ class WorkerPool:
                     srv.close()
             return _Worker(env, log)
 
+        #: the hosts whose connection is being opened early: slot -> attempt
+        connecting: dict[int, EarlyConnection] = {}
+
+        def early_connection(i: int, job: Job) -> EarlyConnection | None:
+            argv = job.payload.get("connect_argv")
+            if not argv or stop.is_set():
+                return None
+            try:
+                attempt = EarlyConnection(list(argv), env)
+            except OSError:
+                return None  # the worker connects itself, as without
+            with lock:
+                connecting[i] = attempt
+            return attempt
+
+        def connected(i: int, job: Job, early: EarlyConnection) -> dict[str, Any] | None:
+            """None once the host's connection is up (or when its attempt tells nothing:
+            the worker then tries itself); else the host's answer, every lab unreachable
+            or timed out with ssh's words, as the worker says it (no second attempt: a
+            host that does not answer costs its timeout once)."""
+            limit = min(self.host_timeout, float(job.payload.get("timeout") or 10) + EARLY_SLACK)
+            rc, words = early.wait(early.started + limit)
+            with lock:
+                connecting.pop(i, None)
+            lang = job.payload.get("lang") or "fr"
+            if rc is None:
+                if limit < self.host_timeout:  # not what ssh does: let the worker try
+                    return None
+                reason = NO_ANSWER.format(seconds=f"{self.host_timeout:g}").get(lang)
+                return down(job, "timeout", reason)
+            if rc != SSH_FAILED:
+                return None
+            return down(job, *classify_ssh_words(words, lang))
+
+        def graded(i: int, worker: _Worker, job: Job, deadline: float) -> dict[str, Any] | None:
+            """The worker's answer for the job, None when the deadline came first; the
+            automatic count learns from the host how much its worker waited."""
+            cpu0 = cpu_seconds(worker.pid) if auto and worker.pid else None
+            t0 = time.monotonic()
+            if cpu0 is not None and worker.pid:
+                with lock:
+                    inflight[i] = (t0, cpu0, worker.pid)
+            worker.send(job.payload)
+            try:
+                answer = worker.read(deadline)
+            finally:
+                with lock:
+                    inflight.pop(i, None)
+            cpu1 = cpu_seconds(worker.pid) if worker.pid and cpu0 is not None else None
+            if answer is not None and cpu0 is not None and cpu1 is not None:
+                with lock:
+                    ratios.append((time.monotonic() - t0) / max(cpu1 - cpu0, 0.01))
+            return answer
+
         def slot(i: int) -> None:
             worker: _Worker | None = None
             try:
@@ -389,49 +518,48 @@ class WorkerPool:
                         job = todo.get_nowait()
                     except queue.Empty:
                         return
-                    if worker is None:
-                        worker = new_worker(i)
-                        with lock:
-                            live[i] = worker
-                    t0 = time.monotonic()
                     wall0 = time.time()
+                    lang = job.payload.get("lang") or "fr"
+                    # the host's connection first: it opens while the worker is forked
+                    early = early_connection(i, job)
+                    spent = 0.0  # the host's time so far: its early connection
+                    t0 = time.monotonic()
                     status, reason, answer = "", "", None
                     try:
-                        worker.wait_ready()
-                        t0 = time.monotonic()  # the deadline counts the host, not our imports
-                        cpu0 = cpu_seconds(worker.pid) if auto and worker.pid else None
-                        if cpu0 is not None and worker.pid:
+                        if worker is None:
+                            worker = new_worker(i)
                             with lock:
-                                inflight[i] = (t0, cpu0, worker.pid)
-                        worker.send(job.payload)
-                        try:
-                            answer = worker.read(t0 + self.host_timeout)
-                        finally:
-                            with lock:
-                                inflight.pop(i, None)
-                        cpu1 = cpu_seconds(worker.pid) if worker.pid and cpu0 is not None else None
-                        if answer is not None and cpu0 is not None and cpu1 is not None:
-                            with lock:
-                                ratios.append((time.monotonic() - t0) / max(cpu1 - cpu0, 0.01))
+                                live[i] = worker
+                        if early is not None:
+                            answer = connected(i, job, early)  # None: connected
+                            spent = time.monotonic() - early.started
+                        t0 = time.monotonic()
                         if answer is None:
-                            status = "timeout"
-                            reason = NO_ANSWER.format(seconds=f"{self.host_timeout:g}").get(
-                                job.payload.get("lang") or "fr")
+                            worker.wait_ready()
+                            t0 = time.monotonic()  # the deadline counts the host, not our imports
+                            answer = graded(i, worker, job, t0 + self.host_timeout - spent)
+                            if answer is None:
+                                status = "timeout"
+                                reason = NO_ANSWER.format(
+                                    seconds=f"{self.host_timeout:g}").get(lang)
                     except (EOFError, BrokenPipeError, OSError, ValueError) as e:
                         status = "error"
-                        lang = job.payload.get("lang") or "fr"
                         why = e.text.get(lang) if isinstance(e, WorkerNotStarted) else e
                         reason = WORKER_DIED.format(error=why).get(lang).strip()
-                    if answer is None:
+                    finally:
+                        if early is not None:
+                            early.kill()
+                            with lock:
+                                connecting.pop(i, None)
+                    if answer is None and worker is not None:
                         worker.kill()
                         worker = None
                         with lock:
                             live.pop(i, None)
-                        answer = {"host": job.host, "results": [
-                            {"lab": lab, "status": status, "reason": reason, "report": None}
-                            for lab in job.payload["labs"]]}
+                    if answer is None:
+                        answer = down(job, status, reason)
                     done.put(Outcome(host=job.host, results=answer["results"], started_at=wall0,
-                                     duration_s=round(time.monotonic() - t0, 3),
+                                     duration_s=round(spent + time.monotonic() - t0, 3),
                                      worker_pid=worker.pid if worker else None))
             # surfaced to the consumer
             except BaseException as e:  # pragma: no cover  # noqa: BLE001
@@ -486,8 +614,11 @@ class WorkerPool:
             stop.set()
             with lock:
                 workers = list(live.values())
+                attempts = list(connecting.values())
             for w in workers:  # interrupted: do not wait for the hosts in flight
                 w.kill()
+            for a in attempts:
+                a.kill()
             for t in threads:
                 t.join(10)
             with lock:

@@ -65,6 +65,31 @@ def forced_options(accept_new: bool = False) -> list[str]:
     return out
 
 
+#: How long a shared connection stays up once idle: testinfra's own default (its ssh
+#: backend's ``controlpersist``), so one opened ahead of its worker (:func:`connect_argv`) is
+#: still there when the worker's first command comes.
+CONTROL_PERSIST = 60
+
+
+def connect_argv(bindir: str | os.PathLike[str], user: str, host: str,
+                 port: int | None = None) -> list[str]:
+    """``ssh`` that opens one host's shared connection and returns once it is up: the
+    connection testinfra's and libvirt's ``ssh`` of that host then ride (same user, host and
+    port: same ``ControlPath``). Through the host's wrapper in ``bindir`` (the run's forced
+    settings and ControlPath, the inventory's options); ``-N``: no remote command, not even
+    the learner's login shell; ``ControlPersist``: the master stays in the background and
+    this ``ssh`` ends, 0 when connected, 255 with ssh's words when not.
+
+    >>> connect_argv("/tmp/vlg-x/bin", "alice", "pc12", 22)    # doctest: +NORMALIZE_WHITESPACE
+    ['/tmp/vlg-x/bin/ssh', '-o', 'User=alice', '-o', 'Port=22', '-o', 'ControlMaster=auto',
+     '-o', 'ControlPersist=60s', '-N', '--', 'pc12']
+    """
+    return [os.path.join(bindir, "ssh"), "-o", f"User={user}",
+            *(["-o", f"Port={int(port)}"] if port else []),
+            "-o", "ControlMaster=auto", "-o", f"ControlPersist={CONTROL_PERSIST}s", "-N", "--",
+            host]
+
+
 BAD_PATH = message("sshconf.bad-path",
                    fr="chemin inutilisable dans une configuration ssh : {path} (guillemet ou "
                       "fin de ligne)",
