@@ -154,3 +154,34 @@ def test_without_a_working_fork_server_plain_workers_grade(sshd, learners, tmp_p
     out, seen = _grade(sshd, learners[:2], tmp_path, workers=2)
     assert all(o.results[0]["status"] == "graded" for o in out), [o.results for o in out]
     assert seen and all(ppid == os.getpid() for ppid, _s, _c in seen.values())
+
+
+def test_a_fork_server_started_before_the_run_gives_its_workers_the_runs_environment(
+        sshd, learners, tmp_path):
+    """``virtlab grade`` starts the fork server before the run's ssh set-up exists
+    (ForkServer.early): each worker gets the run's environment with its fork, so its ssh is
+    the run's wrapper and its shared connection lives in the run's folder (a worker left with
+    the server's environment would make an ssh set-up of its own, elsewhere)."""
+    from checker.grade.runner import ForkServer
+
+    before = _workers_now()
+    server = ForkServer.early([LAB])
+    assert server is not None
+    ssh = SshSetup(str(sshd.ssh_config), 10)
+    try:
+        jobs = [Job(host=u, payload={
+            "host": u, "spec": sshd.spec(u), "user": u, "labs": [LAB], "connect": None,
+            "ssh_config": str(ssh.config), "timeout": 10, "lang": "en",
+            "ssh_bin": str(ssh.bin)}) for u in learners[:2]]
+        pool = WorkerPool(logdir=ssh.dir, env=ssh.path_env(dict(os.environ)), server=server,
+                          workers=2)
+        out = list(pool.run(jobs))
+        sockets = sorted(ssh.dir.glob("cm-*"))
+    finally:
+        ssh.close()
+        server.close()
+    assert all(o.results[0]["status"] == "graded" for o in out), [o.results for o in out]
+    assert len(sockets) == 2  # one per host, in the run's folder: the run's wrapper
+    assert not server.log.exists()  # its own temporary log goes with it
+    time.sleep(0.3)
+    assert _workers_left(before) == []

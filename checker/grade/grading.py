@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 from checker.grade.gradebook import Gradebook
 from checker.grade.hostssh import host_bin
-from checker.grade.runner import Job, Outcome, WorkerPool
+from checker.grade.runner import ForkServer, Job, Outcome, WorkerPool
 from checker.grade.sshconf import SshSetup, connect_argv
 from checker.grade.targets import HostTarget
 
@@ -61,8 +61,10 @@ class GradeOptions:
 def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
           options: GradeOptions, *, run_id: int | None = None,
           on_start: Callable[[int, int], None] | None = None,
-          on_host: Callable[[Outcome], None] | None = None) -> int:
-    """Grade ``targets`` on ``labs`` into run ``run_id`` (a new run when None).
+          on_host: Callable[[Outcome], None] | None = None,
+          fork_server: ForkServer | None = None) -> int:
+    """Grade ``targets`` on ``labs`` into run ``run_id`` (a new run when None);
+    ``fork_server``: one the caller started early (:meth:`ForkServer.early`), used and closed.
 
     The run ends ``complete``; on KeyboardInterrupt it is marked ``interrupted`` (the hosts
     already recorded stay) and the interrupt propagates.
@@ -85,7 +87,7 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
         "connect_argv": early_argv(ssh, t),
     }) for t in targets]
     pool = WorkerPool(workers=options.workers, host_timeout=options.host_timeout,
-                      logdir=ssh.dir, env=ssh.path_env(dict(os.environ)))
+                      logdir=ssh.dir, env=ssh.path_env(dict(os.environ)), server=fork_server)
     status = "interrupted"
     try:
         for outcome in pool.run(jobs):

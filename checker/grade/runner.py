@@ -130,6 +130,15 @@ class Outcome:
     worker_pid: int | None = None
 
 
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a worker: it must import this very checker package, installed or from the
+    source tree."""
+    out = dict(env)
+    root = str(Path(__file__).resolve().parents[2])
+    out["PYTHONPATH"] = root + (os.pathsep + out["PYTHONPATH"] if out.get("PYTHONPATH") else "")
+    return out
+
+
 class ForkServer:
     """One ``python -m checker.grade.worker --fork-server LAB…`` per run: it imports and
     loads the labs once (``checker.grade.worker.warm_up``), then forks each worker the pool
@@ -140,8 +149,10 @@ class ForkServer:
     It runs in its own session; :meth:`close` ends it (its workers are the pool's, each in
     its own session too)."""
 
-    def __init__(self, env: dict[str, str], log: Path, labs: list[str]):
+    def __init__(self, env: dict[str, str], log: Path, labs: list[str], own_log: bool = False):
         self.log = log
+        #: the log is this server's own temporary file, removed by :meth:`close`
+        self.own_log = own_log
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             with open(log, "ab") as err:
@@ -165,17 +176,32 @@ class ForkServer:
             raise WorkerNotStarted(NOT_STARTED.format(stderr=_tail(self.log)))
         self.ready = True
 
-    def fork(self, log: Path) -> socket.socket:
-        """A new worker (its stderr to ``log``); its end of the protocol. OSError or
-        WorkerNotStarted when the server cannot fork one."""
+    @classmethod
+    def early(cls, labs: list[str]) -> ForkServer | None:
+        """A fork server started before the run is set up (the labs as the command line
+        names them: it resolves them itself), so that its imports overlap the runner's own
+        start; its workers get the run's environment with each fork (:meth:`fork`). None when
+        it cannot start (the pool then starts its own)."""
+        fd, log = tempfile.mkstemp(prefix="virtlab-fork-server-", suffix=".log")
+        os.close(fd)
+        try:
+            return cls(worker_env(dict(os.environ)), Path(log), labs, own_log=True)
+        except OSError:
+            os.unlink(log)
+            return None
+
+    def fork(self, log: Path, env: dict[str, str] | None = None) -> socket.socket:
+        """A new worker (its stderr to ``log``, ``env`` its environment when given, else the
+        server's); its end of the protocol. OSError or WorkerNotStarted when the server
+        cannot fork one."""
         mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        request = {"log": str(log), **({"env": env} if env is not None else {})}
         try:
             with self.lock:
                 if self.closed:
                     raise OSError("the fork server is closed")
                 self._wait_ready()
-                socket.send_fds(self.sock, [json.dumps({"log": str(log)}).encode()],
-                                [its.fileno()])
+                socket.send_fds(self.sock, [json.dumps(request).encode()], [its.fileno()])
         except BaseException:
             mine.close()
             raise
@@ -184,6 +210,7 @@ class ForkServer:
         return mine
 
     def close(self) -> None:
+        """End the server (again: nothing more)."""
         with self.lock:
             self.closed = True
             self.sock.close()  # EOF: the server ends
@@ -197,6 +224,11 @@ class ForkServer:
             except (ProcessLookupError, PermissionError):
                 pass
             self.proc.wait(5)
+        if self.own_log:
+            try:
+                self.log.unlink()
+            except OSError:
+                pass
 
 
 def _tail(log: Path) -> str:
@@ -299,7 +331,7 @@ class _Worker:
         self.sock: socket.socket | None = None
         self.pid: int | None = None
         if server is not None:
-            self.sock = server.fork(log)
+            self.sock = server.fork(log, env)
             self._fd = self.sock.fileno()
         else:
             with open(log, "ab") as err:
@@ -404,13 +436,9 @@ class WorkerPool:
     #: fork the workers from one warmed-up process (:class:`ForkServer`); False: each
     #: worker starts Python itself (also the fallback when the fork server fails)
     fork: bool = True
-
-    def _env(self) -> dict[str, str]:
-        env = dict(self.env)
-        # the worker must import this very checker package, installed or from the source tree
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return env
+    #: a fork server the caller started early (:meth:`ForkServer.early`): the pool uses it
+    #: and closes it
+    server: ForkServer | None = None
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         """Grade the jobs concurrently; yield each host's Outcome as soon as it is known.
@@ -427,7 +455,7 @@ class WorkerPool:
         stop = threading.Event()
         live: dict[int, _Worker] = {}
         lock = threading.Lock()
-        env = self._env()
+        env = worker_env(self.env)
         logdir = self.logdir or Path("/tmp")
         auto = self.workers is None
         n = max(1, min(self.workers or default_workers(), len(jobs)))
@@ -436,7 +464,9 @@ class WorkerPool:
         inflight: dict[int, tuple[float, float, int]] = {}
         labs = sorted({lab for j in jobs for lab in j.payload.get("labs", ())})
         server: list[ForkServer] = []
-        if self.fork:
+        if self.server is not None:
+            server.append(self.server)
+        elif self.fork:
             try:
                 server.append(ForkServer(env, logdir / "fork-server.log", labs))
             except OSError:

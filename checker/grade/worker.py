@@ -198,10 +198,11 @@ def fork_server(labs: list[str]) -> int:
     CPU: 7 s of wall time on 2 cores).
 
     fd 0 is a SOCK_SEQPACKET socket to the runner. Each request is one JSON object,
-    ``{"log": PATH}``, carrying one end of a socket pair (SCM_RIGHTS): the forked worker
-    starts its own session (the runner kills its process group on a deadline, ssh clients
-    included), sends its stderr to PATH and speaks the worker protocol (:func:`serve`) on
-    that socket. Workers are reaped by the kernel (SIGCHLD ignored here); EOF on fd 0 ends
+    ``{"log": PATH, "env": {...}}``, carrying one end of a socket pair (SCM_RIGHTS): the
+    forked worker starts its own session (the runner kills its process group on a deadline,
+    ssh clients included), takes ``env`` as its environment when given (a server started
+    before the run's ssh set-up existed), sends its stderr to PATH and speaks the worker
+    protocol (:func:`serve`) on that socket. Workers are reaped by the kernel (SIGCHLD ignored here); EOF on fd 0 ends
     the server, not its workers."""
     import signal
     import socket
@@ -234,7 +235,11 @@ def fork_server(labs: list[str]) -> int:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for its ssh clients
                 os.setsid()
                 ctl.close()
-                log = os.open(json.loads(msg)["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                request = json.loads(msg)
+                if request.get("env") is not None:  # the run's (a server started early)
+                    os.environ.clear()
+                    os.environ.update(request["env"])
+                log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                               0o600)
                 os.dup2(log, 2)
                 os.dup2(log, 1)
