@@ -11,6 +11,7 @@ cannot start leaves the run to plain workers.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,17 @@ def _statuses(outcomes: list[Outcome]) -> dict[str, dict[str, str]]:
             for o in outcomes}
 
 
+def _ours(cmdline: bytes) -> bool:
+    """A grading worker (or fork server) of this checkout's Python (another checkout's tests
+    may run at the same time on a developer's machine)."""
+    return cmdline.startswith(sys.executable.encode() + b"\0") and \
+        b"checker.grade.worker" in cmdline
+
+
 def _workers_left(before: set[int]) -> list[int]:
     left = []
     for p in Path("/proc").iterdir():
-        if p.name.isdigit() and int(p.name) not in before and \
-                b"checker.grade.worker" in _cmdline(int(p.name)):
+        if p.name.isdigit() and int(p.name) not in before and _ours(_cmdline(int(p.name))):
             st = _stat(int(p.name))
             if st and st[0] != "Z":
                 left.append(int(p.name))
@@ -90,7 +97,7 @@ def _workers_left(before: set[int]) -> list[int]:
 
 def _workers_now() -> set[int]:
     return {int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and b"checker.grade.worker" in _cmdline(int(p.name))}
+            if p.name.isdigit() and _ours(_cmdline(int(p.name)))}
 
 
 def test_forked_workers_grade_as_plain_workers_do_and_leave_nothing(sshd, learners, tmp_path):

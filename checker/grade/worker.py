@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from checker.i18n import message
@@ -68,7 +68,11 @@ def classify_ssh_words(text: str, lang: str = "fr") -> tuple[str, str]:
     return status, reason[:500]
 
 
-def grade_host(job: dict[str, Any]) -> dict[str, Any]:
+def grade_host(job: dict[str, Any],
+               send: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """One job's answer; ``send`` gets it as soon as it is known, before the host's
+    connections are closed (each close waits for the host: a round trip the runner then
+    does not wait for)."""
     from checker.probes.libvirt import CONNECTIONS
     from checker.probes.output import budget
     from checker.safetext import clean_data
@@ -79,12 +83,14 @@ def grade_host(job: dict[str, Any]) -> dict[str, Any]:
     # one host at a time; the next host is another URI)
     try:
         with budget(reuse=False):
-            answer = grade_labs(job)
+            # what the learner's host said (reasons, report strings) travels as visible
+            # text: no control character, no lone surrogate (neither a pipe nor SQLite can
+            # carry one)
+            cleaned: dict[str, Any] = clean_data(grade_labs(job))
+            if send is not None:
+                send(cleaned)
     finally:
         CONNECTIONS.close_all()
-    # what the learner's host said (reasons, report strings) travels as visible text: no
-    # control character, no lone surrogate (neither a pipe nor SQLite can carry one)
-    cleaned: dict[str, Any] = clean_data(answer)
     return cleaned
 
 
@@ -124,12 +130,13 @@ def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
     return {"host": job["host"], "results": results}
 
 
-def _on_its_path(job: dict[str, Any]) -> dict[str, Any]:
+def _on_its_path(job: dict[str, Any],
+                 send: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """grade_host with the host's ssh wrapper first on PATH (checker.grade.hostssh)."""
     from checker.grade.hostssh import ssh_bin_on_path
 
     with ssh_bin_on_path(job):
-        return grade_host(job)
+        return grade_host(job, send)
 
 
 #: what a worker imports lazily on its first host (seen with ``sys.modules`` after one
@@ -180,15 +187,21 @@ def serve(jobs: Any, proto: Any) -> None:
         if not line.strip():
             continue
         job = json.loads(line)
+        sent: list[bool] = []
+
+        def send(answer: dict[str, Any], sent: list[bool] = sent) -> None:
+            proto.write(dumps(clean_data(answer), default=str) + "\n")
+            proto.flush()
+            sent.append(True)
+
         try:
-            answer = _on_its_path(job)
+            _on_its_path(job, send)
         # grade_host already catches per lab
         except Exception as e:  # pragma: no cover  # noqa: BLE001
-            answer = {"host": job.get("host"), "results": [
-                {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
-                 "report": None} for lab in job.get("labs", [])]}
-        proto.write(dumps(clean_data(answer), default=str) + "\n")
-        proto.flush()
+            if not sent:
+                send({"host": job.get("host"), "results": [
+                    {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
+                     "report": None} for lab in job.get("labs", [])]})
 
 
 def fork_server(labs: list[str]) -> int:
