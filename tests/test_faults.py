@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import pwd
+import re
 import signal
 import sqlite3
 import subprocess
@@ -92,16 +93,11 @@ class ProcWatch:
                 st = _stat(pid)
                 if st:
                     self.seen[pid] = st[3]
-            if b"checker.grade.worker" in _cmdline(pid):
-                try:
-                    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                for var in env:
-                    if var.startswith(b"PATH="):
-                        first = var[5:].split(b":")[0].decode()
-                        if "/vlg-" in first:
-                            self.run_dirs.add(str(Path(first).parent))
+            # the run's ssh folder, from its ssh clients' command lines (-F, the wrapper)
+            for arg in _cmdline(pid).split(b"\0"):
+                m = RUN_DIR.search(arg.decode(errors="replace"))
+                if m:
+                    self.run_dirs.add(m.group(0))
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,6 +118,10 @@ class ProcWatch:
                 if st and st[2] == self.root and int(p.name) != self.root and st[1] != "Z":
                     out.append(f"{p.name} (in the run's session) {cmd[:120]!r}")
         return out
+
+
+#: a grading run's ssh folder (checker.grade.sshconf.SshSetup: mkdtemp "vlg-" under /tmp)
+RUN_DIR = re.compile(r"/tmp/vlg-[^/\s]+")
 
 
 def start_grade(*args: str, db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, ProcWatch]:
