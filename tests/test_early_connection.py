@@ -19,6 +19,7 @@ import pytest
 from sshd import LearnerUsers, dead_port
 
 import checker.grade.sshconf
+import checker.grade.targets
 import checker.grade.worker
 from checker.grade.grading import early_argv
 from checker.grade.runner import Job, Outcome, WorkerPool
@@ -143,19 +144,23 @@ def test_an_inventory_that_sets_shared_connections_keeps_its_say(tmp_path):
     ssh = SshSetup(None, 10)
     try:
         plain = HostTarget("pc1", "ansible://pc1", "alice", ssh_user="alice", ssh_host="10.0.0.1",
-                           ssh_port=2222, ssh_args=("-i", "/k"))
+                           ssh_port=2222, ssh_args=("-i", "/k"), inventory_login=True)
         own = HostTarget("pc2", "ansible://pc2", "bob", ssh_user="bob", ssh_host="10.0.0.2",
-                         ssh_args=("-o", "ControlMaster=no"))
+                         ssh_args=("-o", "ControlMaster=no"), inventory_login=True)
+        # no ansible_user: testinfra lets ssh choose the login, the runner cannot match it
+        unnamed = HostTarget("pc3", "ansible://pc3", "carol", ssh_user="carol",
+                             ssh_host="10.0.0.3")
         argv = early_argv(ssh, plain)
         assert argv is not None and argv[-2:] == ["--", "10.0.0.1"]
         assert ["-o", "User=alice"] == argv[1:3] and "Port=2222" in argv
         assert Path(argv[0]).parent != ssh.bin  # the host's own wrapper (its key)
         assert early_argv(ssh, own) is None
+        assert early_argv(ssh, unnamed) is None
     finally:
         ssh.close()
 
 
 def test_the_doctests():
-    for mod in (checker.grade.sshconf, checker.grade.worker):
+    for mod in (checker.grade.sshconf, checker.grade.worker, checker.grade.targets):
         failed, tried = doctest.testmod(mod)
         assert tried and not failed, mod.__name__

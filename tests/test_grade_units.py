@@ -84,6 +84,17 @@ def test_an_inventory_gives_learners_emails_and_ansible_specs(tmp_path, name, te
     assert (t["pc02"].learner, t["pc02"].ssh_user) == ("bob", "etu")
     assert (t["pc01"].ssh_host, t["pc01"].ssh_port) == ("127.0.0.1", 2201)
     assert t["pc01"].spec == f"ansible://pc01?ansible_inventory={inv.resolve()}"
+    assert t["pc01"].ssh_login_known() and t["pc02"].ssh_login_known()
+
+
+def test_without_ansible_user_the_ssh_login_is_left_to_ssh(tmp_path):
+    """testinfra names no login then: the runner does not open the host's connection early
+    as the learner (checker.grade.grading.early_argv), libvirt's URI still names them."""
+    inv = tmp_path / "x.ini"
+    inv.write_text("[c]\npc01 ansible_host=127.0.0.1 virtlab_learner=alice\n")
+    t, = from_inventory(str(inv))
+    assert (t.learner, t.ssh_user, t.ssh_login_known()) == ("alice", "alice", False)
+    assert t.libvirt_uri("qemu+ssh://{user}@{host}/system") == "qemu+ssh://alice@127.0.0.1/system"
 
 
 def test_an_inventory_host_without_learner_is_refused(tmp_path):

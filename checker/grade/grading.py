@@ -107,9 +107,13 @@ def grade(gradebook: Gradebook, labs: list[str], targets: list[HostTarget],
 
 
 def early_argv(ssh: SshSetup, target: HostTarget) -> list[str] | None:
-    """The ``ssh`` that opens the target's connection ahead of its worker; None when the
-    inventory's own options for that host decide about shared connections (testinfra then
-    adds none of its own: neither does the runner)."""
+    """The ``ssh`` that opens the target's connection ahead of its worker, as the worker's
+    would (same login, host and port: same ControlPath); None when that login is not known
+    (an inventory without ``ansible_user``: ssh chooses) or when the inventory's own options
+    for the host decide about shared connections (testinfra then adds none of its own:
+    neither does the runner)."""
+    if not target.ssh_login_known():
+        return None
     if any(w in " ".join(target.ssh_args).lower() for w in CONTROL_WORDS):
         return None
     return connect_argv(host_bin(ssh, target.ssh_args), target.ssh_user, target.ssh_host,

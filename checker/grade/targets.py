@@ -132,6 +132,21 @@ class HostTarget:
     # the instructor's own ssh options for this host (ansible_ssh_private_key_file,
     # ansible_ssh_common_args, ansible_ssh_extra_args), given to every ssh of the run
     ssh_args: tuple[str, ...] = ()
+    # the inventory names the ssh login (ansible_user): testinfra's connection then logs in
+    # as ssh_user; without it testinfra names none (ssh's own default), and ssh_user is the
+    # learner, the login of libvirt's connection only. (ssh:// specs always name the user.)
+    inventory_login: bool = False
+
+    def ssh_login_known(self) -> bool:
+        """testinfra's connection to this host logs in as :attr:`ssh_user`.
+
+        >>> HostTarget("h", "ssh://a@h", "a", ssh_user="a", ssh_host="h").ssh_login_known()
+        True
+        >>> HostTarget("pc1", "ansible://pc1", "a", ssh_user="a", ssh_host="pc1"
+        ...            ).ssh_login_known()
+        False
+        """
+        return self.spec.startswith("ssh://") or self.inventory_login
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,7 +314,7 @@ def from_inventory(path: str, limit: str | None = None) -> list[HostTarget]:
             host=name, spec=f"ansible://{name}?ansible_inventory={quote(inv, safe='/')}",
             learner=learner,
             email=email,
-            ssh_user=login or learner, ssh_host=ssh_host,
+            ssh_user=login or learner, inventory_login=bool(login), ssh_host=ssh_host,
             ssh_port=port_n, username=str(hv.get("virtlab_username") or ""),
             idnumber=str(hv.get("virtlab_idnumber") or ""),
             ssh_args=_ssh_args(name, path, hv)))
