@@ -343,12 +343,14 @@ class CpuGroup:
 class LearnerCpu:
     """The learners' side's CPU time: a :class:`CpuGroup` holding their sshd (so every
     session, shell and command it starts) and the sandbox's libvirtd and virtlogd; and,
-    apart, the sandbox's running QEMU guests (found by the sandbox's folder in their command
-    line), whose CPU under TCG is the bench's artefact, not grading's."""
+    apart, the sandbox's running QEMU guests (the ``qemu-system-*`` processes in libvirtd's
+    mount namespace, the sandbox's own), whose CPU under TCG is the bench's artefact, not
+    grading's."""
 
     def __init__(self) -> None:
         self.group = CpuGroup.make()
-        self.guest_mark: bytes | None = None
+        #: libvirtd's mount namespace (``/proc/PID/ns/mnt``), its guests' too
+        self.guest_mark: str | None = None
 
     def add(self, *pids: int) -> None:
         for pid in pids:
@@ -370,11 +372,12 @@ class LearnerCpu:
         total = 0.0
         for d in os.listdir("/proc"):
             try:
-                cmd = Path(f"/proc/{d}/cmdline").read_bytes() if d.isdigit() else b""
+                if not (d.isdigit() and Path(f"/proc/{d}/comm").read_text().startswith(
+                        "qemu-system") and os.readlink(f"/proc/{d}/ns/mnt") == self.guest_mark):
+                    continue
             except OSError:
                 continue
-            if cmd.startswith(b"/usr/bin/qemu-system") and self.guest_mark in cmd:
-                total += cpu_seconds(int(d)) or 0.0
+            total += cpu_seconds(int(d)) or 0.0
         return total
 
     def close(self) -> None:
@@ -589,10 +592,10 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
             sock = str(sb.socket)
             if sb.daemon is not None:  # `ip netns exec … exec libvirtd`: the same process
                 learners.add(sb.daemon.pid)
+                learners.guest_mark = os.readlink(f"/proc/{sb.daemon.pid}/ns/mnt")
             virtlogd = read_pid(sb.root / "virtlogd.pid")
             if virtlogd:
                 learners.add(virtlogd)
-            learners.guest_mark = str(sb.root).encode()
             say(f"libvirtd up ({sb.uri})")
 
         addrs = [netlink.host_addr(i) for i in range(max(1, hosts))]
