@@ -189,6 +189,7 @@ def fork_server(labs: list[str]) -> int:
     included), sends its stderr to PATH and speaks the worker protocol (:func:`serve`) on
     that socket. Workers are reaped by the kernel (SIGCHLD ignored here); EOF on fd 0 ends
     the server, not its workers."""
+    import gc
     import signal
     import socket
     import traceback
@@ -197,6 +198,11 @@ def fork_server(labs: list[str]) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     warm_up(labs)
+    # what warm_up made lives as long as every worker: out of the collector's sight, so a
+    # worker's collections neither walk it (CPU) nor write to its pages (each page written
+    # after the fork is copied: the workers' page faults). No collection first: it would
+    # delay the first worker, and what it would free is at most a little shared memory.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     ctl.sendall(json.dumps({"ready": os.getpid()}).encode())
     while True:
