@@ -202,11 +202,25 @@ class SshSetup:
         return out
 
     def close(self) -> None:
-        """End every shared connection of the run, then remove its directory."""
+        """End every shared connection of the run, all at once (one ``ssh -O exit`` per
+        master, ~20 ms each: one after the other, a class of 60 waited over a second at its
+        end), each given 5 s; then remove the run's directory."""
+        import time
+
+        procs = []
         for sock in sorted(self.dir.glob("cm-*")):
             try:
-                subprocess.run([self.real_ssh, "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+                procs.append(subprocess.Popen(
+                    [self.real_ssh, "-o", f"ControlPath={sock}", "-O", "exit", "virtlab"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL))
+            except OSError:
                 pass
+        deadline = time.monotonic() + 5
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
