@@ -344,12 +344,12 @@ class LearnerCpu:
     """The learners' side's CPU time: a :class:`CpuGroup` holding their sshd (so every
     session, shell and command it starts) and the sandbox's libvirtd and virtlogd; and,
     apart, the sandbox's running QEMU guests (the ``qemu-system-*`` processes in libvirtd's
-    mount namespace, the sandbox's own), whose CPU under TCG is the bench's artefact, not
+    network namespace, the sandbox's own: libvirt gives each its own mount namespace), whose CPU under TCG is the bench's artefact, not
     grading's."""
 
     def __init__(self) -> None:
         self.group = CpuGroup.make()
-        #: libvirtd's mount namespace (``/proc/PID/ns/mnt``), its guests' too
+        #: libvirtd's network namespace (``/proc/PID/ns/net``), its guests' too
         self.guest_mark: str | None = None
 
     def add(self, *pids: int) -> None:
@@ -373,7 +373,7 @@ class LearnerCpu:
         for d in os.listdir("/proc"):
             try:
                 if not (d.isdigit() and Path(f"/proc/{d}/comm").read_text().startswith(
-                        "qemu-system") and os.readlink(f"/proc/{d}/ns/mnt") == self.guest_mark):
+                        "qemu-system") and os.readlink(f"/proc/{d}/ns/net") == self.guest_mark):
                     continue
             except OSError:
                 continue
@@ -592,7 +592,7 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
             sock = str(sb.socket)
             if sb.daemon is not None:  # `ip netns exec … exec libvirtd`: the same process
                 learners.add(sb.daemon.pid)
-                learners.guest_mark = os.readlink(f"/proc/{sb.daemon.pid}/ns/mnt")
+                learners.guest_mark = os.readlink(f"/proc/{sb.daemon.pid}/ns/net")
             virtlogd = read_pid(sb.root / "virtlogd.pid")
             if virtlogd:
                 learners.add(virtlogd)
