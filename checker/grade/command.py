@@ -304,6 +304,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from checker.grade.sshconf import ask_kex
+
+    ask_kex()  # answered while the run imports and starts (sshconf.kex_preference)
     from checker.catalog import resolve
     from checker.grade.exports import ExportError
     from checker.grade.gradebook import Gradebook, GradebookError, default_path

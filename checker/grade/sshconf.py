@@ -121,16 +121,37 @@ def real_ssh() -> str:
 KEX_FIRST = ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org")
 
 
+#: ``ssh -Q kex`` of each ssh binary: started (:func:`ask_kex`), then its answer
+_KEX: dict[str, subprocess.Popen[str] | list[str]] = {}
+
+
+def ask_kex(ssh: str | None = None) -> None:
+    """Start ``ssh -Q kex`` now, without waiting (~20 ms of an ssh start-up): a run asks it
+    as it starts, and reads the answer when it writes its config (:func:`kex_preference`)."""
+    ssh = ssh or real_ssh()
+    if ssh not in _KEX:
+        try:
+            _KEX[ssh] = subprocess.Popen([ssh, "-Q", "kex"], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True)
+        except OSError:
+            _KEX[ssh] = []
+
+
 def kex_preference(ssh: str) -> str | None:
     """The ``KexAlgorithms`` value that puts :data:`KEX_FIRST` (those ``ssh`` knows) at the
     head of its default list; None when ``ssh -Q kex`` does not answer. An instructor's
     config that sets ``KexAlgorithms`` wins (ssh keeps the first value: this line comes
-    after their files)."""
-    try:
-        known = subprocess.run([ssh, "-Q", "kex"], stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=10).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
+    after their files). The answer is kept for the process's later runs."""
+    ask_kex(ssh)
+    known = _KEX[ssh]
+    if isinstance(known, subprocess.Popen):
+        try:
+            out, _ = known.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            known.kill()
+            out, _ = known.communicate()
+        known = _KEX[ssh] = out.split() if known.returncode == 0 else []
     first = [k for k in KEX_FIRST if k in known]
     return "^" + ",".join(first) if first else None
 
