@@ -23,8 +23,9 @@ host that way, ~0.35 s with one shared connection. The run therefore writes its 
   proxies;
 - then, unless that config chose its own, a key exchange cheap for both ends first
   (:func:`kex_preference`): OpenSSH 9.0-9.9's default, ``sntrup761x25519-sha512``, costs
-  ~0.12 s of CPU per connection on each side here (one per host, the learner's sshd pays it
-  too): on 2 cores a class of 60 spent ~15 s of CPU on it.
+  ~0.12 s of the client's CPU per connection here (one per host) and ~0.04 s of the learner's
+  sshd: a class of 60 spent ~10 s of CPU on it (``benchmarks/bench_network.py``: instructor
+  0.34 -> 0.21 s per host, learners 0.32 -> 0.28 s).
 
 libvirt's ``qemu+ssh`` transport starts its own ``ssh`` (found on PATH); the workers' PATH
 starts with a wrapper named ``ssh`` that adds ``-F`` this config, so libvirt rides the same
