@@ -146,7 +146,7 @@ def kex_preference(ssh: str) -> str | None:
     after their files). The answer is kept for the process's later runs."""
     ask_kex(ssh)
     known = _KEX[ssh]
-    if isinstance(known, subprocess.Popen):
+    if not isinstance(known, list):  # the process started by ask_kex
         try:
             out, _ = known.communicate(timeout=10)
         except subprocess.TimeoutExpired:
