@@ -167,13 +167,13 @@ def serve(jobs: Any, proto: Any) -> None:
             continue
         job = json.loads(line)
         try:
-            answer = _on_its_path(job)
+            answer = _on_its_path(job)  # cleaned by grade_host (clean_data)
         # grade_host already catches per lab
         except Exception as e:  # pragma: no cover  # noqa: BLE001
-            answer = {"host": job.get("host"), "results": [
+            answer = clean_data({"host": job.get("host"), "results": [
                 {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
-                 "report": None} for lab in job.get("labs", [])]}
-        proto.write(dumps(clean_data(answer), default=str) + "\n")
+                 "report": None} for lab in job.get("labs", [])]})
+        proto.write(dumps(answer, default=str) + "\n")
         proto.flush()
 
 
