@@ -174,6 +174,12 @@ class Run:
     #: CPU time of every process of the command on the instructor's side (a cpuacct
     #: cgroup: ssh masters and forked workers included), seconds; None where unavailable
     cpu_s: float | None = None
+    #: CPU time spent meanwhile on the learners' side: their sshd (its sessions, the shells
+    #: and commands it runs, libvirt's netcat helper) and libvirtd (:class:`LearnerCpu`)
+    learner_cpu_s: float | None = None
+    #: CPU time spent meanwhile by the sandbox's running QEMU guests (TCG): the bench's own
+    #: making, not grading (the solved labs 04 and 07 leave a VM running)
+    guest_cpu_s: float | None = None
 
     @property
     def msgs(self) -> int:
@@ -191,6 +197,7 @@ class Run:
         return {"seconds": self.seconds, "times": self.times, "note": self.note,
                 "connections": self.conns, "messages_to_learner": self.msgs,
                 "turns": self.turns, "peak_workers": self.peak_workers, "cpu_s": self.cpu_s,
+                "learner_cpu_s": self.learner_cpu_s, "guest_cpu_s": self.guest_cpu_s,
                 "wire": self.wire}
 
 
@@ -315,6 +322,11 @@ class CpuGroup:
     def seconds(self) -> float:
         return int((self.path / "cpuacct.usage").read_text()) / 1e9
 
+    def add(self, pid: int) -> None:
+        """Put process ``pid`` (all its threads) in the group; what it starts from now on
+        is in it too."""
+        (self.path / "cgroup.procs").write_text(str(pid))
+
     def close(self) -> None:
         """Move what is left to the root group, then remove this one."""
         try:
@@ -328,12 +340,65 @@ class CpuGroup:
             pass
 
 
+class LearnerCpu:
+    """The learners' side's CPU time: a :class:`CpuGroup` holding their sshd (so every
+    session, shell and command it starts) and the sandbox's libvirtd and virtlogd; and,
+    apart, the sandbox's running QEMU guests (the ``qemu-system-*`` processes in libvirtd's
+    network namespace, the sandbox's own: libvirt gives each its own mount namespace), whose CPU under TCG is the bench's artefact, not
+    grading's."""
+
+    def __init__(self) -> None:
+        self.group = CpuGroup.make()
+        #: libvirtd's network namespace (``/proc/PID/ns/net``), its guests' too
+        self.guest_mark: str | None = None
+
+    def add(self, *pids: int) -> None:
+        for pid in pids:
+            if self.group is not None:
+                try:
+                    self.group.add(pid)
+                except OSError:
+                    pass
+
+    def seconds(self) -> float | None:
+        return self.group.seconds() if self.group is not None else None
+
+    def guests(self) -> float | None:
+        """CPU seconds of the sandbox's QEMU processes alive now (None: no sandbox)."""
+        if self.guest_mark is None:
+            return None
+        from checker.grade.runner import cpu_seconds
+
+        total = 0.0
+        for d in os.listdir("/proc"):
+            try:
+                if not (d.isdigit() and Path(f"/proc/{d}/comm").read_text().startswith(
+                        "qemu-system") and os.readlink(f"/proc/{d}/ns/net") == self.guest_mark):
+                    continue
+            except OSError:
+                continue
+            total += cpu_seconds(int(d)) or 0.0
+        return total
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.close()
+
+
+def _delta(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else round(after - before, 3)
+
+
 def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
            codes: tuple[int, ...] = (0, 1), timeout: float = 900,
-           count_workers: bool = False) -> tuple[Run, str]:
+           count_workers: bool = False, learners: LearnerCpu | None = None
+           ) -> tuple[Run, str]:
     """``argv`` run ``n`` times on the instructor's side; the wire counters of the last run
-    (and, with ``count_workers``, the most grading workers seen alive at once)."""
+    (and, with ``count_workers``, the most grading workers seen alive at once; with
+    ``learners``, the CPU time the learners' side and the guests spent meanwhile)."""
     times: list[float] = []
+    lcpu: list[float] = []
+    gcpu: list[float] = []
     out = ""
     wire: dict[str, Any] = {}
     peak: int | None = None
@@ -341,6 +406,8 @@ def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
     for _ in range(n):
         link.reset_counters()
         group = CpuGroup.make()
+        l0 = learners.seconds() if learners else None
+        g0 = learners.guests() if learners else None
         try:
             t0 = time.perf_counter()
             # the group first: `ip netns exec` mounts a sysfs of the namespace, without cgroups
@@ -366,6 +433,11 @@ def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
             if group is not None:
                 time.sleep(0.2)  # the ssh masters closed at the end of the run
                 cpu.append(group.seconds())
+            if learners is not None:
+                for acc, v in ((lcpu, _delta(learners.seconds(), l0)),
+                               (gcpu, _delta(learners.guests(), g0))):
+                    if v is not None:
+                        acc.append(v)
         finally:
             if group is not None:
                 group.close()
@@ -375,7 +447,9 @@ def _timed(link: DelayedLink, argv: list[str], env: dict[str, str], n: int = 1,
                                f"{stdout[-2000:]}\n{stderr[-2000:]}")
         out = stdout
     return Run(statistics.median(times), wire, times=times, peak_workers=peak,
-               cpu_s=statistics.median(cpu) if cpu else None), out
+               cpu_s=statistics.median(cpu) if cpu else None,
+               learner_cpu_s=statistics.median(lcpu) if lcpu else None,
+               guest_cpu_s=statistics.median(gcpu) if gcpu else None), out
 
 
 def _score(stdout: str) -> str:
@@ -397,13 +471,13 @@ def measure_check(link: DelayedLink, lab: str, spec: str, uri: str, env: dict[st
 
 def measure_grade(link: DelayedLink, labs: list[str], specs: list[str], ssh_config: Path,
                   template: str, env: dict[str, str], tmp: Path,
-                  workers: int | None = None) -> Run:
+                  workers: int | None = None, learners: LearnerCpu | None = None) -> Run:
     db = tmp / f"grade-{time.monotonic_ns()}.sqlite"
     js = tmp / f"grade-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "checker", "grade", *labs, "--hosts", ",".join(specs),
             "--ssh-config", str(ssh_config), "--db", str(db), "--json", str(js),
             "--connect", template] + (["--workers", str(workers)] if workers else [])
-    run, _ = _timed(link, argv, env, count_workers=True)
+    run, _ = _timed(link, argv, env, count_workers=True, learners=learners)
     run.note = _grade_note(js) + f", at most {run.peak_workers} workers at once"
     return run
 
@@ -506,14 +580,22 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "checker"),
                         str(REPO / "labs")], env=env, check=False, capture_output=True)
 
+        learners = LearnerCpu()
+        stack.callback(learners.close)  # after sshd and libvirtd have stopped
         sock: str | None = None
         if libvirt:
-            from sandbox import Sandbox
+            from sandbox import Sandbox, read_pid
             sb = Sandbox()
             stack.callback(sb.close)
             sb.open()
             sb.reset()
             sock = str(sb.socket)
+            if sb.daemon is not None:  # `ip netns exec … exec libvirtd`: the same process
+                learners.add(sb.daemon.pid)
+                learners.guest_mark = os.readlink(f"/proc/{sb.daemon.pid}/ns/net")
+            virtlogd = read_pid(sb.root / "virtlogd.pid")
+            if virtlogd:
+                learners.add(virtlogd)
             say(f"libvirtd up ({sb.uri})")
 
         addrs = [netlink.host_addr(i) for i in range(max(1, hosts))]
@@ -524,6 +606,8 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
         sshd = NetSshd(link, addrs)
         stack.callback(sshd.close)
         sshd.start()
+        if sshd.proc is not None:
+            learners.add(sshd.proc.pid)  # `ip netns exec … sshd`: the same process
         subprocess.run(["groupadd", "-f", "libvirt"], check=True)
         users = LearnerUsers(sshd)
         stack.callback(users.remove_all)
@@ -575,11 +659,12 @@ def run(rtts: list[float] | tuple[float, ...] = DEFAULT_RTTS, hosts: int = DEFAU
                 for size in sorted({1, hosts} if rtt in res.class_rtts else {1}):
                     r = res.grade[rtt][size] = measure_grade(link, labs, specs[:size],
                                                              sshd.ssh_config, template, env, tmp,
-                                                             workers)
+                                                             workers, learners)
                     say(f"  virtlab grade {len(labs)} labs x {size} hosts: {r.seconds:6.2f} s "
                         f"{r.conns:4d} conn {r.msgs:5d} msgs {r.turns:5d} turns "
-                        f"({r.turns / size:.0f} per host), instructor's CPU "
-                        f"{_per_host_cpu(r, size)} per host  {r.note}")
+                        f"({r.turns / size:.0f} per host), CPU per host: instructor's "
+                        f"{_per_host_cpu(r, size)}, learners' {_per_host_cpu(r, size, 'l')}, "
+                        f"guests' {_per_host_cpu(r, size, 'g')}  {r.note}")
             if do_grade and set(TRIO) <= set(labs):
                 r = res.trio[rtt] = measure_grade(link, list(TRIO), specs[:1], sshd.ssh_config,
                                                   template, env, tmp, workers)
@@ -626,6 +711,9 @@ def table(res: NetResult) -> str:
             lambda r, s=size: "-" if s not in res.grade.get(r, {}) else
             f"{res.grade[r][s].turns / s:.0f}; {res.grade[r][s].peak_workers}; "
             + _per_host_cpu(res.grade[r][s], s))
+        row("  learners' CPU/host; guests'",
+            lambda r, s=size: "-" if s not in res.grade.get(r, {}) else
+            f"{_per_host_cpu(res.grade[r][s], s, 'l')}; {_per_host_cpu(res.grade[r][s], s, 'g')}")
     for var in ("shared", "none") if res.pytest else ():
         def tot(r: float, var: str = var) -> str:
             d = res.pytest.get(r, {}).get(var)
@@ -664,8 +752,11 @@ def table(res: NetResult) -> str:
     return "\n".join(lines)
 
 
-def _per_host_cpu(run: Run, hosts: int) -> str:
-    return "-" if run.cpu_s is None else f"{run.cpu_s / hosts:.2f}s"
+def _per_host_cpu(run: Run, hosts: int, side: str = "i") -> str:
+    """CPU seconds per host: the instructor's (``i``), the learners' (``l``) or the
+    guests' (``g``) during the run."""
+    cpu = {"i": run.cpu_s, "l": run.learner_cpu_s, "g": run.guest_cpu_s}[side]
+    return "-" if cpu is None else f"{cpu / hosts:.2f}s"
 
 
 def _csv(values: tuple[float, ...]) -> str:

@@ -360,6 +360,8 @@ def phase_network(hosts: int, rtts: list[float], results: list[Result]) -> None:
                                   note=f"{cls.turns / hosts:.0f} turns per host; "
                                   + ("" if cls.cpu_s is None else
                                      f"instructor's CPU {cls.cpu_s / hosts:.2f} s per host; ")
+                                  + ("" if cls.learner_cpu_s is None else
+                                     f"learners' CPU {cls.learner_cpu_s / hosts:.2f} s per host; ")
                                   + cls.note))
         for var in ("shared", "none"):
             d = res.pytest.get(rtt, {}).get(var)

@@ -183,3 +183,42 @@ def test_the_cpu_group_counts_detached_descendants_too() -> None:
     finally:
         group.close()
     assert not group.path.exists()
+
+
+def test_the_learners_group_counts_a_running_server_and_what_it_starts_later() -> None:
+    """bench_network.LearnerCpu: a process already running (the learners' sshd, libvirtd)
+    is put in the group; the CPU of what it starts afterwards (a session's commands) is
+    counted, and not what ran before it joined."""
+    import bench_network
+
+    if os.geteuid() != 0:
+        cannot_run("a cpuacct cgroup needs root")
+    learners = bench_network.LearnerCpu()
+    if learners.group is None:
+        cannot_run("no writable cgroup v1 cpuacct hierarchy here")
+    # a "server": burns 0.3 s alone first, then, told to, starts a child that burns 0.3 s
+    server = ("import os, subprocess, sys, time\n"
+              "t = time.process_time()\n"
+              "while time.process_time() - t < 0.3:\n"
+              "    pass\n"
+              "print('ready', flush=True)\n"
+              "sys.stdin.readline()\n"
+              "subprocess.run([sys.executable, '-c', 'import time\\nt = time.process_time()\\n"
+              "while time.process_time() - t < 0.3: pass'])\n")
+    try:
+        with subprocess.Popen([sys.executable, "-c", server], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline().strip() == "ready"
+            learners.add(proc.pid)
+            before = learners.seconds()
+            assert before is not None and before < 0.2  # its first 0.3 s are not the group's
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.wait(60) == 0
+        after = learners.seconds()
+        assert after is not None and after - before >= 0.3
+        assert learners.guests() is None  # no sandbox: no guests' figure
+    finally:
+        learners.close()
+    assert learners.group is not None and not learners.group.path.exists()

@@ -245,3 +245,36 @@ def test_an_unknown_host_is_refused_unless_accept_new_is_asked(sshd, tmp_path):
         assert status == "unreachable" and "verification failed" in reason.lower(), reason
     finally:
         users.remove_all()
+
+
+def test_a_cheap_key_exchange_comes_first_unless_the_instructor_chose(tmp_path):
+    """The run puts X25519 (or ML-KEM where this ssh has it) ahead of OpenSSH 9's costly
+    default, sntrup761x25519, keeping every other exchange after it; an instructor's own
+    ``KexAlgorithms`` wins. Read as ssh reads it (``ssh -G`` through the wrapper)."""
+    from checker.grade.sshconf import KEX_FIRST, SshSetup, real_ssh
+
+    known = subprocess.run([real_ssh(), "-Q", "kex"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    default = subprocess.run([real_ssh(), "-F", "/dev/null", "-G", "pc12"], capture_output=True,
+                             text=True, check=True).stdout
+    default_kex = next(ln.split()[1] for ln in default.splitlines()
+                       if ln.startswith("kexalgorithms ")).split(",")
+    first = [k for k in KEX_FIRST if k in known]
+    assert first, known
+    plain = tmp_path / "plain"
+    plain.write_text("Host *\n  ForwardAgent yes\n", encoding="utf-8")
+    s = SshSetup(str(plain), timeout=5)
+    try:
+        kex = effective(s.wrapper, "learner@pc12")["kexalgorithms"][0].split(",")
+        assert kex[:len(first)] == first
+        assert sorted(kex) == sorted(set(default_kex) | set(first))  # nothing else dropped
+    finally:
+        s.close()
+    chosen = tmp_path / "chosen"
+    chosen.write_text("Host *\n  KexAlgorithms diffie-hellman-group14-sha256\n", encoding="utf-8")
+    s = SshSetup(str(chosen), timeout=5)
+    try:
+        assert effective(s.wrapper, "learner@pc12")["kexalgorithms"] == [
+            "diffie-hellman-group14-sha256"]
+    finally:
+        s.close()

@@ -190,7 +190,7 @@ def serve(jobs: Any, proto: Any) -> None:
         sent: list[bool] = []
 
         def send(answer: dict[str, Any], sent: list[bool] = sent) -> None:
-            proto.write(dumps(clean_data(answer), default=str) + "\n")
+            proto.write(dumps(answer, default=str) + "\n")  # cleaned by grade_host
             proto.flush()
             sent.append(True)
 
@@ -199,9 +199,9 @@ def serve(jobs: Any, proto: Any) -> None:
         # grade_host already catches per lab
         except Exception as e:  # pragma: no cover  # noqa: BLE001
             if not sent:
-                send({"host": job.get("host"), "results": [
+                send(clean_data({"host": job.get("host"), "results": [
                     {"lab": lab, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
-                     "report": None} for lab in job.get("labs", [])]})
+                     "report": None} for lab in job.get("labs", [])]}))
 
 
 def fork_server(labs: list[str]) -> int:
@@ -215,8 +215,9 @@ def fork_server(labs: list[str]) -> int:
     forked worker starts its own session (the runner kills its process group on a deadline,
     ssh clients included), takes ``env`` as its environment when given (a server started
     before the run's ssh set-up existed), sends its stderr to PATH and speaks the worker
-    protocol (:func:`serve`) on that socket. Workers are reaped by the kernel (SIGCHLD ignored here); EOF on fd 0 ends
-    the server, not its workers."""
+    protocol (:func:`serve`) on that socket. Workers are reaped by the kernel (SIGCHLD
+    ignored here); EOF on fd 0 ends the server, not its workers."""
+    import gc
     import signal
     import socket
     import traceback
@@ -225,6 +226,11 @@ def fork_server(labs: list[str]) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     warm_up(labs)
+    # what warm_up made lives as long as every worker: out of the collector's sight, so a
+    # worker's collections neither walk it (CPU) nor write to its pages (each page written
+    # after the fork is copied: the workers' page faults). No collection first: it would
+    # delay the first worker, and what it would free is at most a little shared memory.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     ctl.sendall(json.dumps({"ready": os.getpid()}).encode())
     while True:
