@@ -313,9 +313,10 @@ def test_a_failed_read_ahead_is_reported_by_the_check_as_before(tmp_path: Path) 
 
 
 def test_only_a_lab_that_declares_what_it_reads_reads_ahead() -> None:
-    """checker.engine reads libvirt ahead only in the run of a lab that declares
-    ``VIRT_PREFETCH`` (lab 02 reads what systemd shows before it connects: a connection
-    through the socket starts the daemon); a lab that never asks for ``virt``: nothing."""
+    """What each lab reads ahead (checker.engine, from a job's first run): the kinds its
+    checks declare in ``VIRT_PREFETCH``; lab 02 declares none (the connection alone: it
+    reads what systemd shows in the prefetch exchange, before anything connects); a lab
+    that never asks for ``virt``: nothing."""
     from checker.catalog import resolve
     from checker.engine import lab_virt_prefetch
     from checker.probes.libvirt import Virt

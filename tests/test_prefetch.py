@@ -141,6 +141,73 @@ def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner,
         assert n_fast <= 2, sent  # everything lab 01 reads is declared
 
 
+def _preloads(monkeypatch) -> list[set[str]]:
+    """What each libvirt read-ahead of the run was asked to read (Virt.preload)."""
+    from checker.probes.libvirt import Virt
+
+    started: list[set[str]] = []
+    original = Virt.preload
+
+    def record(virt: Any, kinds: Any = ()) -> None:
+        started.append(set(kinds))
+        original(virt, kinds)
+
+    monkeypatch.setattr(Virt, "preload", record)
+    return started
+
+
+def test_a_job_reads_libvirt_ahead_from_its_first_run(sshd, learner, monkeypatch):
+    """libvirt's read-ahead starts in the job's first run, once the one exchange answered,
+    whatever the lab order (lab 01 reads no libvirt; lab 02 declares nothing to read
+    ahead, and reads systemd's unit states in that exchange, before any connection); lab
+    02 checked alone opens its connection ahead too. The verdicts are those of a job
+    without any read-ahead."""
+    import checker.engine as engine
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    kw: dict[str, Any] = {"connect": CONNECT, "lang": "en", "ssh_config": str(sshd.ssh_config)}
+    started = _preloads(monkeypatch)
+    with budget():
+        fast = [check("01", spec, prefetch_labs=["02", "05"], **kw)]
+        assert started == [{"domains", "networks"}]  # in lab 01's run: the job's union
+        fast += [check("02", spec, prefetch_labs=["01", "05"], **kw),
+                 check("05", spec, prefetch_labs=["01", "02"], **kw)]
+    started.clear()
+    check("02", spec, **kw)
+    assert started == [set()]  # the connection alone
+    started.clear()
+    with budget():
+        check("01", spec, prefetch_labs=["06"], **kw)
+    assert started == []  # no lab of that job reads libvirt
+    monkeypatch.setattr(engine, "_read_libvirt_ahead", lambda *a, **k: None)
+    with budget():
+        slow = [check(lab, spec, prefetch_labs=[x for x in ("01", "02", "05") if x != lab],
+                      **kw) for lab in ("01", "02", "05")]
+    assert [_view(r) for r in fast] == [_view(r) for r in slow]
+
+
+def test_without_the_prefetch_lab_02_connects_when_its_check_does(sshd, learner,
+                                                                    monkeypatch):
+    """When the exchange kept nothing (here: no prefetch at all), systemd's unit states
+    are read by lab 02's check itself: nothing connects to libvirt before it, and a lab
+    that declares VIRT_PREFETCH still reads ahead in its own run."""
+    import checker.probes.host as host_probes
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    kw: dict[str, Any] = {"connect": CONNECT, "lang": "en", "ssh_config": str(sshd.ssh_config)}
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    started = _preloads(monkeypatch)
+    with budget():
+        check("01", spec, prefetch_labs=["02", "05"], **kw)
+        check("02", spec, prefetch_labs=["01", "05"], **kw)
+        assert started == []
+        check("05", spec, prefetch_labs=["01", "02"], **kw)
+        assert started == [{"domains", "networks"}]
+
+
 def test_without_a_budget_nothing_is_remembered(sshd, learner):
     """Outside a check run (no output budget), every command runs: nothing goes stale."""
     from checker.engine import get_host
