@@ -356,19 +356,17 @@ def _read_libvirt_ahead(uri: str, lab: Lab, others: list[str] | tuple[str, ...],
     In the job's first run, whichever lab it is, as soon as one of its labs reads libvirt:
     the connection's handshake (several round trips) then overlaps every lab's commands.
 
-    Lab 02 reads what systemd shows before it connects (a connection through the socket
-    starts the daemon): that command is in its ``PREFETCH``, answered by the one exchange
-    that comes before this. So the read starts here only when the budget holds the answer
-    to every command the job's labs declare (``declared``); when the prefetch could not
-    keep them (a cut), only in the run of a lab that declares ``VIRT_PREFETCH`` itself
-    (such a lab's checks do not mind the connection opened before their host commands),
-    and lab 02 then connects when its check does, as without the read-ahead."""
+    Lab 02 reads what systemd shows before anything connects (a connection through the
+    socket starts the daemon): that command is in its ``PREFETCH``, answered by the one
+    exchange that comes before this. So the read starts only when the budget holds the
+    answer to every command the job's labs declare (``declared``); when the exchange could
+    not keep them (its output over a cap, a shell that is not POSIX) nothing is read ahead,
+    and each check connects when it reads libvirt, in order, as without the read-ahead."""
     from checker.probes.libvirt import for_run
 
-    kinds = lab_virt_prefetch(lab)
-    if not kinds and not _all_answered(budget, declared):
+    if not _all_answered(budget, declared):
         return
-    wanted: set[str] | None = kinds
+    wanted = lab_virt_prefetch(lab)
     for other in others:
         try:
             more = lab_virt_prefetch(resolve(other))

@@ -48,6 +48,10 @@ ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in
 #: A command whose stderr a check reads is marked (WithStderr). ``systemctl is-active`` comes first: it must
 #: be read before anything connects to libvirt (checker.engine reads libvirt ahead once
 #: this exchange is answered).
+#: What these checks read from libvirt, read ahead while the host's commands run, once the
+#: exchange above answered (checker.engine.lab_virt_prefetch, Virt.preload).
+VIRT_PREFETCH = ("version",)
+
 PREFETCH = [
     ("systemctl is-active %s %s", "libvirtd.service", "libvirtd.socket"),
     ("dpkg-query -W -f %s" + " %s" * len(ALL_PACKAGES),
@@ -143,8 +147,7 @@ def test_libvirtd_active(facts, virt, obj):
     if units:
         obj.evidence(units=units)
     try:
-        conn = virt.conn
-        lib = conn.getLibVersion()  # a round trip: a cached connection may be stale
+        lib = virt.lib_version()  # a round trip: a cached connection may be stale
         obj.evidence(libvirt_version=f"{lib // 1000000}.{(lib // 1000) % 1000}.{lib % 1000}",
                      hypervisor_version=virt.hypervisor_version())
     except LibvirtUnavailable as e:
