@@ -336,6 +336,47 @@ def _prefetch_of(lab: Lab, others: list[str] | tuple[str, ...]) -> list[tuple[st
     return out
 
 
+def lab_prefetch_next(lab: Lab, host: Any, learner: Learner, uri: str
+                      ) -> list[tuple[str, tuple[str, ...]]]:
+    """The commands a lab's checks modules build in ``prefetch_next(host, learner, uri)``
+    from what the first exchange said (the learner's home and uid, a directory's files):
+    the very commands their checks will run, read in one more exchange. A builder that
+    fails adds nothing (its checks run those commands themselves)."""
+    load_checks(lab)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for mod in _MODULES.get(lab.path, []):
+        build = getattr(mod, "prefetch_next", None)
+        if build is None:
+            continue
+        try:
+            out += [(template, tuple(args)) for template, *args in build(host, learner, uri)]
+        except OutputFlood:
+            raise
+        except Exception as e:  # the checks run them and say what went wrong
+            if ssh_lost(e):
+                raise
+    return out
+
+
+def _fetch_next(host: Any, lab: Lab, others: list[str] | tuple[str, ...], learner_name: str,
+                uri: str, budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Once the one exchange answered every command the job declares, the commands the
+    job's labs build from those answers (:func:`lab_prefetch_next`), in one more exchange
+    (:func:`checker.probes.host.fetch`), while libvirt is read ahead."""
+    from checker.probes.host import fetch
+
+    if not _all_answered(budget, declared):
+        return
+    learner = Learner(host, learner_name)
+    commands = lab_prefetch_next(lab, host, learner, uri)
+    for other in others:
+        try:
+            commands += lab_prefetch_next(resolve(other), host, learner, uri)
+        except CatalogError:
+            continue  # its own check says why
+    fetch(host, commands)
+
+
 def lab_virt_prefetch(lab: Lab) -> set[str] | None:
     """What a lab's checks read from libvirt: None when no check asks for ``virt``, else the
     kinds of objects its checks modules declare in ``VIRT_PREFETCH``
@@ -554,6 +595,8 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
                                          connections=CONNECTIONS))
         if not target.host.startswith("local://"):
             _read_libvirt_ahead(uri, lab, prefetch_labs, budget, declared)
+            _fetch_next(testinfra_host, lab, prefetch_labs, learner_name, uri, budget,
+                        declared)
         # The learner's hints file lives on the learner's machine: read it there.
         hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
         results = []

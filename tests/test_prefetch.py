@@ -115,6 +115,32 @@ def test_every_declared_prefetch_is_run_by_the_checks(lab, sshd, learner, monkey
     assert [c for c in declared if c not in asked] == []
 
 
+@pytest.mark.parametrize("lab", ["02", "03", "06"])
+def test_every_command_built_to_prefetch_is_run_by_the_checks(lab, sshd, learner,
+                                                              monkeypatch):
+    """What a lab builds from the first exchange's answers (``prefetch_next``: lab 02's
+    virsh as the learner, lab 03's login shell, lab 06's apt files) is what its checks
+    really run, quoted the same: a stale builder would cost bytes and save nothing."""
+    from testinfra.backend.base import BaseBackend
+
+    import checker.probes.host as host_probes
+    from checker.engine import get_host, lab_prefetch_next
+    from checker.probes.learner import Learner
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    asked = _recorder(monkeypatch)
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+    h = get_host(spec, str(sshd.ssh_config))
+    with budget():
+        built = [BaseBackend.quote(t, *a)
+                 for t, a in lab_prefetch_next(resolve(lab), h, Learner(h, learner), CONNECT)]
+    assert built, f"lab {lab} builds nothing to prefetch"
+    assert [c for c in built if c not in asked] == []
+
+
 @pytest.mark.parametrize("lab", LABS)
 def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner, monkeypatch):
     import checker.probes.host as host_probes
@@ -261,13 +287,16 @@ def test_without_a_budget_nothing_is_remembered(sshd, learner):
 def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, learner,
                                                                          monkeypatch):
     """The grading worker's job for one host (all its labs, one output budget): one prefetch
-    exchange for the union of every lab's declared commands, the same verdicts as each lab
+    exchange for the union of every lab's declared commands, one more for the commands
+    they build from its answers, the same verdicts as each lab
     checked alone, and the host's shell closed when the job is done."""
-    from checker.engine import get_host
+    from checker.engine import get_host, lab_prefetch_next
     from checker.grade.worker import grade_host
+    from checker.probes.learner import Learner
+    from checker.probes.output import budget
 
     spec = sshd.spec(learner)
-    labs = [resolve(lab).id for lab in LABS]
+    labs = [resolve(lab).id for lab in [*LABS, "03"]]
     alone = {lab: check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
              for lab in labs}
     from checker.probes.shell import close_all
@@ -279,6 +308,7 @@ def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, lea
     answer = grade_host({"host": "pc", "spec": spec, "user": learner, "labs": labs,
                          "connect": CONNECT, "ssh_config": str(sshd.ssh_config),
                          "lang": "en"})
+    sent = list(sent)  # the job's (the lab_prefetch_next calls below send their own)
     # the prefetch script starts with testinfra's own first command (uname -s)
     scripts = [c for c in sent if c.startswith("/bin/sh -c ") and "uname -s" in c]
     assert len(scripts) == 1, [c[:80] for c in scripts]
@@ -293,6 +323,15 @@ def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, lea
     assert not declared & set(sent), sorted(declared & set(sent))
     assert backend.sessions == started + 1  # one shell for the whole job…
     assert backend.proc is None  # …closed with it
+    # and what the labs build from its answers (the learner's login shell, virsh as the
+    # learner, apt's files: lab_prefetch_next) came in ONE more exchange: nothing else
+    learner_ = Learner(get_host(spec, str(sshd.ssh_config)), learner)
+    with budget():
+        nxt = {BaseBackend.quote(t, *a) for lab in labs
+               for t, a in lab_prefetch_next(resolve(lab), learner_.host, learner_, CONNECT)}
+    assert len(nxt) >= 4, nxt
+    assert not nxt & set(sent), sorted(nxt & set(sent))
+    assert len(sent) == 2, [c[:80] for c in sent]
 
 
 

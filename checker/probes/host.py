@@ -532,12 +532,14 @@ def _home_file_command(backend: Any, answers: dict[tuple[Any, str], Any], user: 
 
 
 def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
-    """Run read-only ``commands`` (testinfra templates and arguments) whose standard error
-    no caller reads in ONE exchange, as :func:`prefetch` does, and leave their answers in the
-    current output budget, where the caller's ``host.run`` of each finds it: for reads that
-    depend on what an earlier one said (every file of a directory). Commands the budget
-    knows already are not sent; with no budget, or fewer than two to send, nothing is
-    done (the commands then run one by one, as before). A lost connection raises."""
+    """Run read-only ``commands`` (testinfra templates and arguments; one whose standard
+    error a caller reads has a :class:`WithStderr` template) in ONE exchange, as
+    :func:`prefetch` does, and leave their answers in the current output budget, where the
+    caller's ``host.run`` of each finds it: for reads that depend on what an earlier one
+    said (every file of a directory, a command built from the learner's home). Commands
+    the budget knows already are not sent; with no budget, or fewer than two to send,
+    nothing is done (the commands then run one by one, as before). A lost connection
+    raises."""
     import secrets
 
     from checker.probes.output import current
@@ -546,17 +548,19 @@ def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
     if b is None:
         return
     backend = host.backend
+    commands = list(commands)
     cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in commands)
             if (backend, c) not in b.answers]
     if len(cmds) < 2:
         return
+    with_err = {backend.quote(t, *a) for t, a in commands if isinstance(t, WithStderr)}
     marker = "virtlab-" + secrets.token_hex(16)
-    result = _run_script(host, _parts(cmds, marker))
+    result = _run_script(host, _parts(cmds, marker, with_err))
     if result is None or result.rc != 0:
         return
-    answers = _split(result, marker, len(cmds))
-    for cmd, (rc, out) in zip(cmds, answers or []):
-        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+    answers = _split(result, marker, len(cmds) + len(with_err.intersection(cmds)))
+    if answers is not None:
+        _keep(b, backend, cmds, with_err, answers)
 
 
 def _parts(cmds: list[str], marker: str, with_err: set[str] | frozenset[str] = frozenset()

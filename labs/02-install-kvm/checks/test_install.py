@@ -66,6 +66,16 @@ PREFETCH = [
 ]
 
 
+def prefetch_next(host, learner, uri):
+    """What these checks run as the learner, once the first exchange said who they are
+    (checker.engine.lab_prefetch_next): ``virsh list`` with its stderr."""
+    if learner.name == "root" or not learner.exists or not host.exists("virsh"):
+        return []
+    template, args = learner.command("virsh", "-c", on_host_uri(uri), "list", "--all",
+                                     env=C_LOCALE)
+    return [(WithStderr(template), *args)]
+
+
 def _install_name(need: str | tuple[str, ...], rel) -> str:
     """The package a learner on this release installs for one need."""
     names = _alternatives(need)

@@ -64,6 +64,14 @@ PREFETCH = [
 ]
 
 
+
+
+def prefetch_next(host, learner, uri):
+    """What these checks read once the listings above are known: apt's source files and
+    keyrings (checker.engine.lab_prefetch_next)."""
+    return [(t, *a) for t, a in AptSources(host).reads()]
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 def _unavailable(obj, e):
