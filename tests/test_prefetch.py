@@ -48,6 +48,7 @@ def learner(sshd):
             + json.dumps({
                 "01-hardware": {"cpu-virt-flags": 2, "kvm-modules": 1, "dev-kvm": 1},
                 "02-install-kvm": {"user-group-libvirt": 1, "libvirtd-active": 1},
+                "03-libvirt-basics": {"user-default-uri": 1, "default-network-active": 1},
                 "05-networks": {"net-nat-defined": 1},
                 "06-virtualbox": {"vbox-installed": 1, "vbox-source": 1}})
             + "}\n\nvirtlab-0 1\n")
@@ -141,7 +142,7 @@ def test_every_command_built_to_prefetch_is_run_by_the_checks(lab, sshd, learner
     assert [c for c in built if c not in asked] == []
 
 
-@pytest.mark.parametrize("lab", LABS)
+@pytest.mark.parametrize("lab", [*LABS, "03"])
 def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner, monkeypatch):
     import checker.probes.host as host_probes
 
