@@ -368,13 +368,19 @@ def _fetch_next(host: Any, lab: Lab, others: list[str] | tuple[str, ...], learne
     if not _all_answered(budget, declared):
         return
     learner = Learner(host, learner_name)
-    commands = lab_prefetch_next(lab, host, learner, uri)
-    for other in others:
-        try:
-            commands += lab_prefetch_next(resolve(other), host, learner, uri)
-        except CatalogError:
-            continue  # its own check says why
-    fetch(host, commands)
+    try:
+        commands = lab_prefetch_next(lab, host, learner, uri)
+        for other in others:
+            try:
+                commands += lab_prefetch_next(resolve(other), host, learner, uri)
+            except CatalogError:
+                continue  # its own check says why
+        fetch(host, commands)
+    except OutputFlood:
+        raise  # the host floods: not graded, whatever the checks would make of it
+    except Exception as e:  # a lost connection: each check meets it and says so, as before
+        if not ssh_lost(e):
+            raise
 
 
 def lab_virt_prefetch(lab: Lab) -> set[str] | None:
