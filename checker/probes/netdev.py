@@ -116,7 +116,7 @@ def net_device(host: Any, name: str) -> NetDevice:
     """
     if not _NAME_RE.fullmatch(name):
         return NetDevice(name=name, exists=False)
-    r = host.run(COMMAND, _SCRIPT, name)
+    r = host.run("sh -c %s virtlab-netdev %s", _SCRIPT, name)  # COMMAND, a literal here
     if r.rc != 0 or not r.stdout.strip():
         err = (r.stderr or "").strip().splitlines()
         raise NetDevUnreadable(f"/sys/class/net/{name}: rc={r.rc} {err[-1] if err else ''}".strip())
