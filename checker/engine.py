@@ -336,6 +336,53 @@ def _prefetch_of(lab: Lab, others: list[str] | tuple[str, ...]) -> list[tuple[st
     return out
 
 
+def lab_prefetch_next(lab: Lab, host: Any, learner: Learner, uri: str
+                      ) -> list[tuple[str, tuple[str, ...]]]:
+    """The commands a lab's checks modules build in ``prefetch_next(host, learner, uri)``
+    from what the first exchange said (the learner's home and uid, a directory's files):
+    the very commands their checks will run, read in one more exchange. A builder that
+    fails adds nothing (its checks run those commands themselves)."""
+    load_checks(lab)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for mod in _MODULES.get(lab.path, []):
+        build = getattr(mod, "prefetch_next", None)
+        if build is None:
+            continue
+        try:
+            out += [(template, tuple(args)) for template, *args in build(host, learner, uri)]
+        except OutputFlood:
+            raise
+        except Exception as e:  # the checks run them and say what went wrong
+            if ssh_lost(e):
+                raise
+    return out
+
+
+def _fetch_next(host: Any, lab: Lab, others: list[str] | tuple[str, ...], learner_name: str,
+                uri: str, budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Once the one exchange answered every command the job declares, the commands the
+    job's labs build from those answers (:func:`lab_prefetch_next`), in one more exchange
+    (:func:`checker.probes.host.fetch`), while libvirt is read ahead."""
+    from checker.probes.host import fetch
+
+    if not _all_answered(budget, declared):
+        return
+    learner = Learner(host, learner_name)
+    try:
+        commands = lab_prefetch_next(lab, host, learner, uri)
+        for other in others:
+            try:
+                commands += lab_prefetch_next(resolve(other), host, learner, uri)
+            except CatalogError:
+                continue  # its own check says why
+        fetch(host, commands)
+    except OutputFlood:
+        raise  # the host floods: not graded, whatever the checks would make of it
+    except Exception as e:  # a lost connection: each check meets it and says so, as before
+        if not ssh_lost(e):
+            raise
+
+
 def lab_virt_prefetch(lab: Lab) -> set[str] | None:
     """What a lab's checks read from libvirt: None when no check asks for ``virt``, else the
     kinds of objects its checks modules declare in ``VIRT_PREFETCH``
@@ -348,29 +395,49 @@ def lab_virt_prefetch(lab: Lab) -> set[str] | None:
 
 
 def _read_libvirt_ahead(uri: str, lab: Lab, others: list[str] | tuple[str, ...],
-                        budget: Any) -> None:
+                        budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> None:
     """On a remote host, once the host answered (its ssh connection open: libvirt's
     ``qemu+ssh`` rides it), start reading the libvirt snapshot that ``lab`` and ``others``
     (the other labs of the grading job) read, while the checks run the host's commands
     (:meth:`checker.probes.libvirt.Virt.preload`); the thread is joined with the budget.
+    In the job's first run, whichever lab it is, as soon as one of its labs reads libvirt:
+    the connection's handshake (several round trips) then overlaps every lab's commands.
 
-    Only in the run of a lab that declares ``VIRT_PREFETCH`` itself: such a lab's checks
-    do not mind the connection opened before their host commands. Lab 02 declares none: it
-    reads what systemd shows before it connects (a connection through the socket starts the
-    daemon), so it still connects when its check does."""
+    Lab 02 reads what systemd shows before anything connects (a connection through the
+    socket starts the daemon): that command is in its ``PREFETCH``, answered by the one
+    exchange that comes before this. So the read starts only when the budget holds the
+    answer to every command the job's labs declare (``declared``); when the exchange could
+    not keep them (its output over a cap, a shell that is not POSIX) nothing is read ahead,
+    and each check connects when it reads libvirt, in order, as without the read-ahead."""
     from checker.probes.libvirt import for_run
 
-    kinds = lab_virt_prefetch(lab)
-    if not kinds:
+    if not _all_answered(budget, declared):
         return
+    wanted = lab_virt_prefetch(lab)
     for other in others:
         try:
-            kinds |= lab_virt_prefetch(resolve(other)) or set()
+            more = lab_virt_prefetch(resolve(other))
         except CatalogError:
             continue  # its own check says why
+        if more is not None:
+            wanted = (wanted or set()) | more
+    if wanted is None:
+        return  # no lab of the job reads libvirt
     virt = for_run(uri, CONNECTIONS)
-    virt.preload(kinds)
+    virt.preload(wanted)
     budget.closers.append(virt.wait)
+
+
+def _all_answered(budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> bool:
+    """The budget holds an answer to each of the ``declared`` commands (whatever host
+    backend answered: one host per budget)."""
+    from testinfra.backend.base import BaseBackend
+
+    from checker.probes.host import IN_HOME
+
+    known = {cmd for _, cmd in budget.answers}
+    return all(BaseBackend.quote(t, *a) in known for t, a in declared
+               if not any(x.startswith(IN_HOME) for x in a))  # files of the home: not here
 
 
 def ensure_reachable(host: Any, spec: str, user: str | None = None,
@@ -526,14 +593,16 @@ def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None
         testinfra_host = get_host(target.host, ssh_config, timeout)
         learner_name = default_learner(user) if target.host.startswith("local://") else (
             user or urlsplit(target.host).username or default_learner(None))
-        ensure_reachable(testinfra_host, target.host, learner_name,
-                         _prefetch_of(lab, prefetch_labs))
+        declared = _prefetch_of(lab, prefetch_labs)
+        ensure_reachable(testinfra_host, target.host, learner_name, declared)
         uri = target.libvirt_uri()
         # the read-only libvirt connection is shared across runs in this process
         fx = Fixtures.for_run(RunContext(lab, testinfra_host, uri, learner_name,
                                          connections=CONNECTIONS))
         if not target.host.startswith("local://"):
-            _read_libvirt_ahead(uri, lab, prefetch_labs, budget)
+            _read_libvirt_ahead(uri, lab, prefetch_labs, budget, declared)
+            _fetch_next(testinfra_host, lab, prefetch_labs, learner_name, uri, budget,
+                        declared)
         # The learner's hints file lives on the learner's machine: read it there.
         hint_levels = hint_levels_of(lab.id, learner_name, host=testinfra_host)
         results = []

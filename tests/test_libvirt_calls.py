@@ -267,7 +267,7 @@ def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path:
             "from checker.probes.libvirt import Virt\n"
             "v = Virt(sys.argv[1])\n"
             "v.preload(['domains', 'networks', 'pools', 'domain-configs', 'snapshots',\n"
-            "           'unknown-kind'])\n"
+            "           'version', 'unknown-kind'])\n"
             "v.preload(['domains'])\n"  # at most once per Virt
             "v.wait()\n"
             "print(json.dumps({'threads': threading.active_count(),\n"
@@ -275,7 +275,8 @@ def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path:
             "  'networks': [n.name for n in v.networks()],\n"
             "  'pools': [p.name for p in v.pools()],\n"
             "  'configs': [bool(v.domain_config(d)) for d in v.domain_names],\n"
-            "  'snapshots': [v.snapshot_names(d) for d in v.domain_names]}))\n"
+            "  'snapshots': [v.snapshot_names(d) for d in v.domain_names],\n"
+            "  'versions': [v.lib_version(), v.hypervisor_version()]}))\n"
             "v.close()\n")
     r = sb.python(code, sb.uri, env=log_env(log))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -292,6 +293,10 @@ def test_a_snapshot_read_ahead_is_the_one_the_checks_read(solved: Any, tmp_path:
     assert all(got["configs"]) and len(got["snapshots"]) == have["domains"]
     assert calls.count("virNetworkGetXMLDesc") == have["networks"]
     assert calls.count("virStoragePoolGetXMLDesc") == have["pools"]
+    # the daemon's versions (lab 02), read with the listings, once
+    assert calls.count("virConnectGetLibVersion") == calls.count("virConnectGetVersion") == 1
+    v = c.getVersion()
+    assert got["versions"] == [c.getLibVersion(), f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"]
 
 
 def test_a_failed_read_ahead_is_reported_by_the_check_as_before(tmp_path: Path) -> None:
@@ -312,16 +317,17 @@ def test_a_failed_read_ahead_is_reported_by_the_check_as_before(tmp_path: Path) 
     assert errors[0][0] == "daemon-down"
 
 
-def test_only_a_lab_that_declares_what_it_reads_reads_ahead() -> None:
-    """checker.engine reads libvirt ahead only in the run of a lab that declares
-    ``VIRT_PREFETCH`` (lab 02 reads what systemd shows before it connects: a connection
-    through the socket starts the daemon); a lab that never asks for ``virt``: nothing."""
+def test_what_each_lab_reads_ahead() -> None:
+    """What each lab reads ahead (checker.engine, from a job's first run): the kinds its
+    checks declare in ``VIRT_PREFETCH`` (lab 02 its versions: it reads what systemd shows
+    in the prefetch exchange, before anything connects); a lab that never asks for
+    ``virt``: nothing."""
     from checker.catalog import resolve
     from checker.engine import lab_virt_prefetch
     from checker.probes.libvirt import Virt
 
     assert lab_virt_prefetch(resolve("01")) is None
-    assert lab_virt_prefetch(resolve("02")) == set()
+    assert lab_virt_prefetch(resolve("02")) == {"version"}
     for lab in ("03", "04", "05", "07"):
         kinds = lab_virt_prefetch(resolve(lab))
         assert kinds and kinds <= set(Virt.PRELOADS), (lab, kinds)

@@ -48,6 +48,7 @@ def learner(sshd):
             + json.dumps({
                 "01-hardware": {"cpu-virt-flags": 2, "kvm-modules": 1, "dev-kvm": 1},
                 "02-install-kvm": {"user-group-libvirt": 1, "libvirtd-active": 1},
+                "03-libvirt-basics": {"user-default-uri": 1, "default-network-active": 1},
                 "05-networks": {"net-nat-defined": 1},
                 "06-virtualbox": {"vbox-installed": 1, "vbox-source": 1}})
             + "}\n\nvirtlab-0 1\n")
@@ -115,7 +116,33 @@ def test_every_declared_prefetch_is_run_by_the_checks(lab, sshd, learner, monkey
     assert [c for c in declared if c not in asked] == []
 
 
-@pytest.mark.parametrize("lab", LABS)
+@pytest.mark.parametrize("lab", ["02", "03", "06"])
+def test_every_command_built_to_prefetch_is_run_by_the_checks(lab, sshd, learner,
+                                                              monkeypatch):
+    """What a lab builds from the first exchange's answers (``prefetch_next``: lab 02's
+    virsh as the learner, lab 03's login shell, lab 06's apt files) is what its checks
+    really run, quoted the same: a stale builder would cost bytes and save nothing."""
+    from testinfra.backend.base import BaseBackend
+
+    import checker.probes.host as host_probes
+    from checker.engine import get_host, lab_prefetch_next
+    from checker.probes.learner import Learner
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    asked = _recorder(monkeypatch)
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
+    h = get_host(spec, str(sshd.ssh_config))
+    with budget():
+        built = [BaseBackend.quote(t, *a)
+                 for t, a in lab_prefetch_next(resolve(lab), h, Learner(h, learner), CONNECT)]
+    assert built, f"lab {lab} builds nothing to prefetch"
+    assert [c for c in built if c not in asked] == []
+
+
+@pytest.mark.parametrize("lab", [*LABS, "03"])
 def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner, monkeypatch):
     import checker.probes.host as host_probes
 
@@ -141,6 +168,109 @@ def test_the_prefetch_changes_no_verdict_and_saves_exchanges(lab, sshd, learner,
         assert n_fast <= 2, sent  # everything lab 01 reads is declared
 
 
+#: commands whose stderr a check would read: bytes that are not text, no final newline, a
+#: fake marker line, an empty stderr, a status that is not 0, both streams interleaved
+WITH_STDERR = [
+    "printf 'out\\nx'; printf 'err\\0\\377\\n\\n' >&2; exit 3",
+    "echo plain; printf '\\nvirtlab-0 0\\n' >&2",
+    "echo only-out",
+    "for i in 1 2 3; do echo o$i; echo e$i >&2; done; exit 141",
+    "printf %s >&2",
+]
+
+
+def test_a_command_with_its_stderr_answers_as_it_would_alone(sshd, learner, monkeypatch):
+    """A PREFETCH command marked WithStderr (its stderr is read: virt-host-validate, the net
+    device script, VBoxManage --version) is answered by the one exchange with its exit
+    status, output and stderr exactly as the command run alone gives them, and is not sent
+    again; a plain one still drops its stderr (no check reads it)."""
+    from checker.engine import get_host
+    from checker.probes.host import WithStderr, prefetch
+    from checker.probes.output import budget
+    from checker.probes.shell import close_all
+
+    close_all()
+    h = get_host(sshd.spec(learner), str(sshd.ssh_config))
+    alone = [h.run(c) for c in WITH_STDERR]
+    sent = _exchanges(monkeypatch)
+    with budget():
+        r = prefetch(h, learner, extra=[(WithStderr(c), ()) for c in WITH_STDERR]
+                     + [("echo dropped >&2; echo kept", ())])
+        assert r is not None and r.rc == 0 and len(sent) == 1, sent
+        got = [h.run(c) for c in WITH_STDERR]
+        plain = h.run("echo dropped >&2; echo kept")
+        assert len(sent) == 1, sent[1:]  # every answer from the one exchange
+    assert [(x.rc, x.stdout_bytes, x.stderr_bytes) for x in got] == [
+        (x.rc, x.stdout_bytes, x.stderr_bytes) for x in alone]
+    assert any(x.stderr_bytes for x in alone) and any(x.rc for x in alone)
+    assert (plain.stdout, plain.stderr) == ("kept\n", "")
+
+
+def _preloads(monkeypatch) -> list[set[str]]:
+    """What each libvirt read-ahead of the run was asked to read (Virt.preload)."""
+    from checker.probes.libvirt import Virt
+
+    started: list[set[str]] = []
+    original = Virt.preload
+
+    def record(virt: Any, kinds: Any = ()) -> None:
+        started.append(set(kinds))
+        original(virt, kinds)
+
+    monkeypatch.setattr(Virt, "preload", record)
+    return started
+
+
+def test_a_job_reads_libvirt_ahead_from_its_first_run(sshd, learner, monkeypatch):
+    """libvirt's read-ahead starts in the job's first run, once the one exchange answered,
+    whatever the lab order (lab 01 reads no libvirt; lab 02 reads systemd's unit states in
+    that exchange, before any connection); lab 02 checked alone reads ahead too. The
+    verdicts are those of a job without any read-ahead."""
+    import checker.engine as engine
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    kw: dict[str, Any] = {"connect": CONNECT, "lang": "en", "ssh_config": str(sshd.ssh_config)}
+    started = _preloads(monkeypatch)
+    with budget():
+        fast = [check("01", spec, prefetch_labs=["02", "05"], **kw)]
+        assert started == [{"domains", "networks", "version"}]  # lab 01's run: the union
+        fast += [check("02", spec, prefetch_labs=["01", "05"], **kw),
+                 check("05", spec, prefetch_labs=["01", "02"], **kw)]
+    started.clear()
+    check("02", spec, **kw)
+    assert started == [{"version"}]
+    started.clear()
+    with budget():
+        check("01", spec, prefetch_labs=["06"], **kw)
+    assert started == []  # no lab of that job reads libvirt
+    monkeypatch.setattr(engine, "_read_libvirt_ahead", lambda *a, **k: None)
+    with budget():
+        slow = [check(lab, spec, prefetch_labs=[x for x in ("01", "02", "05") if x != lab],
+                      **kw) for lab in ("01", "02", "05")]
+    assert [_view(r) for r in fast] == [_view(r) for r in slow]
+
+
+def test_without_the_prefetch_lab_02_connects_when_its_check_does(sshd, learner,
+                                                                    monkeypatch):
+    """When the exchange kept nothing (here: no prefetch at all), systemd's unit states
+    are read by lab 02's check itself: nothing is read ahead, and each check connects to
+    libvirt when it reads it, in order."""
+    import checker.probes.host as host_probes
+    from checker.probes.output import budget
+
+    spec = sshd.spec(learner)
+    kw: dict[str, Any] = {"connect": CONNECT, "lang": "en", "ssh_config": str(sshd.ssh_config)}
+    monkeypatch.setattr(host_probes, "prefetch",
+                        lambda host, user, home_file="", extra=(): host.run("true"))
+    started = _preloads(monkeypatch)
+    with budget():
+        check("01", spec, prefetch_labs=["02", "05"], **kw)
+        check("02", spec, prefetch_labs=["01", "05"], **kw)
+        check("05", spec, prefetch_labs=["01", "02"], **kw)
+    assert started == []
+
+
 def test_without_a_budget_nothing_is_remembered(sshd, learner):
     """Outside a check run (no output budget), every command runs: nothing goes stale."""
     from checker.engine import get_host
@@ -158,13 +288,16 @@ def test_without_a_budget_nothing_is_remembered(sshd, learner):
 def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, learner,
                                                                          monkeypatch):
     """The grading worker's job for one host (all its labs, one output budget): one prefetch
-    exchange for the union of every lab's declared commands, the same verdicts as each lab
+    exchange for the union of every lab's declared commands, one more for the commands
+    they build from its answers, the same verdicts as each lab
     checked alone, and the host's shell closed when the job is done."""
-    from checker.engine import get_host
+    from checker.engine import get_host, lab_prefetch_next
     from checker.grade.worker import grade_host
+    from checker.probes.learner import Learner
+    from checker.probes.output import budget
 
     spec = sshd.spec(learner)
-    labs = [resolve(lab).id for lab in LABS]
+    labs = [resolve(lab).id for lab in [*LABS, "03"]]
     alone = {lab: check(lab, spec, connect=CONNECT, lang="en", ssh_config=str(sshd.ssh_config))
              for lab in labs}
     from checker.probes.shell import close_all
@@ -176,6 +309,7 @@ def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, lea
     answer = grade_host({"host": "pc", "spec": spec, "user": learner, "labs": labs,
                          "connect": CONNECT, "ssh_config": str(sshd.ssh_config),
                          "lang": "en"})
+    sent = list(sent)  # the job's (the lab_prefetch_next calls below send their own)
     # the prefetch script starts with testinfra's own first command (uname -s)
     scripts = [c for c in sent if c.startswith("/bin/sh -c ") and "uname -s" in c]
     assert len(scripts) == 1, [c[:80] for c in scripts]
@@ -190,6 +324,15 @@ def test_a_grading_job_reads_the_facts_of_all_its_labs_in_one_exchange(sshd, lea
     assert not declared & set(sent), sorted(declared & set(sent))
     assert backend.sessions == started + 1  # one shell for the whole job…
     assert backend.proc is None  # …closed with it
+    # and what the labs build from its answers (the learner's login shell, virsh as the
+    # learner, apt's files: lab_prefetch_next) came in ONE more exchange: nothing else
+    learner_ = Learner(get_host(spec, str(sshd.ssh_config)), learner)
+    with budget():
+        nxt = {BaseBackend.quote(t, *a) for lab in labs
+               for t, a in lab_prefetch_next(resolve(lab), learner_.host, learner_, CONNECT)}
+    assert len(nxt) >= 4, nxt
+    assert not nxt & set(sent), sorted(nxt & set(sent))
+    assert len(sent) == 2, [c[:80] for c in sent]
 
 
 

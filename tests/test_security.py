@@ -139,9 +139,21 @@ def test_commands_are_constants_with_quoted_arguments():
                 continue
             if f.name == "host.py" and ast.unparse(first) == "command":
                 continue  # HostFacts.command: its callers' literals are checked above
+            if f.name == "learner.py" and ast.unparse(first) == "template":
+                continue  # Learner.run runs what Learner.command returns: checked below
             if owner.endswith("learner"):
                 continue  # Learner.run(*argv): every word is an argument, quoted by testinfra
             bad.append(f"{where}: {owner}.run({ast.unparse(first)}, ...)")
+        # Learner.command returns (template, arguments): each template a literal too
+        for fn in ast.walk(tree):
+            if f.name == "learner.py" and isinstance(fn, ast.FunctionDef) \
+                    and fn.name == "command":
+                returns = [r for r in ast.walk(fn) if isinstance(r, ast.Return)]
+                assert len(returns) >= 4, returns
+                for r in returns:
+                    if not (isinstance(r.value, ast.Tuple) and _template(r.value.elts[0])):
+                        bad.append(f"{f.relative_to(REPO)}:{r.lineno}: Learner.command returns "
+                                   f"{ast.unparse(r.value) if r.value else None}")
     assert not bad, "\n".join(bad)
 
 

@@ -257,12 +257,28 @@ class AptSources:
                 files.append(f"/etc/apt/sources.list.d/{name}")
         return files
 
+    def reads(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The commands :meth:`sources` and :meth:`legacy_keyrings` run, built from the
+        directories' listings (a lab prefetches them: checker.engine.lab_prefetch_next)."""
+        return [*self._source_reads(self.source_files()),
+                *self._keyring_reads(self._legacy_listed())]
+
+    def _source_reads(self, files: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+        return [("test -f %s && cat -- %s", (self.path(p), self.path(p))) for p in files]
+
+    def _keyring_reads(self, listed: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+        return [("cat -- %s", (self.path(p),)) for p in ["/etc/apt/trusted.gpg", *listed]]
+
+    def _legacy_listed(self) -> list[str]:
+        return [f"/etc/apt/trusted.gpg.d/{name}"
+                for name in self._listdir("/etc/apt/trusted.gpg.d")
+                if APT_NAME_RE.fullmatch(name) and name.endswith((".gpg", ".asc"))]
+
     def sources(self) -> list[AptSource]:
         out: list[AptSource] = []
         files = self.source_files()
         # every file in one exchange (checker.probes.host.fetch), then read one by one
-        fetch(self.host, [("test -f %s && cat -- %s", (self.path(p), self.path(p)))
-                          for p in files])
+        fetch(self.host, self._source_reads(files))
         for p in files:
             text = self._read_text(p)
             if text is None:
@@ -293,12 +309,9 @@ class AptSources:
     def legacy_keyrings(self) -> list[Keyring]:
         """The keyrings apt trusts for every source: where ``apt-key add`` put keys."""
         out = []
-        listed = [f"/etc/apt/trusted.gpg.d/{name}"
-                  for name in self._listdir("/etc/apt/trusted.gpg.d")
-                  if APT_NAME_RE.fullmatch(name) and name.endswith((".gpg", ".asc"))]
+        listed = self._legacy_listed()
         # every keyring in one exchange (checker.probes.host.fetch), then read one by one
-        fetch(self.host, [("cat -- %s", (self.path(p),))
-                          for p in ["/etc/apt/trusted.gpg", *listed]])
+        fetch(self.host, self._keyring_reads(listed))
         main = self.keyring("/etc/apt/trusted.gpg")
         if main.exists:
             out.append(main)

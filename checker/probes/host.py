@@ -393,6 +393,7 @@ def _start_commands(user: str) -> list[tuple[str, tuple[str, ...]]]:
         ("id %s", (user,)),
         ("id -nG %s", (user,)),
         ("getent passwd %s", (user,)),
+        ("id -u %s", (user,)),  # testinfra's User.uid
     ]
 
 
@@ -400,16 +401,26 @@ def _start_commands(user: str) -> list[tuple[str, tuple[str, ...]]]:
 Prefetch = tuple[str, tuple[str, ...]]
 
 
+class WithStderr(str):
+    """The template of a ``PREFETCH`` command whose standard error a check reads:
+    ``(WithStderr("env LC_ALL=C virt-host-validate qemu"),)``. The prefetch exchange then
+    brings its standard error too, byte for byte and apart from its output, with its exit
+    status: the answer the command run alone would have given (:func:`prefetch`)."""
+
+    __slots__ = ()
+
+
 def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch] = ()) -> Any:
     """Run the commands every lab starts with (:func:`_start_commands`, and the learner's
     ``~/HOME_FILE`` read as :func:`checker.probes.read_file` reads it) in ONE remote
-    exchange, with the labs' own ``extra`` ones (their checks modules' ``PREFETCH``: commands
-    whose standard error no check reads), and leave their answers in the current output budget
+    exchange, with the labs' own ``extra`` ones (their checks modules' ``PREFETCH``; those
+    whose standard error a check reads have a :class:`WithStderr` template), and leave their
+    answers in the current output budget
     (:mod:`checker.probes.output`), where testinfra's later ``host.run`` of the same command
     finds them: on a link with latency, one round trip instead of about ten per lab.
 
     The commands are the very strings testinfra would run (``backend.quote``), each in its
-    own subshell under ``/bin/sh``, stderr dropped; each one's output is followed by a line
+    own subshell under ``/bin/sh``, stderr dropped unless asked for (:func:`_parts`); each one's output is followed by a line
     made of a random marker and its exit status, so that nothing the host prints (a file,
     a user name) can pass for a marker. Every answer is decoded as its own command would
     have been. Commands the budget already holds an answer for (an earlier lab of the same
@@ -445,13 +456,14 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
         extra = [x for x in extra if x not in in_home]
     cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in [*start, *extra])
             if (backend, c) not in known]
+    with_err = {backend.quote(t, *a) for t, a in extra if isinstance(t, WithStderr)}
     if home_file and _home_file_command(backend, known, user, home_file) in known:
         home_file = ""
     in_home = list(dict.fromkeys(in_home))
     if not cmds and not home_file and not in_home and getattr(
             backend, "connected", lambda: False)():
         return None
-    parts = _parts(cmds, marker)
+    parts = _parts(cmds, marker, with_err)
     if home_file or in_home:
         # the learner's home as testinfra's User.home finds it, then the files under it
         parts.append(f"h=$(getent passwd {shlex.quote(user)} 2>/dev/null | cut -d: -f6); "
@@ -466,23 +478,22 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
     if result is None or b is None or result.rc != 0:
         return result
     homes = 1 if home_file or in_home else 0
-    answers = _split(result, marker,
-                     len(cmds) + homes + (1 if home_file else 0) + len(in_home))
+    pieces = len(cmds) + len(with_err.intersection(cmds))
+    answers = _split(result, marker, pieces + homes + (1 if home_file else 0) + len(in_home))
     if answers is None:
         return result
-    for cmd, (rc, out) in zip(cmds, answers):
-        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+    _keep(b, backend, cmds, with_err, answers)
     if not homes:
         return result
-    said_home = backend.decode(answers[len(cmds)][1])
+    said_home = backend.decode(answers[pieces][1])
     if _home_of(backend, b.answers, user) != said_home:
         return result  # not the home the probes will find: nothing kept under it
     if home_file:
-        rc, out = answers[len(cmds) + 1]
+        rc, out = answers[pieces + 1]
         key = _home_file_command(backend, b.answers, user, home_file)
         if key is not None:
             b.answers.setdefault(key, backend.result(rc, backend.encode(key[1]), out, b""))
-    first = len(cmds) + homes + (1 if home_file else 0)
+    first = pieces + homes + (1 if home_file else 0)
     for (t, a), (rc, out) in zip(in_home, answers[first:]):
         cmd = backend.quote(t, *_at_home(a, said_home))
         b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
@@ -521,12 +532,14 @@ def _home_file_command(backend: Any, answers: dict[tuple[Any, str], Any], user: 
 
 
 def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
-    """Run read-only ``commands`` (testinfra templates and arguments) whose standard error
-    no caller reads in ONE exchange, as :func:`prefetch` does, and leave their answers in the
-    current output budget, where the caller's ``host.run`` of each finds it: for reads that
-    depend on what an earlier one said (every file of a directory). Commands the budget
-    knows already are not sent; with no budget, or fewer than two to send, nothing is
-    done (the commands then run one by one, as before). A lost connection raises."""
+    """Run read-only ``commands`` (testinfra templates and arguments; one whose standard
+    error a caller reads has a :class:`WithStderr` template) in ONE exchange, as
+    :func:`prefetch` does, and leave their answers in the current output budget, where the
+    caller's ``host.run`` of each finds it: for reads that depend on what an earlier one
+    said (every file of a directory, a command built from the learner's home). Commands
+    the budget knows already are not sent; with no budget, or fewer than two to send,
+    nothing is done (the commands then run one by one, as before). A lost connection
+    raises."""
     import secrets
 
     from checker.probes.output import current
@@ -535,33 +548,72 @@ def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
     if b is None:
         return
     backend = host.backend
+    commands = list(commands)
     cmds = [c for c in dict.fromkeys(backend.quote(t, *a) for t, a in commands)
             if (backend, c) not in b.answers]
     if len(cmds) < 2:
         return
+    with_err = {backend.quote(t, *a) for t, a in commands if isinstance(t, WithStderr)}
     marker = "virtlab-" + secrets.token_hex(16)
-    result = _run_script(host, _parts(cmds, marker))
+    result = _run_script(host, _parts(cmds, marker, with_err))
     if result is None or result.rc != 0:
         return
-    answers = _split(result, marker, len(cmds))
-    for cmd, (rc, out) in zip(cmds, answers or []):
-        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, b""))
+    answers = _split(result, marker, len(cmds) + len(with_err.intersection(cmds)))
+    if answers is not None:
+        _keep(b, backend, cmds, with_err, answers)
 
 
 #: Commands run in the script's own shell (a ``{ …; }`` group) rather than a subshell: they
 #: start with a builtin that changes nothing in the shell (``test``, ``command -v``), so the
 #: subshell's fork bought nothing (about 20 per host of the seven labs; a script of 28
-#: commands, 12 of them such builtins, cost dash 26 ms of CPU with subshells, 17 without). Any other command keeps its subshell (a failing or state-changing
-#: builtin cannot touch the rest of the script); an external command costs one fork either
-#: way (the shell execs the last command of a subshell in place).
+#: commands, 12 of them such builtins, cost dash 26 ms of CPU with subshells, 17 without).
+#: Any other command keeps its subshell (a failing or state-changing builtin cannot touch the
+#: rest of the script); an external command costs one fork either way (the shell execs the
+#: last command of a subshell in place).
 IN_SCRIPT_SHELL = ("test ", "command -v ")
 
 
-def _parts(cmds: list[str], marker: str) -> list[str]:
-    """Each command in a group of its own (:data:`IN_SCRIPT_SHELL`: braces, else a subshell),
-    stderr dropped, then the marker and its status."""
-    return [(f"{{ {c}; }}" if c.startswith(IN_SCRIPT_SHELL) else f"( {c} )")
-            + f" 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"" for c in cmds]
+def _parts(cmds: list[str], marker: str, with_err: set[str] | frozenset[str] = frozenset()
+           ) -> list[str]:
+    """Each command in a group of its own (:data:`IN_SCRIPT_SHELL`: braces, else a
+    subshell), stderr dropped, then the marker and its status.
+    A command of ``with_err`` keeps its stderr apart: its output goes to the script's
+    (file descriptor 4), its stderr through a pipe to ``od``, whose hexadecimal dump is
+    held in a variable until the command ended; then the marker and its status, the dump,
+    the marker and ``od``'s status (two answers: :func:`_keep`). Nothing is written on
+    the host."""
+    out = []
+    for c in cmds:
+        if c in with_err:
+            out.append(f"{{ e=$( {{ ( {c} ) 2>&1 1>&4 4>&-; printf '\\n{marker} %d\\n' \"$?\" >&4; }}"
+                       f" | od -An -v -tx1 ); printf '%s\\n{marker} %d\\n' \"$e\" \"$?\"; }} 4>&1")
+        else:
+            group = f"{{ {c}; }}" if c.startswith(IN_SCRIPT_SHELL) else f"( {c} )"
+            out.append(f"{group} 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
+    return out
+
+
+def _keep(b: Any, backend: Any, cmds: list[str], with_err: set[str],
+          answers: list[tuple[int, bytes]]) -> None:
+    """Each command's answer in the budget ``b``, as testinfra's ``backend`` would have
+    made it: a command of ``with_err`` takes two answers (its output and status, then its
+    stderr's dump: not kept, and the command left to run alone, when the dump is not
+    one)."""
+    i = 0
+    for cmd in cmds:
+        rc, out = answers[i]
+        err = b""
+        i += 1
+        if cmd in with_err:
+            dumped, (status, dump) = True, answers[i]
+            i += 1
+            try:
+                err = bytes.fromhex(dump.decode("ascii")) if status == 0 else b""
+            except (UnicodeDecodeError, ValueError):
+                dumped = False
+            if status != 0 or not dumped:
+                continue
+        b.answers.setdefault((backend, cmd), backend.result(rc, backend.encode(cmd), out, err))
 
 
 def _run_script(host: Any, parts: list[str]) -> Any:

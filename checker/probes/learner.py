@@ -76,6 +76,13 @@ class Learner:
 
     def run(self, *argv: str, env: dict[str, str] | None = None, login_shell: bool = False) -> Any:
         """Run argv as the learner; arguments are quoted by testinfra, never pasted."""
+        template, args = self.command(*argv, env=env, login_shell=login_shell)
+        return self.host.run(template, *args)
+
+    def command(self, *argv: str, env: dict[str, str] | None = None,
+                login_shell: bool = False) -> tuple[str, tuple[str, ...]]:
+        """What :meth:`run` runs: testinfra's template and its arguments (a lab declares it
+        to prefetch: checker.engine.lab_prefetch_next)."""
         envs = [f"{k}={v}" for k, v in (env or {}).items()]
         me = self._connected_as
         if login_shell:
@@ -84,13 +91,12 @@ class Learner:
             # env is applied after the start-up files, so it wins over them.
             inner = shlex.join(["env", *envs, *argv] if envs else argv)
             if me == self.name:
-                return self.host.run(
-                    "env -i HOME=%s USER=%s LOGNAME=%s PATH=/usr/local/bin:/usr/bin:/bin "
-                    "bash -lic %s", self.home, self.name, self.name, inner)
-            return self.host.run("runuser -l %s -s /bin/bash -c %s", self.name, "exec bash -lic " + shlex.quote(inner))
+                return ("env -i HOME=%s USER=%s LOGNAME=%s PATH=/usr/local/bin:/usr/bin:/bin "
+                        "bash -lic %s", (self.home, self.name, self.name, inner))
+            return ("runuser -l %s -s /bin/bash -c %s",
+                    (self.name, "exec bash -lic " + shlex.quote(inner)))
         if me == self.name:
             prefix = ["env", *envs] if envs else []
-            return self.host.run(" ".join(["%s"] * (len(prefix) + len(argv))), *prefix, *argv)
+            return " ".join(["%s"] * (len(prefix) + len(argv))), (*prefix, *argv)
         args = ["runuser", "-u", self.name, "--", *(["env", *envs] if envs else []), *argv]
-        return self.host.run(" ".join(["%s"] * len(args)), *args)
-
+        return " ".join(["%s"] * len(args)), tuple(args)

@@ -563,6 +563,7 @@ class Virt:
         self._leases: dict[str, list[Lease]] = {}
         self._node_memory: int | None = None
         self._version: int | None = None
+        self._lib_version: int | None = None
         #: the thread reading the run's snapshot ahead of the checks (:meth:`preload`)
         self._preload: threading.Thread | None = None
 
@@ -587,8 +588,9 @@ class Virt:
     #: what :meth:`preload` reads, by the name a lab declares in ``VIRT_PREFETCH``: each
     #: object's XML (``domains``, ``networks``, ``pools``), the persistent definition of each
     #: running persistent domain (``domain-configs``, :meth:`domain_config`), each domain's
-    #: snapshots (``snapshots``, :meth:`snapshot_names`)
-    PRELOADS = ("domains", "networks", "pools", "domain-configs", "snapshots")
+    #: snapshots (``snapshots``, :meth:`snapshot_names`); the daemon's versions
+    #: (``version``, :meth:`lib_version` and :meth:`hypervisor_version`)
+    PRELOADS = ("domains", "networks", "pools", "domain-configs", "snapshots", "version")
 
     def preload(self, kinds: Iterable[str] = ()) -> None:
         """Start reading, in a thread of its own, what the checks of this run will read:
@@ -632,16 +634,21 @@ class Virt:
 
         listing = {"domains": "domains", "networks": "networks", "pools": "pools",
                    "domain-configs": "domains", "snapshots": "domains"}
-        needed = list(dict.fromkeys(listing[k] for k in kinds))
+        needed = list(dict.fromkeys(listing[k] for k in kinds if k in listing))
         props = {"domains": lambda: self._listed_domains,
                  "networks": lambda: self._listed_networks, "pools": lambda: self._listed_pools}
+        versions = [quietly(self.lib_version), quietly(self.hypervisor_version)] if (
+            "version" in kinds) else []
+        # the listings and the versions in one batch (the versions read nothing more)
         listed: dict[str, dict[str, _Listed]] = dict(zip(needed, together(
-            *(quietly(props[k]) for k in needed))))
+            *(quietly(props[k]) for k in needed), *versions)))
         reads: dict[str, Callable[[str], Any]] = {
             "domains": self.domain, "networks": self.network, "pools": self.pool,
             "domain-configs": self.domain_config, "snapshots": self.snapshot_names}
         calls = []
         for kind in kinds:
+            if kind not in listing:
+                continue  # "version": read above
             for name, obj in sorted((listed.get(listing[kind]) or {}).items()):
                 if kind == "domain-configs" and not (obj.active and obj.persistent):
                     continue  # its definition is its XML: read once, as "domains"
@@ -999,6 +1006,14 @@ class Virt:
             self._version = int(self.conn.getVersion())
         v = self._version
         return f"{v // 1000000}.{(v // 1000) % 1000}.{v % 1000}"
+
+    def lib_version(self) -> int:
+        """libvirt's version on the daemon's side (``getLibVersion``, a round trip: it
+        tells a live connection from a stale one), once per run."""
+        self.wait()
+        if self._lib_version is None:
+            self._lib_version = int(self.conn.getLibVersion())
+        return self._lib_version
 
 
 #: The Virt of each output budget and URI (see :func:`for_run`); gone with its budget.

@@ -96,6 +96,18 @@ def parse_net_device(name: str, text: str) -> NetDevice:
                      operstate=operstate, ports=tuple(sorted(ports)))
 
 
+#: testinfra's template of the probe's one command (the script and the name its arguments)
+COMMAND = "sh -c %s virtlab-netdev %s"
+
+
+def prefetch_entry(name: str) -> tuple[str, ...]:
+    """The ``PREFETCH`` entry (checker.engine.lab_prefetch) of :func:`net_device`'s command
+    for ``name``: its stderr is read, so the prefetch exchange brings it too."""
+    from checker.probes.host import WithStderr
+
+    return (WithStderr(COMMAND), _SCRIPT, name)
+
+
 def net_device(host: Any, name: str) -> NetDevice:
     """The device ``name`` of a testinfra ``host``, in one command.
 
@@ -104,7 +116,7 @@ def net_device(host: Any, name: str) -> NetDevice:
     """
     if not _NAME_RE.fullmatch(name):
         return NetDevice(name=name, exists=False)
-    r = host.run("sh -c %s virtlab-netdev %s", _SCRIPT, name)
+    r = host.run("sh -c %s virtlab-netdev %s", _SCRIPT, name)  # COMMAND, a literal here
     if r.rc != 0 or not r.stdout.strip():
         err = (r.stderr or "").strip().splitlines()
         raise NetDevUnreadable(f"/sys/class/net/{name}: rc={r.rc} {err[-1] if err else ''}".strip())

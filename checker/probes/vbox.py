@@ -513,6 +513,15 @@ def timeout_seconds() -> float:
         return DEFAULT_TIMEOUT_S
 
 
+def version_prefetch() -> tuple[str, ...]:
+    """The ``PREFETCH`` entry (checker.engine.lab_prefetch) of :meth:`VBox.version`'s
+    command as the learner connected over SSH runs it: its stderr is read, so the prefetch
+    exchange brings it too."""
+    from checker.probes.host import WithStderr
+
+    return (WithStderr("timeout -k 2 %s VBoxManage --version"), f"{timeout_seconds():g}")
+
+
 class VBox:
     """VirtualBox facts for one learner, memoised for one run.
 

@@ -15,6 +15,7 @@ import libvirt
 
 from checker.dsl import objective
 from checker.markup import literal
+from checker.probes.host import WithStderr
 from checker.probes.libvirt import LibvirtUnavailable
 
 #: objective id -> the packages it needs; a tuple of names is "any one of them". Verified on
@@ -43,9 +44,16 @@ ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in
 #: What these checks read on every host, fetched with the facts every lab reads in one
 #: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
 #: the probes run them (facts.package_versions, facts.has_systemd, host.group(...).exists,
-#: host.exists).
-#: Only commands whose stderr no check reads.
+#: host.exists, facts.unit_states).
+#: A command whose stderr a check reads is marked (WithStderr). ``systemctl is-active`` comes first: it must
+#: be read before anything connects to libvirt (checker.engine reads libvirt ahead once
+#: this exchange is answered).
+#: What these checks read from libvirt, read ahead while the host's commands run, once the
+#: exchange above answered (checker.engine.lab_virt_prefetch, Virt.preload).
+VIRT_PREFETCH = ("version",)
+
 PREFETCH = [
+    ("systemctl is-active %s %s", "libvirtd.service", "libvirtd.socket"),
     ("dpkg-query -W -f %s" + " %s" * len(ALL_PACKAGES),
      "${Package}\t${Status}\t${Version}\n", *ALL_PACKAGES),
     ("test -d %s", "/run/systemd/system"),
@@ -54,7 +62,18 @@ PREFETCH = [
     ("command -v command",),  # testinfra's exists() checks that `command` works first
     ("command -v %s", "virsh"),
     ("command -v %s", "virt-host-validate"),
+    (WithStderr("env LC_ALL=C virt-host-validate qemu"),),  # facts.host_validate
 ]
+
+
+def prefetch_next(host, learner, uri):
+    """What these checks run as the learner, once the first exchange said who they are
+    (checker.engine.lab_prefetch_next): ``virsh list`` with its stderr."""
+    if learner.name == "root" or not learner.exists or not host.exists("virsh"):
+        return []
+    template, args = learner.command("virsh", "-c", on_host_uri(uri), "list", "--all",
+                                     env=C_LOCALE)
+    return [(WithStderr(template), *args)]
 
 
 def _install_name(need: str | tuple[str, ...], rel) -> str:
@@ -130,13 +149,15 @@ UNITS = ("libvirtd.service", "libvirtd.socket")
 def test_libvirtd_active(facts, virt, obj):
     obj.evidence(uri=virt.uri)
     # Before connecting (a connection through the socket starts the daemon): what
-    # `systemctl status` shows the learner.
-    units = facts.unit_states("is-active", UNITS) if facts.has_systemd else {}
+    # `systemctl status` shows the learner. Read on every host (in the prefetch exchange,
+    # before anything connects: PREFETCH), used only where systemd runs.
+    units = facts.unit_states("is-active", UNITS)
+    if not facts.has_systemd:
+        units = {}
     if units:
         obj.evidence(units=units)
     try:
-        conn = virt.conn
-        lib = conn.getLibVersion()  # a round trip: a cached connection may be stale
+        lib = virt.lib_version()  # a round trip: a cached connection may be stale
         obj.evidence(libvirt_version=f"{lib // 1000000}.{(lib // 1000) % 1000}.{lib % 1000}",
                      hypervisor_version=virt.hypervisor_version())
     except LibvirtUnavailable as e:

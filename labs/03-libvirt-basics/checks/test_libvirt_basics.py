@@ -7,7 +7,7 @@ from checker.checks import listed
 from checker.dsl import objective
 from checker.markup import code, literal
 from checker.probes import read_file
-from checker.probes.host import read_bytes
+from checker.probes.host import WithStderr, read_bytes
 
 NETWORK = "default"
 POOL = "default"
@@ -203,6 +203,25 @@ def parse_libvirt_conf(text):
     return value
 
 
+def _virsh_uri_env(user):
+    # LIBVIRT_AUTOSTART=0: a session URI must not start a session daemon (that would write
+    # ~/.cache/libvirt). XDG_RUNTIME_DIR as a real login sets it: without it, GLib creates
+    # ~/.cache just to locate the session socket.
+    return {"LIBVIRT_AUTOSTART": "0", "XDG_RUNTIME_DIR": f"/run/user/{user.uid}"}
+
+
+def prefetch_next(host, learner, uri):
+    """What these checks run as the learner, built from the learner's home and uid that the
+    first exchange read (checker.engine.lab_prefetch_next): the login environment, and
+    ``virsh uri`` with its stderr."""
+    if not learner.exists:
+        return []
+    env_template, env_args = learner.command("env", "-0", login_shell=True)
+    uri_template, uri_args = learner.command("virsh", "uri", login_shell=True,
+                                             env=_virsh_uri_env(host.user(learner.name)))
+    return [(env_template, *env_args), (WithStderr(uri_template), *uri_args)]
+
+
 def _login_env(learner):
     """The learner's environment after their shell start-up files (a new terminal)."""
     r = learner.run("env", "-0", login_shell=True)
@@ -231,11 +250,7 @@ def test_user_default_uri(host, learner, obj):
         conf_uri = parse_libvirt_conf(text) if text is not None else None
     env = _login_env(learner)
     env_uri = env.get("VIRSH_DEFAULT_CONNECT_URI") or env.get("LIBVIRT_DEFAULT_URI")
-    # LIBVIRT_AUTOSTART=0: a session URI must not start a session daemon (that would write
-    # ~/.cache/libvirt). XDG_RUNTIME_DIR as a real login sets it: without it, GLib creates
-    # ~/.cache just to locate the session socket.
-    r = learner.run("virsh", "uri", login_shell=True, env={
-        "LIBVIRT_AUTOSTART": "0", "XDG_RUNTIME_DIR": f"/run/user/{user.uid}"})
+    r = learner.run("virsh", "uri", login_shell=True, env=_virsh_uri_env(user))
     lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
     virsh_uri = lines[-1] if r.rc == 0 and lines else None
     virsh_err = ""

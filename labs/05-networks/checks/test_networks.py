@@ -12,7 +12,7 @@ from checker.checks import NONE_F, listed
 from checker.dsl import objective
 from checker.markup import literal
 from checker.probes.ifupdown import bridge_declarations, summarize
-from checker.probes.netdev import net_device
+from checker.probes.netdev import net_device, prefetch_entry
 
 NAT = "mon-reseau-prive"
 ISOLATED = "reseau-isole"
@@ -22,8 +22,9 @@ BRIDGE_VM = "web-server-prod"
 
 #: What these checks read on every host, fetched with the facts every lab reads in one
 #: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
-#: checker.probes.ifupdown reads them. Only commands whose stderr no check reads.
+#: checker.probes.ifupdown and checker.probes.netdev read them (the latter's stderr too).
 PREFETCH = [
+    prefetch_entry(BRIDGE),
     ("test -f %s && cat -- %s", "/etc/network/interfaces", "/etc/network/interfaces"),
     ("test -d %s && ls -1 -q -- %s", "/etc/network/interfaces.d", "/etc/network/interfaces.d"),
     ("test -d %s && ls -1 -q -- %s", "/etc/NetworkManager/system-connections",

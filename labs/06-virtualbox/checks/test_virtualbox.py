@@ -18,7 +18,7 @@ from checker.checks import decimal, listed
 from checker.dsl import objective
 from checker.markup import literal
 from checker.probes.apt import AptSources, read_keys
-from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for
+from checker.probes.vbox import VBoxUnavailable, is_debian_64, vbox_for, version_prefetch
 
 VM = "debian-vbox"
 GIB = 1024**3
@@ -45,9 +45,10 @@ NUMBERS = {v: k for k, v in RELEASES.items()}
 
 #: What these checks read on every host, fetched with the facts every lab reads in one
 #: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
-#: the probes run them (checker.probes.apt, vbox_for, host.group(...).exists). Only
-#: commands whose stderr no check reads (VBoxManage's is: it runs on its own).
+#: the probes run them (checker.probes.apt, vbox_for, host.group(...).exists), and
+#: ``VBoxManage --version`` with its stderr (checker.probes.host.WithStderr).
 PREFETCH = [
+    version_prefetch(),
     ("test -d %s && ls -1 -q -- %s", "/etc/apt/sources.list.d", "/etc/apt/sources.list.d"),
     ("test -f %s && cat -- %s", "/etc/apt/sources.list", "/etc/apt/sources.list"),
     ("test -e %s", "/etc/apt/trusted.gpg"),
@@ -61,6 +62,14 @@ PREFETCH = [
     ("test -d %s", "/sys/module/kvm_intel"),
     ("test -d %s", "/sys/module/kvm_amd"),
 ]
+
+
+
+
+def prefetch_next(host, learner, uri):
+    """What these checks read once the listings above are known: apt's source files and
+    keyrings (checker.engine.lab_prefetch_next)."""
+    return [(t, *a) for t, a in AptSources(host).reads()]
 
 
 # --- helpers ----------------------------------------------------------------------------
