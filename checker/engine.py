@@ -17,7 +17,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -324,7 +324,7 @@ def lab_prefetch(lab: Lab) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
-def _prefetch_of(lab: Lab, others: list[str] | tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+def _prefetch_of(lab: Lab, others: Sequence[str | Lab]) -> list[tuple[str, tuple[str, ...]]]:
     """The commands ``lab`` declares, then those of ``others`` (a lab that cannot be loaded
     adds nothing here: its own check says why)."""
     out = lab_prefetch(lab)
@@ -358,7 +358,7 @@ def lab_prefetch_next(lab: Lab, host: Any, learner: Learner, uri: str
     return out
 
 
-def _fetch_next(host: Any, lab: Lab, others: list[str] | tuple[str, ...], learner_name: str,
+def _fetch_next(host: Any, lab: Lab, others: Sequence[str | Lab], learner_name: str,
                 uri: str, budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> None:
     """Once the one exchange answered every command the job declares, the commands the
     job's labs build from those answers (:func:`lab_prefetch_next`), in one more exchange
@@ -394,7 +394,7 @@ def lab_virt_prefetch(lab: Lab) -> set[str] | None:
             for kind in getattr(mod, "VIRT_PREFETCH", ())}
 
 
-def _read_libvirt_ahead(uri: str, lab: Lab, others: list[str] | tuple[str, ...],
+def _read_libvirt_ahead(uri: str, lab: Lab, others: Sequence[str | Lab],
                         budget: Any, declared: list[tuple[str, tuple[str, ...]]]) -> None:
     """On a remote host, once the host answered (its ssh connection open: libvirt's
     ``qemu+ssh`` rides it), start reading the libvirt snapshot that ``lab`` and ``others``
@@ -577,7 +577,7 @@ def run_objective(lab: Lab, oid: str, fn: Callable[..., Any], fx: Fixtures,
 def check(lab: str | int | Lab, host: str = DEFAULT_HOST, *, connect: str | None = None,
           user: str | None = None, lang: str | None = None, ssh_config: str | None = None,
           timeout: int | None = None, only: list[str] | None = None,
-          prefetch_labs: list[str] | tuple[str, ...] = ()) -> Report:
+          prefetch_labs: Sequence[str | Lab] = ()) -> Report:
     """Check one lab on one target and return its Report (never changes the target).
 
     ``prefetch_labs``: other labs checked on the same host in the same output budget (a

@@ -95,10 +95,20 @@ def grade_host(job: dict[str, Any],
 
 
 def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
-    from checker.catalog import CatalogError
+    from checker.catalog import CatalogError, resolve
     from checker.engine import BadHostSpec, TargetUnreachable, check
+    from checker.model import Lab
     from checker.probes.output import OutputFlood
 
+    # each lab found once for the job (the engine looks up every lab of the job for each
+    # lab's prefetch: ~80 look-ups of the labs folder per host); one that cannot be found
+    # stays a name, and its own check says why
+    found: dict[str, str | Lab] = {}
+    for lab in job["labs"]:
+        try:
+            found[lab] = resolve(lab)
+        except CatalogError:
+            found[lab] = lab
     results: list[dict[str, Any]] = []
     down: tuple[str, str] | None = None
     for lab in job["labs"]:
@@ -107,9 +117,10 @@ def grade_labs(job: dict[str, Any]) -> dict[str, Any]:
             continue
         try:
             # all the job's labs: the host's facts for all of them come in one exchange
-            report = check(lab, job["spec"], connect=job.get("connect"), user=job.get("user"),
-                           lang=job.get("lang"), ssh_config=job.get("ssh_config"),
-                           timeout=job.get("timeout"), prefetch_labs=job["labs"])
+            report = check(found[lab], job["spec"], connect=job.get("connect"),
+                           user=job.get("user"), lang=job.get("lang"),
+                           ssh_config=job.get("ssh_config"), timeout=job.get("timeout"),
+                           prefetch_labs=list(found.values()))
         except TargetUnreachable as e:
             down = classify_unreachable(e, job.get("lang") or "fr")
             results.append({"lab": lab, "status": down[0], "reason": down[1], "report": None})
