@@ -390,9 +390,12 @@ def test_the_run_ssh_config_holds_settings_and_paths_only(tmp_path):
         keys = [ln.split()[0] for ln in lines]
         forced = [k for k, _ in FORCED] + ["StrictHostKeyChecking"]
         assert keys == forced + ["ControlPath", "ServerAliveInterval", "ServerAliveCountMax",
-                                 "Include", "SendEnv"]
+                                 "Include", "KexAlgorithms", "SendEnv"]
         assert "BatchMode yes" in lines and "StrictHostKeyChecking yes" in lines
-        assert lines[-2] == f'Include "{user_cfg}"'  # by path (quoted: a blank), not copied
+        assert lines[-3] == f'Include "{user_cfg}"'  # by path (quoted: a blank), not copied
+        # after the instructor's files (theirs wins), a cheaper key exchange put first, ssh's
+        # own list kept ("^": prepended)
+        assert lines[-2].startswith("KexAlgorithms ^")
         assert lines[-1] == "SendEnv -*"  # last: SendEnv adds up over every file
         text = s.config.read_text(encoding="utf-8").lower()
         assert "stricthostkeychecking no" not in text and "userknownhostsfile" not in text
@@ -496,7 +499,10 @@ def test_grading_keeps_no_secret_and_runs_ssh_in_batch_mode(sshd, tmp_path, scra
                 elif ln.startswith("G ") and calls:
                     k, _, v = ln[2:].partition(" ")
                     calls[-1][1][k.lower()] = v
-        graded = [(argv, eff) for argv, eff in calls if "-O" not in argv]
+        # (not the masters' "-O exit", nor "-Q kex": ssh's own list of key exchanges, asked
+        # locally, no connection)
+        graded = [(argv, eff) for argv, eff in calls if "-O" not in argv and "-Q" not in argv]
+        assert any("-Q" in argv for argv, _ in calls)  # the query is among the logged calls
         # every host is graded over ssh (its facts come in one exchange, then the lab's own)
         assert len(graded) >= 2, calls
         for argv, eff in graded:
