@@ -324,16 +324,23 @@ def lab_prefetch(lab: Lab) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
-def _prefetch_of(lab: Lab, others: Sequence[str | Lab]) -> list[tuple[str, tuple[str, ...]]]:
-    """The commands ``lab`` declares, then those of ``others`` (a lab that cannot be loaded
-    adds nothing here: its own check says why)."""
-    out = lab_prefetch(lab)
+def _job_labs(lab: Lab, others: Sequence[str | Lab]) -> list[Lab]:
+    """``lab``, then the other labs of its grading job whose checks can be loaded (one that
+    cannot adds nothing to what the job reads ahead: its own check says why)."""
+    out = [lab]
     for other in others:
         try:
-            out += lab_prefetch(resolve(other))
+            one = resolve(other)
+            load_checks(one)  # (kept: what they declare is read from them next)
         except CatalogError:
             continue
+        out.append(one)
     return out
+
+
+def _prefetch_of(lab: Lab, others: Sequence[str | Lab]) -> list[tuple[str, tuple[str, ...]]]:
+    """The commands ``lab`` declares, then those of ``others``."""
+    return [c for one in _job_labs(lab, others) for c in lab_prefetch(one)]
 
 
 def lab_prefetch_next(lab: Lab, host: Any, learner: Learner, uri: str
@@ -369,13 +376,8 @@ def _fetch_next(host: Any, lab: Lab, others: Sequence[str | Lab], learner_name: 
         return
     learner = Learner(host, learner_name)
     try:
-        commands = lab_prefetch_next(lab, host, learner, uri)
-        for other in others:
-            try:
-                commands += lab_prefetch_next(resolve(other), host, learner, uri)
-            except CatalogError:
-                continue  # its own check says why
-        fetch(host, commands)
+        fetch(host, [c for one in _job_labs(lab, others)
+                     for c in lab_prefetch_next(one, host, learner, uri)])
     except OutputFlood:
         raise  # the host floods: not graded, whatever the checks would make of it
     except Exception as e:  # a lost connection: each check meets it and says so, as before
@@ -413,16 +415,10 @@ def _read_libvirt_ahead(uri: str, lab: Lab, others: Sequence[str | Lab],
 
     if not _all_answered(budget, declared):
         return
-    wanted = lab_virt_prefetch(lab)
-    for other in others:
-        try:
-            more = lab_virt_prefetch(resolve(other))
-        except CatalogError:
-            continue  # its own check says why
-        if more is not None:
-            wanted = (wanted or set()) | more
-    if wanted is None:
+    reads = [k for k in map(lab_virt_prefetch, _job_labs(lab, others)) if k is not None]
+    if not reads:
         return  # no lab of the job reads libvirt
+    wanted = set().union(*reads)
     virt = for_run(uri, CONNECTIONS)
     virt.preload(wanted)
     budget.closers.append(virt.wait)

@@ -218,17 +218,22 @@ class ForkServer:
             self.proc.wait(3)
         except subprocess.TimeoutExpired:
             pass
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait(5)
+        _end_group(self.proc)
         if self.own_log:
             try:
                 self.log.unlink()
             except OSError:
                 pass
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and its process group (it leads its own session) if it still runs."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(5)
 
 
 def _tail(log: Path) -> str:
@@ -312,12 +317,7 @@ class EarlyConnection:
     def kill(self) -> None:
         """End the attempt if it still runs (a master it already started is the run's, closed
         with the run: ``SshSetup.close``)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait(5)
+        _end_group(self.proc)
         self.words.close()
 
 

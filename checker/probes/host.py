@@ -420,7 +420,8 @@ def prefetch(host: Any, user: str, home_file: str = "", extra: Iterable[Prefetch
     finds them: on a link with latency, one round trip instead of about ten per lab.
 
     The commands are the very strings testinfra would run (``backend.quote``), each in its
-    own subshell under ``/bin/sh``, stderr dropped unless asked for (:func:`_parts`); each one's output is followed by a line
+    own group under ``/bin/sh``, stderr dropped unless asked for (:func:`_parts`); each
+    one's output is followed by a line
     made of a random marker and its exit status, so that nothing the host prints (a file,
     a user name) can pass for a marker. Every answer is decoded as its own command would
     have been. Commands the budget already holds an answer for (an earlier lab of the same
