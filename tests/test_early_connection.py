@@ -110,12 +110,13 @@ def test_a_host_that_refuses_is_answered_from_the_one_attempt(sshd, learner):
 
 
 def test_an_attempt_that_does_not_end_is_cut_and_the_worker_connects(sshd, learner, tmp_path):
-    ssh = SshSetup(str(sshd.ssh_config), 1)
+    # a connect timeout of 3 s: short, yet a loaded machine's sshd still answers within it
+    ssh = SshSetup(str(sshd.ssh_config), 3)
     pidfile = tmp_path / "attempt.pid"
     try:
         stuck = ["sh", "-c", f'echo $$ > "{pidfile}"; exec sleep 120']
         t0 = time.monotonic()
-        o, = _run(ssh, [_job(sshd, ssh, learner, stuck, timeout=1)], workers=1)
+        o, = _run(ssh, [_job(sshd, ssh, learner, stuck, timeout=3)], workers=1)
         wall = time.monotonic() - t0
     finally:
         ssh.close()

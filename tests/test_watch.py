@@ -1,7 +1,7 @@
 """Live checking (`virtlab check LAB --watch`) against the real sandbox daemon.
 
 A change of libvirt state is shown because of a libvirt event, not polling: the slow
-re-check cadence is set to 30 s here, so an update within 5 s that names a libvirt event
+re-check cadence is set to 30 s here, so an update within 15 s that names a libvirt event
 can only come from that event. How fast it shows (the 1 s target) is measured by
 `benchmarks/bench_live.py`, not here: a timed test fails on a loaded machine. The daemon
 stopped and restarted is reported and survived.
@@ -80,11 +80,11 @@ def test_a_started_domain_shows_on_its_libvirt_event(clean_sandbox, tmp_path):
         first, _ = w.next_where(lambda u: u["reason"] == "start", timeout=30)
         assert status(first, "vm-running") == "fail"
         sb.conn().lookupByName("watched").create()
-        upd, _ = w.next_where(lambda u: status(u, "vm-running") == "pass", timeout=5)
+        upd, _ = w.next_where(lambda u: status(u, "vm-running") == "pass", timeout=15)
         assert upd["reason"].startswith("event:domain"), upd["reason"]
         # a network event too
         sb.virsh("net-start", "default")
-        upd, _ = w.next_where(lambda u: status(u, "net-active") == "pass", timeout=5)
+        upd, _ = w.next_where(lambda u: status(u, "net-active") == "pass", timeout=15)
         assert upd["reason"] == "event:network-lifecycle"
     finally:
         rc = w.stop()
@@ -105,7 +105,7 @@ def test_daemon_restart_is_reported_and_survived(clean_sandbox, tmp_path):
         back, _ = w.next_where(lambda u: u["reason"] == "reconnected", timeout=20)
         assert status(back, "vm-running") == "fail"
         sb.conn().lookupByName("watched").create()
-        w.next_where(lambda u: status(u, "vm-running") == "pass", timeout=5)
+        w.next_where(lambda u: status(u, "vm-running") == "pass", timeout=15)
     finally:
         w.stop()
     assert "Traceback" not in w.p.stderr.read()
