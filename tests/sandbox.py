@@ -25,7 +25,9 @@ that one lab suite is parametrised over both (fixture ``release_sandbox``).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,6 +43,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_NETWORK_XML = Path("/usr/share/libvirt/networks/default.xml")
 REPO = Path(__file__).resolve().parent.parent
+#: ``python -c`` code printing ``checker.engine.check(**json argv[1])`` as JSON
+CHECK_CODE = ("import json, sys; from checker.engine import check; "
+              "print(check(**json.loads(sys.argv[1])).to_json())")
 
 
 class SandboxError(RuntimeError):
@@ -493,6 +498,30 @@ class Sandbox:
 
         with _environ({**self.env, **(env or {})}):
             return check(lab, connect=connect, user=user, lang=lang, only=only)
+
+    def check_after(self, lab: str, script: str, *, connect: str | None = None,
+                    user: str | None = None, lang: str | None = None,
+                    env: dict[str, str] | None = None) -> Any:
+        """``checker.engine.check`` on that host as :meth:`check` runs it, but in a private
+        mount namespace where the root shell ``script`` ran first: its mounts (a tmpfs over a
+        folder, a file bound over another) make the host lack something for this one check,
+        and vanish with the namespace. ``exec`` the checker's Python last is left to this
+        method; the script may also narrow the CPUs the check's processes may use
+        (``taskset -pc 0 $$``), which they inherit. Nothing of the machine changes."""
+        from checker.model import Report
+
+        kw = {"lab": lab, "connect": connect, "user": user, "lang": lang}
+        python, checkout = self.checker_python()
+        run = f"{script}\nexec {shlex.join([python, '-c', CHECK_CODE, json.dumps(kw)])}"
+        r = self.run_script(run, env=env, cwd=checkout, timeout=180)
+        if r.returncode != 0:
+            raise SandboxError(f"check {lab} after {script!r} in {self.label} failed "
+                               f"({r.returncode}):\n{r.stderr[-3000:]}")
+        return Report.from_json(r.stdout)
+
+    def checker_python(self) -> tuple[str, str]:
+        """The Python that runs virtlab on that host, and the checkout's path there."""
+        return sys.executable, str(REPO)
 
     def add_user(self, groups: Iterable[str] = (), shell: str = "/bin/bash") -> str:
         """A real user of that host (home made) in ``groups`` (made if missing)."""

@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from rootfs import CACHE, RootfsError, build, chroot_argv, other_release
-from sandbox import REPO, Sandbox, SandboxError, read_pid, stop_pid
+from sandbox import CHECK_CODE, REPO, Sandbox, SandboxError, read_pid, stop_pid
 
 # What the root filesystem holds: the packages a learner of that release has after lab 02's
 # reference solution (its Debian names), plus what the test set-up needs (D-Bus, polkitd,
@@ -262,14 +262,15 @@ class RootfsSandbox(Sandbox):
         """``checker.engine.check`` run inside, with that release's Python: its Report."""
         from checker.model import Report
 
-        code = ("import json, sys; from checker.engine import check; "
-                "print(check(**json.loads(sys.argv[1])).to_json())")
         kw = {"lab": lab, "connect": connect, "user": user, "lang": lang, "only": only}
-        r = self.python(code, json.dumps(kw), env=env)
+        r = self.python(CHECK_CODE, json.dumps(kw), env=env)
         if r.returncode != 0:
             raise SandboxError(f"check {lab} in {self.label} failed ({r.returncode}):\n"
                                f"{r.stderr[-3000:]}")
         return Report.from_json(r.stdout)
+
+    def checker_python(self) -> tuple[str, str]:
+        return f"{self.venv}/bin/python", "/virtlab"
 
     # --- life -----------------------------------------------------------------------
     def open(self) -> None:

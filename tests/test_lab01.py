@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import statuses
 
 from checker.catalog import resolve
 from checker.engine import Fixtures, get_host, load_checks, run_objective
@@ -105,6 +106,41 @@ def test_host_resources_come_from_the_recorded_host(name, cores, mem_gib, record
     assert r.evidence["cores"] == cores
     assert round(r.evidence["mem_total_bytes"] / GIB, 1) == mem_gib
     assert r.evidence["disk_free_bytes"] > 10 * GIB
+
+
+# --- host-resources on this machine, made smaller ------------------------------------------
+
+#: Root shell scripts that make the learner's host fall below one threshold of host-resources,
+#: for one check, in a private mount namespace (Sandbox.check_after): one CPU left to the
+#: checker's processes (nproc reads the affinity, as in a container given one CPU); a
+#: /proc/meminfo that says 2 GiB (as lxcfs shows a container its memory limit); a 1 GiB disk
+#: under /var/lib/libvirt/images.
+SMALLER = {
+    "cores": ("taskset -pc 0 $$ > /dev/null", "1 core(s), at least 2 needed"),
+    "memory": ("mount -t tmpfs -o size=1m tmpfs /mnt\n"
+               "sed 's/^MemTotal:.*/MemTotal:        2097152 kB/' /proc/meminfo > /mnt/meminfo\n"
+               "mount --bind /mnt/meminfo /proc/meminfo",
+               "2.0 GiB of RAM, 3 GiB needed"),
+    "disk": ("mount -t tmpfs -o size=1g tmpfs /var/lib/libvirt/images",
+             "1.0 GiB free under /var/lib/libvirt/images, 10 needed"),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("below", list(SMALLER))
+def test_a_host_below_a_threshold_fails_host_resources_alone(below, release_sandbox):
+    sb = release_sandbox
+    script, words = SMALLER[below]
+    before = sb.check_after("01", "true", lang="en")
+    assert statuses(before)["host-resources"] == "pass", (
+        "this machine must meet lab 01's thresholds (2 cores, 3 GiB, 10 GiB free) for the "
+        "break to show: " + {o.id: o for o in before.objectives}["host-resources"].message)
+    after = sb.check_after("01", script, lang="en")
+    assert statuses(after) == dict(statuses(before), **{"host-resources": "fail"})
+    r = {o.id: o for o in after.objectives}["host-resources"]
+    assert r.message.startswith("Not enough resources: ") and words in r.message, r.message
+    assert len(r.message.split(";")) == 1, r.message  # that threshold alone
+    assert r.earned == 0 and r.hint
 
 
 # --- the parsers on the recordings ----------------------------------------------------------

@@ -181,6 +181,31 @@ def test_with_the_daemon_down_the_checker_says_so_and_still_grades_the_rest(
     _pkg_gap(sb, st)
 
 
+# --- virt-host-validate -----------------------------------------------------------------
+
+@pytest.mark.integration
+def test_a_failing_virt_host_validate_line_fails_host_validate_alone(clean_release_sandbox,
+                                                                     make_learner):
+    """/dev/net/tun hidden (an empty tmpfs over /dev/net, in a private mount namespace): the
+    real virt-host-validate fails its line, as on a host whose tun module is missing."""
+    sb = clean_release_sandbox
+    _require_packages(sb)
+    name = make_learner(groups=("libvirt", "kvm"))
+    before = sb.check_after(LAB, "true", connect=sb.uri, user=name, lang="en")
+    assert statuses(before)["host-validate"] == "pass", _by_id(before)["host-validate"].message
+    after = sb.check_after(LAB, "mount -t tmpfs -o mode=755 tmpfs /dev/net", connect=sb.uri,
+                           user=name, lang="en")
+    assert statuses(after) == dict(statuses(before), **{"host-validate": "fail"})
+    hv = _by_id(after)["host-validate"]
+    assert hv.message.startswith("virt-host-validate qemu reports 1 failure(s): "), hv.message
+    # virt-host-validate's own words (Debian 13's quote the path: '/dev/net/tun')
+    assert "/dev/net/tun" in hv.message and "Load the 'tun' module" in hv.message, hv.message
+    failed, = hv.evidence["failed"]
+    assert "/dev/net/tun" in failed and failed.endswith(": Load the 'tun' module to enable "
+                                                        "networking for QEMU guests"), failed
+    assert hv.earned == 0 and hv.hint
+
+
 # --- "in the group, but the session predates it" ----------------------------------------
 
 def _run_as_stale_session(user: str, argv: list[str]) -> subprocess.CompletedProcess[str]:

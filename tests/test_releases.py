@@ -257,14 +257,17 @@ def _systemd_host(tmp_path: Path, name: str, *steps: list[str]) -> Path:
 
 @pytest.mark.parametrize("name", ["debian13", "debian12"])
 @pytest.mark.parametrize("steps, status, words", [
-    ((), "fail", "Enable it: sudo systemctl enable --now libvirtd"),
+    pytest.param((), "fail", "Enable it: sudo systemctl enable --now libvirtd",
+                 id="nothing-enabled"),
     # the postinst's `enable libvirtd.service` enables the sockets too (Also=)
-    ((["enable", "libvirtd.service"],), "pass", "libvirtd.socket is enabled"),
-    ((["enable", "libvirtd.socket"],), "pass", "starts libvirtd on the first connection"),
-    ((["enable", "libvirtd.service"], ["disable", "libvirtd.socket"]), "pass",
-     "libvirtd.service is enabled at boot"),
-    ((["enable", "libvirtd.service"], ["mask", "libvirtd.socket"]), "fail",
-     "libvirtd.socket is masked"),
+    pytest.param((["enable", "libvirtd.service"],), "pass", "libvirtd.socket is enabled",
+                 id="service-enabled"),
+    pytest.param((["enable", "libvirtd.socket"],), "pass",
+                 "starts libvirtd on the first connection", id="socket-enabled"),
+    pytest.param((["enable", "libvirtd.service"], ["disable", "libvirtd.socket"]), "pass",
+                 "libvirtd.service is enabled at boot", id="service-without-socket"),
+    pytest.param((["enable", "libvirtd.service"], ["mask", "libvirtd.socket"]), "fail",
+                 "libvirtd.socket is masked", id="socket-masked"),
 ])
 def test_libvirtd_enabled_follows_systemd_on_each_release(tmp_path, name, steps, status, words):
     r = _run(_systemd_host(tmp_path, name, *steps), "libvirtd-enabled")
