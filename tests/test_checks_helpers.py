@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import checker.checks
+import checker.probes.host
 import checker.probes.netdev
 from checker.checks import NONE, NONE_F, decimal, listed
 
@@ -28,7 +29,7 @@ def test_decimal_uses_each_languages_separator():
 
 
 def test_the_doctests_of_the_shared_modules():
-    for mod in (checker.checks, checker.probes.netdev):
+    for mod in (checker.checks, checker.probes.netdev, checker.probes.host):
         failed, tried = doctest.testmod(mod)
         assert tried and not failed, mod.__name__
 

@@ -380,3 +380,19 @@ def test_files_under_the_learners_home_are_prefetched(sshd, learner, monkeypatch
 
         shutil.rmtree(home / "virtlab", ignore_errors=True)
         shutil.rmtree(home / ".config", ignore_errors=True)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_the_labs_tests_and_lookups_run_in_the_scripts_own_shell(lab):
+    """What the rule of IN_SCRIPT_SHELL saves is kept: each `test`/`command -v` a lab
+    prefetches passes in_script_shell (no fork), with its arguments quoted as testinfra
+    quotes them; anything else keeps its subshell."""
+    from testinfra.backend.base import BaseBackend
+
+    from checker.probes.host import IN_SCRIPT_SHELL, in_script_shell
+
+    declared = [BaseBackend.quote(t, *a) for t, a in lab_prefetch(resolve(lab))]
+    builtins = [c for c in declared if c.startswith(IN_SCRIPT_SHELL)]
+    assert builtins, f"lab {lab} prefetches no test nor command -v"
+    assert [c for c in builtins if not in_script_shell(c)] == []
+    assert not any(in_script_shell(c) for c in declared if c not in builtins)

@@ -6,8 +6,8 @@ the outputs of the commands it runs), so that host variants this machine cannot 
 (Intel with vmx, AMD with svm, VT-x disabled in the BIOS) go through the same probe and
 check code in tests (``tests/fixtures/hosts/``).
 
->>> parse_cpuinfo("processor : 0\\nflags : fpu vmx sse\\n").flags
-frozenset({'fpu', 'sse', 'vmx'})
+>>> sorted(parse_cpuinfo("processor : 0\\nflags : fpu vmx sse\\n").flags)
+['fpu', 'sse', 'vmx']
 """
 
 from __future__ import annotations
@@ -564,14 +564,52 @@ def fetch(host: Any, commands: Iterable[Prefetch]) -> None:
         _keep(b, backend, cmds, with_err, answers)
 
 
-#: Commands run in the script's own shell (a ``{ …; }`` group) rather than a subshell: they
-#: start with a builtin that changes nothing in the shell (``test``, ``command -v``), so the
+#: Commands run in the script's own shell (a ``{ …; }`` group) rather than a subshell
+#: (:func:`in_script_shell`): ``test`` and ``command -v`` change nothing in the shell, so the
 #: subshell's fork bought nothing (about 20 per host of the seven labs; a script of 28
 #: commands, 12 of them such builtins, cost dash 26 ms of CPU with subshells, 17 without).
 #: Any other command keeps its subshell (a failing or state-changing builtin cannot touch the
 #: rest of the script); an external command costs one fork either way (the shell execs the
 #: last command of a subshell in place).
 IN_SCRIPT_SHELL = ("test ", "command -v ")
+
+#: The words that may start each command of a list run in the script's own shell: builtins
+#: that change nothing in it, and the external commands labs chain after them.
+_HARMLESS_FIRST_WORDS = frozenset({"test", "command", "cat", "ls", "stat", "true", "false"})
+
+
+def in_script_shell(cmd: str) -> bool:
+    r"""Whether ``cmd`` may run in the prefetch script's own shell: it starts as
+    :data:`IN_SCRIPT_SHELL` says, and it is a list of simple commands joined by ``&&`` or
+    ``||`` whose first words are harmless. Anything else (``exit``, ``cd``, ``set``, a
+    ``;``, a pipe, a redirection, a substitution, a line break…) keeps its subshell, so a
+    lab's template can never end or change the script.
+
+    >>> in_script_shell("test -f '/a b' && cat -- '/a b'"), in_script_shell("command -v virsh")
+    (True, True)
+    >>> [in_script_shell(c) for c in ("test -d /x; exit 3", "test -d /x && cd /",
+    ...  "test -d /x || exit", "test a#b; exit", "test $(exit)", "test -d /x\nexit", "cat /x")]
+    [False, False, False, False, False, False, False]
+    """
+    if not cmd.startswith(IN_SCRIPT_SHELL) or "\n" in cmd or "\r" in cmd:
+        return False
+    lex = shlex.shlex(cmd, posix=True, punctuation_chars=True)
+    lex.whitespace_split, lex.commenters = True, ""
+    try:
+        words = list(lex)
+    except ValueError:  # an unbalanced quote
+        return False
+    first = True
+    for word in words:
+        if first:
+            if word not in _HARMLESS_FIRST_WORDS:
+                return False
+            first = False
+        elif word in ("&&", "||"):
+            first = True
+        elif word and set(word) <= set(lex.punctuation_chars):
+            return False
+    return not first
 
 
 def _parts(cmds: list[str], marker: str, with_err: set[str] | frozenset[str] = frozenset()
@@ -589,7 +627,7 @@ def _parts(cmds: list[str], marker: str, with_err: set[str] | frozenset[str] = f
             out.append(f"{{ e=$( {{ ( {c} ) 2>&1 1>&4 4>&-; printf '\\n{marker} %d\\n' \"$?\" >&4; }}"
                        f" | od -An -v -tx1 ); printf '%s\\n{marker} %d\\n' \"$e\" \"$?\"; }} 4>&1")
         else:
-            group = f"{{ {c}; }}" if c.startswith(IN_SCRIPT_SHELL) else f"( {c} )"
+            group = f"{{ {c}; }}" if in_script_shell(c) else f"( {c} )"
             out.append(f"{group} 2>/dev/null; printf '\\n{marker} %d\\n' \"$?\"")
     return out
 
