@@ -247,8 +247,11 @@ def ssh_wrapper(ssh_config: str | None, timeout: int | None) -> str | None:
     from checker.grade.sshconf import WRAPPER_ENV, SshSetup
 
     run_wrapper = os.environ.get(WRAPPER_ENV)
-    if run_wrapper and shutil.which("ssh") == run_wrapper:
-        return ssh_config  # a grading worker: the run's wrapper is first on PATH
+    found = shutil.which("ssh")
+    if run_wrapper and found and Path(found).parent.parent == Path(run_wrapper).parent.parent:
+        # a grading worker: the run's wrapper is first on PATH, or the wrapper of the host
+        # being graded (checker.grade.hostssh, in the run's folder), which runs it
+        return ssh_config
     setup = _OWN_SSH.get(ssh_config)
     if setup is None:
         setup = _OWN_SSH[ssh_config] = SshSetup(ssh_config, timeout or 10)

@@ -96,6 +96,34 @@ def test_the_worker_rides_the_connection_the_runner_opened(sshd, learner, keyles
     assert len(sockets) == 1  # one shared connection: the runner's
 
 
+def _setups_including(config: Path) -> list[Path]:
+    """The ssh set-ups (checker.grade.sshconf.SshSetup folders) made on top of ``config``."""
+    return [c.parent for c in Path("/tmp").glob("vlg-*/ssh_config")
+            if f"Include {config}" in c.read_text(encoding="utf-8", errors="replace")]
+
+
+def test_a_host_with_its_own_ssh_options_rides_it_through_its_own_wrapper(sshd, learner,
+                                                                          keyless):
+    """An inventory host's options (checker.grade.hostssh: its wrapper first on PATH, which
+    runs the run's): its worker still takes the run's wrapper as its own, so it rides the
+    runner's connection and sets up no ssh of its own (which would hide the host's options
+    from libvirt and be left behind in /tmp by the worker's os._exit)."""
+    from checker.grade.hostssh import host_bin
+
+    ssh = SshSetup(str(keyless), 10)
+    try:
+        bindir = host_bin(ssh, ("-o", "LogLevel=ERROR"))
+        argv = connect_argv(bindir, learner, "127.0.0.1", sshd.port)
+        job = _job(sshd, ssh, learner, [argv[0], "-i", str(sshd.client_key), *argv[1:]])
+        job.payload["ssh_bin"] = str(bindir)
+        o, = _run(ssh, [job], workers=1)
+        own = _setups_including(ssh.config)
+    finally:
+        ssh.close()
+    assert o.results[0]["status"] == "graded", o.results
+    assert own == []
+
+
 def test_a_host_that_refuses_is_answered_from_the_one_attempt(sshd, learner):
     ssh = SshSetup(str(sshd.ssh_config), 10)
     try:
