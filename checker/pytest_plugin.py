@@ -12,7 +12,9 @@ terminal summary shows the score per lab and host (:func:`checker.model.score`).
 
 Each check is known by its objective: ``-k cpu-virt-flags`` selects it (the id ``virtlab
 show`` prints is one of the test's keywords), and ``--junitxml`` gives every testcase the
-properties ``lab`` (the lab id) and ``objective``.
+properties ``lab`` (the lab id), ``objective`` and ``status`` (pass, fail, error, skip); an
+objective that could not be evaluated is an ``<error>`` there, not a ``<failure>``
+(:func:`pytest_sessionfinish`).
 
 The plugin is loaded in every pytest session of an environment where virtlab is installed:
 it does nothing to tests that are not lab checks (functions marked by ``@objective``), and
@@ -28,6 +30,7 @@ import pytest
 
 _LAB_PROP = "lab"
 _OBJ_PROP = "objective"
+_STATUS_PROP = "status"
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -165,6 +168,8 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     virt = item.funcargs.get("virt")
     result = judge(exc, obj if isinstance(obj, Verdict) else None, getattr(virt, "uri", None))
     rep.virtlab_status = result.status
+    # the teardown report, which --junitxml writes, carries the item's properties
+    item.user_properties.append((_STATUS_PROP, result.status))
     if result.status == "pass":
         return
     from checker.markup import plain
@@ -192,6 +197,33 @@ def pytest_report_teststatus(report: Any, config: Any) -> Any:
     if report.when == "call" and getattr(report, "virtlab_status", None) == "error":
         return "error", "E", ("ERROR", {"red": True})
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: Any) -> None:
+    """In the ``--junitxml`` file pytest has just written (its own hook ran first), an
+    objective that could not be evaluated becomes an ``<error>``: pytest writes any test that
+    failed while it ran as a ``<failure>``, yet CI servers and JUnit readers tell the two
+    apart (a broken environment, not a learner's mistake). The counts of each suite follow."""
+    path = session.config.getoption("xmlpath", None)
+    if not path or not Path(path).is_file():
+        return
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    changed = False
+    for case in tree.getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        failure = case.find("failure")
+        if props.get(_OBJ_PROP) and props.get(_STATUS_PROP) == "error" and failure is not None:
+            failure.tag, changed = "error", True
+    if not changed:
+        return
+    for suite in tree.getroot().iter("testsuite"):
+        cases = list(suite.iter("testcase"))
+        suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
+        suite.set("errors", str(sum(c.find("error") is not None for c in cases)))
+    tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
 _STATUS_OF_OUTCOME = {"passed": "pass", "failed": "fail", "skipped": "skip"}

@@ -51,7 +51,7 @@ def test_lab01_checks_run_as_plain_testinfra_and_agree_with_the_engine(tmp_path)
     lab = resolve("01")
     fn_of = {oid: fn.__name__ for oid, fn in load_checks(lab).items()}
     got = outcomes(junit)
-    expected = {"pass": "passed", "fail": "failed", "error": "failed", "skip": "skipped"}
+    expected = {"pass": "passed", "fail": "failed", "error": "error", "skip": "skipped"}
     assert {fn_of[o.id]: expected[o.status] for o in report.objectives} == got
     # Failures are failures: pytest's exit status follows the checks.
     assert p.returncode == (0 if report.passed else 1), p.stdout[-2000:]
@@ -119,16 +119,19 @@ def test_the_plugin_options_are_registered():
 
 
 def test_junitxml_carries_lab_and_objective(tmp_path):
-    """pytest's own --junitxml (the file CI reads): each testcase names its lab and objective."""
+    """pytest's own --junitxml (the file CI reads): each testcase names its lab, objective
+    and the objective's status, as `virtlab check` gives it."""
     junit = tmp_path / "j.xml"
     pytest_run("--hosts=local://", str(LAB01 / "checks"), f"--junitxml={junit}")
     lab = resolve("01")
     fn_of = {fn.__name__: oid for oid, fn in load_checks(lab).items()}
+    status = {o.id: o.status for o in check("01", lang="en").objectives}
     seen = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         seen[case.get("name").split("[")[0]] = props
-    assert seen == {fn: {"lab": "01-hardware", "objective": oid} for fn, oid in fn_of.items()}
+    assert seen == {fn: {"lab": "01-hardware", "objective": oid, "status": status[oid]}
+                    for fn, oid in fn_of.items()}
 
 
 def test_k_selects_a_check_by_its_objective_id(tmp_path):

@@ -187,14 +187,22 @@ def test_one_check_module_with_plain_asserts_gives_the_same_outcomes_in_both_run
     assert "plain-libvirt: Le démon libvirt ne répond pas" in out
     assert "plain-crash: Vérification impossible (RuntimeError: boom in the check)." in out
     assert "assert (1 + 1) == 3" in out  # pytest's own assertion rewriting, for the author
-    # --junitxml stays valid: every check one testcase, with its lab and objective
-    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    # --junitxml: every check one testcase, with its lab, objective and status; an
+    # objective that could not be evaluated is an <error>, and the suite counts it so
+    root = ET.parse(junit).getroot()
+    cases = list(root.iter("testcase"))
     assert len(cases) == len(CHECKS)
-    junit_kind = {"pass": "passed", "fail": "failed", "error": "failed", "skip": "skipped"}
+    junit_kind = {"pass": "passed", "fail": "failed", "error": "error", "skip": "skipped"}
     assert outcomes(junit) == {fn_of[o]: junit_kind[s] for o, s in EXPECTED.items()}
     for case in cases:
         props = {q.get("name"): q.get("value") for q in case.iter("property")}
         assert props["lab"] == "01-hardware" and props["objective"] in EXPECTED
+        assert props["status"] == EXPECTED[props["objective"]]
+    suite, = root.iter("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("8", "3", "3", "1")
+    error = next(c for c in cases if c.get("name") == f"{fn_of['plain-error']}[local]")
+    assert "environment broken" in error.find("error").get("message")
 
 
 # --- the score -------------------------------------------------------------------------------
