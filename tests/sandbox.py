@@ -505,9 +505,9 @@ class Sandbox:
         """``checker.engine.check`` on that host as :meth:`check` runs it, but in a private
         mount namespace where the root shell ``script`` ran first: its mounts (a tmpfs over a
         folder, a file bound over another) make the host lack something for this one check,
-        and vanish with the namespace. ``exec`` the checker's Python last is left to this
-        method; the script may also narrow the CPUs the check's processes may use
-        (``taskset -pc 0 $$``), which they inherit. Nothing of the machine changes."""
+        and vanish with the namespace. The script may also narrow the CPUs the check's
+        processes may use (``taskset -pc 0 $$``): the checker, which this method starts after
+        it in the same shell, inherits that. Nothing of the machine changes."""
         from checker.model import Report
 
         kw = {"lab": lab, "connect": connect, "user": user, "lang": lang}

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -126,7 +128,8 @@ class Learner:
         log = open(self.tmp / f"{Path(argv[0]).name}-{uuid.uuid4().hex[:6]}.log", "w+")
         return subprocess.Popen(argv, cwd=self.checkout, env=self.env(), user=self.name,
                                 group=self.name, extra_groups=[], stdout=log,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
 
     def clone(self, dest: str) -> Path:
         r = self.run(f"git clone -q {self.bare} {dest}", cwd=self.home, timeout=120)
@@ -226,16 +229,25 @@ def log_of(proc: subprocess.Popen[str]) -> str:
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
-    """End a process this test started, by its PID."""
-    if proc.poll() is None:
-        proc.terminate()
+    """End a process this test started, by its PID: Ctrl-C first, as the pages tell the
+    learner (mkdocs serve and JupyterLab then remove their temporary folders), then SIGTERM,
+    then SIGKILL."""
+    for end, wait in ((proc.send_signal, 20), (lambda _sig: proc.terminate(), 20),
+                      (lambda _sig: proc.kill(), 10)):
+        if proc.poll() is not None:
+            break
+        end(signal.SIGINT)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            continue
     if proc.stdout:
         proc.stdout.close()
+
+
+def mkdocs_leftovers(tmp: Path, uid: int) -> list[Path]:
+    """The temporary site folders ``mkdocs serve`` run by ``uid`` left in ``tmp``."""
+    return [p for p in tmp.glob("mkdocs_*") if p.stat().st_uid == uid]
 
 
 def fake_dpkg_admindir(base: Path, without: set[str]) -> Path:
@@ -402,6 +414,8 @@ def test_mkdocs_serve_answers_as_the_learner(learner):
     finally:
         stop(proc)
     assert learner.foreign_files() == []
+    # stopped with Ctrl-C, it leaves nothing behind
+    assert mkdocs_leftovers(Path("/tmp"), pwd.getpwnam(learner.name).pw_uid) == []
 
 
 def test_learner_without_root_gets_the_venv_and_the_one_apt_line(learner):
@@ -797,6 +811,7 @@ print(json.dumps(out))
         stop(proc)
         shutil.rmtree(log.parent, ignore_errors=True)
     assert who.foreign_files() == []
+    assert mkdocs_leftovers(who.root / "tmp", who.uid) == []  # Ctrl-C: nothing left
 
 
 def netns_get(netns: str, urls: list[str], wait: float = 120) -> list[tuple[int, str]]:
