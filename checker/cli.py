@@ -39,7 +39,8 @@ __all__ = ["UsageError", "build_parser", "main"]
 
 # --- messages ----------------------------------------------------------------------------
 
-M_OBJECTIVES_COUNT = message("cli.list.objectives", fr="{n} objectifs · {points} points · {section}",
+M_OBJECTIVES_COUNT = message("cli.list.objectives",
+                             fr="{n} objectifs · {points} points · {section}",
                              en="{n} objectives · {points} points · {section}")
 M_LIST_NEXT = message("cli.list.next", fr="Détails : virtlab show NN · vérifier : virtlab check NN",
                       en="Details: virtlab show NN · check: virtlab check NN")

@@ -159,7 +159,8 @@ def _described_formats() -> Text:
 
     def one(lang: str) -> str:
         return FORMAT_CHECK.get(lang).format(formats=FORMAT_ITEM_SEP.get(lang).join(
-            FORMAT_ITEM.get(lang).format(name=name, description=RENDERERS[name].description.get(lang))
+            FORMAT_ITEM.get(lang).format(name=name,
+                                         description=RENDERERS[name].description.get(lang))
             for name in FORMATS))
     return Text(*(one(lang) for lang in LANGS))
 
@@ -221,14 +222,16 @@ GRADE_OPTIONS: tuple[Option, ...] = (
     # the rule, not its value here: the site's reference embeds this help
     # (checker.grade.runner.default_workers)
     Option(("--workers",), message(
-        "cli.grade.workers", fr="hôtes évalués en même temps (par défaut : 4 par CPU, de 2 à 16, puis "
+        "cli.grade.workers",
+        fr="hôtes évalués en même temps (par défaut : 4 par CPU, de 2 à 16, puis "
            "davantage, jusqu'à 32, tant que les hôtes attendent le réseau)",
         en="hosts graded at once (default: 4 per CPU, from 2 to 16, then more, up "
            "to 32, while the hosts wait on the network)"),
         metavar=V_N, convert=integer),
     Option(("--timeout",), message(
         "cli.grade.timeout", fr="délai de connexion SSH par hôte, en secondes (10 par défaut)",
-        en="SSH connect timeout per host, seconds (default 10)"), metavar=V_SECONDS, convert=integer),
+        en="SSH connect timeout per host, seconds (default 10)"),
+        metavar=V_SECONDS, convert=integer),
     Option(("--host-timeout",), message(
         "cli.grade.host-timeout", fr="le plus long qu'un hôte peut prendre, tous labs compris "
                                      "(120 par défaut)",

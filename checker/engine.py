@@ -192,7 +192,8 @@ def get_host(spec: str, ssh_config: str | None = None, timeout: int | None = Non
     if "://" not in spec:
         raise BadHostSpec(M_SPEC_FORM.format(spec=repr(spec)))
     scheme = spec.split("://", 1)[0]
-    if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm", "lxc", "openshift", "kubectl"):
+    if scheme not in ("local", "ssh", "paramiko", "ansible", "docker", "podman", "salt", "winrm",
+                      "lxc", "openshift", "kubectl"):
         raise BadHostSpec(M_SPEC_BACKEND.format(spec=repr(spec), scheme=repr(scheme)))
     if scheme in UNBOUNDED_BACKENDS:
         raise BadHostSpec(MSG_UNBOUNDED.format(spec=repr(spec), scheme=repr(scheme)))

@@ -185,7 +185,8 @@ def parse_ssh_spec(spec: str, *, need_user: bool = False) -> SshDest:
         host, sep, port_s = hostport.partition(":")
         port_s = port_s if sep else None
         if not HOST_RE.fullmatch(host):
-            raise _refuse_host(shown, f"nom d'hôte {host!r} invalide", f"invalid host name {host!r}")
+            raise _refuse_host(shown, f"nom d'hôte {host!r} invalide",
+                               f"invalid host name {host!r}")
     port = None
     if port_s is not None:
         port = parse_port(port_s)
@@ -262,7 +263,8 @@ def check_other_spec(spec: str) -> None:
         raise _refuse_host(shown, "caractère interdit ou « - » au début",
                            "forbidden character or leading '-'")
     if scheme == "ansible" and not valid_host(netloc):
-        raise _refuse_host(shown, f"nom d'hôte {netloc!r} invalide", f"invalid host name {netloc!r}")
+        raise _refuse_host(shown, f"nom d'hôte {netloc!r} invalide",
+                           f"invalid host name {netloc!r}")
     allowed = ALLOWED_OPTIONS.get(scheme, ())
     keys = [k for k, _ in parse_qsl(query, keep_blank_values=True)] if sep else []
     if any(k not in allowed for k in keys) or (sep and not keys):

@@ -606,10 +606,12 @@ SCENE_BLOCKED = message(
     "its disk {path} is used by VM {users}, not named {prefix}*: if that is {name} renamed, "
     "give it its name back (virsh domrename {user} {name}, VM shut off)")
 DIFF_ACTIVE = message("lifecycle.diff-active", "actif (scène : arrêté)", "active (scene: stopped)")
-DIFF_STOPPED = message("lifecycle.diff-stopped", "arrêté (scène : actif)", "stopped (scene: active)")
+DIFF_STOPPED = message("lifecycle.diff-stopped", "arrêté (scène : actif)",
+                       "stopped (scene: active)")
 DIFF_AUTOSTART = message("lifecycle.diff-autostart", "démarrage automatique (scène : non)",
                          "autostarts (scene: no)")
-DIFF_NO_AUTOSTART = message("lifecycle.diff-no-autostart", "sans démarrage automatique (scène : oui)",
+DIFF_NO_AUTOSTART = message("lifecycle.diff-no-autostart",
+                            "sans démarrage automatique (scène : oui)",
                             "no autostart (scene: yes)")
 DIFF_TRANSIENT = message("lifecycle.diff-transient", "transitoire", "transient")
 DIFF_RUNNING = message("lifecycle.diff-running", "démarrée (scène : éteinte)",

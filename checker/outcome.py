@@ -86,7 +86,8 @@ def judge(exc: BaseException | None, verdict: Verdict | None = None,
     if ssh_lost(exc):
         # testinfra's ssh backend: ssh itself failed (exit 255), the command never ran
         lines = [ln.strip() for ln in (exc.args[0].stderr or "").splitlines() if ln.strip()]
-        return Judgement("error", MSG_SSH_LOST.format(why=literal(lines[-1]) if lines else "ssh exit 255"))
+        return Judgement("error",
+                         MSG_SSH_LOST.format(why=literal(lines[-1]) if lines else "ssh exit 255"))
     detail = f"{type(exc).__name__}: {exc}".strip()
     if len(detail) > _DETAIL_CHARS:
         detail = detail[:_DETAIL_CHARS] + "…"

@@ -164,7 +164,8 @@ class ProgressTable:
         return "".join(out)
 
     def __repr__(self) -> str:
-        return "\n".join(f"{r.lab}: {r.best_score if r.best_score is not None else '-'}/{r.max_score}"
+        return "\n".join(f"{r.lab}: "
+                         f"{r.best_score if r.best_score is not None else '-'}/{r.max_score}"
                          for r in self.rows)
 
 

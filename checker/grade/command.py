@@ -67,7 +67,8 @@ M_TIMEOUT = message("grade.timeout-min", fr="--timeout {n} : au moins 1 seconde"
                     en="--timeout {n}: must be at least 1 second")
 M_HOST_TIMEOUT = message("grade.host-timeout-min", fr="--host-timeout {n} : doit être positif",
                          en="--host-timeout {n}: must be positive")
-M_NO_SSH_CONFIG = message("grade.ssh-config-missing", fr="--ssh-config {path} : fichier introuvable",
+M_NO_SSH_CONFIG = message("grade.ssh-config-missing",
+                          fr="--ssh-config {path} : fichier introuvable",
                           en="--ssh-config {path}: no such file")
 M_SSH_CONFIG_CHARS = message(
     "grade.ssh-config-chars",
@@ -75,7 +76,8 @@ M_SSH_CONFIG_CHARS = message(
        "pas être inclus dans un ssh_config",
     en="--ssh-config {path!r}: a path with a double quote or a line break cannot be included "
        "in an ssh_config")
-M_CONNECT_KEY = message("grade.connect-key", fr="--connect {uri} : un modèle qemu+ssh doit contenir {key}",
+M_CONNECT_KEY = message("grade.connect-key",
+                        fr="--connect {uri} : un modèle qemu+ssh doit contenir {key}",
                         en="--connect {uri}: a qemu+ssh template needs {key}")
 M_CONNECT_BAD = message("grade.connect-bad",
                         fr="--connect {uri} : modèle invalide ({error}) ; utilisez {{user}}, "

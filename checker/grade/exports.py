@@ -246,7 +246,8 @@ class Roster:
             raise ExportError(M_ROSTER_UTF8.format(path=path)) from None
         first = text.splitlines()[0] if text.strip() else ""
         delim = max(",;\t", key=first.count)
-        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if any(c.strip() for c in r)]
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim)
+                if any(c.strip() for c in r)]
         if not rows:
             raise ExportError(M_ROSTER_EMPTY.format(path=path))
         header = [_norm(h) for h in rows[0]]
@@ -537,7 +538,8 @@ HTML_LABELS: dict[str, Text] = {
             fr="Le même taux, en chiffres, dans le tableau ci-dessous.",
             en="The same rates, as numbers, in the table below."),
     "legend": message("grade.html.legend",
-            fr="✔ réussi · ✘ échec · ! erreur · – sans objet · ? non évalué · ✔² : réussi après 2 niveaux d'indice",
+            fr="✔ réussi · ✘ échec · ! erreur · – sans objet · ? non évalué · ✔² : réussi après 2 "
+               "niveaux d'indice",
             en="✔ pass · ✘ fail · ! error · – skip · ? not graded · ✔²: met after 2 hint levels"),
 }
 #: Why a host was not graded, in the class report.

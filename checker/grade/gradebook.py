@@ -101,7 +101,8 @@ class GradebookError(Exception):
 
 M_DB = message("gradebook.db-error", fr="carnet de notes {path} : {error}",
                en="gradebook {path}: {error}")
-M_CONTENT = message("gradebook.unexpected", fr="carnet de notes {path} : contenu inattendu ({error})",
+M_CONTENT = message("gradebook.unexpected",
+                    fr="carnet de notes {path} : contenu inattendu ({error})",
                     en="gradebook {path}: unexpected content ({error})")
 M_FOLDER = message("gradebook.folder",
                    fr="impossible de créer le dossier du carnet de notes {path} : {reason}",
@@ -390,7 +391,8 @@ class Gradebook:
                     "INSERT INTO results (run_id, host, lab, status, reason, score,"
                     " max_score, graded_at, duration_s, report) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (run_id, host, res["lab"], res["status"], res.get("reason") or "", score,
-                     max_score, when, float(rep.get("duration_s", duration_s)) if rep else duration_s,
+                     max_score, when,
+                     float(rep.get("duration_s", duration_s)) if rep else duration_s,
                      json.dumps(rep, ensure_ascii=False) if rep else None))
                 rid = cur.lastrowid
                 for o in (rep or {}).get("objectives", []):

@@ -132,7 +132,8 @@ def _interrupts_deferred() -> Iterator[None]:
         yield
         return
     got: list[int] = []
-    old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, lambda n, _f: got.append(n))
+           for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

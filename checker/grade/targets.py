@@ -89,7 +89,8 @@ M_INV_TIMEOUT = message("targets.inventory-timeout",
                            "répondu en {seconds} s",
                         en="cannot read inventory {path}: ansible-inventory gave no answer "
                            "within {seconds} s")
-M_INV_ERROR = message("targets.inventory-error", fr="impossible de lire l'inventaire {path} : {why}",
+M_INV_ERROR = message("targets.inventory-error",
+                      fr="impossible de lire l'inventaire {path} : {why}",
                       en="cannot read inventory {path}: {why}")
 M_INV_EXIT = message("targets.inventory-exit", fr="code de sortie {code}", en="exit code {code}")
 M_INV_NO_JSON = message("targets.inventory-no-json",

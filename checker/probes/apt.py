@@ -16,7 +16,8 @@ ids), without gpg: gpg would write to a home directory, and checking changes not
 :class:`AptSources` takes a ``root`` (default ``/``) so tests point it at a temp dir
 instead of the machine's own ``/etc/apt``.
 
->>> parse_one_line("deb [signed-by=/k.gpg arch=amd64] https://x.org/d bookworm contrib", "f")[0].signed_by
+>>> parse_one_line("deb [signed-by=/k.gpg arch=amd64] https://x.org/d bookworm contrib",
+...                "f")[0].signed_by
 '/k.gpg'
 """
 

@@ -624,7 +624,8 @@ def _parts(cmds: list[str], marker: str, with_err: set[str] | frozenset[str] = f
     out = []
     for c in cmds:
         if c in with_err:
-            out.append(f"{{ e=$( {{ ( {c} ) 2>&1 1>&4 4>&-; printf '\\n{marker} %d\\n' \"$?\" >&4; }}"
+            out.append(f"{{ e=$( {{ ( {c} ) 2>&1 1>&4 4>&-; "
+                       f"printf '\\n{marker} %d\\n' \"$?\" >&4; }}"
                        f" | od -An -v -tx1 ); printf '%s\\n{marker} %d\\n' \"$e\" \"$?\"; }} 4>&1")
         else:
             group = f"{{ {c}; }}" if in_script_shell(c) else f"( {c} )"

@@ -10,9 +10,9 @@ local:// and the other backends) is read by :func:`read_streams`, against a :cla
 - at most :data:`HOST_CAP` bytes per :func:`budget` (``check()`` opens one per lab and host;
   the grading worker one per host, all its labs together);
 - past a cap, the command is killed (its shell and the ``ssh`` client it started; the
-  learner's command then dies of SIGPIPE on its side), nothing more is read, and the budget is marked
-  *flooded*: every later command of that budget fails at once, and ``check()`` reports the
-  host as not inspectable (:class:`OutputFlood`), whatever the checks made of the cut output.
+  learner's command then dies of SIGPIPE on its side), nothing more is read, and the budget is
+  marked *flooded*: every later command of that budget fails at once, and ``check()`` reports
+  the host as not inspectable (:class:`OutputFlood`), whatever the checks made of the cut output.
 
 The cap is enforced where the bytes arrive on the instructor's machine: anything on the
 learner's side (a ``head -c`` wrapped around the command) would run under the learner's

@@ -373,7 +373,8 @@ class Attachment:
 @dataclass(frozen=True)
 class Nic:
     index: int  # 1-based: adapter 1 is nic1
-    attachment: str  # nat | bridged | intnet | hostonly | natnetwork | hostonlynetwork | generic | null | none
+    # nat | bridged | intnet | hostonly | natnetwork | hostonlynetwork | generic | null | none
+    attachment: str
     network: str  # the intnet/host-only adapter/bridge/NAT network name, when there is one
     adapter_type: str = ""
     cable_connected: bool = True
