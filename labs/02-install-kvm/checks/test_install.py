@@ -39,14 +39,15 @@ def _alternatives(need: str | tuple[str, ...]) -> tuple[str, ...]:
     return need if isinstance(need, tuple) else (need,)
 
 
-ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs for n in _alternatives(need))
+ALL_PACKAGES = tuple(n for needs in PACKAGES.values() for need in needs
+                     for n in _alternatives(need))
 
 #: What these checks read on every host, fetched with the facts every lab reads in one
 #: exchange over SSH (checker.engine.lab_prefetch): testinfra templates and arguments, as
 #: the probes run them (facts.package_versions, facts.has_systemd, host.group(...).exists,
 #: host.exists, facts.unit_states).
-#: A command whose stderr a check reads is marked (WithStderr). ``systemctl is-active`` comes first: it must
-#: be read before anything connects to libvirt (checker.engine reads libvirt ahead once
+#: A command whose stderr a check reads is marked (WithStderr). ``systemctl is-active`` comes first:
+#: it must be read before anything connects to libvirt (checker.engine reads libvirt ahead once
 #: this exchange is answered).
 #: What these checks read from libvirt, read ahead while the host's commands run, once the
 #: exchange above answered (checker.engine.lab_virt_prefetch, Virt.preload).
@@ -177,18 +178,20 @@ def test_libvirtd_active(facts, virt, obj):
             seen_fr = seen_en = ""
             if units:
                 seen_fr = (f" (libvirtd.service : {literal(units['libvirtd.service'])}, "
-                           f"libvirtd.socket : {literal(units['libvirtd.socket'])} ; le socket doit être "
-                           "« active » pour démarrer le démon à la demande)")
+                           f"libvirtd.socket : {literal(units['libvirtd.socket'])} ; le socket "
+                           "doit être « active » pour démarrer le démon à la demande)")
                 seen_en = (f" (libvirtd.service: {literal(units['libvirtd.service'])}, "
-                           f"libvirtd.socket: {literal(units['libvirtd.socket'])}; the socket must be "
-                           "'active' to start the daemon on demand)")
+                           f"libvirtd.socket: {literal(units['libvirtd.socket'])}; the socket must "
+                           "be 'active' to start the daemon on demand)")
             obj.fail(fr=f"Le démon libvirt ne répond pas sur {virt.uri}{seen_fr}. {START_FR}",
                      en=f"The libvirt daemon does not answer on {virt.uri}{seen_en}. {START_EN}")
         obj.error(fr=e.message.fr, en=e.message.en)
     except libvirt.libvirtError as e:  # a connection that died since it was opened
         obj.evidence(error=str(e))
-        obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({literal(str(e))}). {START_FR}",
-                 en=f"The libvirt daemon no longer answers on {virt.uri} ({literal(str(e))}). {START_EN}")
+        obj.fail(fr=f"Le démon libvirt ne répond plus sur {virt.uri} ({literal(str(e))}). "
+                    f"{START_FR}",
+                 en=f"The libvirt daemon no longer answers on {virt.uri} ({literal(str(e))}). "
+                    f"{START_EN}")
     version = obj.facts["libvirt_version"]
     if units.get("libvirtd.service") != "active" and units.get("libvirtd.socket") == "active":
         obj.ok(fr=f"libvirt {version} répond sur {virt.uri}, démarré à la demande par "
@@ -235,9 +238,11 @@ def test_libvirtd_enabled(facts, obj):
                     "it again. sudo systemctl unmask libvirtd.socket, then "
                     "sudo systemctl enable --now libvirtd.socket")
     obj.fail(fr=f"libvirtd ne démarre pas avec la machine (libvirtd.service : {literal(service)}, "
-                f"libvirtd.socket : {literal(socket)}). Activez-le : sudo systemctl enable --now libvirtd",
+                f"libvirtd.socket : {literal(socket)}). Activez-le : sudo systemctl enable --now "
+                "libvirtd",
              en=f"libvirtd does not start at boot (libvirtd.service: {literal(service)}, "
-                f"libvirtd.socket: {literal(socket)}). Enable it: sudo systemctl enable --now libvirtd")
+                f"libvirtd.socket: {literal(socket)}). Enable it: sudo systemctl enable --now "
+                "libvirtd")
 
 
 # --- the learner ---------------------------------------------------------------------
@@ -250,8 +255,8 @@ def _learner_exists(learner, obj):
                  en="The learner is root, who has every right already: run the check as "
                     "yourself (without sudo), or with --user YOUR_NAME.")
     if not learner.exists:
-        obj.fail(fr=f"Utilisateur introuvable : {literal(repr(learner.name))} n'existe pas sur cette machine "
-                    "(vérifiez --user).",
+        obj.fail(fr=f"Utilisateur introuvable : {literal(repr(learner.name))} n'existe pas sur "
+                    "cette machine (vérifiez --user).",
                  en=f"User not found: {literal(repr(learner.name))} does not exist on this machine "
                     "(check --user).")
 
@@ -314,8 +319,8 @@ def on_host_uri(uri: str) -> str:
     return uri
 
 
-DAEMON_DOWN_RE = re.compile(r"no such file or directory|connection refused|failed to connect socket",
-                            re.IGNORECASE)
+DAEMON_DOWN_RE = re.compile(r"no such file or directory|connection refused|"
+                            r"failed to connect socket", re.IGNORECASE)
 DENIED_RE = re.compile(r"authentication (unavailable|failed)|polkit|permission denied|"
                        r"access denied", re.IGNORECASE)
 
@@ -352,22 +357,22 @@ def test_virsh_system_access(host, virt, learner, obj):
         session_groups = s.stdout.split() if s.rc == 0 else []
         obj.evidence(groups=db_groups, session_groups=session_groups)
         if "libvirt" not in db_groups:
-            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} n'est pas dans le groupe libvirt "
-                        f"({literal(err)}). Ajoutez-le : sudo usermod -aG libvirt {literal(learner.name)}, puis "
-                        "ouvrez une nouvelle session.",
+            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} n'est pas dans le groupe "
+                        f"libvirt ({literal(err)}). Ajoutez-le : sudo usermod -aG libvirt "
+                        f"{literal(learner.name)}, puis ouvrez une nouvelle session.",
                      en=f"Access to {uri} denied: {literal(learner.name)} is not in group libvirt "
-                        f"({literal(err)}). Add them: sudo usermod -aG libvirt {literal(learner.name)}, then log "
-                        "in again.")
+                        f"({literal(err)}). Add them: sudo usermod -aG libvirt "
+                        f"{literal(learner.name)}, then log in again.")
         if "libvirt" not in session_groups:
-            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} est bien dans le groupe libvirt, "
-                        "mais cette session date d'avant l'ajout au groupe. Ouvrez une nouvelle "
-                        "session (déconnexion/reconnexion), ou tapez newgrp libvirt dans ce "
-                        "terminal.",
-                     en=f"Access to {uri} denied: {literal(learner.name)} is in group libvirt, but this "
-                        "session predates the group change. Log out and in again, or type "
+            obj.fail(fr=f"Accès refusé à {uri} : {literal(learner.name)} est bien dans le groupe "
+                        "libvirt, mais cette session date d'avant l'ajout au groupe. Ouvrez une "
+                        "nouvelle session (déconnexion/reconnexion), ou tapez newgrp libvirt dans "
+                        "ce terminal.",
+                     en=f"Access to {uri} denied: {literal(learner.name)} is in group libvirt, but "
+                        "this session predates the group change. Log out and in again, or type "
                         "newgrp libvirt in this terminal.")
-        obj.fail(fr=f"Accès refusé à {uri} alors que {literal(learner.name)} est dans le groupe libvirt "
-                    f"({literal(err)}). Vérifiez auth_unix_rw et unix_sock_group dans "
+        obj.fail(fr=f"Accès refusé à {uri} alors que {literal(learner.name)} est dans le groupe "
+                    f"libvirt ({literal(err)}). Vérifiez auth_unix_rw et unix_sock_group dans "
                     "/etc/libvirt/libvirtd.conf, et la règle polkit "
                     "/usr/share/polkit-1/rules.d/60-libvirt.rules.",
                  en=f"Access to {uri} denied although {literal(learner.name)} is in group libvirt "
@@ -377,10 +382,12 @@ def test_virsh_system_access(host, virt, learner, obj):
     if DAEMON_DOWN_RE.search(r.stderr):
         obj.error(fr=f"Le démon libvirt ne répond pas sur {uri} ({literal(err)}) : l'accès de "
                      f"{literal(learner.name)} ne peut pas être vérifié. {START_FR}",
-                  en=f"The libvirt daemon does not answer on {uri} ({literal(err)}): {literal(learner.name)}'s "
-                     f"access cannot be checked. {START_EN}")
-    obj.fail(fr=f"virsh -c {uri} list --all échoue pour {literal(learner.name)} : {literal(err) if err else r.rc}",
-             en=f"virsh -c {uri} list --all fails for {literal(learner.name)}: {literal(err) if err else r.rc}")
+                  en=f"The libvirt daemon does not answer on {uri} ({literal(err)}): "
+                     f"{literal(learner.name)}'s access cannot be checked. {START_EN}")
+    obj.fail(fr=f"virsh -c {uri} list --all échoue pour {literal(learner.name)} : "
+                f"{literal(err) if err else r.rc}",
+             en=f"virsh -c {uri} list --all fails for {literal(learner.name)}: "
+                f"{literal(err) if err else r.rc}")
 
 
 # --- virt-host-validate ---------------------------------------------------------------
@@ -428,7 +435,8 @@ def test_host_validate(host, facts, obj):
     obj.evidence(rc=r.rc, lines=[ln.strip() for ln in r.stdout.splitlines() if ln.strip()])
     if not checks:
         detail = _last_error(r.stderr) or _last_error(r.stdout) or f"rc={r.rc}"
-        obj.error(fr=f"virt-host-validate qemu n'a rendu aucun résultat lisible ({literal(detail)}).",
+        obj.error(fr="virt-host-validate qemu n'a rendu aucun résultat lisible "
+                     f"({literal(detail)}).",
                   en=f"virt-host-validate qemu gave no readable result ({literal(detail)}).")
     failed = [c for c in checks if c["result"] == "FAIL" and not is_hardware_line(c["what"])]
     ignored = [c["what"] for c in checks if c["result"] == "FAIL" and is_hardware_line(c["what"])]

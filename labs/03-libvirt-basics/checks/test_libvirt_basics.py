@@ -69,7 +69,8 @@ def _network(virt, obj):
 def test_default_network_active(virt, obj):
     net = _network(virt, obj)
     if not net.active:
-        obj.fail(fr=f"Le réseau `{NETWORK}` est défini mais inactif : sudo virsh net-start {NETWORK}",
+        obj.fail(fr=f"Le réseau `{NETWORK}` est défini mais inactif : sudo virsh net-start "
+                    f"{NETWORK}",
                  en=f"Network `{NETWORK}` is defined but inactive: sudo virsh net-start {NETWORK}")
     obj.ok(fr=f"Le réseau `{NETWORK}` est actif (pont {literal(net.bridge or '')}).",
            en=f"Network `{NETWORK}` is active (bridge {literal(net.bridge or '')}).")
@@ -105,14 +106,14 @@ def _pool(virt, obj):
     if same_dir:
         other = same_dir[0]
         obj.fail(
-            fr=f"Pas de pool `{POOL}`, mais le pool {code(other)} pointe sur {IMAGES} (virt-install "
-               "nomme ainsi le pool qu'il crée quand on lui donne un chemin de ce dossier). "
-               f"Le lab, virt-manager et `--disk vol=default/…` attendent le nom `{POOL}`, et "
-               f"libvirt refuse deux pools sur le même dossier : sudo virsh pool-destroy {literal(other)} ; "
-               f"sudo virsh pool-undefine {literal(other)} (les fichiers restent), puis "
-               f"sudo virsh pool-define-as {POOL} dir --target {IMAGES}.",
-            en=f"No pool `{POOL}`, but pool {code(other)} points at {IMAGES} (virt-install names the "
-               "pool it creates that way when given a path in this folder). The lab, "
+            fr=f"Pas de pool `{POOL}`, mais le pool {code(other)} pointe sur {IMAGES} "
+               "(virt-install nomme ainsi le pool qu'il crée quand on lui donne un chemin de ce "
+               "dossier). Le lab, virt-manager et `--disk vol=default/…` attendent le nom "
+               f"`{POOL}`, et libvirt refuse deux pools sur le même dossier : sudo virsh "
+               f"pool-destroy {literal(other)} ; sudo virsh pool-undefine {literal(other)} (les "
+               f"fichiers restent), puis sudo virsh pool-define-as {POOL} dir --target {IMAGES}.",
+            en=f"No pool `{POOL}`, but pool {code(other)} points at {IMAGES} (virt-install names "
+               "the pool it creates that way when given a path in this folder). The lab, "
                f"virt-manager and `--disk vol=default/…` expect the name `{POOL}`, and libvirt "
                f"refuses two pools on one folder: sudo virsh pool-destroy {literal(other)}; "
                f"sudo virsh pool-undefine {literal(other)} (the files stay), then "
@@ -133,8 +134,8 @@ def test_default_pool_active(virt, obj):
         obj.fail(fr=f"Le pool `{POOL}` est de type {literal(pool.type)}, pas un répertoire (dir). "
                     f"Supprimez-le (pool-destroy, pool-undefine) et recréez-le : "
                     f"virsh pool-define-as {POOL} dir --target {IMAGES}",
-                 en=f"Pool `{POOL}` is of type {literal(pool.type)}, not a directory (dir). Remove it "
-                    f"(pool-destroy, pool-undefine) and create it again: "
+                 en=f"Pool `{POOL}` is of type {literal(pool.type)}, not a directory (dir). Remove "
+                    f"it (pool-destroy, pool-undefine) and create it again: "
                     f"virsh pool-define-as {POOL} dir --target {IMAGES}")
     if _norm(pool.target_path) != IMAGES:
         obj.fail(fr=f"Le pool `{POOL}` pointe sur {literal(pool.target_path)}, pas sur {IMAGES}. "
@@ -145,7 +146,8 @@ def test_default_pool_active(virt, obj):
                     "create it again.")
     if not pool.active:
         obj.fail(fr=f"Le pool `{POOL}` est défini mais inactif : sudo virsh pool-start {POOL} "
-                    f"(s'il se plaint que le dossier manque : sudo virsh pool-build {POOL} d'abord).",
+                    f"(s'il se plaint que le dossier manque : sudo virsh pool-build {POOL} "
+                    "d'abord).",
                  en=f"Pool `{POOL}` is defined but inactive: sudo virsh pool-start {POOL} "
                     f"(if it says the folder is missing: sudo virsh pool-build {POOL} first).")
     obj.ok(fr=f"Le pool `{POOL}` (dir, {IMAGES}) est actif.",
@@ -237,7 +239,8 @@ def _login_env(learner):
 @objective("user-default-uri")
 def test_user_default_uri(host, learner, obj):
     if not learner.exists:
-        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option --user).",
+        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option "
+                     "--user).",
                   en=f"User {literal(learner.name)} does not exist on this host (option --user).")
     home = learner.home
     user = host.user(learner.name)
@@ -266,35 +269,41 @@ def test_user_default_uri(host, learner, obj):
                  libvirt_conf_uri=conf_uri, source=source)
     if virsh_uri is not None:
         if is_system_uri(virsh_uri):
-            obj.ok(fr=f"`virsh uri` de {literal(learner.name)} répond {code(virsh_uri)} (réglé par {literal(source) if source else 'défaut'}).",
-                   en=f"{literal(learner.name)}'s `virsh uri` says {code(virsh_uri)} (set by {literal(source) if source else 'default'}).")
+            obj.ok(fr=f"`virsh uri` de {literal(learner.name)} répond {code(virsh_uri)} (réglé par "
+                      f"{literal(source) if source else 'défaut'}).",
+                   en=f"{literal(learner.name)}'s `virsh uri` says {code(virsh_uri)} (set by "
+                      f"{literal(source) if source else 'default'}).")
             return
         obj.fail(
-            fr=f"En tant que {literal(learner.name)}, `virsh uri` répond {code(virsh_uri)} : `virsh list --all` "
-               "montre alors cette connexion, pas les VM du système. Écrivez "
+            fr=f"En tant que {literal(learner.name)}, `virsh uri` répond {code(virsh_uri)} : "
+               "`virsh list --all` montre alors cette connexion, pas les VM du système. Écrivez "
                "uri_default = \"qemu:///system\" dans ~/.config/libvirt/libvirt.conf"
-               + (f" (actuellement : {literal(source or '')} = {code(configured)})" if configured else "") + ".",
-            en=f"As {literal(learner.name)}, `virsh uri` says {code(virsh_uri)}: `virsh list --all` then shows "
-               "that connection, not the system's VMs. Write uri_default = \"qemu:///system\" "
-               "into ~/.config/libvirt/libvirt.conf"
-               + (f" (now: {literal(source or '')} = {code(configured)})" if configured else "") + ".")
+               + (f" (actuellement : {literal(source or '')} = {code(configured)})"
+                  if configured else "") + ".",
+            en=f"As {literal(learner.name)}, `virsh uri` says {code(virsh_uri)}: `virsh list "
+               "--all` then shows that connection, not the system's VMs. Write uri_default = "
+               "\"qemu:///system\" into ~/.config/libvirt/libvirt.conf"
+               + (f" (now: {literal(source or '')} = {code(configured)})" if configured else "")
+               + ".")
     # virsh could not connect: judge what is configured.
     if configured and is_system_uri(configured):
-        obj.ok(fr=f"{literal(source or '')} donne {code(configured)} à {literal(learner.name)} (virsh uri n'a pas pu se "
-                  f"connecter : {literal(virsh_err)}).",
-               en=f"{literal(source or '')} gives {literal(learner.name)} {code(configured)} (virsh uri could not connect: "
-                  f"{literal(virsh_err)}).")
+        obj.ok(fr=f"{literal(source or '')} donne {code(configured)} à {literal(learner.name)} "
+                  f"(virsh uri n'a pas pu se connecter : {literal(virsh_err)}).",
+               en=f"{literal(source or '')} gives {literal(learner.name)} {code(configured)} "
+                  f"(virsh uri could not connect: {literal(virsh_err)}).")
         return
     if configured:
-        obj.fail(fr=f"{literal(source or '')} vaut {code(configured)}, pas qemu:///system (virsh uri : {literal(virsh_err)}).",
-                 en=f"{literal(source or '')} is {code(configured)}, not qemu:///system (virsh uri: {literal(virsh_err)}).")
+        obj.fail(fr=f"{literal(source or '')} vaut {code(configured)}, pas qemu:///system (virsh "
+                    f"uri : {literal(virsh_err)}).",
+                 en=f"{literal(source or '')} is {code(configured)}, not qemu:///system (virsh "
+                    f"uri: {literal(virsh_err)}).")
     obj.fail(
-        fr=f"Rien ne règle l'URI par défaut de {literal(learner.name)} (ni LIBVIRT_DEFAULT_URI dans son "
-           f"shell, ni uri_default dans {literal(conf_path)}) : son virsh vise qemu:///session, une "
-           f"session vide (virsh uri : {literal(virsh_err)}).",
-        en=f"Nothing sets {literal(learner.name)}'s default URI (neither LIBVIRT_DEFAULT_URI in the "
-           f"shell nor uri_default in {literal(conf_path)}): their virsh targets qemu:///session, an "
-           f"empty session (virsh uri: {literal(virsh_err)}).")
+        fr=f"Rien ne règle l'URI par défaut de {literal(learner.name)} (ni LIBVIRT_DEFAULT_URI "
+           f"dans son shell, ni uri_default dans {literal(conf_path)}) : son virsh vise "
+           f"qemu:///session, une session vide (virsh uri : {literal(virsh_err)}).",
+        en=f"Nothing sets {literal(learner.name)}'s default URI (neither LIBVIRT_DEFAULT_URI in "
+           f"the shell nor uri_default in {literal(conf_path)}): their virsh targets "
+           f"qemu:///session, an empty session (virsh uri: {literal(virsh_err)}).")
 
 
 # --- the backup ------------------------------------------------------------------------
@@ -302,7 +311,8 @@ def test_user_default_uri(host, learner, obj):
 @objective("config-backup")
 def test_config_backup(host, virt, learner, obj):
     if not learner.exists:
-        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option --user).",
+        obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte (option "
+                     "--user).",
                   en=f"User {literal(learner.name)} does not exist on this host (option --user).")
     path = f"{learner.home}/{BACKUP}"
     f = host.file(path)
@@ -349,9 +359,11 @@ def test_config_backup(host, virt, learner, obj):
                     "(restore it: virsh net-define " + at + ").")
     obj.evidence(live_uuid=live.uuid)
     if uuid != live.uuid:
-        obj.fail(fr=f"La sauvegarde est celle du réseau {code(name)} (UUID {literal(uuid) if uuid else 'absent'}), "
-                    f"pas du réseau `{NETWORK}` actuel (UUID {live.uuid}). {make}",
-                 en=f"The backup is of network {code(name)} (UUID {literal(uuid) if uuid else 'missing'}), not of the "
-                    f"current network `{NETWORK}` (UUID {live.uuid}). {make}")
+        obj.fail(fr=f"La sauvegarde est celle du réseau {code(name)} (UUID "
+                    f"{literal(uuid) if uuid else 'absent'}), pas du réseau `{NETWORK}` actuel "
+                    f"(UUID {live.uuid}). {make}",
+                 en=f"The backup is of network {code(name)} (UUID "
+                    f"{literal(uuid) if uuid else 'missing'}), not of the current network "
+                    f"`{NETWORK}` (UUID {live.uuid}). {make}")
     obj.ok(fr=f"{at} est le XML du réseau `{NETWORK}` (UUID {literal(uuid)}).",
            en=f"{at} is the XML of network `{NETWORK}` (UUID {literal(uuid)}).")

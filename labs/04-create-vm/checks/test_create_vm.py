@@ -41,7 +41,8 @@ def _config(virt, obj):
 
 def _restart_note(dom, changed):
     if dom.active and changed:
-        return (" La VM en marche utilise encore l'ancienne valeur : redémarrez-la pour l'appliquer.",
+        return (" La VM en marche utilise encore l'ancienne valeur : redémarrez-la pour "
+                "l'appliquer.",
                 " The running VM still uses the old value: restart it to apply it.")
     return ("", "")
 
@@ -192,12 +193,12 @@ def _volume(virt, obj, disk, where):
             return virt.volume_by_path(disk.path)
     except VolumeUnreadable as e:
         obj.evidence(volume_error=e.reason)
-        obj.fail(fr=f"libvirt connaît le volume {literal(e.path)} mais ne peut pas le lire ({literal(e.reason)}). "
-                    "Le fichier a-t-il été supprimé ou déplacé ? virsh pool-refresh default, "
-                    "puis vérifiez virsh vol-list default.",
-                 en=f"libvirt knows volume {literal(e.path)} but cannot read it ({literal(e.reason)}). Was the "
-                    "file deleted or moved? virsh pool-refresh default, then check "
-                    "virsh vol-list default.")
+        obj.fail(fr=f"libvirt connaît le volume {literal(e.path)} mais ne peut pas le lire "
+                    f"({literal(e.reason)}). Le fichier a-t-il été supprimé ou déplacé ? virsh "
+                    "pool-refresh default, puis vérifiez virsh vol-list default.",
+                 en=f"libvirt knows volume {literal(e.path)} but cannot read it "
+                    f"({literal(e.reason)}). Was the file deleted or moved? virsh pool-refresh "
+                    "default, then check virsh vol-list default.")
     return None
 
 
@@ -205,10 +206,11 @@ def _volume(virt, obj, disk, where):
 def test_vm_disk_qcow2(virt, obj):
     dom, cfg, disk, where = _first_disk(virt, obj)
     if where is None:
-        obj.fail(fr=f"Le premier disque de `{VM}` ({literal(disk.target or '')}) est de type {literal(disk.type)}, "
-                    "sans fichier local : ce n'est pas un volume du pool default.",
-                 en=f"The first disk of `{VM}` ({literal(disk.target or '')}) is of type {literal(disk.type)}, with "
-                    "no local file: not a volume of pool default.")
+        obj.fail(fr=f"Le premier disque de `{VM}` ({literal(disk.target or '')}) est de type "
+                    f"{literal(disk.type)}, sans fichier local : ce n'est pas un volume du pool "
+                    "default.",
+                 en=f"The first disk of `{VM}` ({literal(disk.target or '')}) is of type "
+                    f"{literal(disk.type)}, with no local file: not a volume of pool default.")
     vol = _volume(virt, obj, disk, where)
     obj.evidence(volume=vol.name if vol else None, volume_pool=vol.pool if vol else None,
                  volume_format=vol.format if vol else None)
@@ -217,25 +219,25 @@ def test_vm_disk_qcow2(virt, obj):
                     "libvirt : il doit être dans le pool default (/var/lib/libvirt/images). "
                     "Si le fichier y est bien, virsh pool-refresh default ; sinon créez-y le "
                     f"disque : virsh vol-create-as default {VM}.qcow2 10G --format qcow2",
-                 en=f"The first disk of `{VM}` ({literal(where)}) is not a volume libvirt knows: it "
-                    "must be in pool default (/var/lib/libvirt/images). If the file is "
+                 en=f"The first disk of `{VM}` ({literal(where)}) is not a volume libvirt knows: "
+                    "it must be in pool default (/var/lib/libvirt/images). If the file is "
                     "there, virsh pool-refresh default; otherwise create the disk there: "
                     f"virsh vol-create-as default {VM}.qcow2 10G --format qcow2")
     if vol.pool != POOL:
         obj.fail(fr=f"Le premier disque de `{VM}` est le volume {literal(vol.name)} du pool "
                     f"{code(vol.pool)}, pas du pool `{POOL}`.",
-                 en=f"The first disk of `{VM}` is volume {literal(vol.name)} of pool {code(vol.pool)}, "
-                    f"not of pool `{POOL}`.")
+                 en=f"The first disk of `{VM}` is volume {literal(vol.name)} of pool "
+                    f"{code(vol.pool)}, not of pool `{POOL}`.")
     fmt = disk.format or "raw"  # QEMU reads a disk without driver type as raw
     if fmt != "qcow2" or (vol.format and vol.format != "qcow2"):
         obj.fail(fr=f"Le premier disque de `{VM}` ({literal(vol.name)}) est au format "
-                    f"{literal(vol.format or fmt)} (pilote {literal(fmt)}), pas qcow2 : le cours recommande "
-                    "qcow2 pour les snapshots et l'allocation dynamique. VM éteinte : "
+                    f"{literal(vol.format or fmt)} (pilote {literal(fmt)}), pas qcow2 : le cours "
+                    "recommande qcow2 pour les snapshots et l'allocation dynamique. VM éteinte : "
                     f"qemu-img convert -O qcow2 … puis virsh edit {VM} (type='qcow2').",
-                 en=f"The first disk of `{VM}` ({literal(vol.name)}) is {literal(vol.format or fmt)} (driver "
-                    f"{literal(fmt)}), not qcow2: the course recommends qcow2 for snapshots and thin "
-                    f"provisioning. With the VM shut off: qemu-img convert -O qcow2 …, then "
-                    f"virsh edit {VM} (type='qcow2').")
+                 en=f"The first disk of `{VM}` ({literal(vol.name)}) is "
+                    f"{literal(vol.format or fmt)} (driver {literal(fmt)}), not qcow2: the course "
+                    "recommends qcow2 for snapshots and thin provisioning. With the VM shut off: "
+                    f"qemu-img convert -O qcow2 …, then virsh edit {VM} (type='qcow2').")
     obj.ok(fr=f"Premier disque : volume qcow2 {literal(vol.name)} du pool `{POOL}`.",
            en=f"First disk: qcow2 volume {literal(vol.name)} of pool `{POOL}`.")
 
@@ -251,11 +253,11 @@ def test_vm_disk_thin(virt, obj):
         info = virt.block_info(VM, disk.path or disk.target or "")
         if info is None:
             obj.fail(fr=f"libvirt ne peut pas lire la taille du premier disque de `{VM}` "
-                        f"({literal(where or disk.target or '')}) : le fichier existe-t-il ? virsh domblkinfo "
-                        f"{VM} {literal(disk.target or '')}",
+                        f"({literal(where or disk.target or '')}) : le fichier existe-t-il ? virsh "
+                        f"domblkinfo {VM} {literal(disk.target or '')}",
                      en=f"libvirt cannot read the size of `{VM}`'s first disk "
-                        f"({literal(where or disk.target or '')}): does the file exist? virsh domblkinfo "
-                        f"{VM} {literal(disk.target or '')}")
+                        f"({literal(where or disk.target or '')}): does the file exist? virsh "
+                        f"domblkinfo {VM} {literal(disk.target or '')}")
         capacity, allocation, source = info.capacity, info.allocation, f"disk {disk.target}"
     obj.evidence(capacity=capacity, allocation=allocation, read_from=source)
     if capacity <= 0 or allocation >= capacity:
@@ -263,8 +265,8 @@ def test_vm_disk_thin(virt, obj):
                     f"pour {decimal(capacity / GIB, 2).fr} Gio de capacité ({literal(source)}). "
                     "Recréez-le sans préallocation (virsh vol-create-as … --format qcow2).",
                  en=f"The disk is preallocated: {decimal(allocation / GIB, 2).en} GiB allocated "
-                    f"for {decimal(capacity / GIB, 2).en} GiB of capacity ({literal(source)}). Create it "
-                    "again without preallocation (virsh vol-create-as … --format qcow2).")
+                    f"for {decimal(capacity / GIB, 2).en} GiB of capacity ({literal(source)}). "
+                    "Create it again without preallocation (virsh vol-create-as … --format qcow2).")
     obj.ok(fr=f"Allocation dynamique : {decimal(allocation / MIB).fr} Mio utilisés sur "
               f"{decimal(capacity / GIB).fr} Gio ({literal(source)}).",
            en=f"Thin-provisioned: {decimal(allocation / MIB).en} MiB used of "
@@ -287,10 +289,12 @@ def test_vm_nic_virtio(virt, obj):
     if not any(n["model"] == "virtio" for n in nics):
         models = sorted({str(n["model"] or "défaut") for n in nics})
         models_en = sorted({str(n["model"] or "default") for n in nics})
-        obj.fail(fr=f"Aucune carte virtio : modèle(s) {', '.join(literal(m) for m in models)} (émulés, plus lents). "
-                    f"virt-xml {VM} --edit --network model=virtio, puis redémarrez la VM.",
-                 en=f"No virtio interface: model(s) {', '.join(literal(m) for m in models_en)} (emulated, slower). "
-                    f"virt-xml {VM} --edit --network model=virtio, then restart the VM.")
+        obj.fail(fr=f"Aucune carte virtio : modèle(s) {', '.join(literal(m) for m in models)} "
+                    f"(émulés, plus lents). virt-xml {VM} --edit --network model=virtio, puis "
+                    "redémarrez la VM.",
+                 en=f"No virtio interface: model(s) {', '.join(literal(m) for m in models_en)} "
+                    f"(emulated, slower). virt-xml {VM} --edit --network model=virtio, then "
+                    "restart the VM.")
     n = next(n for n in nics if n["model"] == "virtio")
     on = literal(str(n["source"]))
     obj.ok(fr=f"Carte virtio sur {on}.", en=f"virtio interface on {on}.")
@@ -306,7 +310,8 @@ def test_vm_console(virt, obj):
                en=f"{displays[0].upper()} display (virt-viewer {VM}).")
         return
     if cfg.serials or cfg.consoles:
-        obj.ok(fr=f"Console série (virsh console {VM}).", en=f"Serial console (virsh console {VM}).")
+        obj.ok(fr=f"Console série (virsh console {VM}).",
+               en=f"Serial console (virsh console {VM}).")
         return
     obj.fail(fr=f"`{VM}` n'a ni affichage VNC/SPICE ni console série : impossible de voir son "
                 f"écran. virt-xml {VM} --add-device --graphics vnc,listen=127.0.0.1",

@@ -91,8 +91,10 @@ def test_net_nat_defined(virt, obj):
                  en=f"{NAT} has no <forward> element: it is isolated, not NAT. "
                     "Add <forward mode='nat'/> (virsh net-edit).")
     if net.forward_mode != "nat":
-        obj.fail(fr=f"{NAT} est en mode <forward mode='{literal(net.forward_mode or '')}'/>, attendu 'nat'.",
-                 en=f"{NAT} is in <forward mode='{literal(net.forward_mode or '')}'/> mode, expected 'nat'.")
+        obj.fail(fr=f"{NAT} est en mode <forward mode='{literal(net.forward_mode or '')}'/>, "
+                    "attendu 'nat'.",
+                 en=f"{NAT} is in <forward mode='{literal(net.forward_mode or '')}'/> mode, "
+                    "expected 'nat'.")
     obj.ok(fr=f"{NAT} existe, en mode NAT.", en=f"{NAT} exists, in NAT mode.")
 
 
@@ -108,8 +110,10 @@ def test_net_nat_addressing(virt, obj):
                  dhcp_ranges=[f"{s}-{e}" for s, e in ranges])
     fr, en = [], []
     if net.bridge != WANT_BRIDGE:
-        fr.append(f"pont {literal(net.bridge) if net.bridge else '(aucun)'} au lieu de {WANT_BRIDGE}")
-        en.append(f"bridge {literal(net.bridge) if net.bridge else '(none)'} instead of {WANT_BRIDGE}")
+        fr.append(f"pont {literal(net.bridge) if net.bridge else '(aucun)'} au lieu de "
+                  f"{WANT_BRIDGE}")
+        en.append(f"bridge {literal(net.bridge) if net.bridge else '(none)'} instead of "
+                  f"{WANT_BRIDGE}")
     if not net.ips:
         fr.append("aucun élément <ip> (pas d'adresse ni de DHCP)")
         en.append("no <ip> element (no address, no DHCP)")
@@ -174,10 +178,12 @@ def test_net_isolated(virt, obj):
                     f"virsh net-start {ISOLATED}.")
     obj.evidence(forward_mode=net.forward_mode, active=net.active, bridge=net.bridge)
     if net.forward_mode is not None:
-        obj.fail(fr=f"{ISOLATED} a <forward mode='{literal(net.forward_mode or '')}'/> : ses VM sortent vers "
-                    "l'extérieur. Un réseau isolé n'a aucun élément <forward> (virsh net-edit).",
-                 en=f"{ISOLATED} has <forward mode='{literal(net.forward_mode or '')}'/>: its VMs reach the "
-                    "outside. An isolated network has no <forward> element (virsh net-edit).")
+        obj.fail(fr=f"{ISOLATED} a <forward mode='{literal(net.forward_mode or '')}'/> : ses VM "
+                    "sortent vers l'extérieur. Un réseau isolé n'a aucun élément <forward> (virsh "
+                    "net-edit).",
+                 en=f"{ISOLATED} has <forward mode='{literal(net.forward_mode or '')}'/>: its VMs "
+                    "reach the outside. An isolated network has no <forward> element (virsh "
+                    "net-edit).")
     if not net.active:
         obj.fail(fr=f"{ISOLATED} est bien isolé mais arrêté : virsh net-start {ISOLATED}",
                  en=f"{ISOLATED} is isolated but stopped: virsh net-start {ISOLATED}")
@@ -198,7 +204,8 @@ def test_host_bridge(host, facts, obj):
                     "type bridge).")
     obj.evidence(is_bridge=dev.is_bridge)
     if not dev.is_bridge:
-        obj.fail(fr=f"{BRIDGE} existe mais n'est pas un pont (pas de /sys/class/net/{BRIDGE}/bridge).",
+        obj.fail(fr=f"{BRIDGE} existe mais n'est pas un pont (pas de "
+                    f"/sys/class/net/{BRIDGE}/bridge).",
                  en=f"{BRIDGE} exists but is not a bridge (no /sys/class/net/{BRIDGE}/bridge).")
     flags_s, operstate, ports = dev.flags_text, dev.operstate, list(dev.ports)
     obj.evidence(flags=flags_s, admin_up=dev.admin_up, operstate=operstate, ports=ports)
@@ -217,10 +224,12 @@ def test_host_bridge(host, facts, obj):
     if operstate != "up":
         # Administratively up with ports is what the lab asks; no carrier yet is only noted
         # (ports without link, or still in the bridge's forward delay after creation).
-        obj.ok(fr=f"{BRIDGE} est activé, ports : {listed(ports, None, as_code=False).fr} (operstate {literal(operstate)} : "
-                  f"aucun port n'a encore de lien, voir ip link show master {BRIDGE}).",
-               en=f"{BRIDGE} is up, ports: {listed(ports, None, as_code=False).en} (operstate {literal(operstate)}: no port "
-                  f"has a link yet, see ip link show master {BRIDGE}).")
+        obj.ok(fr=f"{BRIDGE} est activé, ports : {listed(ports, None, as_code=False).fr} "
+                  f"(operstate {literal(operstate)} : aucun port n'a encore de lien, voir ip link "
+                  f"show master {BRIDGE}).",
+               en=f"{BRIDGE} is up, ports: {listed(ports, None, as_code=False).en} (operstate "
+                  f"{literal(operstate)}: no port has a link yet, see ip link show master "
+                  f"{BRIDGE}).")
         return
     obj.ok(fr=f"{BRIDGE} est actif, ports : {listed(ports, None, as_code=False).fr}.",
            en=f"{BRIDGE} is up, ports: {listed(ports, None, as_code=False).en}.")
@@ -245,14 +254,15 @@ def test_host_bridge_persistent(host, obj):
     if mine:
         b = mine[0]
         if b.kind == "ifupdown":
-            obj.fail(fr=f"{BRIDGE} est déclaré ({literal(b.file)}) mais aucune ligne « auto {BRIDGE} » ne "
-                        "le lance au démarrage : ajoutez-la au-dessus de son stanza iface.",
-                     en=f"{BRIDGE} is declared ({literal(b.file)}) but no 'auto {BRIDGE}' line brings it "
-                        "up at boot: add one above its iface stanza.")
+            obj.fail(fr=f"{BRIDGE} est déclaré ({literal(b.file)}) mais aucune ligne « auto "
+                        f"{BRIDGE} » ne le lance au démarrage : ajoutez-la au-dessus de son stanza "
+                        "iface.",
+                     en=f"{BRIDGE} is declared ({literal(b.file)}) but no 'auto {BRIDGE}' line "
+                        "brings it up at boot: add one above its iface stanza.")
         obj.fail(fr=f"{BRIDGE} est déclaré ({literal(b.file)}) mais avec autoconnect=false : il ne "
                     "démarrera pas seul.",
-                 en=f"{BRIDGE} is declared ({literal(b.file)}) but with autoconnect=false: it will not "
-                    "come up by itself.")
+                 en=f"{BRIDGE} is declared ({literal(b.file)}) but with autoconnect=false: it will "
+                    "not come up by itself.")
     plain = cfg.iface(BRIDGE) if cfg else []
     if plain:
         obj.fail(fr=f"{literal(plain[0].file)}:{plain[0].line} déclare iface {BRIDGE} sans "
@@ -269,19 +279,19 @@ def test_host_bridge_persistent(host, obj):
               if cfg and f"/etc/network/interfaces.d/{n}" not in cfg.files]
     if unread:
         obj.evidence(not_read=unread)
-        extra_fr += (f" Fichiers non lus par ifupdown : {listed(unread, 3, as_code=False).fr} (il faut la ligne "
-                     "« source /etc/network/interfaces.d/* » dans /etc/network/interfaces, et des "
-                     "noms sans point pour source-directory).")
-        extra_en += (f" Files not read by ifupdown: {listed(unread, 3, as_code=False).en} (it needs the line "
-                     "'source /etc/network/interfaces.d/*' in /etc/network/interfaces, and names "
-                     "without a dot for source-directory).")
+        extra_fr += (f" Fichiers non lus par ifupdown : {listed(unread, 3, as_code=False).fr} (il "
+                     "faut la ligne « source /etc/network/interfaces.d/* » dans "
+                     "/etc/network/interfaces, et des noms sans point pour source-directory).")
+        extra_en += (f" Files not read by ifupdown: {listed(unread, 3, as_code=False).en} (it "
+                     "needs the line 'source /etc/network/interfaces.d/*' in "
+                     "/etc/network/interfaces, and names without a dot for source-directory).")
     if d.unreadable:
         extra_fr += f" Illisibles sans root : {listed(d.unreadable, 3, as_code=False).fr}."
         extra_en += f" Unreadable without root: {listed(d.unreadable, 3, as_code=False).en}."
     obj.fail(fr=f"{BRIDGE} n'est déclaré nulle part : il disparaîtra au redémarrage (fichiers "
-                f"ifupdown lus : {files or 'aucun'} ; ni NetworkManager ni systemd-networkd).{extra_fr} "
-                f"Créez /etc/network/interfaces.d/{BRIDGE} avec auto {BRIDGE} / iface {BRIDGE} "
-                "inet dhcp / bridge_ports eth0.",
+                f"ifupdown lus : {files or 'aucun'} ; ni NetworkManager ni "
+                f"systemd-networkd).{extra_fr} Créez /etc/network/interfaces.d/{BRIDGE} avec auto "
+                f"{BRIDGE} / iface {BRIDGE} inet dhcp / bridge_ports eth0.",
              en=f"{BRIDGE} is declared nowhere: it will vanish at reboot (ifupdown files read: "
                 f"{files or 'none'}; neither NetworkManager nor systemd-networkd).{extra_en} "
                 f"Create /etc/network/interfaces.d/{BRIDGE} with auto {BRIDGE} / iface {BRIDGE} "
@@ -402,7 +412,8 @@ def test_vm_dhcp_lease(virt, obj):
     mine = [le for le in leases if le.mac.lower() in macs]
     if not mine:
         run_fr = "" if dom.active else f" La VM est arrêtée ({dom.state}) : virsh start {NAT_VM}."
-        run_en = "" if dom.active else f" The VM is not running ({dom.state}): virsh start {NAT_VM}."
+        run_en = "" if dom.active else (f" The VM is not running ({dom.state}): "
+                                        f"virsh start {NAT_VM}.")
         if not net.active:
             run_fr += f" {NAT} est arrêté : son serveur DHCP ne répond pas (virsh net-start {NAT})."
             run_en += f" {NAT} is stopped: its DHCP server does not answer (virsh net-start {NAT})."
@@ -425,11 +436,12 @@ def test_vm_dhcp_lease(virt, obj):
     good = [le for le in mine if inside(le.ip)]
     if not good:
         span = ", ".join(f"{s}–{e}" for s, e in ranges) or "?"
-        obj.fail(fr=f"{NAT_VM} a le bail {listed([le.ip for le in mine], None, as_code=False).fr}, hors de la plage "
-                    f"DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM (dans une "
-                    "Debian : sudo systemctl restart networking, ou redémarrez-la).",
-                 en=f"{NAT_VM} holds lease {listed([le.ip for le in mine], None, as_code=False).en}, outside the DHCP "
-                    f"range of {NAT} ({span}). Ask for an address again from the VM (in a "
-                    "Debian: sudo systemctl restart networking, or reboot it).")
+        obj.fail(fr=f"{NAT_VM} a le bail {listed([le.ip for le in mine], None, as_code=False).fr}, "
+                    f"hors de la plage DHCP de {NAT} ({span}). Redemandez une adresse depuis la VM "
+                    "(dans une Debian : sudo systemctl restart networking, ou redémarrez-la).",
+                 en=f"{NAT_VM} holds lease "
+                    f"{listed([le.ip for le in mine], None, as_code=False).en}, outside the DHCP "
+                    f"range of {NAT} ({span}). Ask for an address again from the VM (in a Debian: "
+                    "sudo systemctl restart networking, or reboot it).")
     obj.ok(fr=f"{NAT_VM} a obtenu {good[0].ip} (MAC {good[0].mac}) de {NAT}.",
            en=f"{NAT_VM} got {good[0].ip} (MAC {good[0].mac}) from {NAT}.")

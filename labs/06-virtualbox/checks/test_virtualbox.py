@@ -102,8 +102,10 @@ def _vm(learner, obj):
     fail if the VM does not exist)."""
     vm, _ = _lookup_vm(learner, obj)
     if vm is None:
-        obj.fail(fr=f"La VM {VM} n'existe pas pour {literal(learner.name)} (objectif vbox-vm-created).",
-                 en=f"VM {VM} does not exist for {literal(learner.name)} (objective vbox-vm-created).")
+        obj.fail(fr=f"La VM {VM} n'existe pas pour {literal(learner.name)} (objectif "
+                    "vbox-vm-created).",
+                 en=f"VM {VM} does not exist for {literal(learner.name)} (objective "
+                    "vbox-vm-created).")
     obj.evidence(vm=vm.name, uuid=vm.uuid)
     return vm
 
@@ -215,8 +217,10 @@ def test_vbox_source(host, facts, obj):
         at = f"{literal(s.file)} ({literal(str(s.where))})"
         sb = s.signed_by
         if not sb:
-            problems_fr.append(f"{at} : pas de signed-by=, apt ne sait pas quelle clé vérifie ce dépôt")
-            problems_en.append(f"{at}: no signed-by=, apt does not know which key verifies this repository")
+            problems_fr.append(f"{at} : pas de signed-by=, apt ne sait pas quelle clé vérifie ce "
+                               "dépôt")
+            problems_en.append(f"{at}: no signed-by=, apt does not know which key verifies this "
+                               "repository")
             continue
         paths, inline = _signed_by_paths(sb)
         if inline is not None:
@@ -229,7 +233,8 @@ def test_vbox_source(host, facts, obj):
             continue
         files = [p for p in paths if p.startswith("/")]
         if not files:
-            problems_fr.append(f"{at} : signed-by={literal(sb)} ne désigne pas un fichier de trousseau")
+            problems_fr.append(f"{at} : signed-by={literal(sb)} ne désigne pas un fichier de "
+                               "trousseau")
             problems_en.append(f"{at}: signed-by={literal(sb)} does not name a keyring file")
             continue
         ok_file = None
@@ -242,12 +247,13 @@ def test_vbox_source(host, facts, obj):
                 problems_fr.append(f"{at} : le trousseau {literal(p)} est illisible")
                 problems_en.append(f"{at}: keyring {literal(p)} cannot be read")
             elif kr.keys.armored and not p.endswith(".asc"):
-                problems_fr.append(f"{at} : {literal(p)} contient une clé ASCII (armored) ; apt l'ignore "
-                                   "sous ce nom : convertissez-la avec gpg --dearmor")
-                problems_en.append(f"{at}: {literal(p)} holds an ASCII-armored key; apt ignores it under "
-                                   "that name: convert it with gpg --dearmor")
+                problems_fr.append(f"{at} : {literal(p)} contient une clé ASCII (armored) ; apt "
+                                   "l'ignore sous ce nom : convertissez-la avec gpg --dearmor")
+                problems_en.append(f"{at}: {literal(p)} holds an ASCII-armored key; apt ignores it "
+                                   "under that name: convert it with gpg --dearmor")
             elif not kr.keys.has(ORACLE_FINGERPRINTS, ORACLE_UID):
-                problems_fr.append(f"{at} : {literal(p)} ne contient pas la clé d'Oracle (2980AECF)")
+                problems_fr.append(f"{at} : {literal(p)} ne contient pas la clé d'Oracle "
+                                   "(2980AECF)")
                 problems_en.append(f"{at}: {literal(p)} does not hold Oracle's key (2980AECF)")
             else:
                 ok_file = p
@@ -273,7 +279,8 @@ def test_vbox_source(host, facts, obj):
         elif apt.keyring(FASTTRACK_KEYRING_13).exists:
             problems_fr.append(f"{at} : pas de signed-by= ; la clé du paquet "
                                f"fasttrack-archive-keyring est dans {FASTTRACK_KEYRING_13}, où apt "
-                               f"ne la cherche pas seul : ajoutez [signed-by={FASTTRACK_KEYRING_13}]")
+                               "ne la cherche pas seul : ajoutez "
+                               f"[signed-by={FASTTRACK_KEYRING_13}]")
             problems_en.append(f"{at}: no signed-by=; package fasttrack-archive-keyring keeps its "
                                f"key in {FASTTRACK_KEYRING_13}, where apt does not look by itself: "
                                f"add [signed-by={FASTTRACK_KEYRING_13}]")
@@ -284,7 +291,8 @@ def test_vbox_source(host, facts, obj):
                                f"fasttrack-archive-keyring, then [signed-by={ft_keyring}]")
     obj.evidence(trusted=good)
     if not good:
-        obj.fail(fr="La source de VirtualBox n'est pas de confiance : " + " ; ".join(problems_fr) + ".",
+        obj.fail(fr="La source de VirtualBox n'est pas de confiance : "
+                    + " ; ".join(problems_fr) + ".",
                  en="VirtualBox's source is not trusted: " + "; ".join(problems_en) + ".")
     obj.ok(fr="Source de confiance : " + " ; ".join(good) + ".",
            en="Trusted source: " + "; ".join(good) + ".")
@@ -341,11 +349,11 @@ def test_vbox_kernel_driver(host, facts, obj):
     kvm_fr = kvm_en = ""
     if kvm and kernel and kernel >= (6, 12) and virt_at_load != "N":
         # 6.12+: KVM turns VT-x on as soon as its module is loaded, VM or not
-        kvm_fr = (f" KVM tient le processeur dès son chargement avec le noyau {kernel[0]}.{kernel[1]} "
-                  f"({', '.join(kvm)} est chargé) : les VM VirtualBox échouent "
-                  "(VERR_VMX_IN_VMX_ROOT_MODE). Pour que KVM ne prenne VT-x/AMD-V que pendant "
-                  "qu'une VM KVM tourne : echo 'options kvm enable_virt_at_load=0' | sudo tee "
-                  "/etc/modprobe.d/kvm-virtualbox.conf, puis VM KVM arrêtées, sudo modprobe -r "
+        kvm_fr = (" KVM tient le processeur dès son chargement avec le noyau "
+                  f"{kernel[0]}.{kernel[1]} ({', '.join(kvm)} est chargé) : les VM VirtualBox "
+                  "échouent (VERR_VMX_IN_VMX_ROOT_MODE). Pour que KVM ne prenne VT-x/AMD-V que "
+                  "pendant qu'une VM KVM tourne : echo 'options kvm enable_virt_at_load=0' | sudo "
+                  "tee /etc/modprobe.d/kvm-virtualbox.conf, puis VM KVM arrêtées, sudo modprobe -r "
                   f"{kvm[0]} kvm && sudo modprobe {kvm[0]} (ou redémarrez).")
         kvm_en = (f" KVM holds the CPU as soon as it is loaded with kernel {kernel[0]}.{kernel[1]} "
                   f"({', '.join(kvm)} is loaded): VirtualBox VMs fail (VERR_VMX_IN_VMX_ROOT_MODE). "
@@ -354,8 +362,8 @@ def test_vbox_kernel_driver(host, facts, obj):
                   f"with the KVM VMs stopped, sudo modprobe -r {kvm[0]} kvm && sudo modprobe "
                   f"{kvm[0]} (or reboot).")
     elif kvm:
-        kvm_fr = (f" KVM tient aussi le processeur ({', '.join(kvm)} est chargé) : VirtualBox et KVM "
-                  "ne peuvent pas utiliser VT-x/AMD-V en même temps (erreur "
+        kvm_fr = (f" KVM tient aussi le processeur ({', '.join(kvm)} est chargé) : VirtualBox et "
+                  "KVM ne peuvent pas utiliser VT-x/AMD-V en même temps (erreur "
                   "VERR_VMX_IN_VMX_ROOT_MODE). Arrêtez les VM KVM, puis sudo modprobe -r "
                   f"{kvm[0]}.")
         kvm_en = (f" KVM holds the CPU too ({', '.join(kvm)} is loaded): VirtualBox and KVM "
@@ -384,20 +392,23 @@ def test_user_group_vboxusers(host, learner, obj):
     if not exists:
         obj.error(fr=f"L'utilisateur {literal(learner.name)} n'existe pas sur cet hôte : précisez "
                      "l'apprenant avec --user NOM.",
-                  en=f"User {literal(learner.name)} does not exist on this host: name the learner with "
-                     "--user NAME.")
+                  en=f"User {literal(learner.name)} does not exist on this host: name the learner "
+                     "with --user NAME.")
     groups = learner.groups
     obj.evidence(groups=groups)
     if not group:
         obj.fail(fr="Le groupe vboxusers n'existe pas : le paquet de VirtualBox le crée ; "
-                    "installez-le d'abord, puis sudo usermod -aG vboxusers " + literal(learner.name) + ".",
+                    "installez-le d'abord, puis sudo usermod -aG vboxusers "
+                    + literal(learner.name) + ".",
                  en="Group vboxusers does not exist: VirtualBox's package creates it; install "
                     "it first, then sudo usermod -aG vboxusers " + literal(learner.name) + ".")
     if "vboxusers" not in groups:
-        obj.fail(fr=f"{literal(learner.name)} n'est pas membre de vboxusers (groupes : {listed(groups, None, as_code=False).fr}). "
-                    f"sudo usermod -aG vboxusers {literal(learner.name)}, puis nouvelle session.",
-                 en=f"{literal(learner.name)} is not a member of vboxusers (groups: {listed(groups, None, as_code=False).en}). "
-                    f"sudo usermod -aG vboxusers {literal(learner.name)}, then log in again.")
+        obj.fail(fr=f"{literal(learner.name)} n'est pas membre de vboxusers (groupes : "
+                    f"{listed(groups, None, as_code=False).fr}). sudo usermod -aG vboxusers "
+                    f"{literal(learner.name)}, puis nouvelle session.",
+                 en=f"{literal(learner.name)} is not a member of vboxusers (groups: "
+                    f"{listed(groups, None, as_code=False).en}). sudo usermod -aG vboxusers "
+                    f"{literal(learner.name)}, then log in again.")
     obj.ok(fr=f"{literal(learner.name)} est membre de vboxusers.",
            en=f"{literal(learner.name)} is a member of vboxusers.")
 
@@ -410,14 +421,16 @@ def test_vbox_vm_created(learner, obj):
     if vm is None:
         near = [n for n in names if n.strip().lower() == VM]
         if near:
-            obj.fail(fr=f"Pas de VM {VM}, mais {literal(repr(near[0]))} existe : les noms respectent la casse "
-                        "et les espaces. Renommez-la : VBoxManage modifyvm "
+            obj.fail(fr=f"Pas de VM {VM}, mais {literal(repr(near[0]))} existe : les noms "
+                        "respectent la casse et les espaces. Renommez-la : VBoxManage modifyvm "
                         f"{literal(repr(near[0]))} --name {VM}.",
-                     en=f"No VM {VM}, but {literal(repr(near[0]))} exists: names are case- and space-"
-                        f"sensitive. Rename it: VBoxManage modifyvm {literal(repr(near[0]))} --name {VM}.")
+                     en=f"No VM {VM}, but {literal(repr(near[0]))} exists: names are case- and "
+                        f"space-sensitive. Rename it: VBoxManage modifyvm {literal(repr(near[0]))} "
+                        f"--name {VM}.")
         seen_fr = f" (VM de {literal(learner.name)} : {_quoted(names)})" if names else ""
         seen_en = f" ({literal(learner.name)}'s VMs: {_quoted(names)})" if names else ""
-        obj.fail(fr=f"Aucune VM nommée {VM} n'est enregistrée pour {literal(learner.name)}{seen_fr}.",
+        obj.fail(fr=f"Aucune VM nommée {VM} n'est enregistrée pour "
+                    f"{literal(learner.name)}{seen_fr}.",
                  en=f"No VM named {VM} is registered for {literal(learner.name)}{seen_en}.")
     obj.evidence(vm=vm.name, uuid=vm.uuid, ostype=vm.ostype, state=vm.state)
     if not is_debian_64(vm.ostype):
@@ -486,7 +499,8 @@ def test_vbox_vm_disk(learner, obj):
 
 _MODES_FR = {"nat": "NAT", "bridged": "accès par pont", "intnet": "réseau interne",
              "hostonly": "réseau privé hôte", "natnetwork": "réseau NAT (NAT Network)",
-             "hostonlynetwork": "réseau privé hôte (host-only network)", "generic": "pilote générique",
+             "hostonlynetwork": "réseau privé hôte (host-only network)",
+             "generic": "pilote générique",
              "null": "non connectée", "none": "désactivée"}
 _MODES_EN = {"nat": "NAT", "bridged": "bridged", "intnet": "internal network",
              "hostonly": "host-only network", "natnetwork": "NAT Network",
@@ -537,7 +551,8 @@ def test_vbox_snapshot(learner, obj):
         _unavailable(obj, e)
     obj.evidence(snapshots=[s.name for s in snaps])
     if not snaps:
-        obj.fail(fr=f"{VM} n'a aucun instantané : VBoxManage snapshot {VM} take \"installation propre\".",
+        obj.fail(fr=f"{VM} n'a aucun instantané : "
+                    f"VBoxManage snapshot {VM} take \"installation propre\".",
                  en=f"{VM} has no snapshot: VBoxManage snapshot {VM} take \"clean install\".")
     obj.ok(fr=f"{len(snaps)} instantané(s) : {_quoted([s.name for s in snaps])}.",
            en=f"{len(snaps)} snapshot(s): {_quoted([s.name for s in snaps])}.")

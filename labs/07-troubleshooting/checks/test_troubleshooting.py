@@ -133,17 +133,19 @@ def test_vm_nic_virtio(virt, obj):
     bad_cfg = sorted({str(i.model) for i in cfg if i.model != "virtio"})
     bad_live = sorted({str(i.model) for i in live if i.model != "virtio"}) if dom.active else []
     if bad_cfg:
-        obj.fail(fr=f"L'interface de {WEB} est de modèle {listed(bad_cfg, None, as_code=False).fr}, une carte "
-                    "émulée lente : le modèle attendu est virtio (paravirtualisé).",
-                 en=f"The interface of {WEB} is of model {listed(bad_cfg, None, as_code=False).en}, a slow emulated "
-                    "card: the expected model is virtio (paravirtualized).")
+        obj.fail(fr=f"L'interface de {WEB} est de modèle "
+                    f"{listed(bad_cfg, None, as_code=False).fr}, une carte émulée lente : le "
+                    "modèle attendu est virtio (paravirtualisé).",
+                 en=f"The interface of {WEB} is of model "
+                    f"{listed(bad_cfg, None, as_code=False).en}, a slow emulated card: the "
+                    "expected model is virtio (paravirtualized).")
     if bad_live:
         obj.fail(fr=f"La définition de {WEB} dit virtio, mais la VM tourne encore avec "
-                    f"{listed(bad_live, None, as_code=False).fr} : un changement de modèle prend effet au démarrage "
-                    f"suivant (virsh shutdown {WEB}, puis virsh start {WEB}).",
+                    f"{listed(bad_live, None, as_code=False).fr} : un changement de modèle prend "
+                    f"effet au démarrage suivant (virsh shutdown {WEB}, puis virsh start {WEB}).",
                  en=f"The definition of {WEB} says virtio, but the VM still runs with "
-                    f"{listed(bad_live, None, as_code=False).en}: a model change takes effect at the next boot "
-                    f"(virsh shutdown {WEB}, then virsh start {WEB}).")
+                    f"{listed(bad_live, None, as_code=False).en}: a model change takes effect at "
+                    f"the next boot (virsh shutdown {WEB}, then virsh start {WEB}).")
     obj.ok(fr=f"L'interface de {WEB} est de modèle virtio.",
            en=f"The interface of {WEB} is of model virtio.")
 
@@ -183,8 +185,10 @@ def test_db_isolated(virt, obj):
         if i.type != "network":
             where = i.bridge or i.type
             seen.append({"type": i.type, "source": where})
-            problems_fr.append(f"une interface de type {literal(i.type)} ({literal(where)}) sort du réseau isolé")
-            problems_en.append(f"an interface of type {literal(i.type)} ({literal(where)}) leaves the isolated network")
+            problems_fr.append(f"une interface de type {literal(i.type)} ({literal(where)}) sort "
+                               "du réseau isolé")
+            problems_en.append(f"an interface of type {literal(i.type)} ({literal(where)}) leaves "
+                               "the isolated network")
             continue
         net = virt.network(i.network)
         if net is None:
@@ -194,10 +198,10 @@ def test_db_isolated(virt, obj):
             continue
         seen.append({"network": net.name, "forward": net.forward_mode, "active": net.active})
         if net.forward_mode is not None:
-            problems_fr.append(f"le réseau {code(net.name)} a <forward mode='{literal(net.forward_mode)}'/> "
-                               "(il mène hors de l'hôte)")
-            problems_en.append(f"network {code(net.name)} has <forward mode='{literal(net.forward_mode)}'/> "
-                               "(it leads off the host)")
+            problems_fr.append(f"le réseau {code(net.name)} a <forward "
+                               f"mode='{literal(net.forward_mode)}'/> (il mène hors de l'hôte)")
+            problems_en.append(f"network {code(net.name)} has <forward "
+                               f"mode='{literal(net.forward_mode)}'/> (it leads off the host)")
     obj.evidence(interfaces=seen, running=dom.active)
     if problems_fr:
         obj.fail(fr=f"{DB} n'est pas isolée : " + " ; ".join(dict.fromkeys(problems_fr)) + ".",
