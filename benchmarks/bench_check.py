@@ -109,7 +109,8 @@ def recheck_argv(lab: str, n: int, connect: str | None, user: str | None = None)
 
 def print_table(rows: list[Row], out: Any = sys.stdout) -> None:
     name_w = max(len(r.name) for r in rows)
-    print(f"{'command':<{name_w}}  {'median':>8}  {'min':>7}  {'max':>7}  {'target':>7}  ", file=out)
+    print(f"{'command':<{name_w}}  {'median':>8}  {'min':>7}  {'max':>7}  {'target':>7}  ",
+          file=out)
     for r in rows:
         verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
         tgt = f"{r.target:.2f}" if r.target is not None else "-"
@@ -127,7 +128,8 @@ def lab_dir(num: str) -> Path | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=10, help="runs per command (default 10)")
-    ap.add_argument("--labs", default=None, help="labs to check, e.g. 01,02 (default: 01 and 02 if present)")
+    ap.add_argument("--labs", default=None,
+                    help="labs to check, e.g. 01,02 (default: 01 and 02 if present)")
     ap.add_argument("--connect", default=None, metavar="URI", help="libvirt URI for the checks")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--user", default=None, metavar="NAME", help="the learner to check")
@@ -165,7 +167,8 @@ def main() -> int:
             check_argv += ["--user", args.user]
         c = Row(f"virtlab check {lab}", timed(check_argv, args.n, env, (0, 1)), 0.6)
         rows.append(c)
-        rows.append(Row(f"re-check {lab} in-process", in_process(lab, args.n, args.connect, args.user), 0.15,
+        rows.append(Row(f"re-check {lab} in-process",
+                        in_process(lab, args.n, args.connect, args.user), 0.15,
                         "a notebook kernel's second check"))
         py = Row(f"pytest --hosts=local:// {d.relative_to(REPO)}/checks", timed(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",

@@ -12,9 +12,9 @@ Two runs of ``virtlab grade LAB --workers 1``, one host each:
 While each run goes, the resident memory (VmRSS) of the whole process tree of ``virtlab
 grade`` (the runner, its worker, their ssh clients and shared connections) is summed every
 20 ms, and each process's own peak (VmHWM) is kept: their sum bounds the tree's peak from
-above, short spikes included (a 4 MiB read lasts a few milliseconds). Target (design notes): a flooding learner costs the instructor
-under 100 MB: the flood run's whole tree stays under 100 MB at its peak, and the flooding host
-is reported as not graded (its output cut).
+above, short spikes included (a 4 MiB read lasts a few milliseconds). Target (design notes): a
+flooding learner costs the instructor under 100 MB: the flood run's whole tree stays under 100 MB at
+its peak, and the flooding host is reported as not graded (its output cut).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def baseline(specs: list[str], sshd: Sshd, lab_dir: Path) -> float:
     r = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode not in (0, 1):  # 1: some objectives fail, as expected
-        raise SystemExit(f"pytest baseline failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr}")
+        raise SystemExit(f"pytest baseline failed ({r.returncode}):\n{r.stdout[-3000:]}\n"
+                         f"{r.stderr}")
     return dt
 
 

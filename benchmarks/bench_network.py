@@ -344,8 +344,8 @@ class LearnerCpu:
     """The learners' side's CPU time: a :class:`CpuGroup` holding their sshd (so every
     session, shell and command it starts) and the sandbox's libvirtd and virtlogd; and,
     apart, the sandbox's running QEMU guests (the ``qemu-system-*`` processes in libvirtd's
-    network namespace, the sandbox's own: libvirt gives each its own mount namespace), whose CPU under TCG is the bench's artefact, not
-    grading's."""
+    network namespace, the sandbox's own: libvirt gives each its own mount namespace), whose CPU
+    under TCG is the bench's artefact, not grading's."""
 
     def __init__(self) -> None:
         self.group = CpuGroup.make()

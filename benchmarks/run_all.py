@@ -22,7 +22,8 @@ In order, each timed as wall clock, medians of ``-n`` runs after one uncounted w
    sandbox's network namespace, exactly as tests/test_lab05.py does, and lab 05 is checked
    there (``ip netns exec``; its own cost is measured apart). Other labs (01 reads the
    hardware as it is, 02's packages are the machine's, 06 needs VirtualBox) are measured as
-   they are. Each row says the score the check gave. For reference: the same checks with plain ``pytest --hosts=local://``;
+   they are. Each row says the score the check gave. For reference: the same checks with
+   plain ``pytest --hosts=local://``;
 3. ``--watch`` latency on lab 07: ``lab07-web`` stopped/started, time until the watcher's
    update shows objective ``vm-running`` changed (target <= 1 s);
 4. class grading (``bench_grade.run``): 10, 30 and 60 learner hosts over SSH on loopback

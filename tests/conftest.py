@@ -230,7 +230,8 @@ def solved_state(sb: Sandbox, labs: tuple[str, ...],
 
 
 def run_virtlab(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-                timeout: float = 120, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
+                timeout: float = 120,
+                cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a learner would (``python -m checker`` of this checkout).
 
     Every file the command writes for another program is then read the way that program

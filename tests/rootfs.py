@@ -105,7 +105,8 @@ def build(name: str, suite: str, packages: Iterable[str], *, components: Sequenc
             remove(tmp)
             raise RootfsError(f"mmdebstrap {suite} failed ({r.returncode}):\n{r.stderr[-3000:]}")
         (tmp / ".virtlab-complete").write_text(
-            json.dumps({"suite": suite, "packages": pkgs, "seconds": round(time.monotonic() - started)}))
+            json.dumps({"suite": suite, "packages": pkgs,
+                        "seconds": round(time.monotonic() - started)}))
         tmp.rename(root)
         return root
 

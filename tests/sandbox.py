@@ -335,7 +335,8 @@ class Sandbox:
 
     def _kill_leftovers(self) -> None:
         """dnsmasq and qemu started by this sandbox's daemon, found by their pid files."""
-        for pidfile in list(self.run_dir.glob("network/*.pid")) + list(self.run_dir.glob("qemu/*.pid")):
+        for pidfile in (list(self.run_dir.glob("network/*.pid"))
+                        + list(self.run_dir.glob("qemu/*.pid"))):
             pid = read_pid(pidfile)
             if pid:
                 stop_pid(pid)
@@ -589,12 +590,16 @@ class Sandbox:
             dev = f"vd{chr(ord('a') + i)}"
             fmt = d.get("format", "qcow2")
             if "pool" in d:
-                parts.append(f"<disk type='volume' device='disk'><driver name='qemu' type={quoteattr(fmt)}/>"
-                             f"<source pool={quoteattr(d['pool'])} volume={quoteattr(d['volume'])}/>"
+                parts.append("<disk type='volume' device='disk'>"
+                             f"<driver name='qemu' type={quoteattr(fmt)}/>"
+                             f"<source pool={quoteattr(d['pool'])}"
+                             f" volume={quoteattr(d['volume'])}/>"
                              f"<target dev='{dev}' bus='virtio'/></disk>")
             else:
-                parts.append(f"<disk type='file' device='disk'><driver name='qemu' type={quoteattr(fmt)}/>"
-                             f"<source file={quoteattr(d['path'])}/><target dev='{dev}' bus='virtio'/></disk>")
+                parts.append("<disk type='file' device='disk'>"
+                             f"<driver name='qemu' type={quoteattr(fmt)}/>"
+                             f"<source file={quoteattr(d['path'])}/>"
+                             f"<target dev='{dev}' bus='virtio'/></disk>")
         for n in nics:
             if "bridge" in n:
                 src = f"<source bridge={quoteattr(n['bridge'])}/>"
@@ -612,7 +617,8 @@ class Sandbox:
                 extra += f"<filterref filter={quoteattr(n['filter'])}/>"
             parts.append(f"<interface type='{kind}'>{src}{extra}</interface>")
         if graphics:
-            parts.append(f"<graphics type={quoteattr(graphics)} autoport='yes' listen='127.0.0.1'/>")
+            parts.append(f"<graphics type={quoteattr(graphics)} autoport='yes'"
+                         " listen='127.0.0.1'/>")
         if serial:
             parts.append("<serial type='pty'><target port='0'/></serial>"
                          "<console type='pty'><target type='serial' port='0'/></console>")

@@ -217,8 +217,11 @@ def test_missing_labs_folder_says_how_to_point_at_one(tmp_path, monkeypatch):
 def test_an_edited_lab_is_reloaded(labs_root):
     lab_dir = copy_lab(labs_root)
     assert resolve("1").objective("dev-kvm").points == 2
-    f = edit(lab_dir, "points = 2\nsection = \"8.1.1 Vérification de l'installation\"\ntitle.fr = \"/dev/kvm",
-             "points = 5\nsection = \"8.1.1 Vérification de l'installation\"\ntitle.fr = \"/dev/kvm")
+    f = edit(lab_dir,
+             "points = 2\nsection = \"8.1.1 Vérification de l'installation\"\n"
+             "title.fr = \"/dev/kvm",
+             "points = 5\nsection = \"8.1.1 Vérification de l'installation\"\n"
+             "title.fr = \"/dev/kvm")
     st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert resolve("1").objective("dev-kvm").points == 5

@@ -124,7 +124,8 @@ class ProcWatch:
 RUN_DIR = re.compile(r"/tmp/vlg-[^/\s]+")
 
 
-def start_grade(*args: str, db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, ProcWatch]:
+def start_grade(*args: str, db: Path,
+                env: dict[str, str] | None = None) -> tuple[subprocess.Popen, ProcWatch]:
     p = subprocess.Popen([sys.executable, "-m", "checker", "grade", *args, "--db", str(db)],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, **(env or {})}, start_new_session=True)
@@ -350,7 +351,8 @@ def test_sshd_stopped_while_grading_several_hosts(tmp_path):
         assert set(got) == {server.spec(n) for n in names}
         assert results(db)[:len(kept)] == kept  # nothing recorded was lost or changed
         assert got[server.spec(names[0])][0] == "graded"
-        refused = [h for h, (s, why) in got.items() if s == "unreachable" and "refused" in why.lower()]
+        refused = [h for h, (s, why) in got.items()
+                   if s == "unreachable" and "refused" in why.lower()]
         assert len(refused) >= 2, got
         from checker.grade.exports import HOST_STATUS
         from checker.i18n import resolve_lang
@@ -458,7 +460,8 @@ def damaged(real: bytes) -> list[tuple[str, bytes | None]]:
         *[(f"truncated-{cut}", real[:cut]) for cut in (100, 4096, n // 3, n // 2, n - 4096)],
         ("zeroed-page", real[:8192] + b"\0" * 4096 + real[12288:]),
         ("another-schema", foreign("CREATE TABLE runs (a, b); INSERT INTO runs VALUES (1, 2);")),
-        ("another-program", foreign("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")),
+        ("another-program",
+         foreign("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")),
         ("bad-version", foreign("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                                 "INSERT INTO meta VALUES ('schema_version', 'abc');")),
         ("newer-version", foreign("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -475,7 +478,8 @@ def test_damaged_gradebooks_are_refused_clearly_and_left_untouched(real_gradeboo
                      ("grade", "--resume"), ("grade", "--retry-unreachable")):
             r = run_virtlab(*args, "--db", str(db), "--lang", "en")
             assert r.returncode == 2, (name, args, r.stdout + r.stderr)
-            assert "Traceback" not in r.stderr and "internal error" not in r.stderr, (name, r.stderr)
+            assert ("Traceback" not in r.stderr
+                    and "internal error" not in r.stderr), (name, r.stderr)
             assert str(db) in r.stderr, (name, r.stderr)
             assert db.read_bytes() == data, f"{name}: the file was changed"
 

@@ -178,7 +178,8 @@ def test_the_run_leaves_no_worker_nor_ssh_connection_behind(class_run, sshd):
             return False
 
     assert not [c for c in Path("/tmp").glob("vlg-*/ssh_config") if ours(c)]  # set-up gone
-    assert rows(class_run["db"], "SELECT status, finished_at IS NOT NULL FROM runs") == [("complete", 1)]
+    assert rows(class_run["db"],
+                "SELECT status, finished_at IS NOT NULL FROM runs") == [("complete", 1)]
 
 
 def test_no_progress_bar_when_stdout_is_not_a_terminal(class_run):
@@ -242,7 +243,8 @@ def test_a_host_that_hangs_after_login_is_stopped_at_its_deadline(sshd, learners
 def test_host_keys_are_checked(sshd, learners, tmp_path):
     """Batch mode with host-key checking on: an unknown host key is refused, not asked."""
     cfg = tmp_path / "ssh_config"
-    cfg.write_text(sshd.ssh_config.read_text().replace(str(sshd.known_hosts), str(tmp_path / "empty")))
+    cfg.write_text(sshd.ssh_config.read_text().replace(str(sshd.known_hosts),
+                                                       str(tmp_path / "empty")))
     r = grade(LAB1, "--hosts", sshd.spec(learners["kvm"]), "--ssh-config", str(cfg),
               db=tmp_path / "gb.sqlite", timeout=60)
     assert r.returncode == 3

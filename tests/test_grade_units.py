@@ -154,7 +154,8 @@ def test_every_run_is_kept_with_its_time_version_and_evidence(tmp_path):
     gb.finish_run(run2, "complete")
     gb.close()
     db = sqlite3.connect(tmp_path / "gb.sqlite")
-    runs = db.execute("SELECT id, status, checker_version, started_at, finished_at FROM runs").fetchall()
+    runs = db.execute("SELECT id, status, checker_version, started_at, finished_at "
+                      "FROM runs").fetchall()
     assert [r[0] for r in runs] == [run, run2] and all(r[1] == "complete" for r in runs)
     assert all(r[2] == "0.1.0" and r[3] and r[4] for r in runs)
     ev = db.execute("SELECT objective, status, evidence FROM objective_results").fetchall()

@@ -60,7 +60,8 @@ def toml_value(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        return ("nan" if math.isnan(v)
+                else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v))
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, list):
@@ -144,7 +145,8 @@ def assert_lab_or_named_error(path: Path) -> Lab | None:
 
 
 def test_the_unmutated_document_is_a_valid_lab(tmp_path):
-    assert assert_lab_or_named_error(lab_dir(tmp_path, "42-hostile", to_toml(valid_lab("42-hostile"))))
+    assert assert_lab_or_named_error(lab_dir(tmp_path, "42-hostile",
+                                             to_toml(valid_lab("42-hostile"))))
 
 
 @FAST
@@ -385,7 +387,9 @@ def test_memory_units_and_malformed_values(xml, memory_kib, vcpus):
 
 @pytest.mark.parametrize("parse", [parse_domain_xml, parse_network_xml])
 @pytest.mark.parametrize("text", ["", "<domain>", "not xml", "<a>\x01</a>", "<?xml?><x/><y/>",
-                                  "\ufeff<domain/", "<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>"])
+                                  "\ufeff<domain/",
+                                  "<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>"
+                                  "<x>&e;</x>"])
 def test_xml_that_is_not_well_formed_raises_value_error(parse, text):
     with pytest.raises(ValueError, match="XML"):
         parse(text)

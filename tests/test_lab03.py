@@ -54,7 +54,8 @@ def test_a_fresh_debian_fails_every_objective_with_a_clear_message(clean_release
     o = _by_id(report)
     assert "sudo virsh net-start default" in o["default-network-active"].message
     assert "Aucun pool `default`" in o["default-pool-active"].message
-    assert "pool-define-as default dir --target /var/lib/libvirt/images" in o["default-pool-active"].message
+    assert ("pool-define-as default dir --target /var/lib/libvirt/images"
+            in o["default-pool-active"].message)
     assert "qemu:///session" in o["user-default-uri"].message
     assert o["config-backup"].message.endswith("~/virtlab/backup/default-network.xml")
     for r in report.objectives:

@@ -134,7 +134,8 @@ def _wait_state(s: Solved, active: bool) -> None:
         time.sleep(0.1)
 
 
-def _redefine(s: Solved, edit: Callable[[ET.Element], None], restart: bool = False) -> Callable[[], None]:
+def _redefine(s: Solved, edit: Callable[[ET.Element], None],
+              restart: bool = False) -> Callable[[], None]:
     """Change the VM's definition; with restart, apply it by a stop and a start."""
     original = s.config()
     root = ET.fromstring(original)

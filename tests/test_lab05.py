@@ -54,7 +54,8 @@ LEASE_TIMEOUT = 120  # s; a TCG guest gets its lease in about 10 s here
 
 # --- the parser (pure) -------------------------------------------------------------------
 
-def fs(files: dict[str, str]) -> tuple[Callable[[str], str | None], Callable[[str], list[str] | None]]:
+def fs(files: dict[str, str]) -> tuple[Callable[[str], str | None],
+                                       Callable[[str], list[str] | None]]:
     """A tiny in-memory file tree for read_interfaces (paths -> text)."""
     def read(p: str) -> str | None:
         return files.get(p)
@@ -102,7 +103,8 @@ bridge_maxwait 0
 def test_source_glob_and_source_directory_are_followed():
     read, listdir = fs({
         "/etc/network/interfaces": DEBIAN_DEFAULT + "source-directory extra\n",
-        "/etc/network/interfaces.d/br0": "auto br0\niface br0 inet dhcp\n  bridge-ports enp1s0 enp2s0\n",
+        "/etc/network/interfaces.d/br0": "auto br0\niface br0 inet dhcp\n  bridge-ports enp1s0 "
+                                         "enp2s0\n",
         "/etc/network/interfaces.d/.hidden": "iface hidden inet manual\n  bridge_ports x\n",
         # relative to the directory of the including file; run-parts names only
         "/etc/network/extra/vlan": "iface br9 inet manual\n\tbridge_ports none\n",
@@ -706,7 +708,8 @@ def b_blank_disk(s):
     subprocess.run(["qemu-img", "create", "-f", "qcow2", str(sb.images("lab05-blank.qcow2")),
                     "1G"], check=True, capture_output=True)
     new_mac = "52:54:00:05:00:99"
-    xml = sb.domain_xml("test-debian-12", disks=[{"path": "/var/lib/libvirt/images/lab05-blank.qcow2"}],
+    xml = sb.domain_xml("test-debian-12",
+                        disks=[{"path": "/var/lib/libvirt/images/lab05-blank.qcow2"}],
                         nics=[{"network": "mon-reseau-prive", "mac": new_mac}])
     blank = sb.conn().defineXML(xml)
     blank.create()
@@ -726,8 +729,10 @@ def b_blank_disk(s):
 
 BREAKS = [
     Break("routed-instead-of-nat", "net-nat-defined", b_routed, "'route'"),
-    Break("dhcp-range-too-wide", "net-nat-addressing", b_wide_range, "192.168.100.2–192.168.100.254"),
-    Break("wrong-bridge-name", "net-nat-addressing", b_wrong_bridge, "bridge virbr9 instead of virbr1"),
+    Break("dhcp-range-too-wide", "net-nat-addressing", b_wide_range,
+          "192.168.100.2–192.168.100.254"),
+    Break("wrong-bridge-name", "net-nat-addressing", b_wrong_bridge,
+          "bridge virbr9 instead of virbr1"),
     Break("nat-stopped", "net-nat-active", b_nat_stopped, "stopped"),
     Break("nat-no-autostart", "net-nat-autostart", b_no_autostart, "net-autostart"),
     Break("isolated-forwards", "net-isolated", b_isolated_forwards, "<forward mode='nat'/>"),

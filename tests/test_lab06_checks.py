@@ -123,7 +123,8 @@ class Scene:
         self.bin_dir = bin_dir
         self.mp = monkeypatch
         self.oracle_apt()
-        monkeypatch.setenv("PATH", f"{bin_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        monkeypatch.setenv("PATH",
+                           f"{bin_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         monkeypatch.delenv("VIRTLAB_VBOX_TIMEOUT", raising=False)
 
     def file(self, rel: str, content: str | bytes) -> Path:
@@ -145,7 +146,8 @@ class Scene:
         self.file("etc/apt/sources.list.d/virtualbox.list", ORACLE_LIST)
         self.file(ORACLE_KEYRING, (FIX / "test-oracle-uid.gpg").read_bytes())
         # another vendor's key in trusted.gpg.d must not count against the learner
-        self.file("etc/apt/trusted.gpg.d/other-vendor.gpg", (FIX / "test-other-vendor.gpg").read_bytes())
+        self.file("etc/apt/trusted.gpg.d/other-vendor.gpg",
+                  (FIX / "test-other-vendor.gpg").read_bytes())
 
     def run(self, user: str, **kw):
         path = self.dir / "scenario.json"
@@ -233,7 +235,8 @@ def test_source_faults_fail_only_vbox_source(scene, learner, breaks, says):
 
 
 def test_apt_key_fail_says_how_to_fix(scene, learner):
-    scene.file("etc/apt/trusted.gpg.d/oracle_vbox_2016.gpg", (FIX / "test-oracle-uid.gpg").read_bytes())
+    scene.file("etc/apt/trusted.gpg.d/oracle_vbox_2016.gpg",
+               (FIX / "test-oracle-uid.gpg").read_bytes())
     r = result(scene.run(learner, only=["vbox-source"]), "vbox-source")
     assert r.status == "fail"
     assert "sudo rm /etc/apt/trusted.gpg.d/oracle_vbox_2016.gpg" in r.message
@@ -241,7 +244,8 @@ def test_apt_key_fail_says_how_to_fix(scene, learner):
 
 
 def test_learner_outside_vboxusers_fails_only_the_group(scene, learner, outsider):
-    assert result(scene.run(learner, only=["user-group-vboxusers"]), "user-group-vboxusers").status == "pass"
+    assert result(scene.run(learner, only=["user-group-vboxusers"]),
+                  "user-group-vboxusers").status == "pass"
     r = result(scene.run(outsider, only=["user-group-vboxusers"]), "user-group-vboxusers")
     assert r.status == "fail" and "usermod -aG vboxusers " + outsider in r.message
 
@@ -267,10 +271,12 @@ def _deb822_inline(s):
 
 def _usr_share_keyrings(s):
     # the older advice (a keyring where packages keep theirs): still accepted
-    s.file("usr/share/keyrings/oracle-virtualbox-2016.gpg", (FIX / "test-oracle-uid.gpg").read_bytes())
+    s.file("usr/share/keyrings/oracle-virtualbox-2016.gpg",
+           (FIX / "test-oracle-uid.gpg").read_bytes())
     (s.apt / ORACLE_KEYRING).unlink()
     s.file("etc/apt/sources.list.d/virtualbox.list",
-           ORACLE_LIST.replace("/etc/apt/keyrings/", "/usr/share/keyrings/").replace("trixie", "bookworm"))
+           ORACLE_LIST.replace("/etc/apt/keyrings/", "/usr/share/keyrings/")
+           .replace("trixie", "bookworm"))
 
 
 def _fasttrack_trixie(s):
@@ -288,7 +294,8 @@ def _fasttrack(s):
     (s.apt / "etc/apt/sources.list.d/virtualbox.list").unlink()
     s.file("etc/apt/sources.list.d/fasttrack.list",
            "deb https://fasttrack.debian.net/debian-fasttrack/ bookworm-fasttrack main contrib\n"
-           "deb https://fasttrack.debian.net/debian-fasttrack/ bookworm-backports-staging main contrib\n")
+           "deb https://fasttrack.debian.net/debian-fasttrack/ bookworm-backports-staging main "
+           "contrib\n")
     s.file("etc/apt/trusted.gpg.d/fasttrack-archive-keyring.gpg",
            (FIX / "fasttrack-archive-keyring.gpg").read_bytes())
 
@@ -322,7 +329,8 @@ def _keyring_missing(s):
 
 
 def _armored_in_gpg(s):
-    # `wget -O /usr/share/keyrings/oracle-virtualbox-2016.gpg …/oracle_vbox_2016.asc` without --dearmor
+    # `wget -O /usr/share/keyrings/oracle-virtualbox-2016.gpg …/oracle_vbox_2016.asc` without
+    # --dearmor
     s.file(ORACLE_KEYRING, (FIX / "test-oracle-uid.asc").read_text())
 
 
@@ -348,7 +356,8 @@ def _fasttrack_without_key(s):
 def _fasttrack_trixie_without_signed_by(s):
     _fasttrack_trixie(s)
     p = s.apt / "etc/apt/sources.list.d/fasttrack.sources"
-    p.write_text("".join(x for x in p.read_text().splitlines(True) if not x.startswith("Signed-By")))
+    p.write_text("".join(x for x in p.read_text().splitlines(True)
+                         if not x.startswith("Signed-By")))
 
 
 BAD_SOURCES = [("no-signed-by", _no_signed_by, "no signed-by="),
@@ -426,7 +435,8 @@ def test_unknown_learner_is_an_error_not_a_crash(scene):
     assert result(report, "user-group-vboxusers").status == "error"
     for oid in VBOX_IDS:
         r = result(report, oid)
-        assert r.status in ("error", "fail") and "Could not evaluate" not in r.message, (oid, r.message)
+        assert (r.status in ("error", "fail")
+                and "Could not evaluate" not in r.message), (oid, r.message)
 
 
 # --- the real machine, through the command line -----------------------------------------------

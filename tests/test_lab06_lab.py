@@ -42,7 +42,8 @@ def test_every_objective_has_points_titles_hints_and_section(lab):
         assert COMMAND_RE.search(o.hint.fr) and COMMAND_RE.search(o.hint.en), o.id
     drv = lab.objective("vbox-kernel-driver")
     for text in (drv.hint.fr, drv.hint.en):
-        assert "KVM" in text and "modprobe -r kvm_intel" in text and "VERR_VMX_IN_VMX_ROOT_MODE" in text
+        assert ("KVM" in text and "modprobe -r kvm_intel" in text
+                and "VERR_VMX_IN_VMX_ROOT_MODE" in text)
         # the fix for each kernel: 6.1 unloads the module, 6.12 defers VT-x
         assert "6.1" in text and "6.12" in text and "enable_virt_at_load=0" in text
     for o in (lab.objective("vbox-source"), lab.objective("vbox-installed")):
@@ -65,7 +66,8 @@ TAB_13, TAB_12 = '=== "Debian 13 (trixie)"', '=== "Debian 12 (bookworm)"'
 def test_instructions_correct_the_course_for_debian_13_and_12(lang):
     text = (LAB / f"instructions.{lang}.md").read_text(encoding="utf-8")
     for needle in ("apt install virtualbox", "apt-key", "apt 3.0", "signed-by=",
-                   "/etc/apt/keyrings/oracle-virtualbox-2016.gpg", "sudo install -d -m 0755 /etc/apt/keyrings",
+                   "/etc/apt/keyrings/oracle-virtualbox-2016.gpg",
+                   "sudo install -d -m 0755 /etc/apt/keyrings",
                    "Signed-By:", "Suites: trixie", "bookworm contrib", "virtualbox-7.2",
                    "fasttrack", "Signed-By: /usr/share/keyrings/fasttrack-archive-keyring.gpg",
                    "PUEL", "lsmod | grep kvm", "VERR_VMX_IN_VMX_ROOT_MODE",

@@ -152,7 +152,8 @@ def result(report, oid):
 
 def _vboxdrv_loaded() -> bool:
     try:
-        if any(x.split()[0] == "vboxdrv" for x in Path("/proc/modules").read_text().splitlines() if x):
+        if any(x.split()[0] == "vboxdrv" for x in Path("/proc/modules").read_text().splitlines()
+               if x):
             return True
     except OSError:
         pass
@@ -212,7 +213,8 @@ def test_host_only_adapter_set_with_the_real_tool_passes(solved, on_path):
     learner, _ = solved
     vb = on_path
     try:
-        r = vb.run(learner, "modifyvm", VM, "--nic2", "hostonly", "--host-only-adapter2", "vboxnet0")
+        r = vb.run(learner, "modifyvm", VM, "--nic2", "hostonly", "--host-only-adapter2",
+                   "vboxnet0")
         assert r.returncode == 0 and "vboxnet0" in r.stderr  # "doesn't seem to exist"
         report = check("06", user=learner, lang="en", only=["vbox-nic-private"])
         priv = result(report, "vbox-nic-private")
@@ -237,13 +239,17 @@ BREAKS = [
     ("512-mib", "vbox-vm-resources", "512 MiB",
      [["modifyvm", VM, "--memory", "512"]], [["modifyvm", VM, "--memory", "2048"]]),
     ("too-many-vcpus", "vbox-vm-resources", "vCPUs for",
-     [["modifyvm", VM, "--cpus", str((os.cpu_count() or 1) + 1)]], [["modifyvm", VM, "--cpus", "2"]]),
+     [["modifyvm", VM, "--cpus", str((os.cpu_count() or 1) + 1)]],
+     [["modifyvm", VM, "--cpus", "2"]]),
     ("host-keeps-too-little", "vbox-vm-resources", "the host would keep only 1.0 GiB",
-     [["modifyvm", VM, "--memory", str(_host_mib() - 1024)]], [["modifyvm", VM, "--memory", "2048"]]),
+     [["modifyvm", VM, "--memory", str(_host_mib() - 1024)]],
+     [["modifyvm", VM, "--memory", "2048"]]),
     ("bridged-adapter-1", "vbox-nic-nat", "bridged",
-     [["modifyvm", VM, "--nic1", "bridged", "--bridge-adapter1", "eth0"]], [["modifyvm", VM, "--nic1", "nat"]]),
+     [["modifyvm", VM, "--nic1", "bridged", "--bridge-adapter1", "eth0"]],
+     [["modifyvm", VM, "--nic1", "nat"]]),
     ("no-adapter-2", "vbox-nic-private", "disabled",
-     [["modifyvm", VM, "--nic2", "none"]], [["modifyvm", VM, "--nic2", "intnet", "--intnet2", "labnet"]]),
+     [["modifyvm", VM, "--nic2", "none"]],
+     [["modifyvm", VM, "--nic2", "intnet", "--intnet2", "labnet"]]),
     ("nat-network-adapter-2", "vbox-nic-private", "NAT Network",
      [["modifyvm", VM, "--nic2", "natnetwork", "--nat-network2", "NatNetwork"]],
      [["modifyvm", VM, "--nic2", "intnet", "--intnet2", "labnet"]]),
@@ -283,16 +289,19 @@ def test_a_vmdk_disk_made_with_the_real_tool_fails_only_the_disk(real_vbox, vbox
         vb.ok(learner, "modifyvm", VM, "--memory", "1024", "--cpus", "1", "--nic1", "nat",
               "--nic2", "intnet", "--intnet2", "labnet")
         disk = f"/home/{learner}/VirtualBox VMs/{VM}/{VM}.vmdk"
-        vb.ok(learner, "createmedium", "disk", "--filename", disk, "--size", "64", "--format", "VMDK")
+        vb.ok(learner, "createmedium", "disk", "--filename", disk, "--size", "64", "--format",
+              "VMDK")
         vb.ok(learner, "storagectl", VM, "--name", "SATA", "--add", "sata")
         vb.ok(learner, "storageattach", VM, "--storagectl", "SATA", "--port", "0", "--device",
               "0", "--type", "hdd", "--medium", disk)
         report = check("06", user=learner, lang="en")
         st = statuses(report)
         why = {o.id: (o.status, o.message) for o in report.objectives}
-        assert st["vbox-vm-disk"] == "fail" and "vmdk" in result(report, "vbox-vm-disk").message, why
+        assert (st["vbox-vm-disk"] == "fail"
+                and "vmdk" in result(report, "vbox-vm-disk").message), why
         assert st["vbox-snapshot"] == "fail", why  # none taken
-        assert all(st[o] == "pass" for o in VM_IDS if o not in ("vbox-vm-disk", "vbox-snapshot")), why
+        assert all(st[o] == "pass" for o in VM_IDS
+                   if o not in ("vbox-vm-disk", "vbox-snapshot")), why
         # and a VM that does not exist at all: every VM objective fails, none crashes
         vb.ok(learner, "unregistervm", VM, "--delete")
         report = check("06", user=learner, lang="en")
@@ -345,7 +354,8 @@ def test_hostile_description_snapshot_and_network_names_inside_the_good_vm(solve
         report = check("06", user=learner, lang="en")
         assert all(result(report, oid).status == "pass" for oid in VM_IDS)
         assert result(report, "vbox-vm-created").evidence["vm"] == VM
-        assert result(report, "vbox-snapshot").evidence["snapshots"] == ["installation propre", snap]
+        assert (result(report, "vbox-snapshot").evidence["snapshots"]
+                == ["installation propre", snap])
         assert result(report, "vbox-nic-private").evidence["network"] == net
         from checker.engine import get_host
         from checker.probes.learner import Learner
@@ -363,7 +373,8 @@ def test_no_vboxsvc_is_left_by_a_check(solved, on_path):
     assert vbox_real.processes_of(learner) == []
 
 
-def test_a_vboxsvc_that_cannot_start_is_an_error_with_the_real_message(real_vbox, vboxusers, on_path):
+def test_a_vboxsvc_that_cannot_start_is_an_error_with_the_real_message(real_vbox, vboxusers,
+                                                                       on_path):
     """~/.config/VirtualBox is a file: the real VBoxSVC cannot start (its real message)."""
     learner = _new_learner()
     try:
@@ -389,7 +400,8 @@ def test_the_release_specific_debian_types_of_the_real_tool_pass(solved, on_path
     vb = on_path
     try:
         vb.ok(learner, "modifyvm", VM, "--ostype", ostype)
-        r = result(check("06", user=learner, lang="en", only=["vbox-vm-created"]), "vbox-vm-created")
+        r = result(check("06", user=learner, lang="en", only=["vbox-vm-created"]),
+                   "vbox-vm-created")
         assert r.status == "pass" and r.evidence["ostype"] == shown, r.message
     finally:
         vb.ok(learner, "modifyvm", VM, "--ostype", "Debian_64")

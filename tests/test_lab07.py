@@ -26,7 +26,8 @@ def lab07_objects(sb: Any) -> dict[str, list[str]]:
     return {
         "domains": sorted(d.name() for d in c.listAllDomains(0) if d.name().startswith("lab07-")),
         "networks": sorted(n.name() for n in c.listAllNetworks(0) if n.name().startswith("lab07-")),
-        "pools": sorted(p.name() for p in c.listAllStoragePools(0) if p.name().startswith("lab07-")),
+        "pools": sorted(p.name() for p in c.listAllStoragePools(0)
+                        if p.name().startswith("lab07-")),
     }
 
 

@@ -122,7 +122,8 @@ class Solved:
         assert self.contract is not None
         r = self.sb.run_script(f"{self.contract.prelude}\n{script}", env=env,
                                cwd=self.sb.lab_path(self.lab), timeout=300)
-        assert r.returncode == 0, f"{self.lab}: {what} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        assert r.returncode == 0, (f"{self.lab}: {what} failed ({r.returncode}):\n"
+                                   f"{r.stdout}\n{r.stderr}")
 
 
 @pytest.fixture(scope="module")

@@ -56,13 +56,15 @@ def scene(sb: Any, normalize: bool = False) -> dict[str, Any]:
                                           n.isActive(), n.autostart())
     for p in c.listAllStoragePools(0):
         if p.name().startswith("lab07-"):
-            vols = sorted((v.name(), v.info()[1]) for v in p.listAllVolumes(0)) if p.isActive() else []
+            vols = (sorted((v.name(), v.info()[1]) for v in p.listAllVolumes(0))
+                    if p.isActive() else [])
             out[f"pool {p.name()}"] = (clean(p.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)),
                                        p.isActive(), vols)
     return out
 
 
-def start(sb: Any, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def start(sb: Any, *extra: str,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return run_virtlab("start", LAB, "--connect", sb.uri, "--lang", "en", *extra, env=env)
 
 

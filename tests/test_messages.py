@@ -201,7 +201,8 @@ def test_the_reference_page_lists_every_command_format_and_exit_code(lang):
     for command in COMMANDS.values():
         assert f"### `virtlab {command.name}`" in ref and usage(command, lang) in ref
     for fmt in FORMATS:
-        assert f"| `{fmt}` | `{RENDERERS[fmt].suffix}` | {RENDERERS[fmt].description.get(lang)}" in ref
+        assert (f"| `{fmt}` | `{RENDERERS[fmt].suffix}` | "
+                f"{RENDERERS[fmt].description.get(lang)}" in ref)
     for code in Exit:
         assert f"| {int(code)} | {code.description.get(lang)} |" in ref
 

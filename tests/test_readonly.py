@@ -34,7 +34,8 @@ def libvirt_state(conn) -> dict:
     for d in conn.listAllDomains(0):
         state["domains"][d.name()] = {
             "xml": d.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE),
-            "inactive_xml": d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if d.isPersistent() else None,
+            "inactive_xml": (d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if d.isPersistent()
+                             else None),
             "state": d.state(), "autostart": d.autostart(),
             "snapshots": {s.getName(): s.getXMLDesc(0) for s in d.listAllSnapshots(0)},
         }
@@ -47,7 +48,8 @@ def libvirt_state(conn) -> dict:
             for v in p.listAllVolumes(0):
                 vols[v.name()] = {"xml": _VOLUME_NOISE.sub("", v.XMLDesc(0)),
                                   "type_capacity": v.info()[:2]}
-        state["pools"][p.name()] = {"xml": _POOL_NOISE.sub("", p.XMLDesc(0)), "active": p.isActive(),
+        state["pools"][p.name()] = {"xml": _POOL_NOISE.sub("", p.XMLDesc(0)),
+                                    "active": p.isActive(),
                                     "autostart": p.autostart(), "volumes": vols}
     for f in conn.listAllNWFilters(0):
         state["nwfilters"][f.name()] = f.XMLDesc(0)

@@ -44,7 +44,8 @@ def test_the_host_probe_reads_each_release_from_its_real_os_release(name, major,
     osr = facts.os_release
     assert (osr.id, osr.version_id, osr.codename) == ("debian", str(major), codename)
     assert osr.debian_major == major
-    assert facts.release.major == rel.major and facts.release.virt_install_pkg == rel.virt_install_pkg
+    assert (facts.release.major == rel.major
+            and facts.release.virt_install_pkg == rel.virt_install_pkg)
     assert facts.release.found == f"Debian {major} ({codename})"
     assert facts.os_release is osr  # read once per run
 

@@ -84,7 +84,8 @@ def golden(name: str, actual: str) -> None:
     if not path.exists():
         pytest.fail(f"{path} missing: run with VIRTLAB_REGEN_GOLDEN=1 and review it")
     expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{name} differs from its golden file (VIRTLAB_REGEN_GOLDEN=1 regenerates)"
+    assert actual == expected, (f"{name} differs from its golden file "
+                                "(VIRTLAB_REGEN_GOLDEN=1 regenerates)")
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -198,8 +199,8 @@ def test_junit_parses_and_has_one_testcase_per_objective():
     # Attributes survive with their newline and quotes; the control characters XML cannot
     # carry are shown as \xNN.
     # (as plain text: the inline Markdown marks dropped, a CI dashboard renders none)
-    assert failure.get("message") == plain(r.objectives[1].message).replace("\x1b", "\\x1b").replace(
-        "\x00", "\\x00")
+    assert failure.get("message") == (plain(r.objectives[1].message)
+                                      .replace("\x1b", "\\x1b").replace("\x00", "\\x00"))
     assert by_id["libvirtd-active"].find("error") is not None
     assert by_id["libvirtd-enabled"].find("skipped") is not None
     evidence = json.loads(by_id["vm-description"].findtext("system-out"))

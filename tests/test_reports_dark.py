@@ -178,7 +178,8 @@ _LEAKS_JS = """
 const out = [];
 const walk = rules => { for (const r of rules) {
   if (r.cssRules && !r.selectorText) { walk(r.cssRules); continue; }
-  for (const s of (r.selectorText || '').split(',')) if (!s.includes('.vl-report')) out.push(s); } };
+  for (const s of (r.selectorText || '').split(',')) \
+if (!s.includes('.vl-report')) out.push(s); } };
 for (const el of document.querySelectorAll('.vl-report')) {
   const style = el.previousElementSibling;
   if (!style || style.tagName !== 'STYLE') { out.push('no style before a .vl-report'); continue; }

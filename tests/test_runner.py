@@ -25,7 +25,8 @@ CHECKS = {
     "cpu-virt-flags": (3, "def test_passes(host):\n"
                           "    assert host.file('/').is_directory\n"),
     "kvm-modules": (2, "def test_assert_with_text(host):\n"
-                       "    assert host.file('/nonexistent-virtlab').exists, 'pas de fichier / no file'\n"),
+                       "    assert host.file('/nonexistent-virtlab').exists, "
+                       "'pas de fichier / no file'\n"),
     "dev-kvm": (2, "def test_bare_assert(facts):\n"
                    "    assert 1 + 1 == 3\n"),
     "host-resources": (3, "def test_obj_fail(obj):\n"
@@ -217,7 +218,8 @@ def _report(statuses: dict[str, str]) -> Report:
     lab = load_lab(LAB01)
     objs = tuple(ObjectiveResult(
         id=o.id, title="t", section="s", points=o.points,
-        earned=o.points if statuses[o.id] == "pass" else 0, status=statuses[o.id],  # type: ignore[arg-type]
+        earned=o.points if statuses[o.id] == "pass" else 0,
+        status=statuses[o.id],  # type: ignore[arg-type]
         message="m", hint="") for o in lab.objectives)
     return Report(lab=lab.id, title="T", host="local://", libvirt_uri="qemu:///system",
                   user="u", lang="en", started_at="2026-12-01T10:00:00+00:00",

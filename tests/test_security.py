@@ -116,7 +116,8 @@ def test_commands_are_constants_with_quoted_arguments():
             if call.func.attr in ("system", "popen") and getattr(call.func.value, "id", "") == "os":
                 bad.append(f"{where}: os.{call.func.attr}")
             for kw in call.keywords:
-                if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
+                if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant)
+                                              and not kw.value.value):
                     # the exceptions: checker/probes/output.py replaces testinfra's own
                     # run_local, checker/probes/shell.py starts the remote shell (a shell
                     # string testinfra built, every argument quoted)
@@ -258,8 +259,8 @@ def test_every_template_is_autoescaped_and_nothing_is_marked_safe():
         src = f.read_text(encoding="utf-8")
         assert "autoescape=False" not in src, f
         for m in re.finditer(r"Markup\(([^)]*)\)", src):
-            # the Markups: empty ones, matplotlib's SVG of the class report, and checker/markup.py's HTML
-            # built from escaped pieces (tests/test_lab_text.py proves hostile text inert)
+            # the Markups: empty ones, matplotlib's SVG of the class report, and checker/markup.py's
+            # HTML built from escaped pieces (tests/test_lab_text.py proves hostile text inert)
             assert (m.group(1) == '""' or (f.name == "exports.py" and m.group(1) == "svg")
                     or (f.name == "markup.py" and m.group(1) == "out")), (f, m.group(0))
 

@@ -84,7 +84,8 @@ def readme_setup_line() -> tuple[str, str]:
 # What is not run as the learner in test_every_command_of_the_pages, and why. Each rule must
 # still match some command (a stale rule fails the test).
 NOT_RUN_HERE = {
-    r"^(sudo )?bash \.ci/install$|^su -c 'bash \.ci/install'$|^(sudo )?bash \.ci/install && \.venv/bin/jupyter lab notebooks/$":
+    r"^(sudo )?bash \.ci/install$|^su -c 'bash \.ci/install'$|^(sudo )?bash \.ci/install && "
+    r"\.venv/bin/jupyter lab notebooks/$":
         "the set-up itself: the tests above and below",
     r"^sudo bash \.ci/run$": "the whole test suite as root: what CI runs",
     r"^su -$|^exit$|^apt install sudo && usermod -aG sudo alice$":
@@ -93,7 +94,8 @@ NOT_RUN_HERE = {
     r"^sudo \.venv/bin/python benchmarks/": "the benchmarks: root, 3.5 min",
     r"--watch": "runs until Ctrl-C",
     r"--host ssh://": "a remote learner host: no network here",
-    r"^virtlab (start|finish|solve) ": "changes the machine's libvirt state (tested in the sandbox)",
+    r"^virtlab (start|finish|solve) ":
+        "changes the machine's libvirt state (tested in the sandbox)",
     r"^virtlab grade ": "a class of hosts (tests/test_grade.py)",
     r"^\.venv/bin/jupyter lab notebooks/$": "test_jupyterlab_answers_and_saves_as_the_learner",
     r"^\.venv/bin/mkdocs serve$": "test_mkdocs_serve_answers_as_the_learner",
@@ -353,7 +355,8 @@ def run_page_commands(learner, installed) -> list[str]:
                 r = learner.run(f". .venv/bin/activate && {c}", timeout=600, **pypi)
                 out = r.stdout + r.stderr
                 ok = (0, 1) if c.startswith("virtlab check ") else (0,)
-                assert r.returncode in ok, f"{page.name}: `{c}` exited {r.returncode}:\n{out[-3000:]}"
+                assert r.returncode in ok, (f"{page.name}: `{c}` exited {r.returncode}:\n"
+                                            f"{out[-3000:]}")
                 assert "Traceback" not in out and "PermissionError" not in out, f"`{c}`:\n{out}"
                 assert learner.foreign_files() == [], f"after `{c}`"
                 ran.append(c)
@@ -519,8 +522,10 @@ def test_package_names_exist_on_debian_12_and_13(learner, tmp_path):
     (tmp_path / "sources.list").write_text(
         f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {other} main\n")
     apt = ["-o", f"Dir::Etc::sourcelist={tmp_path / 'sources.list'}",
-           "-o", "Dir::Etc::sourceparts=/nonexistent", "-o", f"Dir::State::Lists={tmp_path / 'lists'}",
-           "-o", f"Dir::State::status={tmp_path / 'status'}", "-o", f"Dir::Cache={tmp_path / 'cache'}",
+           "-o", "Dir::Etc::sourceparts=/nonexistent", "-o",
+           f"Dir::State::Lists={tmp_path / 'lists'}",
+           "-o", f"Dir::State::status={tmp_path / 'status'}", "-o",
+           f"Dir::Cache={tmp_path / 'cache'}",
            "-o", "APT::Architecture=amd64"]
     r = subprocess.run(["apt-get", *apt, "update"], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
@@ -621,7 +626,8 @@ class RootfsLearner:
                               stdin=subprocess.DEVNULL)
 
     def start(self, argv: list[str], log: Path) -> subprocess.Popen[str]:
-        """A long-running program of the learner's: every step execs, so its PID is the program's."""
+        """A long-running program of the learner's: every step execs, so its PID is the
+        program's."""
         out = open(log, "w+")
         return subprocess.Popen(self.argv(argv), stdout=out, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -632,7 +638,8 @@ class RootfsLearner:
         return r.stdout.split()
 
     def root_run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(chroot_argv(self.root, argv, env={"PATH": PATH_ROOT, "LANG": "C.UTF-8"}),
+        return subprocess.run(chroot_argv(self.root, argv,
+                                          env={"PATH": PATH_ROOT, "LANG": "C.UTF-8"}),
                               capture_output=True, text=True, timeout=120,
                               stdin=subprocess.DEVNULL)
 

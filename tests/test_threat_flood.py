@@ -62,7 +62,8 @@ def test_a_flooding_host_is_cut_reported_and_the_others_graded(sshd, tmp_path):
         res = {x["learner"]: x["results"] for x in doc["learners"]}
         # every command floods: nothing graded; only dpkg-query floods: lab 01 (which does
         # not run it) is graded, lab 02 is not
-        for kind, labs in (("yes", ("01-hardware", "02-install-kvm")), ("dpkg", ("02-install-kvm",))):
+        for kind, labs in (("yes", ("01-hardware", "02-install-kvm")),
+                           ("dpkg", ("02-install-kvm",))):
             for lab in labs:
                 v = res[who[kind]][lab]
                 assert v["status"] == "error", (kind, lab, v)

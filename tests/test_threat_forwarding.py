@@ -129,7 +129,8 @@ def test_nothing_of_the_instructor_reaches_a_learner_host(loose_sshd, agent, tmp
                "LANG": "C.UTF-8"}
 
         # 1. the attack, reproduced: plain ssh with this config leaks it all
-        r = subprocess.run(["/usr/bin/ssh", "-F", str(cfg), "-p", str(sshd.port), f"{learner}@127.0.0.1",
+        r = subprocess.run(["/usr/bin/ssh", "-F", str(cfg), "-p", str(sshd.port),
+                            f"{learner}@127.0.0.1",
                             "true"], env=env, capture_output=True, text=True, timeout=30,
                            stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr

@@ -137,7 +137,8 @@ def inventory_attacks(port: int, user: str, scratch: Path) -> list[tuple[str, st
         ("user with a password", f"pc1:\n      ansible_host: 127.0.0.1\n      ansible_port: "
                                  f"{port}\n      ansible_user: '{user}:pw'\n"),
         ("port with an option", f"pc1:\n      ansible_host: 127.0.0.1\n      ansible_port: "
-                                f"'{port} -oProxyCommand=touch {m(5)}'\n      ansible_user: {user}\n"),
+                                f"'{port} -oProxyCommand=touch {m(5)}'\n      ansible_user: "
+                                f"{user}\n"),
         ("name with testinfra options", f"'pc1?ssh_config={scratch}/evil_config&x=':\n"
                                         f"      ansible_host: 127.0.0.1\n      {base}"),
         ("encoded name, no ansible_host", f"'%2DoProxyCommand%3Dtouch%20{enc(m(6))}':\n"
@@ -171,7 +172,8 @@ def test_hostile_inventory_values_are_refused(sshd, learner, scratch):
 
 @pytest.mark.parametrize("spec", [
     "ssh://u@%2DoX", "ssh://u@-oX", "ssh://-oX@h", "ssh://u@h:22%20-oX", "ssh://u@h:22 -oX",
-    "ssh://u@h:٢٢", "ssh://u@h:+22", "ssh://u@h%0a", "ssh://u@h\n", "ssh://u@h\x00-oX", "ssh://u@\u2010oX",
+    "ssh://u@h:٢٢", "ssh://u@h:+22", "ssh://u@h%0a", "ssh://u@h\n", "ssh://u@h\x00-oX",
+    "ssh://u@\u2010oX",
     "ssh://u@h?ssh_config=/x", "ssh://u@h#x", "ssh://u@h/x", "ssh://u@h&x=1", "ssh://a@b@h",
     "ssh://u:pw@h", "ssh://u@[::1", "ssh://u@[::1]x", "ssh://u@[h]", "ssh://u@h:0",
     "ssh://u@h:65536", "ssh://u@", "ssh://u@h\ud800", "ssh://.u@h", "ssh://u@.h",

@@ -23,7 +23,8 @@ def test_one_line_with_options_and_comments():
     text = """\
 # deb https://download.virtualbox.org/virtualbox/debian bookworm contrib
 deb http://deb.debian.org/debian bookworm main   # trailing comment
-deb [ arch=amd64,i386 signed-by=/usr/share/keyrings/oracle-virtualbox-2016.gpg ] https://download.virtualbox.org/virtualbox/debian bookworm contrib
+deb [ arch=amd64,i386 signed-by=/usr/share/keyrings/oracle-virtualbox-2016.gpg ] \
+https://download.virtualbox.org/virtualbox/debian bookworm contrib
 deb-src [signed-by=/k.gpg] http://x.org/d bookworm main contrib
 not a source line
 """
@@ -69,7 +70,8 @@ Signed-By:
     a, b, c = srcs
     assert a.signed_by == "/usr/share/keyrings/oracle-virtualbox-2016.gpg" and a.enabled
     assert a.options["architectures"] == "amd64"
-    assert b.types == ("deb", "deb-src") and b.suites == ("bookworm-fasttrack", "bookworm-backports-staging")
+    assert b.types == ("deb", "deb-src") and b.suites == ("bookworm-fasttrack",
+                                                          "bookworm-backports-staging")
     assert not b.enabled
     assert "BEGIN PGP PUBLIC KEY BLOCK" in c.signed_by
     assert read_keys(c.signed_by.encode()).has(uid_marker="info@virtualbox.org")
@@ -83,7 +85,8 @@ def test_real_fasttrack_key_fingerprints_match_gpg():
     assert keys.fingerprints == (FASTTRACK_FPR, "1FC324F50C00F13AE448A88CC47F8A8AAD743EF7")
     assert keys.uids == ("Debian Fast Track Archive Signing Key <team@fasttrack.debian.net>",)
     assert keys.has(frozenset({FASTTRACK_FPR}))
-    assert not keys.has(frozenset({"B9F8D658297AF3EFC18D5CDFA2F683C52980AECF"}), "info@virtualbox.org")
+    assert not keys.has(frozenset({"B9F8D658297AF3EFC18D5CDFA2F683C52980AECF"}),
+                        "info@virtualbox.org")
 
 
 def test_armored_and_binary_forms_of_one_key_agree():
@@ -91,7 +94,8 @@ def test_armored_and_binary_forms_of_one_key_agree():
     armored = read_keys((FIX / "test-oracle-uid.asc").read_bytes())
     assert binary.valid and armored.valid and armored.armored and not binary.armored
     assert binary.fingerprints == armored.fingerprints
-    assert dearmor((FIX / "test-oracle-uid.asc").read_text()) == (FIX / "test-oracle-uid.gpg").read_bytes()
+    assert (dearmor((FIX / "test-oracle-uid.asc").read_text())
+            == (FIX / "test-oracle-uid.gpg").read_bytes())
 
 
 @pytest.mark.parametrize("content", [b"", b"not a key at all", b"\x99\x01", b"\xff" * 40])
@@ -101,22 +105,30 @@ def test_garbage_keyrings_are_not_valid(content):
 
 
 def test_keybox_like_file_still_shows_user_ids():
-    blob = b"KBXf\x00\x00" + b"\x00" * 20 + b"Oracle Corporation (VirtualBox archive signing key) <info@virtualbox.org>" + b"\x00"
+    blob = (b"KBXf\x00\x00" + b"\x00" * 20
+            + b"Oracle Corporation (VirtualBox archive signing key) <info@virtualbox.org>"
+            + b"\x00")
     assert read_keys(blob).has(uid_marker="info@virtualbox.org")
 
 
 def test_probe_reads_only_files_apt_reads_under_a_root(tmp_path):
     d = tmp_path / "etc/apt/sources.list.d"
     d.mkdir(parents=True)
-    (tmp_path / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
-    (d / "vbox.list").write_text("deb [signed-by=/usr/share/keyrings/k.gpg] https://download.virtualbox.org/virtualbox/debian bookworm contrib\n")
-    (d / "ft.sources").write_text("Types: deb\nURIs: https://fasttrack.debian.net/debian-fasttrack/\nSuites: bookworm-fasttrack\nComponents: main contrib\n")
+    (tmp_path / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm "
+                                                   "main\n")
+    (d / "vbox.list").write_text("deb [signed-by=/usr/share/keyrings/k.gpg] "
+                                 "https://download.virtualbox.org/virtualbox/debian bookworm "
+                                 "contrib\n")
+    (d / "ft.sources").write_text("Types: deb\n"
+                                  "URIs: https://fasttrack.debian.net/debian-fasttrack/\n"
+                                  "Suites: bookworm-fasttrack\nComponents: main contrib\n")
     (d / "vbox.list.save").write_text("deb https://ignored.example/ bookworm main\n")
     (d / "bad name.list").write_text("deb https://ignored.example/ bookworm main\n")
     (d / "vbox.list.disabled").write_text("deb https://ignored.example/ bookworm main\n")
     tg = tmp_path / "etc/apt/trusted.gpg.d"
     tg.mkdir()
-    (tg / "fasttrack-archive-keyring.gpg").write_bytes((FIX / "fasttrack-archive-keyring.gpg").read_bytes())
+    (tg / "fasttrack-archive-keyring.gpg").write_bytes(
+        (FIX / "fasttrack-archive-keyring.gpg").read_bytes())
     (tg / "notes.txt").write_text("ignored")
     apt = AptSources(testinfra.get_host("local://"), str(tmp_path))
     assert apt.source_files() == ["/etc/apt/sources.list", "/etc/apt/sources.list.d/ft.sources",

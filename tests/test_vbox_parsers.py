@@ -154,7 +154,8 @@ def test_recorded_snapshot_lists():
     assert rc == 1 and NO_SNAPSHOTS_RE.search(out)  # on stdout, exit code 1
     assert snapshots_from(parse_machinereadable(out)) == []
     rc, out, _ = recorded("snapshot-list-one")
-    assert rc == 0 and [s.name for s in snapshots_from(parse_machinereadable(out))] == ["installation propre"]
+    assert rc == 0 and ([s.name for s in snapshots_from(parse_machinereadable(out))]
+                        == ["installation propre"])
     tree = snapshots_from(parse_machinereadable(recorded("snapshot-list-tree")[1]))
     assert [(s.node, s.depth) for s in tree] == [("", 0), ("-1", 1), ("-1-1", 2)]
 
@@ -177,7 +178,8 @@ def test_unquoted_integers_are_ints_and_quoted_digits_stay_strings():
 def test_keys_with_spaces_and_repeated_nat_settings():
     info = parse_machinereadable('BIOS NVRAM File="/x/y.nvram"\nmtu="0"\nmtu="1500"\n')
     assert info.values["BIOS NVRAM File"] == "/x/y.nvram"
-    assert info.values["mtu"] == "1500" and [v for k, v in info.items if k == "mtu"] == ["0", "1500"]
+    assert (info.values["mtu"] == "1500"
+            and [v for k, v in info.items if k == "mtu"] == ["0", "1500"])
 
 
 def test_dvd_and_empty_slots_are_not_hard_disks():
