@@ -103,8 +103,8 @@ bridge_maxwait 0
 def test_source_glob_and_source_directory_are_followed():
     read, listdir = fs({
         "/etc/network/interfaces": DEBIAN_DEFAULT + "source-directory extra\n",
-        "/etc/network/interfaces.d/br0": "auto br0\niface br0 inet dhcp\n  bridge-ports enp1s0 "
-                                         "enp2s0\n",
+        "/etc/network/interfaces.d/br0": "auto br0\niface br0 inet dhcp\n"
+                                         "  bridge-ports enp1s0 enp2s0\n",
         "/etc/network/interfaces.d/.hidden": "iface hidden inet manual\n  bridge_ports x\n",
         # relative to the directory of the including file; run-parts names only
         "/etc/network/extra/vlan": "iface br9 inet manual\n\tbridge_ports none\n",
