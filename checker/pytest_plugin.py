@@ -206,8 +206,8 @@ def pytest_sessionfinish(session: Any) -> None:
     failed while it ran as a ``<failure>``, yet CI servers and JUnit readers tell the two
     apart (a broken environment, not a learner's mistake). The counts of each suite follow."""
     path = session.config.getoption("xmlpath", None)
-    if not path or not Path(path).is_file():
-        return
+    if not path or hasattr(session.config, "workerinput") or not Path(path).is_file():
+        return  # an xdist worker: the controller writes the file
     import xml.etree.ElementTree as ET
 
     tree = ET.parse(path)
