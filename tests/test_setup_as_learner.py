@@ -408,6 +408,8 @@ def test_jupyterlab_answers_and_saves_as_the_learner(learner):
 
 def test_mkdocs_serve_answers_as_the_learner(learner):
     port = free_port()
+    uid = pwd.getpwnam(learner.name).pw_uid
+    earlier = set(mkdocs_leftovers(Path("/tmp"), uid))  # a uid used before may have left some
     proc = learner.start([".venv/bin/mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"])
     try:
         status, body = wait_http(f"http://127.0.0.1:{port}/install/", proc)
@@ -418,7 +420,7 @@ def test_mkdocs_serve_answers_as_the_learner(learner):
         stop(proc)
     assert learner.foreign_files() == []
     # stopped with Ctrl-C, it leaves nothing behind
-    assert mkdocs_leftovers(Path("/tmp"), pwd.getpwnam(learner.name).pw_uid) == []
+    assert set(mkdocs_leftovers(Path("/tmp"), uid)) - earlier == set()
 
 
 def test_learner_without_root_gets_the_venv_and_the_one_apt_line(learner):
@@ -818,7 +820,6 @@ print(json.dumps(out))
         stop(proc)
         shutil.rmtree(log.parent, ignore_errors=True)
     assert who.foreign_files() == []
-    assert mkdocs_leftovers(who.root / "tmp", who.uid) == []  # Ctrl-C: nothing left
 
 
 def netns_get(netns: str, urls: list[str], wait: float = 120) -> list[tuple[int, str]]:
@@ -850,6 +851,8 @@ def test_debian13_mkdocs_serve_answers_on_loopback_inside(trixie_learner):
     who = trixie_learner
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="virtlab-mkdocs-")) / "mkdocs.log"
+    # the cached root filesystem's /tmp outlives each run (and its learner is always uid 1000)
+    earlier = set(mkdocs_leftovers(who.root / "tmp", who.uid))
     proc = who.start([".venv/bin/mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"], log)
     try:
         (s_fr, fr), (s_en, en) = netns_get(who.netns, [f"http://127.0.0.1:{port}/install/",
@@ -861,3 +864,5 @@ def test_debian13_mkdocs_serve_answers_on_loopback_inside(trixie_learner):
         stop(proc)
         shutil.rmtree(log.parent, ignore_errors=True)
     assert who.foreign_files() == []
+    # stopped with Ctrl-C, it leaves nothing behind
+    assert set(mkdocs_leftovers(who.root / "tmp", who.uid)) - earlier == set()
