@@ -234,11 +234,10 @@ def stop(proc: subprocess.Popen[str]) -> None:
     """End a process this test started, by its PID: Ctrl-C first, as the pages tell the
     learner (mkdocs serve and JupyterLab then remove their temporary folders), then SIGTERM,
     then SIGKILL."""
-    for end, wait in ((proc.send_signal, 20), (lambda _sig: proc.terminate(), 20),
-                      (lambda _sig: proc.kill(), 10)):
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         if proc.poll() is not None:
             break
-        end(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
